@@ -1,0 +1,84 @@
+//! The command line: one module per subcommand. Every subcommand reads the same
+//! configuration (`--config` or `FOOTFALL_CONFIG`, then `FOOTFALL_*` variables).
+
+pub mod purge;
+pub mod serve;
+pub mod site;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::store::clickhouse_store::ClickHouseStore;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "footfall",
+    version,
+    about = "Privacy-first, self-hosted web analytics"
+)]
+pub struct Cli {
+    /// TOML configuration file (default: $FOOTFALL_CONFIG, else none).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the collector: ingest endpoints, health and metrics.
+    Serve,
+    /// Manage the sites Footfall accepts events for.
+    #[command(subcommand)]
+    Site(site::SiteCommand),
+    /// Drop raw events older than the raw retention now.
+    Purge,
+    /// Apply pending schema migrations and exit.
+    Migrate,
+}
+
+/// Runs the parsed command line with the process environment.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    match cli.command {
+        Command::Serve => serve::run(config).await,
+        Command::Site(cmd) => site::run(&config, cmd).await,
+        Command::Purge => purge::run(&config).await,
+        Command::Migrate => {
+            let store = open_store(&config)?;
+            let ran = store.migrate().await.context("migrating the store")?;
+            println!(
+                "applied {} migration(s){}",
+                ran.len(),
+                if ran.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", ran.join(", "))
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The store the configuration names.
+pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    match &config.clickhouse {
+        Some(ch) => Ok(Arc::new(ClickHouseStore::new(ch))),
+        None => anyhow::bail!(
+            "no store configured: set FOOTFALL_CLICKHOUSE_URL (or `url` under [clickhouse] in the config file)"
+        ),
+    }
+}
+
+/// Opens the store and applies its migrations.
+pub async fn open_migrated_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let store = open_store(config)?;
+    store.migrate().await.context("migrating the store")?;
+    Ok(store)
+}

@@ -1,0 +1,160 @@
+//! `footfall serve`: wire the store, the pipeline, the writer and the HTTP layer together,
+//! run until SIGTERM/SIGINT, then stop accepting, drain the queue and flush before exiting.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::{SharedClock, SystemClock};
+use crate::config::Config;
+use crate::http::{AppState, router};
+use crate::ingest::geoip::GeoIp;
+use crate::ingest::pipeline::Pipeline;
+use crate::maintenance::Maintenance;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::writer::{self, WriterConfig, WriterReport};
+
+/// A running collector without its listener: what `serve` and in-process tests share.
+pub struct App {
+    pub state: AppState,
+    pub maintenance: Arc<Maintenance>,
+    shutdown: watch::Sender<bool>,
+    writer_task: JoinHandle<WriterReport>,
+    maintenance_task: JoinHandle<()>,
+}
+
+impl App {
+    /// Starts the writer and maintenance over a migrated `store`. Fails if the first
+    /// maintenance round (sites and salts) fails.
+    pub async fn start(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: SharedClock,
+    ) -> anyhow::Result<App> {
+        let geoip = match &config.geoip_db {
+            Some(path) => {
+                let db = GeoIp::open(path)?;
+                tracing::info!(database_type = db.database_type(), "GeoIP database loaded");
+                Some(db)
+            }
+            None => None,
+        };
+        let pipeline = Arc::new(Pipeline::new(geoip));
+        let metrics = Arc::new(Metrics::default());
+        let maintenance = Arc::new(Maintenance {
+            store: store.clone(),
+            pipeline: pipeline.clone(),
+            clock: clock.clone(),
+            raw_retention_days: config.raw_retention_days,
+        });
+        maintenance
+            .tick()
+            .await
+            .context("loading sites and salts from the store")?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (writer, writer_task) = writer::spawn(
+            store.clone(),
+            WriterConfig {
+                batch_size: config.batch_size,
+                flush_interval: config.flush_interval,
+                queue_capacity: config.queue_capacity,
+                drain_timeout: config.drain_timeout,
+            },
+            metrics.clone(),
+            shutdown_rx.clone(),
+        );
+        let maintenance_task = tokio::spawn(maintenance.clone().run(shutdown_rx));
+        let state = AppState {
+            pipeline,
+            writer,
+            store,
+            metrics,
+            clock,
+            trusted_proxies: config.trusted_proxies.clone().into(),
+        };
+        Ok(App {
+            state,
+            maintenance,
+            shutdown,
+            writer_task,
+            maintenance_task,
+        })
+    }
+
+    /// Stops maintenance, closes the queue and waits until the writer has drained it.
+    /// Every other clone of the state (the router's) must be dropped first.
+    pub async fn shutdown(self) -> WriterReport {
+        let _ = self.shutdown.send(true);
+        drop(self.state);
+        let _ = self.maintenance_task.await;
+        self.writer_task.await.unwrap_or_default()
+    }
+}
+
+/// Waits for the store and applies migrations, retrying while it is unreachable.
+async fn wait_for_store(store: &Arc<dyn Store>) -> anyhow::Result<()> {
+    let mut attempt = 0u32;
+    loop {
+        match store.migrate().await {
+            Ok(ran) => {
+                for name in ran {
+                    tracing::info!(migration = %name, "schema migration applied");
+                }
+                return Ok(());
+            }
+            Err(crate::store::StoreError::Unavailable(error)) if attempt < 60 => {
+                if attempt == 0 {
+                    tracing::warn!(%error, "store unreachable at start; retrying for up to 2 minutes");
+                }
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => return Err(e).context("preparing the store"),
+        }
+    }
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let store = super::open_store(&config)?;
+    wait_for_store(&store).await?;
+    let app = App::start(&config, store, Arc::new(SystemClock)).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, "footfall is listening");
+    let service = router(app.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped accepting; draining the queue");
+    let report = app.shutdown().await;
+    if report.lost > 0 {
+        anyhow::bail!("{} events could not be written before exit", report.lost);
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,411 @@
+//! Configuration: a pure function of an optional TOML file and the `FOOTFALL_*` environment.
+//!
+//! Every setting has one name. In the file it is a key (`batch_size`, or `url` inside a
+//! `[clickhouse]` table); in the environment it is `FOOTFALL_` plus the upper-cased flat name
+//! (`FOOTFALL_BATCH_SIZE`, `FOOTFALL_CLICKHOUSE_URL`). The environment wins over the file.
+//! Every value is validated here, at load time, and an error names the setting.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Settings that name a store, a directory, a listener or a limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub clickhouse: Option<ClickHouseConfig>,
+    pub geoip_db: Option<PathBuf>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub raw_retention_days: u32,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub queue_capacity: usize,
+    pub drain_timeout: Duration,
+}
+
+/// Where the ClickHouse store lives.
+#[derive(Clone, PartialEq)]
+pub struct ClickHouseConfig {
+    pub url: String,
+    pub user: String,
+    pub password: String,
+    pub database: String,
+}
+
+impl std::fmt::Debug for ClickHouseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClickHouseConfig")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .field("database", &self.database)
+            .finish()
+    }
+}
+
+/// A configuration problem, naming the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("config file {path}: unknown setting `{key}`")]
+    UnknownKey { path: PathBuf, key: String },
+    #[error("invalid value for `{field}` ({env}): {message}")]
+    Invalid {
+        field: &'static str,
+        env: String,
+        message: String,
+    },
+}
+
+/// The settings, with their flat names and defaults (`None`: no default).
+const SETTINGS: &[(&str, Option<&str>)] = &[
+    ("listen", Some("127.0.0.1:8000")),
+    ("data_dir", Some("./data")),
+    ("clickhouse_url", None),
+    ("clickhouse_user", Some("default")),
+    ("clickhouse_password", Some("")),
+    ("clickhouse_database", Some("footfall")),
+    ("geoip_db", None),
+    ("trusted_proxies", Some("")),
+    ("raw_retention_days", Some("30")),
+    ("batch_size", Some("10000")),
+    ("flush_interval_ms", Some("1000")),
+    ("queue_capacity", Some("100000")),
+    ("drain_timeout_secs", Some("30")),
+];
+
+/// Longest accepted value of any setting, in bytes.
+const MAX_VALUE_LEN: usize = 4096;
+
+impl Config {
+    /// Loads the configuration from an optional file and an environment (pass
+    /// `std::env::vars()` in production, a list in tests). `FOOTFALL_CONFIG` in `env` names
+    /// the file when `file` is `None`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("FOOTFALL_"))
+            .collect();
+        let file = file
+            .map(Path::to_path_buf)
+            .or_else(|| env.get("FOOTFALL_CONFIG").map(PathBuf::from));
+        let mut values: BTreeMap<&'static str, String> = BTreeMap::new();
+        for (name, default) in SETTINGS {
+            if let Some(d) = default {
+                values.insert(name, (*d).to_string());
+            }
+        }
+        if let Some(path) = &file {
+            for (key, value) in read_file(path)? {
+                values.insert(key, value);
+            }
+        }
+        for (name, _) in SETTINGS {
+            if let Some(v) = env.get(&env_name(name)) {
+                values.insert(name, v.clone());
+            }
+        }
+        let v = Values(values);
+        let clickhouse = match v.opt("clickhouse_url")? {
+            None => None,
+            Some(url) => Some(ClickHouseConfig {
+                url: parse_clickhouse_url(&url)?,
+                user: v.string("clickhouse_user")?,
+                password: v.string("clickhouse_password")?,
+                database: parse_identifier(
+                    "clickhouse_database",
+                    &v.string("clickhouse_database")?,
+                )?,
+            }),
+        };
+        let data_dir = PathBuf::from(v.string("data_dir")?);
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let geoip_db = v
+            .opt("geoip_db")?
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        if let Some(p) = &geoip_db {
+            if !p.is_file() {
+                return Err(invalid("geoip_db", format!("no file at {}", p.display())));
+            }
+        }
+        Ok(Config {
+            listen: v
+                .string("listen")?
+                .parse()
+                .map_err(|_| invalid("listen", "expected an address like 127.0.0.1:8000"))?,
+            data_dir,
+            clickhouse,
+            geoip_db,
+            trusted_proxies: parse_cidrs(&v.string("trusted_proxies")?)?,
+            raw_retention_days: v.number("raw_retention_days", 1, 3650)? as u32,
+            batch_size: v.number("batch_size", 1, 1_000_000)? as usize,
+            flush_interval: Duration::from_millis(v.number("flush_interval_ms", 10, 600_000)?),
+            queue_capacity: v.number("queue_capacity", 1, 10_000_000)? as usize,
+            drain_timeout: Duration::from_secs(v.number("drain_timeout_secs", 0, 3600)?),
+        })
+    }
+}
+
+fn env_name(name: &str) -> String {
+    format!("FOOTFALL_{}", name.to_ascii_uppercase())
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        env: env_name(field),
+        message: message.into(),
+    }
+}
+
+fn setting_name(key: &str) -> Option<&'static str> {
+    SETTINGS.iter().map(|(n, _)| *n).find(|n| *n == key)
+}
+
+/// Reads the TOML file into flat `name -> value` pairs.
+fn read_file(path: &Path) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::Toml {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })?;
+    let mut out = Vec::new();
+    let unknown = |key: String| ConfigError::UnknownKey {
+        path: path.to_path_buf(),
+        key,
+    };
+    for (key, value) in table {
+        if let toml::Value::Table(inner) = value {
+            for (k, v) in inner {
+                let flat = format!("{key}_{k}");
+                let name = setting_name(&flat).ok_or_else(|| unknown(format!("{key}.{k}")))?;
+                out.push((name, toml_scalar(name, v)?));
+            }
+        } else {
+            let name = setting_name(&key).ok_or_else(|| unknown(key.clone()))?;
+            out.push((name, toml_scalar(name, value)?));
+        }
+    }
+    Ok(out)
+}
+
+fn toml_scalar(name: &'static str, value: toml::Value) -> Result<String, ConfigError> {
+    match value {
+        toml::Value::String(s) => Ok(s),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        toml::Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                toml::Value::String(s) => Ok(s),
+                _ => Err(invalid(name, "list items must be strings")),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(|v| v.join(",")),
+        _ => Err(invalid(
+            name,
+            "expected a string, a number or a list of strings",
+        )),
+    }
+}
+
+struct Values(BTreeMap<&'static str, String>);
+
+impl Values {
+    fn opt(&self, field: &'static str) -> Result<Option<String>, ConfigError> {
+        match self.0.get(field) {
+            Some(v) if v.len() > MAX_VALUE_LEN => Err(invalid(field, "value is too long")),
+            Some(v) if v.chars().any(char::is_control) => {
+                Err(invalid(field, "value contains control characters"))
+            }
+            other => Ok(other.cloned()),
+        }
+    }
+
+    fn string(&self, field: &'static str) -> Result<String, ConfigError> {
+        Ok(self.opt(field)?.unwrap_or_default())
+    }
+
+    fn number(&self, field: &'static str, min: u64, max: u64) -> Result<u64, ConfigError> {
+        let raw = self.string(field)?;
+        let n: u64 = raw
+            .trim()
+            .parse()
+            .map_err(|_| invalid(field, format!("`{raw}` is not a whole number")))?;
+        if n < min || n > max {
+            return Err(invalid(field, format!("{n} is outside {min}..={max}")));
+        }
+        Ok(n)
+    }
+}
+
+fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| invalid("trusted_proxies", format!("`{s}` is not an IP or CIDR")))
+        })
+        .collect()
+}
+
+fn parse_clickhouse_url(raw: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| invalid("clickhouse_url", format!("`{raw}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(
+            "clickhouse_url",
+            "must start with http:// or https://",
+        ));
+    }
+    if url.host_str().is_none() {
+        return Err(invalid("clickhouse_url", "has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "clickhouse_url",
+            "put credentials in clickhouse_user / clickhouse_password, not in the URL",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn parse_identifier(field: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= 64
+        && raw.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !raw.starts_with(|c: char| c.is_ascii_digit());
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(invalid(
+            field,
+            format!("`{raw}` must be 1-64 letters, digits or _, not starting with a digit"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.raw_retention_days, 30);
+        assert!(c.clickhouse.is_none());
+        assert!(c.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let dir = std::env::temp_dir().join(format!("ff-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("footfall.toml");
+        std::fs::write(
+            &path,
+            "batch_size = 500\ntrusted_proxies = [\"10.0.0.0/8\"]\n[clickhouse]\nurl = \"http://ch:8123/\"\ndatabase = \"stats\"\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), env(&[("FOOTFALL_BATCH_SIZE", "700")])).unwrap();
+        assert_eq!(c.batch_size, 700);
+        assert_eq!(
+            c.trusted_proxies,
+            vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+        );
+        let ch = c.clickhouse.unwrap();
+        assert_eq!(ch.url, "http://ch:8123");
+        assert_eq!(ch.database, "stats");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_field() {
+        let cases = [
+            ("FOOTFALL_LISTEN", "nowhere", "listen"),
+            ("FOOTFALL_RAW_RETENTION_DAYS", "0", "raw_retention_days"),
+            ("FOOTFALL_BATCH_SIZE", "ten", "batch_size"),
+            ("FOOTFALL_FLUSH_INTERVAL_MS", "1", "flush_interval_ms"),
+            (
+                "FOOTFALL_TRUSTED_PROXIES",
+                "10.0.0.0/8,banana",
+                "trusted_proxies",
+            ),
+            ("FOOTFALL_CLICKHOUSE_URL", "ftp://x", "clickhouse_url"),
+            ("FOOTFALL_GEOIP_DB", "/nonexistent/file.mmdb", "geoip_db"),
+            ("FOOTFALL_QUEUE_CAPACITY", "99999999999", "queue_capacity"),
+        ];
+        for (key, value, field) in cases {
+            let err = Config::load(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(field), "{key}={value}: {err}");
+        }
+        let err = Config::load(
+            None,
+            env(&[
+                ("FOOTFALL_CLICKHOUSE_URL", "http://x"),
+                ("FOOTFALL_CLICKHOUSE_DATABASE", "a;drop"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("clickhouse_database"), "{err}");
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = std::env::temp_dir().join(format!("ff-config-unknown-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("footfall.toml");
+        std::fs::write(&path, "batch_sise = 5\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("batch_sise"), "{err}");
+        std::fs::write(&path, "[clickhouse]\nhost = \"x\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[])).unwrap_err().to_string();
+        assert!(err.contains("clickhouse.host"), "{err}");
+    }
+
+    #[test]
+    fn password_is_not_printed_in_debug() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("FOOTFALL_CLICKHOUSE_URL", "http://x"),
+                ("FOOTFALL_CLICKHOUSE_PASSWORD", "hunter2"),
+            ]),
+        )
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,52 @@
+//! The one error type of the HTTP layer: every client-caused failure becomes a status code
+//! and a JSON body `{"error": "..."}` that names the mistake; internal detail stays in logs.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::ingest::body::BodyError;
+use crate::ingest::pipeline::RejectReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("request body is too large")]
+    TooLarge,
+    #[error("the collector cannot take more events right now; retry later")]
+    Busy { retry_after_secs: u32 },
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge => ApiError::TooLarge,
+            other => ApiError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+impl From<RejectReason> for ApiError {
+    fn from(e: RejectReason) -> Self {
+        ApiError::BadRequest(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        if let ApiError::Busy { retry_after_secs } = self {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,123 @@
+//! `POST /api/event` and `GET /api/event.gif`.
+//!
+//! Both parse their wire format ([`crate::ingest::body`]), find the client address, run the
+//! pipeline and queue the rows. Answers: 202 `ok` when queued or deliberately dropped (the
+//! `x-footfall-dropped` header names the reason), 400/413 with a JSON error for bad input, 503
+//! with `Retry-After` when the queue is full. The pixel answers a 1×1 GIF instead of `ok`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiError, AppState, DROP_HEADER};
+use crate::ingest::body::{EventInput, MAX_BODY_BYTES, parse_body, parse_query};
+use crate::ingest::ip::client_ip;
+use crate::ingest::pipeline::{Outcome, Request};
+
+/// A transparent 1×1 GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+/// User-agents longer than this are not a browser's.
+const MAX_USER_AGENT_BYTES: usize = 2048;
+/// Seconds a client is told to wait when the queue is full.
+const RETRY_AFTER_SECS: u32 = 5;
+
+pub async fn post_event(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    state.metrics.received.fetch_add(1, Ordering::Relaxed);
+    let result = async {
+        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::TooLarge)?;
+        let input = parse_body(&bytes)?;
+        ingest(&state, input, peer, &headers)
+    }
+    .await;
+    let response = result.inspect_err(|_| {
+        state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    })?;
+    let mut r = (StatusCode::ACCEPTED, "ok").into_response();
+    if let Some(reason) = response {
+        r.headers_mut()
+            .insert(DROP_HEADER, HeaderValue::from_static(reason));
+    }
+    Ok(r)
+}
+
+pub async fn get_pixel(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    state.metrics.received.fetch_add(1, Ordering::Relaxed);
+    let result = parse_query(query.as_deref().unwrap_or(""))
+        .map_err(ApiError::from)
+        .and_then(|input| ingest(&state, input, peer, &headers));
+    let dropped = result.inspect_err(|_| {
+        state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+    })?;
+    let mut r = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "image/gif"),
+            (header::CACHE_CONTROL, "no-store, max-age=0"),
+        ],
+        PIXEL,
+    )
+        .into_response();
+    if let Some(reason) = dropped {
+        r.headers_mut()
+            .insert(DROP_HEADER, HeaderValue::from_static(reason));
+    }
+    Ok(r)
+}
+
+/// Runs the pipeline and queues the rows; `Ok(Some(reason))` when dropped on purpose.
+fn ingest(
+    state: &AppState,
+    input: EventInput,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<Option<&'static str>, ApiError> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|ua| ua.len() <= MAX_USER_AGENT_BYTES)
+        .unwrap_or("");
+    let request = Request {
+        input,
+        client_ip: client_ip(peer.ip(), headers, &state.trusted_proxies),
+        user_agent,
+        received_at: state.clock.now(),
+    };
+    match state.pipeline.process(&request)? {
+        Outcome::Dropped(reason) => {
+            state.metrics.dropped(reason);
+            Ok(Some(reason.as_str()))
+        }
+        Outcome::Accepted(rows) => {
+            let n = rows.len() as u64;
+            state.writer.try_enqueue(rows).map_err(|_| {
+                state.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
+                ApiError::Busy {
+                    retry_after_secs: RETRY_AFTER_SECS,
+                }
+            })?;
+            state.metrics.accepted.fetch_add(n, Ordering::Relaxed);
+            Ok(None)
+        }
+    }
+}

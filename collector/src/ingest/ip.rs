@@ -1,0 +1,125 @@
+//! The client's IP address: where it comes from and how it is truncated.
+//!
+//! The socket peer is the client unless the peer is a trusted proxy; then the right-most
+//! address of `X-Forwarded-For` that is not itself a trusted proxy is the client (or
+//! `X-Real-IP` when there is no `X-Forwarded-For`). The full address is used only in memory
+//! for the visitor hash; everything else sees [`truncate`]d addresses (IPv4 /24, IPv6 /48).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use axum::http::HeaderMap;
+use ipnet::IpNet;
+
+/// Most `X-Forwarded-For` entries looked at.
+const MAX_FORWARDED_HOPS: usize = 20;
+
+/// The client address of a request that arrived from `peer`.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer);
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(parse_forwarded)
+        .collect();
+    if !forwarded.is_empty() {
+        let hops = forwarded.iter().rev().take(MAX_FORWARDED_HOPS);
+        let mut last = peer;
+        for ip in hops {
+            last = *ip;
+            if !is_trusted(ip) {
+                return *ip;
+            }
+        }
+        return last;
+    }
+    headers
+        .get("x-real-ip")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_forwarded)
+        .unwrap_or(peer)
+}
+
+fn parse_forwarded(s: &str) -> Option<IpAddr> {
+    let s = s.trim();
+    s.parse::<IpAddr>()
+        .ok()
+        .or_else(|| s.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+        .map(canonical)
+}
+
+/// IPv4-mapped IPv6 addresses become plain IPv4.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// IPv4 to its /24, IPv6 to its /48.
+pub fn truncate(ip: IpAddr) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn untrusted_peer_headers_are_ignored() {
+        let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-real-ip", "5.6.7.8")]);
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &[]), ip("9.9.9.9"));
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        assert_eq!(client_ip(ip("9.9.9.9"), &h, &trusted), ip("9.9.9.9"));
+    }
+
+    #[test]
+    fn trusted_proxy_forwards_the_client() {
+        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let h = headers(&[("x-forwarded-for", "spoofed, 1.2.3.4, 10.0.0.7")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
+        let h = headers(&[("x-real-ip", "2001:db8::1")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("2001:db8::1"));
+        let h = headers(&[("x-forwarded-for", "garbage")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        let h = headers(&[("x-forwarded-for", "1.2.3.4:5678")]);
+        assert_eq!(
+            client_ip(ip("::ffff:10.0.0.1"), &h, &trusted),
+            ip("1.2.3.4")
+        );
+    }
+
+    #[test]
+    fn truncation() {
+        assert_eq!(truncate(ip("81.2.69.142")), ip("81.2.69.0"));
+        assert_eq!(truncate(ip("::ffff:81.2.69.142")), ip("81.2.69.0"));
+        assert_eq!(truncate(ip("2001:db8:abcd:1234::1")), ip("2001:db8:abcd::"));
+    }
+}

@@ -1,0 +1,140 @@
+//! Sessions: a visit ends after 30 minutes without an event.
+//!
+//! Kept in memory, keyed by (site, visitor hash). At midnight the visitor hash changes with
+//! the salt, so a lookup also tries the hash under yesterday's salt and carries an open
+//! session over to the new hash: a session continues across midnight. Entries idle longer
+//! than the timeout are swept; the map is bounded by the number of visitors active in the
+//! last 30 minutes.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, Utc};
+
+/// Inactivity after which a session ends.
+pub const SESSION_TIMEOUT: Duration = Duration::minutes(30);
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    session_id: u64,
+    last_seen: DateTime<Utc>,
+}
+
+/// The open sessions of this collector.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    map: Mutex<HashMap<(u32, u64), Entry>>,
+}
+
+/// Whether an event may open a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Pageviews and custom events start a session when none is open.
+    Allowed,
+    /// Engagement events only extend an open session.
+    ExistingOnly,
+}
+
+impl Sessions {
+    /// The session of `visitor` at `now`, opened or continued. `previous_visitor` is the
+    /// visitor's hash under yesterday's salt, if it is still held. `None` when `open` is
+    /// [`Open::ExistingOnly`] and no session is open.
+    pub fn touch(
+        &self,
+        site_id: u32,
+        visitor: u64,
+        previous_visitor: Option<u64>,
+        now: DateTime<Utc>,
+        open: Open,
+    ) -> Option<u64> {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let alive = |e: &Entry| {
+            now - e.last_seen <= SESSION_TIMEOUT && e.last_seen - now <= SESSION_TIMEOUT
+        };
+        let mut current = map.get(&(site_id, visitor)).copied().filter(alive);
+        if current.is_none() {
+            if let Some(prev) = previous_visitor.filter(|p| *p != visitor) {
+                current = map.remove(&(site_id, prev)).filter(alive);
+            }
+        }
+        let session_id = match current {
+            Some(e) => e.session_id,
+            None if open == Open::ExistingOnly => return None,
+            None => rand::random::<u64>().max(1),
+        };
+        let last_seen = current.map_or(now, |e| e.last_seen.max(now));
+        map.insert(
+            (site_id, visitor),
+            Entry {
+                session_id,
+                last_seen,
+            },
+        );
+        Some(session_id)
+    }
+
+    /// Forgets sessions idle longer than the timeout; returns how many remain.
+    pub fn sweep(&self, now: DateTime<Utc>) -> usize {
+        let mut map = self
+            .map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.retain(|_, e| now - e.last_seen <= SESSION_TIMEOUT);
+        map.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(min: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_764_028_800, 0).unwrap() + Duration::minutes(min)
+    }
+
+    #[test]
+    fn thirty_minutes_of_inactivity_end_a_session() {
+        let s = Sessions::default();
+        let a = s.touch(1, 42, None, t(0), Open::Allowed).unwrap();
+        assert_eq!(s.touch(1, 42, None, t(29), Open::Allowed), Some(a));
+        assert_eq!(s.touch(1, 42, None, t(59), Open::Allowed), Some(a));
+        let b = s.touch(1, 42, None, t(90), Open::Allowed).unwrap();
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn sites_and_visitors_are_separate() {
+        let s = Sessions::default();
+        let a = s.touch(1, 42, None, t(0), Open::Allowed);
+        assert_ne!(s.touch(2, 42, None, t(1), Open::Allowed), a);
+        assert_ne!(s.touch(1, 43, None, t(1), Open::Allowed), a);
+    }
+
+    #[test]
+    fn continues_across_midnight_under_the_new_hash() {
+        let s = Sessions::default();
+        let a = s.touch(1, 100, None, t(0), Open::Allowed).unwrap();
+        // New day: new hash 200, previous hash 100.
+        assert_eq!(s.touch(1, 200, Some(100), t(10), Open::Allowed), Some(a));
+        assert_eq!(s.touch(1, 200, Some(100), t(20), Open::Allowed), Some(a));
+    }
+
+    #[test]
+    fn engagement_does_not_open_sessions() {
+        let s = Sessions::default();
+        assert_eq!(s.touch(1, 5, None, t(0), Open::ExistingOnly), None);
+        let a = s.touch(1, 5, None, t(1), Open::Allowed);
+        assert_eq!(s.touch(1, 5, None, t(2), Open::ExistingOnly), a);
+    }
+
+    #[test]
+    fn sweep_forgets_idle_sessions() {
+        let s = Sessions::default();
+        s.touch(1, 1, None, t(0), Open::Allowed);
+        s.touch(1, 2, None, t(20), Open::Allowed);
+        assert_eq!(s.sweep(t(40)), 1);
+    }
+}

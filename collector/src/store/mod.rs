@@ -1,0 +1,98 @@
+//! Storage: the one interface the rest of Footfall talks to, and its implementations.
+//!
+//! The [`Store`] trait is small on purpose. It stores raw events in batches, keeps the site
+//! list and the daily salts that several collectors share, and drops whole days of raw events
+//! for retention. A store promises:
+//! - `insert_events` is all-or-nothing for a batch, and an `Ok` means the rows are durable;
+//! - `put_salt` never replaces an existing salt of that day, so collectors converge on the
+//!   first one written; `delete_salts_before` removes the salt bytes from storage, not only
+//!   from view;
+//! - `purge_events_before` drops every raw event of the UTC days before the given one.
+
+pub mod clickhouse_store;
+
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::visitor::Salt;
+
+/// One stored raw event (a pageview, custom event or engagement event).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, clickhouse::Row)]
+pub struct EventRow {
+    pub site_id: u32,
+    /// UTC seconds since the epoch.
+    pub timestamp: u32,
+    pub name: String,
+    pub hostname: String,
+    pub pathname: String,
+    pub visitor_id: u64,
+    pub session_id: u64,
+    pub referrer: String,
+    pub referrer_source: String,
+    pub channel: String,
+    pub utm_medium: String,
+    pub utm_source: String,
+    pub utm_campaign: String,
+    pub utm_content: String,
+    pub utm_term: String,
+    pub browser: String,
+    pub browser_version: String,
+    pub os: String,
+    pub os_version: String,
+    pub device: String,
+    pub country_code: String,
+    pub region: String,
+    pub city: String,
+    pub screen_width: u16,
+    pub props_keys: Vec<String>,
+    pub props_values: Vec<String>,
+    /// Millionths of `revenue_currency`; 0 without revenue.
+    pub revenue_micros: i64,
+    pub revenue_currency: String,
+    pub interactive: u8,
+    pub engagement_ms: u32,
+    /// 0-100; 255 when not measured.
+    pub scroll_depth: u8,
+}
+
+/// A site Footfall accepts events for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+pub struct Site {
+    pub id: u32,
+    pub domain: String,
+    /// IANA time zone name; days are cut in it.
+    pub timezone: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store query failed: {0}")]
+    Query(String),
+    #[error("site {0} already exists")]
+    SiteExists(String),
+    #[error("migration {name} failed: {message}")]
+    Migration { name: String, message: String },
+}
+
+/// The storage interface. See the module documentation for what each call promises.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Applies the schema migrations not applied yet; returns the names applied now.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError>;
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Writes a batch of events, all or nothing.
+    async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError>;
+    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError>;
+    /// Every salt still stored, one per day (the first written wins).
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError>;
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError>;
+    /// Deletes the salts of the days before `day`.
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError>;
+    /// Drops the raw events of the UTC days before `day`; returns how many days were dropped.
+    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
+}
