@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Starts a throw-away ClickHouse server (Debian's clickhouse-server) on a free loopback port
-# with its own data directory. Prints "export FOOTFALL_TEST_CLICKHOUSE_URL=..." and the PID file.
+# with its own data directory, installing Debian's package first if it is missing.
+# Prints "export FOOTFALL_TEST_CLICKHOUSE_URL=...". Starting again with the same DIR reuses
+# its ports and data (tests stop and restart a server this way).
 # Usage: scripts/clickhouse-test-server.sh start DIR | stop DIR
 set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?data dir}
@@ -13,7 +15,13 @@ start)
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clickhouse-server clickhouse-client >&2
   fi
   mkdir -p "$dir/data" "$dir/tmp" "$dir/log" "$dir/user_files" "$dir/format_schemas"
-  http=$(free_port); tcp=$(free_port)
+  if [ -f "$dir/ports" ]; then
+    # A restart keeps the ports and the data of the earlier start.
+    read -r http tcp < "$dir/ports"
+  else
+    http=$(free_port); tcp=$(free_port)
+    echo "$http $tcp" > "$dir/ports"
+  fi
   cat > "$dir/config.xml" <<XML
 <?xml version="1.0"?>
 <yandex>
@@ -53,7 +61,10 @@ XML
   done
   echo "clickhouse-server did not start; log:" >&2; tail -20 "$dir/log/"*.log >&2; exit 1 ;;
 stop)
-  [ -f "$dir/pid" ] && kill "$(cat "$dir/pid")" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$(cat "$dir/pid" 2>/dev/null)" 2>/dev/null || break; sleep 0.2; done ;;
+  pid=$(cat "$dir/pid" 2>/dev/null || true)
+  [ -n "$pid" ] || exit 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || exit 0; sleep 0.2; done
+  kill -9 "$pid" 2>/dev/null || true ;;
 *) echo "usage: $0 start|stop DIR" >&2; exit 2 ;;
 esac

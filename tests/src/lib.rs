@@ -1,1 +1,334 @@
-//! End-to-end test support for Footfall.
+//! Support for Footfall's end-to-end tests: real ClickHouse servers, a fresh database per
+//! test, the `footfall` binary as a child process, and in-process apps with a driven clock.
+//!
+//! Tests find the shared ClickHouse server in `FOOTFALL_TEST_CLICKHOUSE_URL` (its data
+//! directory in `FOOTFALL_TEST_CLICKHOUSE_DIR`); `scripts/test.sh` starts one. Tests that stop
+//! a server start their own with `scripts/clickhouse-test-server.sh`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use footfall::cli::serve::App;
+use footfall::clock::ManualClock;
+use footfall::config::{ClickHouseConfig, Config};
+use footfall::store::Store;
+use footfall::store::clickhouse_store::ClickHouseStore;
+
+/// A Chrome 131 user-agent on Windows 10.
+pub const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn geoip_city_db() -> PathBuf {
+    workspace_root().join("tests/fixtures/geoip/GeoIP2-City-Test.mmdb")
+}
+
+/// The shared test server's URL.
+pub fn clickhouse_url() -> String {
+    std::env::var("FOOTFALL_TEST_CLICKHOUSE_URL")
+        .expect("FOOTFALL_TEST_CLICKHOUSE_URL is not set: run the tests with scripts/test.sh")
+}
+
+/// Connection settings for a database named after the test, dropped first if it exists.
+pub async fn fresh_database(url: &str, test: &str) -> ClickHouseConfig {
+    let database = format!("t_{test}");
+    let client = clickhouse::Client::default()
+        .with_url(url)
+        .with_validation(false);
+    client
+        .query("DROP DATABASE IF EXISTS ?")
+        .bind(clickhouse::sql::Identifier(&database))
+        .execute()
+        .await
+        .expect("dropping the test database");
+    ClickHouseConfig {
+        url: url.to_string(),
+        user: "default".into(),
+        password: String::new(),
+        database,
+    }
+}
+
+/// A client for reading what a test stored.
+pub fn client(ch: &ClickHouseConfig) -> clickhouse::Client {
+    clickhouse::Client::default()
+        .with_url(&ch.url)
+        .with_database(&ch.database)
+        .with_validation(false)
+}
+
+/// Every table of the test database as TSV text.
+pub async fn dump_tables(ch: &ClickHouseConfig) -> Vec<(String, String)> {
+    let c = client(ch);
+    let tables: Vec<String> = c
+        .query("SELECT name FROM system.tables WHERE database = ? ORDER BY name")
+        .bind(ch.database.as_str())
+        .fetch_all()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let mut cursor = c
+            .query("SELECT * FROM ?")
+            .bind(clickhouse::sql::Identifier(&table))
+            .fetch_bytes("TSV")
+            .unwrap();
+        let mut text = Vec::new();
+        while let Some(chunk) = cursor.next().await.unwrap() {
+            text.extend_from_slice(&chunk);
+        }
+        out.push((table, String::from_utf8_lossy(&text).into_owned()));
+    }
+    out
+}
+
+pub async fn count(ch: &ClickHouseConfig, filter: &str) -> u64 {
+    client(ch)
+        .query(&format!("SELECT count() FROM events WHERE {filter}"))
+        .fetch_one()
+        .await
+        .unwrap_or(0)
+}
+
+/// Polls until `count(filter)` reaches `want` or `timeout` passes; returns the last count.
+pub async fn wait_for_count(
+    ch: &ClickHouseConfig,
+    filter: &str,
+    want: u64,
+    timeout: Duration,
+) -> u64 {
+    let start = Instant::now();
+    loop {
+        let n = count(ch, filter).await;
+        if n >= want || start.elapsed() > timeout {
+            return n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A configuration for tests: fast flushes, the City test database.
+pub fn test_config(ch: ClickHouseConfig) -> Config {
+    let mut config = Config::load(None, Vec::new()).unwrap();
+    config.clickhouse = Some(ch);
+    config.flush_interval = Duration::from_millis(20);
+    config.geoip_db = Some(geoip_city_db());
+    config
+}
+
+/// An in-process collector on a migrated store with a manual clock.
+pub struct TestApp {
+    pub app: App,
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub ch: ClickHouseConfig,
+}
+
+impl TestApp {
+    pub async fn start(
+        test: &str,
+        sites: &[(&str, &str)],
+        start: chrono::DateTime<chrono::Utc>,
+    ) -> TestApp {
+        let ch = fresh_database(&clickhouse_url(), test).await;
+        let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&ch));
+        store.migrate().await.unwrap();
+        for (domain, tz) in sites {
+            store.add_site(domain, tz).await.unwrap();
+        }
+        let clock = ManualClock::new(start);
+        let app = App::start(&test_config(ch.clone()), store.clone(), clock.clone())
+            .await
+            .unwrap();
+        TestApp {
+            app,
+            store,
+            clock,
+            ch,
+        }
+    }
+
+    /// Sends one request through the router as if from `peer`.
+    pub async fn send(
+        &self,
+        peer: &str,
+        request: axum::http::Request<axum::body::Body>,
+    ) -> axum::http::Response<axum::body::Body> {
+        use tower::ServiceExt;
+        let peer: SocketAddr = format!("{peer}:40000").parse().unwrap();
+        footfall::http::router(self.app.state.clone())
+            .layer(axum::extract::connect_info::MockConnectInfo(peer))
+            .oneshot(request)
+            .await
+            .unwrap()
+    }
+
+    /// POSTs an event body with a user-agent.
+    pub async fn post_event(
+        &self,
+        peer: &str,
+        ua: &str,
+        body: &str,
+    ) -> axum::http::Response<axum::body::Body> {
+        let req = axum::http::Request::post("/api/event")
+            .header("content-type", "text/plain")
+            .header("user-agent", ua)
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        self.send(peer, req).await
+    }
+}
+
+/// A free loopback port (released before it is returned).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `footfall` binary of this build.
+pub fn footfall_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let bin = dir.join("footfall");
+    assert!(
+        bin.is_file(),
+        "{} missing: run `cargo build --bin footfall` first",
+        bin.display()
+    );
+    bin
+}
+
+/// `footfall` running as a child process, its stderr in a log file.
+pub struct Process {
+    pub child: Child,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+impl Process {
+    /// Runs `footfall serve` with `env` (plus a listen address) and waits for `/healthz`.
+    pub async fn serve(env: &[(&str, String)], log: PathBuf) -> Process {
+        let port = free_port();
+        let mut cmd = Command::new(footfall_bin());
+        cmd.arg("serve")
+            .env_clear()
+            .env("FOOTFALL_LISTEN", format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("starting footfall");
+        let p = Process {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(r) = http.get(format!("{}/healthz", p.base)).send().await {
+                if r.status().is_success() {
+                    return p;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "footfall did not start: {}",
+            std::fs::read_to_string(&p.log).unwrap_or_default()
+        );
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for exit and returns the exit code.
+    pub fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        None
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A ClickHouse server of a test's own, which it may stop and start again.
+pub struct OwnClickHouse {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+}
+
+impl OwnClickHouse {
+    pub fn start() -> OwnClickHouse {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Self::run_script("start", dir.path());
+        OwnClickHouse { dir, url }
+    }
+
+    fn run_script(action: &str, dir: &Path) -> String {
+        let out = Command::new(workspace_root().join("scripts/clickhouse-test-server.sh"))
+            .arg(action)
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "clickhouse {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    pub fn stop(&self) {
+        Self::run_script("stop", self.dir.path());
+    }
+
+    pub fn restart(&self) {
+        Self::run_script("start", self.dir.path());
+    }
+}
+
+impl Drop for OwnClickHouse {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
