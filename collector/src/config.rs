@@ -139,10 +139,10 @@ impl Config {
             .opt("geoip_db")?
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
-        if let Some(p) = &geoip_db {
-            if !p.is_file() {
-                return Err(invalid("geoip_db", format!("no file at {}", p.display())));
-            }
+        if let Some(p) = &geoip_db
+            && !p.is_file()
+        {
+            return Err(invalid("geoip_db", format!("no file at {}", p.display())));
         }
         Ok(Config {
             listen: v

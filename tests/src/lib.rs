@@ -218,7 +218,7 @@ pub struct Process {
 
 impl Process {
     /// Runs `footfall serve` with `env` (plus a listen address) and waits for `/healthz`.
-    pub async fn serve(env: &[(&str, String)], log: PathBuf) -> Process {
+    pub async fn serve(env: &[(String, String)], log: PathBuf) -> Process {
         let port = free_port();
         let mut cmd = Command::new(footfall_bin());
         cmd.arg("serve")
@@ -239,10 +239,10 @@ impl Process {
         let http = reqwest::Client::new();
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(30) {
-            if let Ok(r) = http.get(format!("{}/healthz", p.base)).send().await {
-                if r.status().is_success() {
-                    return p;
-                }
+            if let Ok(r) = http.get(format!("{}/healthz", p.base)).send().await
+                && r.status().is_success()
+            {
+                return p;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

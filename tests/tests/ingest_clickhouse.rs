@@ -139,7 +139,7 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily() {
     t.clock.advance(Span::minutes(31));
     send("/c").await;
     assert_eq!(wait_for_count(&t.ch, "1", 3, WAIT).await, 3);
-    let rows = stored(&t).await;
+    let rows = stored(t).await;
     assert_eq!(
         rows[0].session_id, rows[1].session_id,
         "within 30 minutes: same session"
@@ -158,7 +158,7 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily() {
     t.app.maintenance.tick().await.unwrap();
     send("/d").await;
     assert_eq!(wait_for_count(&t.ch, "1", 4, WAIT).await, 4);
-    let rows = stored(&t).await;
+    let rows = stored(t).await;
     assert_ne!(rows[3].visitor_id, rows[0].visitor_id);
     // The new day's salt is the ratchet of the previous one.
     let salts = t.store.salts().await.unwrap();

@@ -42,10 +42,10 @@ impl IntoResponse for ApiError {
             ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         };
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
-        if let ApiError::Busy { retry_after_secs } = self {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
+        if let ApiError::Busy { retry_after_secs } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
     }

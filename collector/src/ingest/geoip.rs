@@ -147,6 +147,29 @@ mod tests {
     }
 
     #[test]
+    fn geolite2_city_layout() {
+        let db = fixture("GeoLite2-City-Test.mmdb");
+        assert_eq!(
+            db.lookup("175.16.199.0".parse().unwrap()),
+            geo("CN", "CN-22", "Changchun")
+        );
+    }
+
+    #[test]
+    fn flat_country_code_layout() {
+        let db = fixture("country-code-test.mmdb");
+        assert_eq!(
+            db.lookup("198.51.100.0".parse().unwrap()),
+            geo("DK", "", "")
+        );
+        assert_eq!(
+            db.lookup("2001:db8:1::".parse().unwrap()),
+            geo("SE", "", "")
+        );
+        assert_eq!(db.lookup("192.0.2.0".parse().unwrap()), Geo::default());
+    }
+
+    #[test]
     fn country_layout() {
         let db = fixture("GeoIP2-Country-Test.mmdb");
         let g = db.lookup("175.16.199.0".parse().unwrap());

@@ -54,11 +54,9 @@ pub fn normalise(raw: &str, hash_mode: bool) -> Result<Page, PageError> {
     if pathname.is_empty() {
         pathname.push('/');
     }
-    if hash_mode {
-        if let Some(fragment) = url.fragment().filter(|f| !f.is_empty()) {
-            pathname.push('#');
-            pathname.push_str(&percent_encoding::percent_decode_str(fragment).decode_utf8_lossy());
-        }
+    if hash_mode && let Some(fragment) = url.fragment().filter(|f| !f.is_empty()) {
+        pathname.push('#');
+        pathname.push_str(&percent_encoding::percent_decode_str(fragment).decode_utf8_lossy());
     }
     let mut page = Page {
         hostname: strip_www(&host.to_ascii_lowercase()).to_string(),

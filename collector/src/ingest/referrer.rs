@@ -450,10 +450,12 @@ fn lookup_host(host: &str) -> Option<&'static Known> {
     let labels: Vec<&str> = host.split('.').collect();
     for (i, label) in labels.iter().enumerate() {
         let suffix = &labels[i + 1..];
-        if !suffix.is_empty() && suffix.len() <= 2 && suffix.iter().all(|l| l.len() <= 3) {
-            if let Some(k) = index.by_brand.get(label) {
-                return Some(k);
-            }
+        if !suffix.is_empty()
+            && suffix.len() <= 2
+            && suffix.iter().all(|l| l.len() <= 3)
+            && let Some(k) = index.by_brand.get(label)
+        {
+            return Some(k);
         }
     }
     None
@@ -485,23 +487,22 @@ pub fn referrer_host(referrer: &str) -> Option<String> {
 pub fn classify(referrer: Option<&str>, page: &Page) -> Source {
     let mut out = Source::default();
     let mut category = None;
-    if let Some(raw) = referrer {
-        if let (Some(host), Ok(url)) = (referrer_host(raw), url::Url::parse(raw)) {
-            if host != page.hostname {
-                let path = url.path();
-                out.referrer = if path == "/" {
-                    host.clone()
-                } else {
-                    format!("{host}{path}")
-                };
-                match lookup_host(&host) {
-                    Some(k) => {
-                        out.source = k.name.to_string();
-                        category = Some(k.category);
-                    }
-                    None => out.source = host,
-                }
+    if let Some(raw) = referrer
+        && let (Some(host), Ok(url)) = (referrer_host(raw), url::Url::parse(raw))
+        && host != page.hostname
+    {
+        let path = url.path();
+        out.referrer = if path == "/" {
+            host.clone()
+        } else {
+            format!("{host}{path}")
+        };
+        match lookup_host(&host) {
+            Some(k) => {
+                out.source = k.name.to_string();
+                category = Some(k.category);
             }
+            None => out.source = host,
         }
     }
     let utm_source = page.utm.source.to_lowercase();

@@ -55,10 +55,10 @@ impl Sessions {
             now - e.last_seen <= SESSION_TIMEOUT && e.last_seen - now <= SESSION_TIMEOUT
         };
         let mut current = map.get(&(site_id, visitor)).copied().filter(alive);
-        if current.is_none() {
-            if let Some(prev) = previous_visitor.filter(|p| *p != visitor) {
-                current = map.remove(&(site_id, prev)).filter(alive);
-            }
+        if current.is_none()
+            && let Some(prev) = previous_visitor.filter(|p| *p != visitor)
+        {
+            current = map.remove(&(site_id, prev)).filter(alive);
         }
         let session_id = match current {
             Some(e) => e.session_id,

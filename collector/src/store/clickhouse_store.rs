@@ -24,6 +24,17 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
     include_str!("../../../schema/clickhouse/0001_init.sql"),
 )];
 
+// Every statement this store sends; `sample_statements` renders them for portability checks.
+const SQL_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition";
+const SQL_DROP_PARTITION: &str = "ALTER TABLE ? DROP PARTITION ?";
+const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
+const SQL_CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = MergeTree ORDER BY version";
+const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
+const SQL_SITES: &str =
+    "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
+const SQL_SALTS: &str =
+    "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
+
 /// A ClickHouse database holding one Footfall deployment.
 pub struct ClickHouseStore {
     server: Client,
@@ -118,9 +129,42 @@ impl ClickHouseStore {
         }
     }
 
+    /// Every statement the store sends, with sample values bound, as the server receives
+    /// it: for checking that the SQL runs on current ClickHouse releases too.
+    pub fn sample_statements(&self) -> Vec<String> {
+        let render = |q: clickhouse::query::Query| q.sql_display().to_string();
+        let mut out = vec![
+            render(
+                self.server
+                    .query(SQL_CREATE_DATABASE)
+                    .bind(Identifier(&self.database)),
+            ),
+            SQL_CREATE_MIGRATIONS.to_string(),
+        ];
+        out.extend(MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql)));
+        out.extend([
+            SQL_APPLIED_MIGRATIONS.to_string(),
+            SQL_SITES.to_string(),
+            SQL_SALTS.to_string(),
+            render(
+                self.db
+                    .query(SQL_PARTITIONS)
+                    .bind(self.database.as_str())
+                    .bind("events"),
+            ),
+            render(
+                self.db
+                    .query(SQL_DROP_PARTITION)
+                    .bind(Identifier("events"))
+                    .bind("2026-01-01"),
+            ),
+        ]);
+        out
+    }
+
     async fn partitions(&self, table: &str) -> Result<Vec<String>, StoreError> {
         self.db
-            .query("SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition")
+            .query(SQL_PARTITIONS)
             .bind(self.database.as_str())
             .bind(table)
             .fetch_all::<String>()
@@ -136,7 +180,7 @@ impl ClickHouseStore {
             let date = partition.trim_matches('\'');
             if NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() && date < cutoff.as_str() {
                 self.db
-                    .query("ALTER TABLE ? DROP PARTITION ?")
+                    .query(SQL_DROP_PARTITION)
                     .bind(Identifier(table))
                     .bind(date)
                     .execute()
@@ -153,19 +197,19 @@ impl ClickHouseStore {
 impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         self.server
-            .query("CREATE DATABASE IF NOT EXISTS ?")
+            .query(SQL_CREATE_DATABASE)
             .bind(Identifier(&self.database))
             .execute()
             .await
             .map_err(unavailable)?;
         self.db
-            .query("CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = MergeTree ORDER BY version")
+            .query(SQL_CREATE_MIGRATIONS)
             .execute()
             .await
             .map_err(unavailable)?;
         let applied: Vec<u32> = self
             .db
-            .query("SELECT DISTINCT version FROM footfall_migrations")
+            .query(SQL_APPLIED_MIGRATIONS)
             .fetch_all()
             .await
             .map_err(unavailable)?;
@@ -230,7 +274,7 @@ impl Store for ClickHouseStore {
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
         let rows: Vec<SiteRow> = self
             .db
-            .query("SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id")
+            .query(SQL_SITES)
             .fetch_all()
             .await
             .map_err(unavailable)?;
@@ -275,7 +319,7 @@ impl Store for ClickHouseStore {
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
         let rows: Vec<SaltOut> = self
             .db
-            .query("SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day")
+            .query(SQL_SALTS)
             .fetch_all()
             .await
             .map_err(unavailable)?;

@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Runs Footfall's ClickHouse statements through chDB, the current ClickHouse engine in process.
+
+Usage: chdb_check.py STATEMENTS.json
+The JSON holds {"database": NAME, "statements": [SQL, ...]} as the store renders them
+(`ClickHouseStore::sample_statements`). The first statement creates the database; the rest run
+inside it, with a sample row in each table before the reads, so that syntax the current engine
+has removed or deprecated (old MergeTree parameters, runningDifference, ...) fails here.
+"""
+import json
+import sys
+
+from chdb import session
+
+
+def main() -> int:
+    with open(sys.argv[1], encoding="utf-8") as f:
+        spec = json.load(f)
+    statements = spec["statements"]
+    sess = session.Session()
+    samples = [
+        "INSERT INTO events (site_id, timestamp, name, hostname, pathname, visitor_id, session_id, "
+        "props_keys, props_values) VALUES (1, toDateTime('2026-01-01 10:00:00', 'UTC'), 'pageview', "
+        "'example.com', '/', 42, 7, ['plan'], ['pro'])",
+        "INSERT INTO sites (id, domain, timezone, created_at) VALUES (1, 'example.com', 'UTC', now())",
+        "INSERT INTO salts (day, salt, created_at) VALUES ('2026-01-01', 'ab', now())",
+    ]
+    order = [statements[0], f"USE {spec['database']}"]
+    creates = [s for s in statements[1:] if s.lstrip().upper().startswith("CREATE")]
+    others = [s for s in statements[1:] if s not in creates]
+    order += creates + samples + others
+    for sql in order:
+        try:
+            sess.query(sql)
+        except Exception as e:  # chDB raises its own error types
+            print(f"FAILED on current ClickHouse ({sess.query('SELECT version()')!s}):\n{sql}\n{e}")
+            return 1
+        print(f"ok: {sql.splitlines()[0][:100]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
+# installs what the tests need (Debian's clickhouse-server, chDB in a venv, cargo-deny),
+# checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
+# port, runs every unit and end-to-end test, and stops the server again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+step() { printf '\n==> %s\n' "$*"; }
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+step "test tools"
+if ! command -v clickhouse-server >/dev/null; then
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq clickhouse-server clickhouse-client
+fi
+tools="$root/target/test-tools"
+mkdir -p "$tools"
+if ! "$tools/chdb/bin/python" -c 'import chdb' 2>/dev/null; then
+  python3 -m venv "$tools/chdb"
+  "$tools/chdb/bin/pip" install -q chdb-core-lite
+fi
+export FOOTFALL_TEST_CHDB_PYTHON="$tools/chdb/bin/python"
+if ! cargo deny --version >/dev/null 2>&1; then
+  cargo install cargo-deny --locked
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "lint"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "licences and bans"
+cargo deny check licenses bans
+
+step "build"
+cargo build --workspace --all-targets
+
+step "ClickHouse test server"
+work=$(mktemp -d)
+trap 'scripts/clickhouse-test-server.sh stop "$work/ch"; rm -rf "$work"' EXIT
+eval "$(scripts/clickhouse-test-server.sh start "$work/ch")"
+export FOOTFALL_TEST_CLICKHOUSE_DIR="$work/ch/data"
+echo "ClickHouse at $FOOTFALL_TEST_CLICKHOUSE_URL"
+
+step "tests"
+cargo test --workspace
