@@ -397,3 +397,30 @@ async fn salts_are_deleted_after_48_hours_and_purge_drops_old_days() {
     assert_eq!(t.app.maintenance.purge().await.unwrap(), 1);
     assert_eq!(count(&t.ch, "1").await, 0);
 }
+
+#[tokio::test]
+async fn cors_preflight_allows_post_from_any_origin_without_credentials() {
+    let t = TestApp::start("cors", &[("example.com", "UTC")], start_time()).await;
+    let preflight = Request::builder()
+        .method("OPTIONS")
+        .uri("/api/event")
+        .header("origin", "https://example.com")
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .body(Body::empty())
+        .unwrap();
+    let r = t.send("2.2.3.77", preflight).await;
+    assert!(r.status().is_success(), "{}", r.status());
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
+    assert!(
+        r.headers()
+            .get("access-control-allow-credentials")
+            .is_none()
+    );
+}
