@@ -1,5 +1,7 @@
-//! Support for Footfall's end-to-end tests: real ClickHouse servers, a fresh database per
-//! test, the `footfall` binary as a child process, and in-process apps with a driven clock.
+//! Support for Footfall's end-to-end tests: both real stores (a fresh SQLite directory or a
+//! fresh ClickHouse database per test), the `footfall` binary as a child process, and
+//! in-process apps with a driven clock. [`both_stores!`] makes one test per store of each
+//! listed test function.
 //!
 //! Tests find the shared ClickHouse server in `FOOTFALL_TEST_CLICKHOUSE_URL` (its data
 //! directory in `FOOTFALL_TEST_CLICKHOUSE_DIR`); `scripts/test.sh` starts one. Tests that stop
@@ -14,8 +16,10 @@ use std::time::{Duration, Instant};
 use footfall::cli::serve::App;
 use footfall::clock::ManualClock;
 use footfall::config::{ClickHouseConfig, Config};
+use footfall::store::EventRow;
 use footfall::store::Store;
 use footfall::store::clickhouse_store::ClickHouseStore;
+use footfall::store::sqlite_store::SqliteStore;
 
 /// A Chrome 131 user-agent on Windows 10.
 pub const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -65,8 +69,8 @@ pub fn client(ch: &ClickHouseConfig) -> clickhouse::Client {
         .with_validation(false)
 }
 
-/// Every table of the test database as TSV text.
-pub async fn dump_tables(ch: &ClickHouseConfig) -> Vec<(String, String)> {
+/// Every table of a ClickHouse test database as TSV text.
+pub async fn dump_clickhouse_tables(ch: &ClickHouseConfig) -> Vec<(String, String)> {
     let c = client(ch);
     let tables: Vec<String> = c
         .query("SELECT name FROM system.tables WHERE database = ? ORDER BY name")
@@ -90,70 +94,233 @@ pub async fn dump_tables(ch: &ClickHouseConfig) -> Vec<(String, String)> {
     out
 }
 
-pub async fn count(ch: &ClickHouseConfig, filter: &str) -> u64 {
-    client(ch)
-        .query(&format!("SELECT count() FROM events WHERE {filter}"))
-        .fetch_one()
-        .await
-        .unwrap_or(0)
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    ClickHouse,
 }
 
-/// Polls until `count(filter)` reaches `want` or `timeout` passes; returns the last count.
-pub async fn wait_for_count(
-    ch: &ClickHouseConfig,
-    filter: &str,
-    want: u64,
-    timeout: Duration,
-) -> u64 {
-    let start = Instant::now();
-    loop {
-        let n = count(ch, filter).await;
-        if n >= want || start.elapsed() > timeout {
-            return n;
+/// Generates `mod sqlite` and `mod clickhouse`, each with one `#[tokio::test]` per listed
+/// function; every function takes a [`Backend`].
+#[macro_export]
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Sqlite).await })*
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        mod clickhouse {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::ClickHouse).await })*
+        }
+    };
+}
+
+/// A fresh, migrated store for one test, and where its bytes live on disk.
+pub struct TestStore {
+    pub backend: Backend,
+    pub store: Arc<dyn Store>,
+    /// A configuration naming this store (fast flushes, the City test database).
+    pub config: Config,
+    /// The store's files, when the test can see them.
+    pub files: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub async fn new(backend: Backend, test: &str) -> TestStore {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::load(None, Vec::new()).unwrap();
+        config.flush_interval = Duration::from_millis(20);
+        config.geoip_db = Some(geoip_city_db());
+        config.data_dir = dir.path().join("data");
+        let (store, files): (Arc<dyn Store>, _) = match backend {
+            Backend::Sqlite => (
+                Arc::new(SqliteStore::open(&config.data_dir).unwrap()),
+                Some(config.data_dir.clone()),
+            ),
+            Backend::ClickHouse => {
+                let ch = fresh_database(&clickhouse_url(), test).await;
+                let files = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR")
+                    .ok()
+                    .map(|d| PathBuf::from(d).join("data").join(&ch.database));
+                config.clickhouse = Some(ch.clone());
+                (Arc::new(ClickHouseStore::new(&ch)), files)
+            }
+        };
+        store.migrate().await.unwrap();
+        TestStore {
+            backend,
+            store,
+            config,
+            files,
+            _dir: dir,
+        }
+    }
+
+    /// The environment that points a `footfall` process at this store.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            (
+                "FOOTFALL_DATA_DIR".to_string(),
+                self.config.data_dir.display().to_string(),
+            ),
+            (
+                "FOOTFALL_GEOIP_DB".to_string(),
+                geoip_city_db().display().to_string(),
+            ),
+        ];
+        if let Some(ch) = &self.config.clickhouse {
+            env.push(("FOOTFALL_CLICKHOUSE_URL".into(), ch.url.clone()));
+            env.push(("FOOTFALL_CLICKHOUSE_DATABASE".into(), ch.database.clone()));
+        }
+        env
+    }
+
+    /// Every stored event of every site, in time order.
+    pub async fn events(&self) -> Vec<EventRow> {
+        let mut out = Vec::new();
+        for site in self.store.sites().await.unwrap() {
+            out.extend(
+                self.store
+                    .read_events(site.id, 0, u32::MAX, 10_000_000)
+                    .await
+                    .unwrap(),
+            );
+        }
+        out.sort_by(|a, b| {
+            (a.timestamp, a.site_id, &a.name, &a.pathname).cmp(&(
+                b.timestamp,
+                b.site_id,
+                &b.name,
+                &b.pathname,
+            ))
+        });
+        out
+    }
+
+    /// Polls until at least `want` events are stored or `timeout` passes.
+    pub async fn wait_for_events(&self, want: usize, timeout: Duration) -> Vec<EventRow> {
+        let start = Instant::now();
+        loop {
+            let events = self.events().await;
+            if events.len() >= want || start.elapsed() > timeout {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every table of the store as text (BLOBs as hex): for searching what is stored.
+    pub async fn dump_tables(&self) -> Vec<(String, String)> {
+        match &self.config.clickhouse {
+            Some(ch) => dump_clickhouse_tables(ch).await,
+            None => dump_sqlite_tables(
+                &self
+                    .config
+                    .data_dir
+                    .join(footfall::store::sqlite_store::DB_FILE),
+            ),
+        }
+    }
+
+    /// Paths of the store's files that contain `needle`.
+    pub fn files_containing(&self, needle: &[u8]) -> Vec<PathBuf> {
+        let Some(root) = &self.files else {
+            return Vec::new();
+        };
+        let mut found = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if std::fs::read(&path)
+                    .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+                {
+                    found.push(path);
+                }
+            }
+        }
+        found
     }
 }
 
-/// A configuration for tests: fast flushes, the City test database.
-pub fn test_config(ch: ClickHouseConfig) -> Config {
-    let mut config = Config::load(None, Vec::new()).unwrap();
-    config.clickhouse = Some(ch);
-    config.flush_interval = Duration::from_millis(20);
-    config.geoip_db = Some(geoip_city_db());
-    config
+fn dump_sqlite_tables(path: &Path) -> Vec<(String, String)> {
+    use rusqlite::types::ValueRef;
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut out = Vec::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\"")).unwrap();
+        let columns = stmt.column_count();
+        let mut text = String::new();
+        let mut rows = stmt.query([]).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                let cell = match row.get_ref(i).unwrap() {
+                    ValueRef::Null => String::new(),
+                    ValueRef::Integer(n) => n.to_string(),
+                    ValueRef::Real(f) => f.to_string(),
+                    ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    ValueRef::Blob(b) => b.iter().map(|x| format!("{x:02x}")).collect(),
+                };
+                text.push_str(&cell);
+                text.push('\t');
+            }
+            text.push('\n');
+        }
+        out.push((table, text));
+    }
+    out
 }
 
-/// An in-process collector on a migrated store with a manual clock.
+/// An in-process collector on a fresh store with a manual clock.
 pub struct TestApp {
     pub app: App,
-    pub store: Arc<dyn Store>,
+    pub t: TestStore,
     pub clock: Arc<ManualClock>,
-    pub ch: ClickHouseConfig,
 }
 
 impl TestApp {
     pub async fn start(
+        backend: Backend,
         test: &str,
         sites: &[(&str, &str)],
         start: chrono::DateTime<chrono::Utc>,
     ) -> TestApp {
-        let ch = fresh_database(&clickhouse_url(), test).await;
-        let store: Arc<dyn Store> = Arc::new(ClickHouseStore::new(&ch));
-        store.migrate().await.unwrap();
+        Self::start_with(backend, test, sites, start, |_| {}).await
+    }
+
+    /// Like [`TestApp::start`], with a chance to change the configuration first.
+    pub async fn start_with(
+        backend: Backend,
+        test: &str,
+        sites: &[(&str, &str)],
+        start: chrono::DateTime<chrono::Utc>,
+        change: impl FnOnce(&mut Config),
+    ) -> TestApp {
+        let mut t = TestStore::new(backend, test).await;
         for (domain, tz) in sites {
-            store.add_site(domain, tz).await.unwrap();
+            t.store.add_site(domain, tz).await.unwrap();
         }
+        change(&mut t.config);
         let clock = ManualClock::new(start);
-        let app = App::start(&test_config(ch.clone()), store.clone(), clock.clone())
+        let app = App::start(&t.config, t.store.clone(), clock.clone())
             .await
             .unwrap();
-        TestApp {
-            app,
-            store,
-            clock,
-            ch,
-        }
+        TestApp { app, t, clock }
     }
 
     /// Sends one request through the router as if from `peer`.

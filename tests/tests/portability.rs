@@ -7,13 +7,12 @@ use footfall::store::clickhouse_store::ClickHouseStore;
 fn schema_and_statements_run_on_current_clickhouse() {
     let python = std::env::var("FOOTFALL_TEST_CHDB_PYTHON")
         .expect("FOOTFALL_TEST_CHDB_PYTHON is not set: run the tests with scripts/test.sh, which installs chdb-core-lite");
-    let ch = footfall_tests::test_config(footfall::config::ClickHouseConfig {
+    let store = ClickHouseStore::new(&footfall::config::ClickHouseConfig {
         url: "http://127.0.0.1:1".into(),
         user: "default".into(),
         password: String::new(),
         database: "footfall_portability".into(),
     });
-    let store = ClickHouseStore::new(ch.clickhouse.as_ref().unwrap());
     let statements = store.sample_statements();
     assert!(statements.len() >= 8);
     let spec = serde_json::json!({ "database": "footfall_portability", "statements": statements });

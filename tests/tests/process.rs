@@ -1,36 +1,32 @@
-//! The `footfall` binary as a user runs it: logs, signals, and a ClickHouse that goes away.
+//! The `footfall` binary as a user runs it: logs, signals, crashes, and a ClickHouse that
+//! goes away. Each test but the outage one runs on both stores.
 
 use std::time::Duration;
 
-use footfall::config::ClickHouseConfig;
-use footfall_tests::{
-    CHROME_UA, OwnClickHouse, Process, clickhouse_url, count, dump_tables, fresh_database,
-    wait_for_count,
-};
+use footfall_tests::{Backend, CHROME_UA, OwnClickHouse, Process, TestStore, both_stores};
+
+both_stores!(
+    no_full_ip_raw_user_agent_or_salt_is_stored_or_logged,
+    sigterm_drains_every_queued_event,
+    an_acknowledged_batch_survives_sigkill,
+);
 
 const PROBE_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 PrivacyProbe/7.3";
 
-fn env_for(ch: &ClickHouseConfig, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let geoip = footfall_tests::geoip_city_db().display().to_string();
-    let base = [
-        ("FOOTFALL_CLICKHOUSE_URL", ch.url.as_str()),
-        ("FOOTFALL_CLICKHOUSE_DATABASE", ch.database.as_str()),
-        ("FOOTFALL_GEOIP_DB", geoip.as_str()),
-        ("FOOTFALL_TRUSTED_PROXIES", "127.0.0.1/32"),
-        ("FOOTFALL_FLUSH_INTERVAL_MS", "50"),
-    ];
-    base.iter()
-        .chain(extra)
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+fn env_for(t: &TestStore, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = t.env();
+    env.push(("FOOTFALL_TRUSTED_PROXIES".into(), "127.0.0.1/32".into()));
+    env.push(("FOOTFALL_FLUSH_INTERVAL_MS".into(), "50".into()));
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
 }
 
-async fn add_site(ch: &ClickHouseConfig, domain: &str) {
+/// `footfall site add` through the CLI, as a user would.
+fn add_site(t: &TestStore, domain: &str) {
     let out = std::process::Command::new(footfall_tests::footfall_bin())
         .args(["site", "add", domain, "--timezone", "Europe/Copenhagen"])
         .env_clear()
-        .env("FOOTFALL_CLICKHOUSE_URL", &ch.url)
-        .env("FOOTFALL_CLICKHOUSE_DATABASE", &ch.database)
+        .envs(t.env())
         .output()
         .unwrap();
     assert!(
@@ -52,20 +48,36 @@ async fn post(
         .header("user-agent", ua)
         .header("x-forwarded-for", ip)
         .header("content-type", "text/plain")
-        .body(format!(r#"{{"n":"pageview","u":"https://example.com{path}","d":"example.com","r":"https://news.ycombinator.com/item?id=1"}}"#))
+        .body(format!(
+            r#"{{"n":"pageview","u":"https://example.com{path}","d":"example.com","r":"https://news.ycombinator.com/item?id=1"}}"#
+        ))
         .send()
         .await
         .map(|r| r.status())
         .unwrap_or(reqwest::StatusCode::BAD_GATEWAY)
 }
 
-#[tokio::test]
-async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged() {
-    let ch = fresh_database(&clickhouse_url(), "privacy").await;
-    add_site(&ch, "example.com").await;
+async fn written(http: &reqwest::Client, base: &str) -> u64 {
+    let text = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("footfall_events_written_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged(b: Backend) {
+    let t = TestStore::new(b, "privacy").await;
+    add_site(&t, "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut p = Process::serve(
-        &env_for(&ch, &[("FOOTFALL_LOG", "trace")]),
+        &env_for(&t, &[("FOOTFALL_LOG", "trace")]),
         log.path().to_path_buf(),
     )
     .await;
@@ -93,18 +105,18 @@ async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        wait_for_count(&ch, "1", 3, Duration::from_secs(10)).await,
-        3
-    );
+    assert_eq!(t.wait_for_events(3, Duration::from_secs(10)).await.len(), 3);
     p.signal("TERM");
     assert_eq!(p.wait(Duration::from_secs(30)), Some(0));
 
-    let salts: Vec<String> = footfall_tests::client(&ch)
-        .query("SELECT salt FROM salts")
-        .fetch_all()
+    let salts: Vec<String> = t
+        .store
+        .salts()
         .await
-        .unwrap();
+        .unwrap()
+        .iter()
+        .map(|(_, s)| s.0.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
     assert!(!salts.is_empty());
     let logs = p.log_text();
     assert!(
@@ -112,20 +124,23 @@ async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged() {
         "the log was captured: {logs}"
     );
     let mut forbidden: Vec<String> = ips.iter().map(|s| s.to_string()).collect();
-    forbidden.extend([
-        "2.2.3.78".into(),
-        "2.2.3.79".into(),
-        "2001:480:10::abcd".into(),
-        "PrivacyProbe".into(),
-        PROBE_UA.into(),
-    ]);
+    forbidden.extend(
+        [
+            "2.2.3.78",
+            "2.2.3.79",
+            "2001:480:10::abcd",
+            "PrivacyProbe",
+            PROBE_UA,
+        ]
+        .map(String::from),
+    );
     for needle in &forbidden {
         assert!(!logs.contains(needle.as_str()), "log contains {needle}");
     }
     for salt in &salts {
         assert!(!logs.contains(salt.as_str()), "log contains a salt");
     }
-    for (table, text) in dump_tables(&ch).await {
+    for (table, text) in t.dump_tables().await {
         for needle in &forbidden {
             assert!(
                 !text.contains(needle.as_str()),
@@ -141,34 +156,23 @@ async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged() {
             }
         }
     }
-    // Truncated addresses were still good enough for the city.
-    assert_eq!(count(&ch, "city = 'Boxford'").await, 1);
-    assert_eq!(count(&ch, "city = 'Changchun'").await, 1);
-    assert_eq!(count(&ch, "city = 'San Diego'").await, 1);
-    if let Ok(dir) = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR") {
-        let db_dir = format!("{dir}/data/{}", ch.database);
-        for needle in ["PrivacyProbe", "2.2.3.77", "175.16.199.201"] {
-            let found = std::process::Command::new("grep")
-                .args(["-rl", needle, &db_dir])
-                .output()
-                .unwrap();
-            assert!(
-                found.stdout.is_empty(),
-                "{needle} on disk: {}",
-                String::from_utf8_lossy(&found.stdout)
-            );
-        }
+    for needle in ["PrivacyProbe", "2.2.3.77", "175.16.199.201"] {
+        let found = t.files_containing(needle.as_bytes());
+        assert!(found.is_empty(), "{needle} on disk: {found:?}");
     }
+    // Truncated addresses were still good enough for the city.
+    let mut cities: Vec<String> = t.events().await.into_iter().map(|e| e.city).collect();
+    cities.sort();
+    assert_eq!(cities, ["Boxford", "Changchun", "San Diego"]);
 }
 
-#[tokio::test]
-async fn sigterm_drains_every_queued_event() {
-    let ch = fresh_database(&clickhouse_url(), "sigterm").await;
-    add_site(&ch, "example.com").await;
+async fn sigterm_drains_every_queued_event(b: Backend) {
+    let t = TestStore::new(b, "sigterm").await;
+    add_site(&t, "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     // A long interval and a large batch: nothing is written until shutdown.
     let env = env_for(
-        &ch,
+        &t,
         &[
             ("FOOTFALL_FLUSH_INTERVAL_MS", "600000"),
             ("FOOTFALL_BATCH_SIZE", "100000"),
@@ -184,19 +188,84 @@ async fn sigterm_drains_every_queued_event() {
         );
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(count(&ch, "1").await, 0, "still queued before the signal");
+    assert!(
+        t.events().await.is_empty(),
+        "still queued before the signal"
+    );
     p.signal("TERM");
     assert_eq!(p.wait(Duration::from_secs(30)), Some(0), "{}", p.log_text());
-    assert_eq!(count(&ch, "1").await, 300);
+    assert_eq!(t.events().await.len(), 300);
 }
 
-#[tokio::test]
-async fn events_survive_a_clickhouse_outage() {
-    let server = OwnClickHouse::start();
-    let ch = fresh_database(&server.url, "outage").await;
-    add_site(&ch, "example.com").await;
+async fn an_acknowledged_batch_survives_sigkill(b: Backend) {
+    let t = TestStore::new(b, "sigkill").await;
+    add_site(&t, "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
-    let p = Process::serve(&env_for(&ch, &[]), log.path().to_path_buf()).await;
+    let env = env_for(&t, &[("FOOTFALL_FLUSH_INTERVAL_MS", "20")]);
+    let mut p = Process::serve(&env, log.path().to_path_buf()).await;
+    let http = reqwest::Client::new();
+    for i in 0..200 {
+        post(
+            &http,
+            &p.base,
+            &format!("2.2.3.{}", i % 250),
+            CHROME_UA,
+            &format!("/{i}"),
+        )
+        .await;
+    }
+    // Wait until the store has acknowledged all of them, then kill without warning.
+    let start = std::time::Instant::now();
+    while written(&http, &p.base).await < 200 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(written(&http, &p.base).await, 200);
+    p.signal("KILL");
+    p.wait(Duration::from_secs(10));
+    drop(p);
+    // A new process on the same store finds every acknowledged event.
+    let log2 = tempfile::NamedTempFile::new().unwrap();
+    let p2 = Process::serve(&env, log2.path().to_path_buf()).await;
+    assert_eq!(
+        post(&http, &p2.base, "2.2.3.1", CHROME_UA, "/after").await,
+        202
+    );
+    let events = t.wait_for_events(201, Duration::from_secs(10)).await;
+    assert_eq!(events.len(), 201);
+    assert_eq!(
+        events.iter().filter(|e| e.pathname != "/after").count(),
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clickhouse_outage_loses_nothing() {
+    let server = OwnClickHouse::start();
+    let ch = footfall_tests::fresh_database(&server.url, "outage").await;
+    let data = tempfile::tempdir().unwrap();
+    let env: Vec<(String, String)> = [
+        ("FOOTFALL_CLICKHOUSE_URL", ch.url.as_str()),
+        ("FOOTFALL_CLICKHOUSE_DATABASE", ch.database.as_str()),
+        ("FOOTFALL_DATA_DIR", data.path().to_str().unwrap()),
+        ("FOOTFALL_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("FOOTFALL_FLUSH_INTERVAL_MS", "50"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let out = std::process::Command::new(footfall_tests::footfall_bin())
+        .args(["site", "add", "example.com"])
+        .env_clear()
+        .envs(env.clone())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let p = Process::serve(&env, log.path().to_path_buf()).await;
     let http = reqwest::Client::new();
     let mut accepted = 0u64;
     let mut send = async |from: usize, to: usize| {
@@ -224,12 +293,20 @@ async fn events_survive_a_clickhouse_outage() {
     server.restart();
     send(400, 500).await;
     assert_eq!(accepted, 500, "the queue had room for everything");
-    assert_eq!(
-        wait_for_count(&ch, "1", 500, Duration::from_secs(60)).await,
-        500
-    );
+    let client = footfall_tests::client(&ch);
+    let count = async || {
+        client
+            .query("SELECT count() FROM events")
+            .fetch_one::<u64>()
+            .await
+            .unwrap_or(0)
+    };
+    let start = std::time::Instant::now();
+    while count().await < 500 && start.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(count(&ch, "1").await, 500, "every event exactly once");
+    assert_eq!(count().await, 500, "every event exactly once");
     let logs = p.log_text();
     assert_eq!(
         logs.matches("store write failed").count(),

@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::store::Store;
 use crate::store::clickhouse_store::ClickHouseStore;
+use crate::store::sqlite_store::SqliteStore;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,6 +26,9 @@ pub struct Cli {
     /// TOML configuration file (default: $FOOTFALL_CONFIG, else none).
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
+    /// Directory of the embedded store and other local state (overrides FOOTFALL_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,7 +48,11 @@ pub enum Command {
 
 /// Runs the parsed command line with the process environment.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = cli.data_dir {
+        anyhow::ensure!(!dir.as_os_str().is_empty(), "--data-dir must not be empty");
+        config.data_dir = dir;
+    }
     match cli.command {
         Command::Serve => serve::run(config).await,
         Command::Site(cmd) => site::run(&config, cmd).await,
@@ -66,13 +74,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The store the configuration names.
+/// The store the configuration names: ClickHouse when a URL is set, else the embedded
+/// SQLite store in the data directory.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     match &config.clickhouse {
         Some(ch) => Ok(Arc::new(ClickHouseStore::new(ch))),
-        None => anyhow::bail!(
-            "no store configured: set FOOTFALL_CLICKHOUSE_URL (or `url` under [clickhouse] in the config file)"
-        ),
+        None => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
     }
 }
 

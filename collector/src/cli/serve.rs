@@ -121,6 +121,10 @@ async fn wait_for_store(store: &Arc<dyn Store>) -> anyhow::Result<()> {
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = super::open_store(&config)?;
+    match &config.clickhouse {
+        Some(ch) => tracing::info!(url = %ch.url, database = %ch.database, "store: ClickHouse"),
+        None => tracing::info!(data_dir = %config.data_dir.display(), "store: embedded SQLite"),
+    }
     wait_for_store(&store).await?;
     let app = App::start(&config, store, Arc::new(SystemClock)).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -32,6 +32,7 @@ const SQL_CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS footfall_migrati
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
 const SQL_SITES: &str =
     "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
+const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 const SQL_SALTS: &str =
     "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
 
@@ -359,6 +360,24 @@ impl Store for ClickHouseStore {
 
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         self.drop_days_before("events", day).await
+    }
+
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.db
+            .query(SQL_READ_EVENTS)
+            .bind(site_id)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(unavailable)
     }
 }
 

@@ -7,9 +7,13 @@
 //! - `put_salt` never replaces an existing salt of that day, so collectors converge on the
 //!   first one written; `delete_salts_before` removes the salt bytes from storage, not only
 //!   from view;
-//! - `purge_events_before` drops every raw event of the UTC days before the given one.
+//! - `purge_events_before` drops every raw event of the UTC days before the given one;
+//! - `read_events` gives back exactly what was written, 64-bit ids included.
+//!
+//! Two implementations: [`sqlite_store`] (embedded, the default) and [`clickhouse_store`].
 
 pub mod clickhouse_store;
+pub mod sqlite_store;
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -73,6 +77,8 @@ pub enum StoreError {
     Query(String),
     #[error("site {0} already exists")]
     SiteExists(String),
+    #[error("store file problem: {0}")]
+    Io(String),
     #[error("migration {name} failed: {message}")]
     Migration { name: String, message: String },
 }
@@ -95,4 +101,13 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError>;
     /// Drops the raw events of the UTC days before `day`; returns how many days were dropped.
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
+    /// Raw events of a site with `from <= timestamp < to` (UTC seconds), at most `limit`,
+    /// ordered by timestamp (events of the same second in no set order).
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError>;
 }

@@ -1,4 +1,4 @@
-//! Ingest against a real ClickHouse, in process, with a driven clock.
+//! Ingest end to end, in process, with a driven clock: every test runs on both stores.
 
 use std::time::Duration;
 
@@ -6,71 +6,47 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Duration as Span, NaiveDate, Utc};
 use footfall::ingest::visitor::visitor_id;
-use footfall_tests::{CHROME_UA, TestApp, client, count, wait_for_count};
-use serde::Deserialize;
+use footfall_tests::{Backend, CHROME_UA, TestApp, both_stores};
 
-fn start_time() -> DateTime<Utc> {
-    "2026-11-20T10:00:00Z".parse().unwrap()
-}
+both_stores!(
+    pageview_lands_with_every_field,
+    sessions_end_after_thirty_minutes_and_hashes_change_daily,
+    a_session_continues_across_midnight,
+    bots_spam_and_unknown_sites_are_dropped_with_reasons,
+    bad_input_gets_a_clear_error_and_nothing_is_written,
+    pixel_stores_and_answers_a_gif_even_when_dropped,
+    trusted_proxy_header_is_used_only_from_the_proxy,
+    salts_are_deleted_after_48_hours_and_purge_drops_old_days,
+    cors_preflight_allows_post_from_any_origin_without_credentials,
+);
 
 const WAIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Deserialize, clickhouse::Row)]
-struct Stored {
-    site_id: u32,
-    timestamp: u32,
-    name: String,
-    hostname: String,
-    pathname: String,
-    visitor_id: u64,
-    session_id: u64,
-    referrer: String,
-    referrer_source: String,
-    channel: String,
-    utm_medium: String,
-    utm_source: String,
-    utm_campaign: String,
-    browser: String,
-    browser_version: String,
-    os: String,
-    os_version: String,
-    device: String,
-    country_code: String,
-    region: String,
-    city: String,
-    props_keys: Vec<String>,
-    props_values: Vec<String>,
-}
-
-async fn stored(t: &TestApp) -> Vec<Stored> {
-    client(&t.ch)
-        .query("SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, browser, browser_version, os, os_version, device, country_code, region, city, props_keys, props_values FROM events ORDER BY timestamp, name")
-        .fetch_all()
-        .await
-        .unwrap()
+fn start_time() -> DateTime<Utc> {
+    "2026-11-20T10:00:00Z".parse().unwrap()
 }
 
 fn pageview(path: &str) -> String {
     format!(r#"{{"n":"pageview","u":"https://example.com{path}","d":"example.com","r":null}}"#)
 }
 
-#[tokio::test]
-async fn pageview_lands_with_every_field() {
+async fn pageview_lands_with_every_field(b: Backend) {
     let t = TestApp::start(
+        b,
         "pageview_lands",
         &[("example.com", "Europe/Copenhagen")],
         start_time(),
     )
     .await;
-    let body = r#"{"n":"pageview","u":"https://www.example.com/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=launch&session=secret","d":"example.com","r":"https://www.google.com/search?q=x","p":{"plan":"pro"}}"#;
+    let body = r#"{"n":"pageview","u":"https://www.example.com/pricing?utm_source=newsletter&utm_medium=email&utm_campaign=launch&session=secret","d":"example.com","r":"https://www.google.com/search?q=x","w":1280,"p":{"plan":"pro"},"$":{"amount":"9.99","currency":"EUR"}}"#;
     let r = t.post_event("2.2.3.77", CHROME_UA, body).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     assert!(r.headers().get("x-footfall-dropped").is_none());
-    assert_eq!(wait_for_count(&t.ch, "1", 1, WAIT).await, 1);
-    let rows = stored(&t).await;
+    let rows = t.t.wait_for_events(1, WAIT).await;
+    assert_eq!(rows.len(), 1);
     let e = &rows[0];
     assert_eq!((e.site_id, e.name.as_str()), (1, "pageview"));
-    assert_eq!(e.timestamp as i64, start_time().timestamp());
+    assert_eq!(i64::from(e.timestamp), start_time().timestamp());
     assert_eq!(
         (e.hostname.as_str(), e.pathname.as_str()),
         ("example.com", "/pricing")
@@ -107,8 +83,16 @@ async fn pageview_lands_with_every_field() {
         (e.props_keys.clone(), e.props_values.clone()),
         (vec!["plan".to_string()], vec!["pro".to_string()])
     );
+    assert_eq!(
+        (e.revenue_micros, e.revenue_currency.as_str()),
+        (9_990_000, "EUR")
+    );
+    assert_eq!(
+        (e.screen_width, e.interactive, e.scroll_depth),
+        (1280, 1, 255)
+    );
     // The hash is the keyed hash of (site, full IP, UA) under today's stored salt.
-    let salts = t.store.salts().await.unwrap();
+    let salts = t.t.store.salts().await.unwrap();
     let today = salts
         .iter()
         .find(|(d, _)| *d == start_time().date_naive())
@@ -125,12 +109,11 @@ async fn pageview_lands_with_every_field() {
     assert_ne!(e.session_id, 0);
 }
 
-#[tokio::test]
-async fn sessions_end_after_thirty_minutes_and_hashes_change_daily() {
-    let t = TestApp::start("sessions_daily", &[("example.com", "UTC")], start_time()).await;
-    let t = &t;
+async fn sessions_end_after_thirty_minutes_and_hashes_change_daily(b: Backend) {
+    let t = TestApp::start(b, "sessions_daily", &[("example.com", "UTC")], start_time()).await;
     let send = |path: &str| {
         let body = pageview(path);
+        let t = &t;
         async move { t.post_event("2.2.3.77", CHROME_UA, &body).await }
     };
     send("/a").await;
@@ -138,8 +121,7 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily() {
     send("/b").await;
     t.clock.advance(Span::minutes(31));
     send("/c").await;
-    assert_eq!(wait_for_count(&t.ch, "1", 3, WAIT).await, 3);
-    let rows = stored(t).await;
+    let rows = t.t.wait_for_events(3, WAIT).await;
     assert_eq!(
         rows[0].session_id, rows[1].session_id,
         "within 30 minutes: same session"
@@ -157,18 +139,17 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily() {
     t.clock.advance(Span::days(1));
     t.app.maintenance.tick().await.unwrap();
     send("/d").await;
-    assert_eq!(wait_for_count(&t.ch, "1", 4, WAIT).await, 4);
-    let rows = stored(t).await;
+    let rows = t.t.wait_for_events(4, WAIT).await;
     assert_ne!(rows[3].visitor_id, rows[0].visitor_id);
     // The new day's salt is the ratchet of the previous one.
-    let salts = t.store.salts().await.unwrap();
+    let salts = t.t.store.salts().await.unwrap();
     assert_eq!(salts.len(), 2);
     assert_eq!(salts[1].1, salts[0].1.ratchet());
 }
 
-#[tokio::test]
-async fn a_session_continues_across_midnight() {
+async fn a_session_continues_across_midnight(b: Backend) {
     let t = TestApp::start(
+        b,
         "midnight",
         &[("example.com", "UTC")],
         "2026-11-20T23:50:00Z".parse().unwrap(),
@@ -180,8 +161,7 @@ async fn a_session_continues_across_midnight() {
     t.app.maintenance.tick().await.unwrap();
     t.post_event("2.2.3.77", CHROME_UA, &pageview("/early"))
         .await;
-    assert_eq!(wait_for_count(&t.ch, "1", 2, WAIT).await, 2);
-    let rows = stored(&t).await;
+    let rows = t.t.wait_for_events(2, WAIT).await;
     assert_ne!(rows[0].visitor_id, rows[1].visitor_id, "new day, new hash");
     assert_eq!(
         rows[0].session_id, rows[1].session_id,
@@ -189,15 +169,15 @@ async fn a_session_continues_across_midnight() {
     );
 }
 
-#[tokio::test]
-async fn bots_spam_and_unknown_sites_are_dropped_with_reasons() {
-    let t = TestApp::start("drops", &[("example.com", "UTC")], start_time()).await;
+async fn bots_spam_and_unknown_sites_are_dropped_with_reasons(b: Backend) {
+    let t = TestApp::start(b, "drops", &[("example.com", "UTC")], start_time()).await;
     let cases = [
         ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", pageview("/"), "bot"),
         ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36", pageview("/"), "bot"),
         ("", pageview("/"), "bot"),
         (CHROME_UA, r#"{"n":"pageview","u":"https://other.org/","d":"other.org"}"#.to_string(), "unknown_site"),
         (CHROME_UA, r#"{"n":"pageview","u":"https://example.com/","d":"example.com","r":"https://semalt.com/"}"#.to_string(), "spam_referrer"),
+        (CHROME_UA, r#"{"n":"engagement","u":"https://example.com/","d":"example.com","e":1000}"#.to_string(), "no_session"),
     ];
     for (ua, body, reason) in &cases {
         let r = t.post_event("2.2.3.77", ua, body).await;
@@ -207,21 +187,26 @@ async fn bots_spam_and_unknown_sites_are_dropped_with_reasons() {
     // One real event afterwards proves the writer ran; none of the dropped ones is there.
     t.post_event("2.2.3.77", CHROME_UA, &pageview("/real"))
         .await;
-    assert_eq!(wait_for_count(&t.ch, "1", 1, WAIT).await, 1);
+    t.t.wait_for_events(1, WAIT).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(count(&t.ch, "1").await, 1);
-    let metrics = t.app.state.metrics.render();
-    assert!(
-        metrics.contains("footfall_events_dropped_total{reason=\"bot\"} 3"),
-        "{metrics}"
+    let rows = t.t.events().await;
+    assert_eq!(
+        rows.iter().map(|e| e.pathname.as_str()).collect::<Vec<_>>(),
+        vec!["/real"]
     );
-    assert!(metrics.contains("footfall_events_dropped_total{reason=\"unknown_site\"} 1"));
-    assert!(metrics.contains("footfall_events_dropped_total{reason=\"spam_referrer\"} 1"));
+    let metrics = t.app.state.metrics.render();
+    for line in [
+        "footfall_events_dropped_total{reason=\"bot\"} 3",
+        "footfall_events_dropped_total{reason=\"unknown_site\"} 1",
+        "footfall_events_dropped_total{reason=\"spam_referrer\"} 1",
+        "footfall_events_dropped_total{reason=\"no_session\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in {metrics}");
+    }
 }
 
-#[tokio::test]
-async fn bad_input_gets_a_clear_error_and_nothing_is_written() {
-    let t = TestApp::start("bad_input", &[("example.com", "UTC")], start_time()).await;
+async fn bad_input_gets_a_clear_error_and_nothing_is_written(b: Backend) {
+    let t = TestApp::start(b, "bad_input", &[("example.com", "UTC")], start_time()).await;
     let cases: Vec<(String, StatusCode, &str)> = vec![
         ("{oops".into(), StatusCode::BAD_REQUEST, "not valid JSON"),
         (
@@ -265,12 +250,11 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_written() {
         StatusCode::BAD_REQUEST
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(count(&t.ch, "1").await, 0);
+    assert!(t.t.events().await.is_empty());
 }
 
-#[tokio::test]
-async fn pixel_stores_and_answers_a_gif_even_when_dropped() {
-    let t = TestApp::start("pixel", &[("example.com", "UTC")], start_time()).await;
+async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
+    let t = TestApp::start(b, "pixel", &[("example.com", "UTC")], start_time()).await;
     let req = |query: &str, ua: &str| {
         Request::get(format!("/api/event.gif?{query}"))
             .header("user-agent", ua)
@@ -301,31 +285,18 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped() {
     assert_eq!(r.headers()["x-footfall-dropped"], "bot");
     let bytes = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
     assert!(bytes.starts_with(b"GIF89a"));
+    let rows = t.t.wait_for_events(1, WAIT).await;
     assert_eq!(
-        wait_for_count(&t.ch, "pathname = '/newsletter'", 1, WAIT).await,
-        1
+        rows.iter().map(|e| e.pathname.as_str()).collect::<Vec<_>>(),
+        vec!["/newsletter"]
     );
 }
 
-#[tokio::test]
-async fn trusted_proxy_header_is_used_only_from_the_proxy() {
-    let ch = footfall_tests::fresh_database(&footfall_tests::clickhouse_url(), "proxies").await;
-    let store: std::sync::Arc<dyn footfall::store::Store> =
-        std::sync::Arc::new(footfall::store::clickhouse_store::ClickHouseStore::new(&ch));
-    store.migrate().await.unwrap();
-    store.add_site("example.com", "UTC").await.unwrap();
-    let mut config = footfall_tests::test_config(ch.clone());
-    config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
-    let clock = footfall::clock::ManualClock::new(start_time());
-    let app = footfall::cli::serve::App::start(&config, store.clone(), clock.clone())
-        .await
-        .unwrap();
-    let t = TestApp {
-        app,
-        store,
-        clock,
-        ch,
-    };
+async fn trusted_proxy_header_is_used_only_from_the_proxy(b: Backend) {
+    let t = TestApp::start_with(b, "proxies", &[("example.com", "UTC")], start_time(), |c| {
+        c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+    })
+    .await;
     let forwarded = |path: &str| {
         Request::post("/api/event")
             .header("user-agent", CHROME_UA)
@@ -335,8 +306,7 @@ async fn trusted_proxy_header_is_used_only_from_the_proxy() {
     };
     t.send("10.1.2.3", forwarded("/via-proxy")).await;
     t.send("2.2.3.77", forwarded("/direct")).await;
-    assert_eq!(wait_for_count(&t.ch, "1", 2, WAIT).await, 2);
-    let rows = stored(&t).await;
+    let rows = t.t.wait_for_events(2, WAIT).await;
     let by_path = |p: &str| rows.iter().find(|r| r.pathname == p).unwrap();
     assert_eq!(by_path("/via-proxy").city, "Changchun");
     assert_eq!(
@@ -346,61 +316,54 @@ async fn trusted_proxy_header_is_used_only_from_the_proxy() {
     );
 }
 
-#[tokio::test]
-async fn salts_are_deleted_after_48_hours_and_purge_drops_old_days() {
-    let t = TestApp::start("salts_retention", &[("example.com", "UTC")], start_time()).await;
+async fn salts_are_deleted_after_48_hours_and_purge_drops_old_days(b: Backend) {
+    let t = TestApp::start(
+        b,
+        "salts_retention",
+        &[("example.com", "UTC")],
+        start_time(),
+    )
+    .await;
     let first_day: NaiveDate = start_time().date_naive();
-    let first_salt = t.store.salts().await.unwrap()[0].1.clone();
+    let first_salt = t.t.store.salts().await.unwrap()[0].1.clone();
     t.post_event("2.2.3.77", CHROME_UA, &pageview("/old")).await;
-    assert_eq!(wait_for_count(&t.ch, "1", 1, WAIT).await, 1);
+    t.t.wait_for_events(1, WAIT).await;
 
     t.clock.advance(Span::days(1));
     t.app.maintenance.tick().await.unwrap();
+    let salts = t.t.store.salts().await.unwrap();
     assert!(
-        t.store
-            .salts()
-            .await
-            .unwrap()
-            .iter()
-            .any(|(d, _)| *d == first_day),
+        salts.iter().any(|(d, _)| *d == first_day),
         "kept for midnight sessions"
     );
 
     t.clock.advance(Span::days(1));
     t.app.maintenance.tick().await.unwrap();
-    let salts = t.store.salts().await.unwrap();
+    let salts = t.t.store.salts().await.unwrap();
     assert!(
         salts.iter().all(|(d, _)| *d > first_day),
         "48 hours on, the first salt is gone"
     );
     let hex: String = first_salt.0.iter().map(|b| format!("{b:02x}")).collect();
-    for (table, text) in footfall_tests::dump_tables(&t.ch).await {
+    for (table, text) in t.t.dump_tables().await {
         assert!(!text.contains(&hex), "salt still readable in {table}");
     }
-    if let Ok(dir) = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR") {
-        let found = std::process::Command::new("grep")
-            .args(["-rl", &hex, &dir])
-            .output()
-            .unwrap();
-        assert!(
-            found.stdout.is_empty(),
-            "salt bytes remain on disk: {}",
-            String::from_utf8_lossy(&found.stdout)
-        );
+    for needle in [hex.as_bytes(), &first_salt.0[..]] {
+        let found = t.t.files_containing(needle);
+        assert!(found.is_empty(), "salt bytes remain on disk: {found:?}");
     }
 
-    // Retention (30 days): an event 30 days old stays; at 31 days its partition is dropped.
+    // Retention (30 days): an event 30 days old stays; at 31 days it is dropped.
     t.clock.advance(Span::days(28));
     assert_eq!(t.app.maintenance.purge().await.unwrap(), 0);
-    assert_eq!(count(&t.ch, "1").await, 1);
+    assert_eq!(t.t.events().await.len(), 1);
     t.clock.advance(Span::days(1));
     assert_eq!(t.app.maintenance.purge().await.unwrap(), 1);
-    assert_eq!(count(&t.ch, "1").await, 0);
+    assert!(t.t.events().await.is_empty());
 }
 
-#[tokio::test]
-async fn cors_preflight_allows_post_from_any_origin_without_credentials() {
-    let t = TestApp::start("cors", &[("example.com", "UTC")], start_time()).await;
+async fn cors_preflight_allows_post_from_any_origin_without_credentials(b: Backend) {
+    let t = TestApp::start(b, "cors", &[("example.com", "UTC")], start_time()).await;
     let preflight = Request::builder()
         .method("OPTIONS")
         .uri("/api/event")

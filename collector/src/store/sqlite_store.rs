@@ -1,0 +1,388 @@
+//! The embedded store: one SQLite file (`footfall.db`) in the data directory.
+//!
+//! SQLite runs in WAL mode with `synchronous = FULL`, so a batch is on disk when
+//! `insert_events` returns: it survives the process being killed and the machine losing
+//! power. `secure_delete` is on and a deletion of salts is followed by a WAL checkpoint that
+//! truncates the log, so deleted salt bytes do not stay in the file or its WAL. Retention
+//! deletes in bounded batches, each its own short transaction, so ingestion is never blocked
+//! for long. Calls run on Tokio's blocking pool; one connection serialises writes.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{EventRow, Site, Store, StoreError};
+use crate::ingest::visitor::Salt;
+
+/// The schema migrations, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../schema/sqlite/0001_init.sql"),
+)];
+
+/// Rows deleted per retention transaction.
+pub const PURGE_BATCH_ROWS: usize = 10_000;
+
+/// The file name of the database inside the data directory.
+pub const DB_FILE: &str = "footfall.db";
+
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+fn query_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Query(e.to_string())
+}
+
+const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth";
+
+fn day_number(day: NaiveDate) -> i64 {
+    day.signed_duration_since(NaiveDate::default()).num_days()
+}
+
+fn day_start_ts(day: NaiveDate) -> i64 {
+    day_number(day) * 86_400
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database in `data_dir`.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot create data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
+        let path = data_dir.join(DB_FILE);
+        let conn = Connection::open(&path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA secure_delete = ON;
+             PRAGMA foreign_keys = ON;
+             PRAGMA busy_timeout = 5000;",
+        )
+        .map_err(query_err)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+    }
+}
+
+fn to_json(values: &[String]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+fn from_json(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+    Ok(EventRow {
+        site_id: r.get(0)?,
+        timestamp: r.get(1)?,
+        name: r.get(2)?,
+        hostname: r.get(3)?,
+        pathname: r.get(4)?,
+        visitor_id: r.get::<_, i64>(5)? as u64,
+        session_id: r.get::<_, i64>(6)? as u64,
+        referrer: r.get(7)?,
+        referrer_source: r.get(8)?,
+        channel: r.get(9)?,
+        utm_medium: r.get(10)?,
+        utm_source: r.get(11)?,
+        utm_campaign: r.get(12)?,
+        utm_content: r.get(13)?,
+        utm_term: r.get(14)?,
+        browser: r.get(15)?,
+        browser_version: r.get(16)?,
+        os: r.get(17)?,
+        os_version: r.get(18)?,
+        device: r.get(19)?,
+        country_code: r.get(20)?,
+        region: r.get(21)?,
+        city: r.get(22)?,
+        screen_width: r.get(23)?,
+        props_keys: from_json(&r.get::<_, String>(24)?),
+        props_values: from_json(&r.get::<_, String>(25)?),
+        revenue_micros: r.get(26)?,
+        revenue_currency: r.get(27)?,
+        interactive: r.get(28)?,
+        engagement_ms: r.get(29)?,
+        scroll_depth: r.get(30)?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|conn| {
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS footfall_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+            )
+            .map_err(query_err)?;
+            let mut ran = Vec::new();
+            for (version, name, sql) in MIGRATIONS {
+                let applied: Option<u32> = conn
+                    .query_row("SELECT version FROM footfall_migrations WHERE version = ?1", [version], |r| r.get(0))
+                    .optional()
+                    .map_err(query_err)?;
+                if applied.is_some() {
+                    continue;
+                }
+                let tx = conn.transaction().map_err(query_err)?;
+                tx.execute_batch(sql).map_err(|e| StoreError::Migration {
+                    name: (*name).to_string(),
+                    message: e.to_string(),
+                })?;
+                tx.execute(
+                    "INSERT INTO footfall_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+                    params![version, name, Utc::now().timestamp()],
+                )
+                .map_err(query_err)?;
+                tx.commit().map_err(query_err)?;
+                ran.push((*name).to_string());
+            }
+            Ok(ran)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let events = events.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            {
+                let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)");
+                let mut stmt = tx.prepare_cached(&sql).map_err(query_err)?;
+                for e in &events {
+                    stmt.execute(params![
+                        e.site_id,
+                        e.timestamp,
+                        e.name,
+                        e.hostname,
+                        e.pathname,
+                        e.visitor_id as i64,
+                        e.session_id as i64,
+                        e.referrer,
+                        e.referrer_source,
+                        e.channel,
+                        e.utm_medium,
+                        e.utm_source,
+                        e.utm_campaign,
+                        e.utm_content,
+                        e.utm_term,
+                        e.browser,
+                        e.browser_version,
+                        e.os,
+                        e.os_version,
+                        e.device,
+                        e.country_code,
+                        e.region,
+                        e.city,
+                        e.screen_width,
+                        to_json(&e.props_keys),
+                        to_json(&e.props_values),
+                        e.revenue_micros,
+                        e.revenue_currency,
+                        e.interactive,
+                        e.engagement_ms,
+                        e.scroll_depth,
+                    ])
+                    .map_err(query_err)?;
+                }
+            }
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, domain, timezone FROM sites ORDER BY id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Site {
+                        id: r.get(0)?,
+                        domain: r.get(1)?,
+                        timezone: r.get(2)?,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
+        let (domain, timezone) = (domain.to_string(), timezone.to_string());
+        self.with(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO sites (domain, timezone, created_at) VALUES (?1, ?2, ?3)",
+                params![domain, timezone, Utc::now().timestamp()],
+            );
+            match result {
+                Ok(_) => Ok(Site {
+                    id: u32::try_from(conn.last_insert_rowid())
+                        .map_err(|e| StoreError::Query(e.to_string()))?,
+                    domain,
+                    timezone,
+                }),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::SiteExists(domain))
+                }
+                Err(e) => Err(query_err(e)),
+            }
+        })
+        .await
+    }
+
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day, salt FROM salts ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(query_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (day, bytes) = row.map_err(query_err)?;
+                let (Ok(bytes), Some(date)) = (
+                    <[u8; 32]>::try_from(bytes.as_slice()),
+                    NaiveDate::default()
+                        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0))),
+                ) else {
+                    continue;
+                };
+                out.push((date, Salt(bytes)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
+        let bytes = salt.0.to_vec();
+        self.with(move |conn| {
+            // The first salt written for a day wins.
+            conn.execute(
+                "INSERT OR IGNORE INTO salts (day, salt, created_at) VALUES (?1, ?2, ?3)",
+                params![day_number(day), bytes, Utc::now().timestamp()],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM salts WHERE day < ?1", [day_number(day)])
+                .map_err(query_err)?;
+            if deleted > 0 {
+                // secure_delete zeroed the rows in the pages; the WAL still holds copies of
+                // them, so move everything into the database file and empty the log.
+                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                    .map_err(query_err)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        let cutoff = day_start_ts(day);
+        let days: usize = self
+            .with(move |conn| {
+                conn.query_row(
+                    "SELECT COUNT(DISTINCT timestamp / 86400) FROM events WHERE timestamp < ?1",
+                    [cutoff],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map(|n| n as usize)
+                .map_err(query_err)
+            })
+            .await?;
+        loop {
+            let deleted = self
+                .with(move |conn| {
+                    conn.execute(
+                        "DELETE FROM events WHERE rowid IN (SELECT rowid FROM events WHERE timestamp < ?1 LIMIT ?2)",
+                        params![cutoff, PURGE_BATCH_ROWS as i64],
+                    )
+                    .map_err(query_err)
+                })
+                .await?;
+            if deleted < PURGE_BATCH_ROWS {
+                break;
+            }
+            // Let queued inserts in between batches.
+            tokio::task::yield_now().await;
+        }
+        Ok(days)
+    }
+
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 ORDER BY timestamp LIMIT ?4"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
+            let rows = stmt.query_map(params![site_id, from, to, limit], read_row).map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+}
