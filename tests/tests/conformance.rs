@@ -1,0 +1,206 @@
+//! The store conformance suite: what every `Store` promises, written once, run on each store
+//! (a fresh database per test).
+
+use chrono::NaiveDate;
+use footfall::ingest::visitor::Salt;
+use footfall::store::{EventRow, StoreError};
+use footfall_tests::{Backend, TestStore, both_stores};
+
+both_stores!(
+    migrations_apply_once,
+    events_read_back_exactly,
+    reads_filter_by_site_and_half_open_range,
+    sites_are_listed_and_unique,
+    salts_first_written_wins_and_old_ones_are_deleted,
+    purge_drops_whole_days_before_the_cutoff,
+    large_batches_and_large_purges,
+);
+
+fn day(d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 11, d).unwrap()
+}
+
+fn ts(d: u32, secs: u32) -> u32 {
+    (day(d).and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp() as u32) + secs
+}
+
+fn event(site_id: u32, timestamp: u32, i: u64) -> EventRow {
+    EventRow {
+        site_id,
+        timestamp,
+        name: if i % 3 == 0 {
+            "Signup".into()
+        } else {
+            "pageview".into()
+        },
+        hostname: "example.com".into(),
+        pathname: format!("/päth/{i}"),
+        visitor_id: u64::MAX - i,
+        session_id: (1 << 63) + i,
+        referrer: "news.ycombinator.com/item".into(),
+        referrer_source: "Hacker News".into(),
+        channel: "Organic Social".into(),
+        utm_medium: "email".into(),
+        utm_source: "newsletter".into(),
+        utm_campaign: "launch ✨".into(),
+        utm_content: String::new(),
+        utm_term: "a'b\"c\\d".into(),
+        browser: "Firefox".into(),
+        browser_version: "133".into(),
+        os: "macOS".into(),
+        os_version: "10.15".into(),
+        device: "Desktop".into(),
+        country_code: "SE".into(),
+        region: "SE-E".into(),
+        city: "Linköping".into(),
+        screen_width: 65_535,
+        props_keys: vec!["plan".into(), "tier".into()],
+        props_values: vec!["pro".into(), i.to_string()],
+        revenue_micros: -12_340_000,
+        revenue_currency: "EUR".into(),
+        interactive: (i % 2) as u8,
+        engagement_ms: u32::MAX,
+        scroll_depth: 255,
+    }
+}
+
+async fn migrations_apply_once(b: Backend) {
+    let t = TestStore::new(b, "conf_migrate").await;
+    assert!(
+        t.store.migrate().await.unwrap().is_empty(),
+        "a second run applies nothing"
+    );
+    t.store.ping().await.unwrap();
+}
+
+async fn events_read_back_exactly(b: Backend) {
+    let t = TestStore::new(b, "conf_roundtrip").await;
+    let rows: Vec<EventRow> = (0..50)
+        .map(|i| event(1, ts(20, i as u32 * 10), i))
+        .collect();
+    t.store.insert_events(&rows).await.unwrap();
+    t.store.insert_events(&[]).await.unwrap();
+    let back = t.store.read_events(1, 0, u32::MAX, 1000).await.unwrap();
+    assert_eq!(back, rows);
+}
+
+async fn reads_filter_by_site_and_half_open_range(b: Backend) {
+    let t = TestStore::new(b, "conf_range").await;
+    let rows = vec![
+        event(1, ts(20, 0), 1),
+        event(1, ts(20, 100), 2),
+        event(2, ts(20, 50), 3),
+        event(1, ts(20, 200), 4),
+    ];
+    t.store.insert_events(&rows).await.unwrap();
+    let back = t
+        .store
+        .read_events(1, ts(20, 0), ts(20, 200), 1000)
+        .await
+        .unwrap();
+    assert_eq!(back, vec![rows[0].clone(), rows[1].clone()]);
+    let limited = t.store.read_events(1, 0, u32::MAX, 2).await.unwrap();
+    assert_eq!(limited.len(), 2);
+    assert_eq!(
+        t.store.read_events(2, 0, u32::MAX, 10).await.unwrap(),
+        vec![rows[2].clone()]
+    );
+    assert!(
+        t.store
+            .read_events(3, 0, u32::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn sites_are_listed_and_unique(b: Backend) {
+    let t = TestStore::new(b, "conf_sites").await;
+    let a = t
+        .store
+        .add_site("a.example", "Europe/Copenhagen")
+        .await
+        .unwrap();
+    let c = t
+        .store
+        .add_site("c.example", "America/New_York")
+        .await
+        .unwrap();
+    assert_ne!(a.id, c.id);
+    assert!(matches!(
+        t.store.add_site("a.example", "UTC").await,
+        Err(StoreError::SiteExists(_))
+    ));
+    let sites = t.store.sites().await.unwrap();
+    assert_eq!(sites, vec![a, c]);
+}
+
+async fn salts_first_written_wins_and_old_ones_are_deleted(b: Backend) {
+    let t = TestStore::new(b, "conf_salts").await;
+    let (s1, s2, s3) = (Salt([1; 32]), Salt([2; 32]), Salt([3; 32]));
+    t.store.put_salt(day(20), &s1).await.unwrap();
+    t.store.put_salt(day(20), &s2).await.unwrap();
+    t.store.put_salt(day(21), &s3).await.unwrap();
+    assert_eq!(
+        t.store.salts().await.unwrap(),
+        vec![(day(20), s1), (day(21), s3.clone())]
+    );
+    t.store.delete_salts_before(day(21)).await.unwrap();
+    assert_eq!(t.store.salts().await.unwrap(), vec![(day(21), s3)]);
+    let found = t.files_containing(&[1; 32]);
+    assert!(found.is_empty(), "deleted salt bytes on disk: {found:?}");
+}
+
+async fn purge_drops_whole_days_before_the_cutoff(b: Backend) {
+    let t = TestStore::new(b, "conf_purge").await;
+    let rows = vec![
+        event(1, ts(18, 10), 1),
+        event(1, ts(18, 86_399), 2),
+        event(2, ts(19, 0), 3),
+        event(1, ts(20, 0), 4),
+    ];
+    t.store.insert_events(&rows).await.unwrap();
+    assert_eq!(t.store.purge_events_before(day(18)).await.unwrap(), 0);
+    assert_eq!(t.store.purge_events_before(day(20)).await.unwrap(), 2);
+    assert_eq!(
+        t.store.read_events(1, 0, u32::MAX, 10).await.unwrap(),
+        vec![rows[3].clone()]
+    );
+    assert!(
+        t.store
+            .read_events(2, 0, u32::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(t.store.purge_events_before(day(20)).await.unwrap(), 0);
+}
+
+async fn large_batches_and_large_purges(b: Backend) {
+    let t = TestStore::new(b, "conf_large").await;
+    let rows: Vec<EventRow> = (0..25_000u64)
+        .map(|i| event(1, ts(18, (i % 86_400) as u32), i))
+        .collect();
+    t.store.insert_events(&rows).await.unwrap();
+    t.store
+        .insert_events(&[event(1, ts(19, 5), 99)])
+        .await
+        .unwrap();
+    assert_eq!(
+        t.store
+            .read_events(1, 0, u32::MAX, 100_000)
+            .await
+            .unwrap()
+            .len(),
+        25_001
+    );
+    assert_eq!(t.store.purge_events_before(day(19)).await.unwrap(), 1);
+    assert_eq!(
+        t.store
+            .read_events(1, 0, u32::MAX, 100_000)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}

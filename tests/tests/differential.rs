@@ -1,0 +1,189 @@
+//! Differential test: the same few thousand varied requests (several sites, days, time zones,
+//! sources, devices, countries, bots) go through a collector on each store; both stores must
+//! end up with the same rows. Visitor hashes agree because both start from the same salt;
+//! session ids are random, so sessions are compared by which rows share one.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use chrono::{DateTime, Duration as Span, Utc};
+use footfall::cli::serve::App;
+use footfall::clock::ManualClock;
+use footfall::ingest::visitor::Salt;
+use footfall::store::EventRow;
+use footfall_tests::{Backend, TestStore};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
+const SITES: [(&str, &str); 3] = [
+    ("shop.example", "Europe/Copenhagen"),
+    ("blog.example", "America/New_York"),
+    ("docs.example", "UTC"),
+];
+const UAS: [&str; 8] = [
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 13; SM-X700) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/130.0.0.0 Safari/537.36 Edg/130.0.0.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36",
+    "curl/8.5.0",
+];
+const IPS: [&str; 7] = [
+    "2.2.3.",
+    "175.16.199.",
+    "214.0.1.",
+    "89.160.20.",
+    "10.9.8.",
+    "203.0.113.",
+    "2001:480:10::",
+];
+const REFERRERS: [&str; 8] = [
+    "",
+    "https://www.google.com/",
+    "https://l.facebook.com/l.php",
+    "https://news.ycombinator.com/item?id=1",
+    "https://github.com/org/repo",
+    "https://semalt.com/",
+    "https://blog.other.net/post",
+    "https://duckduckgo.com/",
+];
+const QUERIES: [&str; 5] = [
+    "",
+    "?utm_source=newsletter&utm_medium=email",
+    "?utm_source=google&utm_medium=cpc&utm_campaign=x",
+    "?ref=producthunt",
+    "?x=1",
+];
+
+struct Side {
+    app: App,
+    t: TestStore,
+    clock: Arc<ManualClock>,
+}
+
+async fn side(b: Backend, start: DateTime<Utc>, salt: &Salt) -> Side {
+    let t = TestStore::new(b, "differential").await;
+    for (domain, tz) in SITES {
+        t.store.add_site(domain, tz).await.unwrap();
+    }
+    t.store.put_salt(start.date_naive(), salt).await.unwrap();
+    let clock = ManualClock::new(start);
+    let app = App::start(&t.config, t.store.clone(), clock.clone())
+        .await
+        .unwrap();
+    Side { app, t, clock }
+}
+
+async fn send(s: &Side, peer: &str, ua: &str, body: &str) {
+    use tower::ServiceExt;
+    let req = Request::post("/api/event")
+        .header("user-agent", ua)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let peer = std::net::SocketAddr::new(peer.parse().unwrap(), 1234);
+    let r = footfall::http::router(s.app.state.clone())
+        .layer(axum::extract::connect_info::MockConnectInfo(peer))
+        .oneshot(req)
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// Rows without their random session ids, sorted, plus which rows share a session.
+fn canonical(mut rows: Vec<EventRow>) -> (Vec<String>, Vec<usize>) {
+    let key = |e: &EventRow| {
+        let mut e = e.clone();
+        e.session_id = 0;
+        serde_json::to_string(&e).unwrap()
+    };
+    rows.sort_by_cached_key(key);
+    let keys: Vec<String> = rows.iter().map(key).collect();
+    let mut first_of_session = std::collections::HashMap::new();
+    let groups = rows
+        .iter()
+        .enumerate()
+        .map(|(i, e)| *first_of_session.entry(e.session_id).or_insert(i))
+        .collect();
+    (keys, groups)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_stores_keep_the_same_rows() {
+    let start: DateTime<Utc> = "2026-11-16T06:00:00Z".parse().unwrap();
+    let salt = Salt([0x5a; 32]);
+    let a = side(Backend::Sqlite, start, &salt).await;
+    let b = side(Backend::ClickHouse, start, &salt).await;
+    let mut rng = StdRng::seed_from_u64(20261125);
+    let mut sent = 0;
+    for day in 0..5 {
+        for _ in 0..700 {
+            let (domain, _) = SITES[rng.random_range(0..SITES.len())];
+            let ua = UAS[rng.random_range(0..UAS.len())];
+            let prefix = IPS[rng.random_range(0..IPS.len())];
+            let ip = format!("{prefix}{}", rng.random_range(1..40));
+            let referrer = REFERRERS[rng.random_range(0..REFERRERS.len())];
+            let query = QUERIES[rng.random_range(0..QUERIES.len())];
+            let path = format!("/p{}", rng.random_range(0..12));
+            let body = match rng.random_range(0..10) {
+                0 => format!(
+                    r#"{{"n":"Signup","u":"https://{domain}{path}","d":"{domain}","p":{{"plan":"p{}"}},"$":{{"amount":"{}.5","currency":"EUR"}}}}"#,
+                    rng.random_range(0..3),
+                    rng.random_range(1..99)
+                ),
+                1 => format!(
+                    r#"{{"n":"engagement","u":"https://{domain}{path}","d":"{domain}","e":{},"sd":{}}}"#,
+                    rng.random_range(0..60_000),
+                    rng.random_range(0..101)
+                ),
+                _ => format!(
+                    r#"{{"n":"pageview","u":"https://{domain}{path}{query}","d":"{domain}","r":"{referrer}","w":{}}}"#,
+                    rng.random_range(320..2560)
+                ),
+            };
+            send(&a, &ip, ua, &body).await;
+            send(&b, &ip, ua, &body).await;
+            sent += 1;
+            let step = Span::seconds(rng.random_range(0..90));
+            a.clock.advance(step);
+            b.clock.advance(step);
+        }
+        let next = start + Span::days(day + 1);
+        a.clock.set(next);
+        b.clock.set(next);
+        a.app.maintenance.tick().await.unwrap();
+        b.app.maintenance.tick().await.unwrap();
+    }
+    assert_eq!(sent, 3500);
+    let (ra, rb) = (a.app.shutdown().await, b.app.shutdown().await);
+    assert_eq!(ra.written, rb.written);
+    let rows_a = a.t.events().await;
+    let rows_b = b.t.events().await;
+    assert_eq!(rows_a.len() as u64, ra.written);
+    assert!(
+        rows_a.len() > 1500,
+        "bots and spam dropped, most kept: {}",
+        rows_a.len()
+    );
+    let kinds = |rows: &[EventRow], f: fn(&EventRow) -> &str| {
+        rows.iter()
+            .map(f)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert!(
+        kinds(&rows_a, |e| e.country_code.as_str()) >= 4,
+        "countries vary"
+    );
+    assert!(kinds(&rows_a, |e| e.channel.as_str()) >= 5, "channels vary");
+    assert!(kinds(&rows_a, |e| e.device.as_str()) >= 3, "devices vary");
+    let (ka, ga) = canonical(rows_a);
+    let (kb, gb) = canonical(rows_b);
+    assert_eq!(ka.len(), kb.len());
+    for (x, y) in ka.iter().zip(&kb) {
+        assert_eq!(x, y);
+    }
+    assert_eq!(ga, gb, "the same rows share sessions on both stores");
+}
