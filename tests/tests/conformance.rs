@@ -28,7 +28,7 @@ fn event(site_id: u32, timestamp: u32, i: u64) -> EventRow {
     EventRow {
         site_id,
         timestamp,
-        name: if i % 3 == 0 {
+        name: if i.is_multiple_of(3) {
             "Signup".into()
         } else {
             "pageview".into()
