@@ -22,11 +22,11 @@ fn env_for(t: &TestStore, extra: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// `footfall site add` through the CLI, as a user would.
-fn add_site(t: &TestStore, domain: &str) {
+fn add_site(env: &[(String, String)], domain: &str) {
     let out = std::process::Command::new(footfall_tests::footfall_bin())
         .args(["site", "add", domain, "--timezone", "Europe/Copenhagen"])
         .env_clear()
-        .envs(t.env())
+        .envs(env.iter().cloned())
         .output()
         .unwrap();
     assert!(
@@ -74,7 +74,7 @@ async fn written(http: &reqwest::Client, base: &str) -> u64 {
 
 async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged(b: Backend) {
     let t = TestStore::new(b, "privacy").await;
-    add_site(&t, "example.com");
+    add_site(&t.env(), "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut p = Process::serve(
         &env_for(&t, &[("FOOTFALL_LOG", "trace")]),
@@ -168,7 +168,7 @@ async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged(b: Backend) {
 
 async fn sigterm_drains_every_queued_event(b: Backend) {
     let t = TestStore::new(b, "sigterm").await;
-    add_site(&t, "example.com");
+    add_site(&t.env(), "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     // A long interval and a large batch: nothing is written until shutdown.
     let env = env_for(
@@ -199,7 +199,7 @@ async fn sigterm_drains_every_queued_event(b: Backend) {
 
 async fn an_acknowledged_batch_survives_sigkill(b: Backend) {
     let t = TestStore::new(b, "sigkill").await;
-    add_site(&t, "example.com");
+    add_site(&t.env(), "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     let env = env_for(&t, &[("FOOTFALL_FLUSH_INTERVAL_MS", "20")]);
     let mut p = Process::serve(&env, log.path().to_path_buf()).await;
@@ -253,17 +253,7 @@ async fn clickhouse_outage_loses_nothing() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let out = std::process::Command::new(footfall_tests::footfall_bin())
-        .args(["site", "add", "example.com"])
-        .env_clear()
-        .envs(env.clone())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    add_site(&env, "example.com");
     let log = tempfile::NamedTempFile::new().unwrap();
     let p = Process::serve(&env, log.path().to_path_buf()).await;
     let http = reqwest::Client::new();

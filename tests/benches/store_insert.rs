@@ -3,8 +3,8 @@
 //! `cargo bench --bench store_insert` writes `FOOTFALL_BENCH_EVENTS` (default 500,000) events
 //! in batches of `FOOTFALL_BENCH_BATCH` (default 10,000), the writer's default, into a fresh
 //! SQLite store and a fresh ClickHouse database, and prints events/second for each. ClickHouse
-//! is `FOOTFALL_BENCH_CLICKHOUSE_URL` if set, else a throw-away server started with
-//! `scripts/clickhouse-test-server.sh` (Debian's package, installed if missing).
+//! is `FOOTFALL_BENCH_CLICKHOUSE_URL` if set, else a throw-away server of its own (Debian's
+//! package, installed if missing).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use footfall::config::ClickHouseConfig;
 use footfall::store::clickhouse_store::ClickHouseStore;
 use footfall::store::sqlite_store::SqliteStore;
 use footfall::store::{EventRow, Store};
+use footfall_tests::OwnClickHouse;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -92,28 +93,13 @@ fn main() {
         batch,
     ));
 
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let ch_dir = tempfile::tempdir().unwrap();
-    let url = match std::env::var("FOOTFALL_BENCH_CLICKHOUSE_URL") {
-        Ok(url) => url,
-        Err(_) => {
-            let out = std::process::Command::new(root.join("scripts/clickhouse-test-server.sh"))
-                .arg("start")
-                .arg(ch_dir.path())
-                .output()
-                .expect("starting ClickHouse");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            String::from_utf8_lossy(&out.stdout)
-                .trim()
-                .rsplit('=')
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        }
+    // Started before it is needed, stopped when dropped at the end.
+    let own_server = std::env::var("FOOTFALL_BENCH_CLICKHOUSE_URL")
+        .is_err()
+        .then(OwnClickHouse::start);
+    let url = match &own_server {
+        Some(server) => server.url.clone(),
+        None => std::env::var("FOOTFALL_BENCH_CLICKHOUSE_URL").unwrap_or_default(),
     };
     let ch = ClickHouseConfig {
         url,
@@ -126,8 +112,4 @@ fn main() {
         admin.migrate().await.expect("migrate");
         measure("clickhouse", Arc::new(admin), &rows, batch).await;
     });
-    let _ = std::process::Command::new(root.join("scripts/clickhouse-test-server.sh"))
-        .arg("stop")
-        .arg(ch_dir.path())
-        .status();
 }
