@@ -14,6 +14,7 @@ both_stores!(
     salts_first_written_wins_and_old_ones_are_deleted,
     purge_drops_whole_days_before_the_cutoff,
     large_batches_and_large_purges,
+    api_keys_are_stored_hashed_and_revocable,
 );
 
 fn day(d: u32) -> NaiveDate {
@@ -203,4 +204,46 @@ async fn large_batches_and_large_purges(b: Backend) {
             .len(),
         1
     );
+}
+
+async fn api_keys_are_stored_hashed_and_revocable(b: Backend) {
+    let t = TestStore::new(b, "conf_api_keys").await;
+    let k1 = footfall::apikey::generate(1, 1_000);
+    let k2 = footfall::apikey::generate(2, 2_000);
+    t.store.add_api_key(&k1.record).await.unwrap();
+    t.store.add_api_key(&k2.record).await.unwrap();
+    assert_eq!(
+        t.store.api_keys().await.unwrap(),
+        vec![k1.record.clone(), k2.record.clone()]
+    );
+    assert_eq!(
+        footfall::apikey::verify(t.store.as_ref(), &k1.secret)
+            .await
+            .unwrap(),
+        Some(k1.record.clone())
+    );
+    assert!(t.store.revoke_api_key(&k1.record.id).await.unwrap());
+    assert!(!t.store.revoke_api_key("00000000").await.unwrap());
+    let keys = t.store.api_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].revoked, 1);
+    assert_eq!(keys[1].revoked, 0);
+    assert_eq!(
+        footfall::apikey::verify(t.store.as_ref(), &k1.secret)
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        footfall::apikey::verify(t.store.as_ref(), &k2.secret)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    for (table, text) in t.dump_tables().await {
+        assert!(
+            !text.contains(&k2.secret[3..]),
+            "the key itself is in {table}"
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! The command line: one module per subcommand. Every subcommand reads the same
 //! configuration (`--config` or `FOOTFALL_CONFIG`, then `FOOTFALL_*` variables).
 
+pub mod apikey;
 pub mod purge;
 pub mod serve;
 pub mod site;
@@ -40,6 +41,9 @@ pub enum Command {
     /// Manage the sites Footfall accepts events for.
     #[command(subcommand)]
     Site(site::SiteCommand),
+    /// Manage Stats API keys.
+    #[command(subcommand)]
+    Apikey(apikey::ApiKeyCommand),
     /// Drop raw events older than the raw retention now.
     Purge,
     /// Apply pending schema migrations and exit.
@@ -56,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve::run(config).await,
         Command::Site(cmd) => site::run(&config, cmd).await,
+        Command::Apikey(cmd) => apikey::run(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Migrate => {
             let store = open_store(&config)?;

@@ -13,16 +13,23 @@ use clickhouse::Client;
 use clickhouse::sql::Identifier;
 use serde::{Deserialize, Serialize};
 
-use super::{EventRow, Site, Store, StoreError};
+use super::{ApiKey, EventRow, Site, Store, StoreError};
 use crate::config::ClickHouseConfig;
 use crate::ingest::visitor::Salt;
 
 /// The schema migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../schema/clickhouse/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../schema/clickhouse/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_api_keys",
+        include_str!("../../../schema/clickhouse/0002_api_keys.sql"),
+    ),
+];
 
 // Every statement this store sends; `sample_statements` renders them for portability checks.
 const SQL_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition";
@@ -33,6 +40,7 @@ const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migr
 const SQL_SITES: &str =
     "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
 const SQL_SALTS: &str =
     "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
 
@@ -65,6 +73,16 @@ struct SaltRow {
     /// Hex of the 32 salt bytes.
     salt: String,
     created_at: u32,
+}
+
+#[derive(Serialize, clickhouse::Row)]
+struct ApiKeyRow {
+    id: String,
+    site_id: u32,
+    hash: String,
+    created_at: u32,
+    revoked: u8,
+    version: u64,
 }
 
 #[derive(Deserialize, clickhouse::Row)]
@@ -161,6 +179,26 @@ impl ClickHouseStore {
             ),
         ]);
         out
+    }
+
+    async fn write_api_key(&self, key: &ApiKey, version: u64) -> Result<(), StoreError> {
+        let mut insert = self
+            .db
+            .insert::<ApiKeyRow>("api_keys")
+            .await
+            .map_err(unavailable)?;
+        insert
+            .write(&ApiKeyRow {
+                id: key.id.clone(),
+                site_id: key.site_id,
+                hash: key.hash.clone(),
+                created_at: key.created_at,
+                revoked: key.revoked,
+                version,
+            })
+            .await
+            .map_err(unavailable)?;
+        insert.end().await.map_err(unavailable)
     }
 
     async fn partitions(&self, table: &str) -> Result<Vec<String>, StoreError> {
@@ -379,6 +417,28 @@ impl Store for ClickHouseStore {
             .await
             .map_err(unavailable)
     }
+
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.write_api_key(key, 1).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.db
+            .query(SQL_API_KEYS)
+            .fetch_all()
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(key) = self.api_keys().await?.into_iter().find(|k| k.id == id) else {
+            return Ok(false);
+        };
+        let version = Utc::now().timestamp_micros().max(2) as u64;
+        self.write_api_key(&ApiKey { revoked: 1, ..key }, version)
+            .await?;
+        Ok(true)
+    }
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -401,8 +461,8 @@ mod tests {
 
     #[test]
     fn schema_splits_into_statements() {
-        let stmts = statements(MIGRATIONS[0].2);
-        assert_eq!(stmts.len(), 3);
+        let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
+        assert_eq!(stmts.len(), 4);
         assert!(
             stmts
                 .iter()

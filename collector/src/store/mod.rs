@@ -69,6 +69,19 @@ pub struct Site {
     pub timezone: String,
 }
 
+/// A Stats API key as stored: never the key itself, only its hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+pub struct ApiKey {
+    /// The key's public prefix: shown in listings, used to revoke it.
+    pub id: String,
+    pub site_id: u32,
+    /// Hex blake3 hash of the whole key.
+    pub hash: String,
+    /// UTC seconds.
+    pub created_at: u32,
+    pub revoked: u8,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -110,4 +123,9 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+    /// Every API key, revoked ones included, in creation order.
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+    /// Revokes the key with this id; `false` when there is no such key.
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
 }

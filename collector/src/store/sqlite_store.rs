@@ -14,15 +14,22 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{EventRow, Site, Store, StoreError};
+use super::{ApiKey, EventRow, Site, Store, StoreError};
 use crate::ingest::visitor::Salt;
 
 /// The schema migrations, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../schema/sqlite/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../schema/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_api_keys",
+        include_str!("../../../schema/sqlite/0002_api_keys.sql"),
+    ),
+];
 
 /// Rows deleted per retention transaction.
 pub const PURGE_BATCH_ROWS: usize = 10_000;
@@ -382,6 +389,50 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
             let rows = stmt.query_map(params![site_id, from, to, limit], read_row).map_err(query_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, site_id, hash, created_at, revoked) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.id, key.site_id, key.hash, key.created_at, key.revoked],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, site_id, hash, created_at, revoked FROM api_keys ORDER BY created_at, id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ApiKey {
+                        id: r.get(0)?,
+                        site_id: r.get(1)?,
+                        hash: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: r.get(4)?,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(query_err)
         })
         .await
     }
