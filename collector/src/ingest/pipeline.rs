@@ -2,7 +2,8 @@
 //!
 //! Order (cheapest first): site allowlist → bot user-agent → spam referrer → page URL
 //! normalisation → referrer + UTM → user-agent parse (cached; a crawler drops here) → GeoIP
-//! on the truncated IP → visitor hash under the daily salt → session. A step either passes
+//! on the truncated IP → visitor hash under the daily salt → session (whose entry event fixes
+//! the visit's referrer, source, channel and UTM for all its events). A step either passes
 //! the event on or drops it with a [`DropReason`]; no step does I/O. The full IP and the raw
 //! user-agent are used in memory only and never leave this module.
 
@@ -17,7 +18,7 @@ use super::body::EventInput;
 use super::geoip::GeoIp;
 use super::page::{self, PageError};
 use super::referrer;
-use super::session::{Open, Sessions};
+use super::session::{Open, Sessions, Visit};
 use super::useragent::UaParser;
 use super::visitor::{Salts, visitor_id};
 use super::{bots, ip};
@@ -177,9 +178,13 @@ impl Pipeline {
                 .yesterday
                 .as_ref()
                 .map(|(_, salt)| visitor_id(salt, &site.domain, req.client_ip, req.user_agent));
-            let Some(session_id) =
+            let arriving = Visit {
+                source: source.clone(),
+                utm: page.utm.clone(),
+            };
+            let Some((session_id, visit)) =
                 self.sessions
-                    .touch(site.id, visitor, previous, req.received_at, open)
+                    .touch(site.id, visitor, previous, req.received_at, open, arriving)
             else {
                 continue;
             };
@@ -191,14 +196,14 @@ impl Pipeline {
                 pathname: page.pathname.clone(),
                 visitor_id: visitor,
                 session_id,
-                referrer: source.referrer.clone(),
-                referrer_source: source.source.clone(),
-                channel: source.channel.clone(),
-                utm_medium: page.utm.medium.clone(),
-                utm_source: page.utm.source.clone(),
-                utm_campaign: page.utm.campaign.clone(),
-                utm_content: page.utm.content.clone(),
-                utm_term: page.utm.term.clone(),
+                referrer: visit.source.referrer.clone(),
+                referrer_source: visit.source.source.clone(),
+                channel: visit.source.channel.clone(),
+                utm_medium: visit.utm.medium.clone(),
+                utm_source: visit.utm.source.clone(),
+                utm_campaign: visit.utm.campaign.clone(),
+                utm_content: visit.utm.content.clone(),
+                utm_term: visit.utm.term.clone(),
                 browser: ua.browser.clone(),
                 browser_version: ua.browser_version.clone(),
                 os: ua.os.clone(),
@@ -398,6 +403,33 @@ mod tests {
         );
         let c = rows(run(&p, body, CHROME, at(62)))[0].session_id;
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn a_visit_keeps_its_entry_source() {
+        let p = pipeline();
+        let first = rows(run(
+            &p,
+            r#"{"n":"pageview","u":"https://a.org/?utm_campaign=x","d":"a.org","r":"https://www.google.com/"}"#,
+            CHROME,
+            at(0),
+        ));
+        let next = rows(run(
+            &p,
+            r#"{"n":"pageview","u":"https://a.org/next","d":"a.org","r":"https://a.org/"}"#,
+            CHROME,
+            at(3),
+        ));
+        assert_eq!(first[0].session_id, next[0].session_id);
+        assert_eq!(
+            (
+                next[0].referrer_source.as_str(),
+                next[0].channel.as_str(),
+                next[0].utm_campaign.as_str()
+            ),
+            ("Google", "Organic Search", "x")
+        );
+        assert_eq!(next[0].pathname, "/next");
     }
 
     #[test]

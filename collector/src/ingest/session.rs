@@ -1,5 +1,9 @@
 //! Sessions: a visit ends after 30 minutes without an event.
 //!
+//! A session remembers where the visit came from (its entry event's referrer, source,
+//! channel and UTM parameters); every later event of the session carries those, so "visits
+//! from Google" counts the whole visit, not only its landing pageview.
+//!
 //! Kept in memory, keyed by (site, visitor hash). At midnight the visitor hash changes with
 //! the salt, so a lookup also tries the hash under yesterday's salt and carries an open
 //! session over to the new hash: a session continues across midnight. Entries idle longer
@@ -7,17 +11,28 @@
 //! last 30 minutes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
 
 /// Inactivity after which a session ends.
 pub const SESSION_TIMEOUT: Duration = Duration::minutes(30);
 
-#[derive(Debug, Clone, Copy)]
+use super::page::Utm;
+use super::referrer::Source;
+
+/// Where a visit came from: fixed by its first event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Visit {
+    pub source: Source,
+    pub utm: Utm,
+}
+
+#[derive(Debug, Clone)]
 struct Entry {
     session_id: u64,
     last_seen: DateTime<Utc>,
+    visit: Arc<Visit>,
 }
 
 /// The open sessions of this collector.
@@ -36,9 +51,10 @@ pub enum Open {
 }
 
 impl Sessions {
-    /// The session of `visitor` at `now`, opened or continued. `previous_visitor` is the
-    /// visitor's hash under yesterday's salt, if it is still held. `None` when `open` is
-    /// [`Open::ExistingOnly`] and no session is open.
+    /// The session of `visitor` at `now`, opened or continued, and where its visit came
+    /// from: `visit` for a new session, the stored one for an open session.
+    /// `previous_visitor` is the visitor's hash under yesterday's salt, if it is still held.
+    /// `None` when `open` is [`Open::ExistingOnly`] and no session is open.
     pub fn touch(
         &self,
         site_id: u32,
@@ -46,7 +62,8 @@ impl Sessions {
         previous_visitor: Option<u64>,
         now: DateTime<Utc>,
         open: Open,
-    ) -> Option<u64> {
+        visit: Visit,
+    ) -> Option<(u64, Arc<Visit>)> {
         let mut map = self
             .map
             .lock()
@@ -54,26 +71,27 @@ impl Sessions {
         let alive = |e: &Entry| {
             now - e.last_seen <= SESSION_TIMEOUT && e.last_seen - now <= SESSION_TIMEOUT
         };
-        let mut current = map.get(&(site_id, visitor)).copied().filter(alive);
+        let mut current = map.get(&(site_id, visitor)).cloned().filter(alive);
         if current.is_none()
             && let Some(prev) = previous_visitor.filter(|p| *p != visitor)
         {
             current = map.remove(&(site_id, prev)).filter(alive);
         }
-        let session_id = match current {
-            Some(e) => e.session_id,
-            None if open == Open::ExistingOnly => return None,
-            None => rand::random::<u64>().max(1),
-        };
-        let last_seen = current.map_or(now, |e| e.last_seen.max(now));
-        map.insert(
-            (site_id, visitor),
-            Entry {
-                session_id,
-                last_seen,
+        let entry = match current {
+            Some(e) => Entry {
+                last_seen: e.last_seen.max(now),
+                ..e
             },
-        );
-        Some(session_id)
+            None if open == Open::ExistingOnly => return None,
+            None => Entry {
+                session_id: rand::random::<u64>().max(1),
+                last_seen: now,
+                visit: Arc::new(visit),
+            },
+        };
+        let out = (entry.session_id, entry.visit.clone());
+        map.insert((site_id, visitor), entry);
+        Some(out)
     }
 
     /// Forgets sessions idle longer than the timeout; returns how many remain.
@@ -95,46 +113,104 @@ mod tests {
         DateTime::from_timestamp(1_764_028_800, 0).unwrap() + Duration::minutes(min)
     }
 
+    /// The session id only.
+    fn touch(
+        s: &Sessions,
+        site: u32,
+        visitor: u64,
+        prev: Option<u64>,
+        at: DateTime<Utc>,
+        open: Open,
+    ) -> Option<u64> {
+        s.touch(site, visitor, prev, at, open, Visit::default())
+            .map(|(id, _)| id)
+    }
+
     #[test]
     fn thirty_minutes_of_inactivity_end_a_session() {
         let s = Sessions::default();
-        let a = s.touch(1, 42, None, t(0), Open::Allowed).unwrap();
-        assert_eq!(s.touch(1, 42, None, t(29), Open::Allowed), Some(a));
-        assert_eq!(s.touch(1, 42, None, t(59), Open::Allowed), Some(a));
-        let b = s.touch(1, 42, None, t(90), Open::Allowed).unwrap();
+        let a = touch(&s, 1, 42, None, t(0), Open::Allowed).unwrap();
+        assert_eq!(touch(&s, 1, 42, None, t(29), Open::Allowed), Some(a));
+        assert_eq!(touch(&s, 1, 42, None, t(59), Open::Allowed), Some(a));
+        let b = touch(&s, 1, 42, None, t(90), Open::Allowed).unwrap();
         assert_ne!(a, b);
     }
 
     #[test]
     fn sites_and_visitors_are_separate() {
         let s = Sessions::default();
-        let a = s.touch(1, 42, None, t(0), Open::Allowed);
-        assert_ne!(s.touch(2, 42, None, t(1), Open::Allowed), a);
-        assert_ne!(s.touch(1, 43, None, t(1), Open::Allowed), a);
+        let a = touch(&s, 1, 42, None, t(0), Open::Allowed);
+        assert_ne!(touch(&s, 2, 42, None, t(1), Open::Allowed), a);
+        assert_ne!(touch(&s, 1, 43, None, t(1), Open::Allowed), a);
     }
 
     #[test]
     fn continues_across_midnight_under_the_new_hash() {
         let s = Sessions::default();
-        let a = s.touch(1, 100, None, t(0), Open::Allowed).unwrap();
+        let a = touch(&s, 1, 100, None, t(0), Open::Allowed).unwrap();
         // New day: new hash 200, previous hash 100.
-        assert_eq!(s.touch(1, 200, Some(100), t(10), Open::Allowed), Some(a));
-        assert_eq!(s.touch(1, 200, Some(100), t(20), Open::Allowed), Some(a));
+        assert_eq!(touch(&s, 1, 200, Some(100), t(10), Open::Allowed), Some(a));
+        assert_eq!(touch(&s, 1, 200, Some(100), t(20), Open::Allowed), Some(a));
     }
 
     #[test]
     fn engagement_does_not_open_sessions() {
         let s = Sessions::default();
-        assert_eq!(s.touch(1, 5, None, t(0), Open::ExistingOnly), None);
-        let a = s.touch(1, 5, None, t(1), Open::Allowed);
-        assert_eq!(s.touch(1, 5, None, t(2), Open::ExistingOnly), a);
+        assert_eq!(touch(&s, 1, 5, None, t(0), Open::ExistingOnly), None);
+        let a = touch(&s, 1, 5, None, t(1), Open::Allowed);
+        assert_eq!(touch(&s, 1, 5, None, t(2), Open::ExistingOnly), a);
     }
 
     #[test]
     fn sweep_forgets_idle_sessions() {
         let s = Sessions::default();
-        s.touch(1, 1, None, t(0), Open::Allowed);
-        s.touch(1, 2, None, t(20), Open::Allowed);
+        touch(&s, 1, 1, None, t(0), Open::Allowed);
+        touch(&s, 1, 2, None, t(20), Open::Allowed);
         assert_eq!(s.sweep(t(40)), 1);
+    }
+}
+
+#[cfg(test)]
+mod visit_tests {
+    use super::*;
+
+    #[test]
+    fn later_events_keep_the_entry_source() {
+        let s = Sessions::default();
+        let t0 = DateTime::from_timestamp(1_764_028_800, 0).unwrap();
+        let google = Visit {
+            source: Source {
+                referrer: "google.com".into(),
+                source: "Google".into(),
+                channel: "Organic Search".into(),
+            },
+            utm: Utm::default(),
+        };
+        let (a, v) = s
+            .touch(1, 7, None, t0, Open::Allowed, google.clone())
+            .unwrap();
+        assert_eq!(*v, google);
+        let (b, v) = s
+            .touch(
+                1,
+                7,
+                None,
+                t0 + Duration::minutes(5),
+                Open::Allowed,
+                Visit::default(),
+            )
+            .unwrap();
+        assert_eq!((a, &*v), (b, &google));
+        let (_, v) = s
+            .touch(
+                1,
+                7,
+                None,
+                t0 + Duration::hours(2),
+                Open::Allowed,
+                Visit::default(),
+            )
+            .unwrap();
+        assert_eq!(*v, Visit::default(), "a new session takes its own source");
     }
 }
