@@ -13,5 +13,6 @@ pub mod http;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
+pub mod query;
 pub mod store;
 pub mod writer;

@@ -13,8 +13,33 @@ fn schema_and_statements_run_on_current_clickhouse() {
         password: String::new(),
         database: "footfall_portability".into(),
     });
-    let statements = store.sample_statements();
+    let mut statements = store.sample_statements();
     assert!(statements.len() >= 8);
+    // The Stats API's statements: every kind of plan, every time bucket, every filter.
+    let tz: chrono_tz::Tz = "Europe/Copenhagen".parse().unwrap();
+    for query in [
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"], "date_range": "30d"}),
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "percentage"], "date_range": "7d", "dimensions": ["visit:source", "event:page"], "filters": [["is", "visit:country", ["DK"]], ["or", [["contains", "event:page", ["/b"]], ["not", ["contains_not", "visit:city", ["x"]]]]], ["is_not", "visit:device", ["Mobile"]]]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "day", "dimensions": ["time:hour"]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "month", "dimensions": ["time:day"]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "6mo", "dimensions": ["time:week"]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "12mo", "dimensions": ["time:month"]}),
+    ] {
+        let q = footfall::query::model::parse(&query).unwrap();
+        let span = footfall::query::time::resolve(&q.date_range, tz, chrono::Utc::now()).unwrap();
+        let plan =
+            footfall::query::sql::plan(footfall::query::sql::Dialect::ClickHouse, &q, 1, tz, &span);
+        for st in [
+            Some(&plan.events),
+            plan.sessions.as_ref(),
+            plan.total_visitors.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            statements.push(store.render(st));
+        }
+    }
     let spec = serde_json::json!({ "database": "footfall_portability", "statements": statements });
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), spec.to_string()).unwrap();

@@ -17,6 +17,12 @@ pub enum ApiError {
     TooLarge,
     #[error("the collector cannot take more events right now; retry later")]
     Busy { retry_after_secs: u32 },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("the store is unavailable; retry later")]
+    Unavailable,
 }
 
 impl From<BodyError> for ApiError {
@@ -39,7 +45,9 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
         };
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if let ApiError::Busy { retry_after_secs } = self

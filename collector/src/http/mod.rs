@@ -7,6 +7,7 @@
 mod error;
 mod event;
 mod health;
+mod query;
 
 use std::sync::Arc;
 
@@ -55,5 +56,6 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v2/query", post(query::post_query))
         .with_state(state)
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{ApiKey, EventRow, Site, Store, StoreError};
 use crate::config::ClickHouseConfig;
 use crate::ingest::visitor::Salt;
+use crate::query::sql::{Bind, Dialect, Statement};
 
 /// The schema migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -146,6 +147,23 @@ impl ClickHouseStore {
             db,
             database: config.database.clone(),
         }
+    }
+
+    /// A planned statement with its values bound by the client.
+    fn bound(&self, statement: &Statement) -> clickhouse::query::Query {
+        let mut query = self.db.query(&statement.sql);
+        for bind in &statement.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(*n),
+                Bind::Text(s) => query.bind(s.as_str()),
+            };
+        }
+        query
+    }
+
+    /// A planned statement as the server receives it, its values bound.
+    pub fn render(&self, statement: &Statement) -> String {
+        self.bound(statement).sql_display().to_string()
     }
 
     /// Every statement the store sends, with sample values bound, as the server receives
@@ -438,6 +456,52 @@ impl Store for ClickHouseStore {
         self.write_api_key(&ApiKey { revoked: 1, ..key }, version)
             .await?;
         Ok(true)
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::ClickHouse
+    }
+
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text_columns: usize,
+        int_columns: usize,
+    ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
+        let mut cursor = self
+            .bound(statement)
+            .fetch_bytes("JSONCompact")
+            .map_err(unavailable)?;
+        let mut body = Vec::new();
+        while let Some(chunk) = cursor.next().await.map_err(unavailable)? {
+            body.extend_from_slice(&chunk);
+        }
+        let parsed: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| StoreError::Query(format!("unreadable answer: {e}")))?;
+        let data = parsed["data"].as_array().cloned().unwrap_or_default();
+        let int_of = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),
+            serde_json::Value::String(s) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(data
+            .iter()
+            .filter_map(|row| row.as_array())
+            .map(|row| {
+                let texts = row
+                    .iter()
+                    .take(text_columns)
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect();
+                let ints = row
+                    .iter()
+                    .skip(text_columns)
+                    .take(int_columns)
+                    .map(int_of)
+                    .collect();
+                (texts, ints)
+            })
+            .collect())
     }
 }
 

@@ -20,6 +20,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::ingest::visitor::Salt;
+use crate::query::sql::{Dialect, Statement};
 
 /// One stored raw event (a pageview, custom event or engagement event).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, clickhouse::Row)]
@@ -123,6 +124,16 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// The SQL dialect the query planner must produce for this store.
+    fn dialect(&self) -> Dialect;
+    /// Runs a planned statement whose rows are `text_columns` strings then `int_columns`
+    /// integers (SQL NULL reads as 0).
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text_columns: usize,
+        int_columns: usize,
+    ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError>;
     async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Every API key, revoked ones included, in creation order.
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{ApiKey, EventRow, Site, Store, StoreError};
 use crate::ingest::visitor::Salt;
+use crate::query::sql::{Bind, Dialect, Statement};
 
 /// The schema migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -433,6 +434,43 @@ impl Store for SqliteStore {
             conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
                 .map(|n| n > 0)
                 .map_err(query_err)
+        })
+        .await
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text_columns: usize,
+        int_columns: usize,
+    ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
+        let statement = statement.clone();
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
+            let params: Vec<rusqlite::types::Value> = statement
+                .binds
+                .iter()
+                .map(|b| match b {
+                    Bind::Int(n) => rusqlite::types::Value::Integer(*n),
+                    Bind::Text(s) => rusqlite::types::Value::Text(s.clone()),
+                })
+                .collect();
+            let rows = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    let texts = (0..text_columns)
+                        .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    let ints = (text_columns..text_columns + int_columns)
+                        .map(|i| r.get::<_, Option<i64>>(i).map(Option::unwrap_or_default))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok((texts, ints))
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
         })
         .await
     }

@@ -1,0 +1,734 @@
+//! The query model: the Plausible Stats API v2 request shape, parsed and validated.
+//!
+//! `{"site_id", "metrics", "date_range", "dimensions", "filters", "order_by", "include",
+//! "pagination"}`. Every mistake a client can make is a [`QueryError`] whose message names
+//! it. What passes is a [`Query`] whose every name is known and every value bounded; nothing
+//! in it is ever pasted into SQL (values are bound).
+
+use chrono::NaiveDate;
+use serde_json::Value;
+
+/// Most dimensions in one query.
+pub const MAX_DIMENSIONS: usize = 3;
+/// Most values in one filter clause.
+pub const MAX_FILTER_VALUES: usize = 100;
+/// Longest filter value, in bytes.
+pub const MAX_FILTER_VALUE_BYTES: usize = 2000;
+/// Most filters (counting nested ones).
+pub const MAX_FILTERS: usize = 30;
+/// Largest page of results.
+pub const MAX_LIMIT: u64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Visitors,
+    Visits,
+    Pageviews,
+    Events,
+    ViewsPerVisit,
+    BounceRate,
+    VisitDuration,
+    Percentage,
+}
+
+impl Metric {
+    pub const ALL: [(&'static str, Metric); 8] = [
+        ("visitors", Metric::Visitors),
+        ("visits", Metric::Visits),
+        ("pageviews", Metric::Pageviews),
+        ("events", Metric::Events),
+        ("views_per_visit", Metric::ViewsPerVisit),
+        ("bounce_rate", Metric::BounceRate),
+        ("visit_duration", Metric::VisitDuration),
+        ("percentage", Metric::Percentage),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Metric::ALL
+            .iter()
+            .find(|(_, m)| *m == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    /// Whether the metric needs per-session aggregation.
+    pub fn per_session(self) -> bool {
+        matches!(
+            self,
+            Metric::Visits | Metric::ViewsPerVisit | Metric::BounceRate | Metric::VisitDuration
+        )
+    }
+}
+
+/// Metrics of the Stats API that Footfall does not answer yet.
+const NOT_YET_METRICS: &[&str] = &[
+    "conversion_rate",
+    "time_on_page",
+    "scroll_depth",
+    "group_conversion_rate",
+    "average_revenue",
+    "total_revenue",
+];
+
+/// A property of an event or its visit that results can be grouped and filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Property {
+    Page,
+    Hostname,
+    Name,
+    Source,
+    Referrer,
+    Channel,
+    UtmMedium,
+    UtmSource,
+    UtmCampaign,
+    UtmContent,
+    UtmTerm,
+    Device,
+    Browser,
+    BrowserVersion,
+    Os,
+    OsVersion,
+    Country,
+    Region,
+    City,
+}
+
+impl Property {
+    pub const ALL: [(&'static str, Property); 19] = [
+        ("event:page", Property::Page),
+        ("event:hostname", Property::Hostname),
+        ("event:name", Property::Name),
+        ("visit:source", Property::Source),
+        ("visit:referrer", Property::Referrer),
+        ("visit:channel", Property::Channel),
+        ("visit:utm_medium", Property::UtmMedium),
+        ("visit:utm_source", Property::UtmSource),
+        ("visit:utm_campaign", Property::UtmCampaign),
+        ("visit:utm_content", Property::UtmContent),
+        ("visit:utm_term", Property::UtmTerm),
+        ("visit:device", Property::Device),
+        ("visit:browser", Property::Browser),
+        ("visit:browser_version", Property::BrowserVersion),
+        ("visit:os", Property::Os),
+        ("visit:os_version", Property::OsVersion),
+        ("visit:country", Property::Country),
+        ("visit:region", Property::Region),
+        ("visit:city", Property::City),
+    ];
+
+    pub fn name(self) -> &'static str {
+        Property::ALL
+            .iter()
+            .find(|(_, p)| *p == self)
+            .map_or("", |(n, _)| n)
+    }
+
+    /// The events column holding the property.
+    pub fn column(self) -> &'static str {
+        match self {
+            Property::Page => "pathname",
+            Property::Hostname => "hostname",
+            Property::Name => "name",
+            Property::Source => "referrer_source",
+            Property::Referrer => "referrer",
+            Property::Channel => "channel",
+            Property::UtmMedium => "utm_medium",
+            Property::UtmSource => "utm_source",
+            Property::UtmCampaign => "utm_campaign",
+            Property::UtmContent => "utm_content",
+            Property::UtmTerm => "utm_term",
+            Property::Device => "device",
+            Property::Browser => "browser",
+            Property::BrowserVersion => "browser_version",
+            Property::Os => "os",
+            Property::OsVersion => "os_version",
+            Property::Country => "country_code",
+            Property::Region => "region",
+            Property::City => "city",
+        }
+    }
+}
+
+/// Dimensions of the Stats API that Footfall does not answer yet.
+const NOT_YET_DIMENSIONS: &[&str] = &[
+    "visit:entry_page",
+    "visit:exit_page",
+    "visit:country_name",
+    "visit:region_name",
+    "visit:city_name",
+    "visit:entry_page_hostname",
+    "visit:exit_page_hostname",
+    "event:goal",
+];
+
+/// Time buckets, cut in the site's time zone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TimeBucket {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dimension {
+    Property(Property),
+    Time(TimeBucket),
+}
+
+impl Dimension {
+    pub fn label(self) -> String {
+        match self {
+            Dimension::Property(p) => p.name().to_string(),
+            Dimension::Time(TimeBucket::Hour) => "time:hour".into(),
+            Dimension::Time(TimeBucket::Day) => "time:day".into(),
+            Dimension::Time(TimeBucket::Week) => "time:week".into(),
+            Dimension::Time(TimeBucket::Month) => "time:month".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Is,
+    IsNot,
+    Contains,
+    ContainsNot,
+}
+
+/// A filter tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    Match {
+        op: Op,
+        property: Property,
+        values: Vec<String>,
+    },
+    And(Vec<Filter>),
+    Or(Vec<Filter>),
+    Not(Box<Filter>),
+}
+
+/// A date range as the client named it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateRange {
+    Day,
+    Last(u32),
+    Month,
+    Months(u32),
+    Year,
+    All,
+    Custom(NaiveDate, NaiveDate),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderKey {
+    Metric(Metric),
+    Dimension(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    pub site_id: String,
+    pub metrics: Vec<Metric>,
+    pub date_range: DateRange,
+    pub dimensions: Vec<Dimension>,
+    pub filters: Vec<Filter>,
+    pub order_by: Vec<(OrderKey, bool)>,
+    pub limit: u64,
+    pub offset: u64,
+    pub total_rows: bool,
+    pub time_labels: bool,
+}
+
+/// A mistake in a query, answered with 400 and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct QueryError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, QueryError> {
+    Err(QueryError(msg.into()))
+}
+
+fn as_str<'a>(v: &'a Value, what: &str) -> Result<&'a str, QueryError> {
+    v.as_str()
+        .ok_or_else(|| QueryError(format!("{what} must be a string")))
+}
+
+fn as_array<'a>(v: &'a Value, what: &str) -> Result<&'a Vec<Value>, QueryError> {
+    v.as_array()
+        .ok_or_else(|| QueryError(format!("{what} must be a list")))
+}
+
+/// Parses and validates a query body.
+pub fn parse(body: &Value) -> Result<Query, QueryError> {
+    let Some(obj) = body.as_object() else {
+        return err("the query must be a JSON object");
+    };
+    const KNOWN: [&str; 8] = [
+        "site_id",
+        "metrics",
+        "date_range",
+        "dimensions",
+        "filters",
+        "order_by",
+        "include",
+        "pagination",
+    ];
+    if let Some(unknown) = obj.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return err(format!(
+            "unknown field `{unknown}`; expected one of {}",
+            KNOWN.join(", ")
+        ));
+    }
+    let site_id = as_str(
+        obj.get("site_id")
+            .ok_or(QueryError("missing `site_id`".into()))?,
+        "`site_id`",
+    )?
+    .to_string();
+    let metrics = parse_metrics(obj.get("metrics"))?;
+    let date_range = parse_date_range(
+        obj.get("date_range")
+            .ok_or(QueryError("missing `date_range`".into()))?,
+    )?;
+    let dimensions = parse_dimensions(obj.get("dimensions"))?;
+    let mut count = 0;
+    let filters = match obj.get("filters") {
+        None => Vec::new(),
+        Some(v) => as_array(v, "`filters`")?
+            .iter()
+            .map(|f| parse_filter(f, &mut count))
+            .collect::<Result<_, _>>()?,
+    };
+    if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
+        return err("metric `percentage` needs at least one dimension");
+    }
+    let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
+    let (mut total_rows, mut time_labels) = (false, false);
+    if let Some(include) = obj.get("include") {
+        let Some(include) = include.as_object() else {
+            return err("`include` must be an object");
+        };
+        for (key, value) in include {
+            let flag = value.as_bool();
+            match (key.as_str(), flag) {
+                ("total_rows", Some(b)) => total_rows = b,
+                ("time_labels", Some(b)) => time_labels = b,
+                ("imports", Some(_)) => {}
+                ("comparisons", _) => return err("`include.comparisons` is not supported yet"),
+                (k, None) if ["total_rows", "time_labels", "imports"].contains(&k) => {
+                    return err(format!("`include.{k}` must be true or false"));
+                }
+                (k, _) => return err(format!("unknown `include.{k}`")),
+            }
+        }
+    }
+    if time_labels && !dimensions.iter().any(|d| matches!(d, Dimension::Time(_))) {
+        return err("`include.time_labels` needs a time dimension");
+    }
+    let (mut limit, mut offset) = (MAX_LIMIT, 0);
+    if let Some(p) = obj.get("pagination") {
+        let Some(p) = p.as_object() else {
+            return err("`pagination` must be an object");
+        };
+        for (key, value) in p {
+            let n = value.as_u64().ok_or_else(|| {
+                QueryError(format!("`pagination.{key}` must be a non-negative integer"))
+            })?;
+            match key.as_str() {
+                "limit" if (1..=MAX_LIMIT).contains(&n) => limit = n,
+                "limit" => return err(format!("`pagination.limit` must be 1..={MAX_LIMIT}")),
+                "offset" => offset = n,
+                other => return err(format!("unknown `pagination.{other}`")),
+            }
+        }
+    }
+    Ok(Query {
+        site_id,
+        metrics,
+        date_range,
+        dimensions,
+        filters,
+        order_by,
+        limit,
+        offset,
+        total_rows,
+        time_labels,
+    })
+}
+
+fn parse_metrics(v: Option<&Value>) -> Result<Vec<Metric>, QueryError> {
+    let Some(v) = v else {
+        return err("missing `metrics`");
+    };
+    let list = as_array(v, "`metrics`")?;
+    if list.is_empty() {
+        return err("`metrics` must name at least one metric");
+    }
+    let mut out = Vec::new();
+    for item in list {
+        let name = as_str(item, "each metric")?;
+        let Some((_, m)) = Metric::ALL.iter().find(|(n, _)| *n == name) else {
+            if NOT_YET_METRICS.contains(&name) {
+                return err(format!("metric `{name}` is not supported yet"));
+            }
+            let known: Vec<&str> = Metric::ALL.iter().map(|(n, _)| *n).collect();
+            return err(format!(
+                "unknown metric `{name}`; known metrics: {}",
+                known.join(", ")
+            ));
+        };
+        if out.contains(m) {
+            return err(format!("metric `{name}` is listed twice"));
+        }
+        out.push(*m);
+    }
+    Ok(out)
+}
+
+fn parse_property(name: &str) -> Result<Property, QueryError> {
+    if let Some((_, p)) = Property::ALL.iter().find(|(n, _)| *n == name) {
+        return Ok(*p);
+    }
+    if NOT_YET_DIMENSIONS.contains(&name) || name.starts_with("event:props:") {
+        return err(format!("dimension `{name}` is not supported yet"));
+    }
+    err(format!("unknown dimension `{name}`"))
+}
+
+fn parse_dimensions(v: Option<&Value>) -> Result<Vec<Dimension>, QueryError> {
+    let Some(v) = v else {
+        return Ok(Vec::new());
+    };
+    let list = as_array(v, "`dimensions`")?;
+    if list.len() > MAX_DIMENSIONS {
+        return err(format!("at most {MAX_DIMENSIONS} dimensions"));
+    }
+    let mut out = Vec::new();
+    for item in list {
+        let name = as_str(item, "each dimension")?;
+        let d = match name {
+            "time:hour" => Dimension::Time(TimeBucket::Hour),
+            "time" | "time:day" => Dimension::Time(TimeBucket::Day),
+            "time:week" => Dimension::Time(TimeBucket::Week),
+            "time:month" => Dimension::Time(TimeBucket::Month),
+            other => Dimension::Property(parse_property(other)?),
+        };
+        if out.contains(&d) {
+            return err(format!("dimension `{name}` is listed twice"));
+        }
+        if matches!(d, Dimension::Time(_)) && out.iter().any(|x| matches!(x, Dimension::Time(_))) {
+            return err("only one time dimension per query");
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
+    *count += 1;
+    if *count > MAX_FILTERS {
+        return err(format!("at most {MAX_FILTERS} filters"));
+    }
+    let list = as_array(v, "each filter")?;
+    let op = list.first().and_then(Value::as_str).ok_or(QueryError(
+        "a filter must start with its operator, e.g. [\"is\", \"visit:country\", [\"DE\"]]".into(),
+    ))?;
+    match op {
+        "and" | "or" => {
+            let [_, inner] = list.as_slice() else {
+                return err(format!(
+                    "`{op}` takes one list of filters: [\"{op}\", [filter, ...]]"
+                ));
+            };
+            let inner = as_array(inner, &format!("the filters of `{op}`"))?;
+            if inner.is_empty() {
+                return err(format!("`{op}` needs at least one filter"));
+            }
+            let parsed = inner
+                .iter()
+                .map(|f| parse_filter(f, count))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(if op == "and" {
+                Filter::And(parsed)
+            } else {
+                Filter::Or(parsed)
+            })
+        }
+        "not" => {
+            let [_, inner] = list.as_slice() else {
+                return err("`not` takes one filter: [\"not\", filter]");
+            };
+            Ok(Filter::Not(Box::new(parse_filter(inner, count)?)))
+        }
+        "is" | "is_not" | "contains" | "contains_not" => {
+            if list.len() == 4 {
+                return err("filter modifiers (a fourth element) are not supported yet");
+            }
+            let [_, property, values] = list.as_slice() else {
+                return err(format!(
+                    "`{op}` takes a dimension and a list of values: [\"{op}\", \"visit:country\", [\"DE\"]]"
+                ));
+            };
+            let property = parse_property(as_str(property, "the dimension of a filter")?)?;
+            let values = as_array(values, "the values of a filter")?;
+            if values.is_empty() || values.len() > MAX_FILTER_VALUES {
+                return err(format!("a filter takes 1 to {MAX_FILTER_VALUES} values"));
+            }
+            let values = values
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) if s.len() <= MAX_FILTER_VALUE_BYTES => Ok(s.clone()),
+                    Value::String(_) => err(format!(
+                        "filter values are at most {MAX_FILTER_VALUE_BYTES} bytes"
+                    )),
+                    Value::Number(n) => Ok(n.to_string()),
+                    _ => err("filter values must be strings"),
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let op = match op {
+                "is" => Op::Is,
+                "is_not" => Op::IsNot,
+                "contains" => Op::Contains,
+                _ => Op::ContainsNot,
+            };
+            Ok(Filter::Match {
+                op,
+                property,
+                values,
+            })
+        }
+        "matches" | "matches_not" | "has_done" | "has_not_done" => {
+            err(format!("filter operator `{op}` is not supported yet"))
+        }
+        other => err(format!(
+            "unknown filter operator `{other}`; expected is, is_not, contains, contains_not, and, or, not"
+        )),
+    }
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, QueryError> {
+    let day = s.get(..10).unwrap_or(s);
+    NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| QueryError(format!("`{s}` is not a date (YYYY-MM-DD)")))
+}
+
+fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
+    match v {
+        Value::String(s) => Ok(match s.as_str() {
+            "day" => DateRange::Day,
+            "7d" => DateRange::Last(7),
+            "28d" => DateRange::Last(28),
+            "30d" => DateRange::Last(30),
+            "91d" => DateRange::Last(91),
+            "month" => DateRange::Month,
+            "6mo" => DateRange::Months(6),
+            "12mo" => DateRange::Months(12),
+            "year" => DateRange::Year,
+            "all" => DateRange::All,
+            other => {
+                return err(format!(
+                    "unknown date_range `{other}`; expected day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all or [from, to]"
+                ));
+            }
+        }),
+        Value::Array(pair) => {
+            let [from, to] = pair.as_slice() else {
+                return err("a custom date_range is [from, to]");
+            };
+            let (from, to) = (
+                parse_date(as_str(from, "date_range start")?)?,
+                parse_date(as_str(to, "date_range end")?)?,
+            );
+            if from > to {
+                return err(format!("date_range starts ({from}) after it ends ({to})"));
+            }
+            if (to - from).num_days() > 3660 {
+                return err("a custom date_range spans at most 10 years");
+            }
+            Ok(DateRange::Custom(from, to))
+        }
+        _ => err("`date_range` must be a string like \"7d\" or a list [from, to]"),
+    }
+}
+
+fn parse_order_by(
+    v: Option<&Value>,
+    metrics: &[Metric],
+    dimensions: &[Dimension],
+) -> Result<Vec<(OrderKey, bool)>, QueryError> {
+    let Some(v) = v else {
+        // Default: the first metric, largest first; a time dimension ascending.
+        let mut out = Vec::new();
+        if let Some(i) = dimensions
+            .iter()
+            .position(|d| matches!(d, Dimension::Time(_)))
+        {
+            out.push((OrderKey::Dimension(i), false));
+        }
+        out.push((OrderKey::Metric(metrics[0]), true));
+        return Ok(out);
+    };
+    let mut out = Vec::new();
+    for item in as_array(v, "`order_by`")? {
+        let pair = as_array(item, "each order_by entry")?;
+        let [key, dir] = pair.as_slice() else {
+            return err("each order_by entry is [metric or dimension, \"asc\" | \"desc\"]");
+        };
+        let key = as_str(key, "an order_by key")?;
+        let desc = match as_str(dir, "an order_by direction")? {
+            "desc" => true,
+            "asc" => false,
+            other => return err(format!("order direction `{other}` must be asc or desc")),
+        };
+        let order_key = if let Some(m) = metrics.iter().find(|m| m.name() == key) {
+            OrderKey::Metric(*m)
+        } else if let Some(i) = dimensions.iter().position(|d| {
+            d.label() == key || (key == "time" && matches!(d, Dimension::Time(TimeBucket::Day)))
+        }) {
+            OrderKey::Dimension(i)
+        } else {
+            return err(format!(
+                "cannot order by `{key}`: it is not among the query's metrics or dimensions"
+            ));
+        };
+        out.push((order_key, desc));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ok(v: Value) -> Query {
+        parse(&v).unwrap()
+    }
+
+    fn bad(v: Value) -> String {
+        parse(&v).unwrap_err().0
+    }
+
+    #[test]
+    fn a_full_query() {
+        let q = ok(json!({
+            "site_id": "example.com",
+            "metrics": ["visitors", "bounce_rate"],
+            "date_range": ["2026-01-01", "2026-01-31"],
+            "dimensions": ["visit:source", "time:day"],
+            "filters": [["is", "visit:country", ["DE", "DK"]], ["not", ["contains", "event:page", ["/admin"]]], ["or", [["is", "visit:device", ["Mobile"]], ["is_not", "visit:browser", ["Safari"]]]]],
+            "order_by": [["visitors", "desc"], ["time:day", "asc"]],
+            "include": {"total_rows": true, "time_labels": true},
+            "pagination": {"limit": 50, "offset": 100}
+        }));
+        assert_eq!(q.metrics, vec![Metric::Visitors, Metric::BounceRate]);
+        assert_eq!(
+            q.dimensions,
+            vec![
+                Dimension::Property(Property::Source),
+                Dimension::Time(TimeBucket::Day)
+            ]
+        );
+        assert_eq!(q.filters.len(), 3);
+        assert_eq!(
+            q.order_by,
+            vec![
+                (OrderKey::Metric(Metric::Visitors), true),
+                (OrderKey::Dimension(1), false)
+            ]
+        );
+        assert_eq!(
+            (q.limit, q.offset, q.total_rows, q.time_labels),
+            (50, 100, true, true)
+        );
+    }
+
+    #[test]
+    fn every_mistake_is_named() {
+        let base = || json!({"site_id": "a.org", "metrics": ["visitors"], "date_range": "7d"});
+        let with = |k: &str, v: Value| {
+            let mut b = base();
+            b[k] = v;
+            b
+        };
+        let cases = [
+            (json!([]), "JSON object"),
+            (
+                json!({"metrics": ["visitors"], "date_range": "7d"}),
+                "site_id",
+            ),
+            (
+                with("metrics", json!(["visitorz"])),
+                "unknown metric `visitorz`",
+            ),
+            (with("metrics", json!([])), "at least one metric"),
+            (
+                with("metrics", json!(["time_on_page"])),
+                "not supported yet",
+            ),
+            (with("date_range", json!("8d")), "unknown date_range `8d`"),
+            (
+                with("date_range", json!(["2026-02-01", "2026-01-01"])),
+                "starts (2026-02-01) after it ends",
+            ),
+            (
+                with("date_range", json!(["2026-13-01", "2026-01-01"])),
+                "not a date",
+            ),
+            (
+                with("dimensions", json!(["visit:planet"])),
+                "unknown dimension `visit:planet`",
+            ),
+            (
+                with("dimensions", json!(["time:day", "time:hour"])),
+                "one time dimension",
+            ),
+            (
+                with("filters", json!([["equals", "visit:country", ["DE"]]])),
+                "unknown filter operator `equals`",
+            ),
+            (
+                with("filters", json!([["is", "visit:country", "DE"]])),
+                "must be a list",
+            ),
+            (
+                with("filters", json!([["is", "visit:country", []]])),
+                "1 to 100 values",
+            ),
+            (with("filters", json!([["and", []]])), "at least one filter"),
+            (
+                with("order_by", json!([["pageviews", "desc"]])),
+                "cannot order by `pageviews`",
+            ),
+            (with("order_by", json!([["visitors", "up"]])), "asc or desc"),
+            (with("pagination", json!({"limit": 0})), "pagination.limit"),
+            (
+                with("include", json!({"time_labels": true})),
+                "needs a time dimension",
+            ),
+            (
+                with("metrics", json!(["percentage"])),
+                "needs at least one dimension",
+            ),
+            (with("colour", json!("red")), "unknown field `colour`"),
+        ];
+        for (query, needle) in cases {
+            let msg = bad(query.clone());
+            assert!(msg.contains(needle), "{query}: {msg}");
+        }
+    }
+
+    #[test]
+    fn filter_depth_is_bounded() {
+        let mut f = json!(["is", "visit:country", ["DE"]]);
+        for _ in 0..40 {
+            f = json!(["not", f]);
+        }
+        let msg = bad(
+            json!({"site_id": "a", "metrics": ["visitors"], "date_range": "7d", "filters": [f]}),
+        );
+        assert!(msg.contains("at most 30 filters"), "{msg}");
+    }
+}

@@ -1,0 +1,172 @@
+//! Runs a query on a store and shapes the answer as the Stats API v2 does:
+//! `{"results": [{"metrics": [...], "dimensions": [...]}], "meta": {...}, "query": {...}}`.
+//!
+//! The store returns per-group counts from the [`super::sql`] plan; this module joins the
+//! event-level and session-level rows by their dimension values, derives the ratio metrics,
+//! orders (ties broken by the dimension values, so answers are stable), and paginates.
+//! Derived metrics: `views_per_visit` = pageviews / visits (2 decimals); `bounce_rate` = % of
+//! visits that were one pageview and nothing else (integer); `visit_duration` = mean seconds
+//! between a visit's first and last event (integer); `percentage` = % of all visitors in the
+//! range with the same filters (1 decimal).
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde_json::{Value, json};
+
+use super::model::{Dimension, Metric, OrderKey, Query, QueryError};
+use super::sql::plan;
+use super::time::{labels, resolve};
+use crate::store::{Site, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counts {
+    visitors: i64,
+    pageviews: i64,
+    events: i64,
+    visits: i64,
+    bounces: i64,
+    duration: i64,
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+fn round_to(x: f64, decimals: i32) -> f64 {
+    let f = 10f64.powi(decimals);
+    (x * f).round() / f
+}
+
+fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
+    match m {
+        Metric::Visitors => json!(c.visitors),
+        Metric::Visits => json!(c.visits),
+        Metric::Pageviews => json!(c.pageviews),
+        Metric::Events => json!(c.events),
+        Metric::ViewsPerVisit => json!(round_to(ratio(c.pageviews, c.visits), 2)),
+        Metric::BounceRate => json!(round_to(100.0 * ratio(c.bounces, c.visits), 0) as i64),
+        Metric::VisitDuration => json!(round_to(ratio(c.duration, c.visits), 0) as i64),
+        Metric::Percentage => json!(round_to(100.0 * ratio(c.visitors, total_visitors), 1)),
+    }
+}
+
+fn as_number(v: &Value) -> f64 {
+    v.as_f64().unwrap_or(0.0)
+}
+
+/// Answers `q` for `site` at `now`.
+pub async fn run(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    now: DateTime<Utc>,
+) -> Result<Value, RunError> {
+    let tz: Tz = site
+        .timezone
+        .parse()
+        .map_err(|_| StoreError::Query(format!("site {} has an invalid time zone", site.domain)))?;
+    let span = resolve(&q.date_range, tz, now)?;
+    let time_dim = q.dimensions.iter().find_map(|d| match d {
+        Dimension::Time(b) => Some(*b),
+        Dimension::Property(_) => None,
+    });
+    let time_labels = match time_dim {
+        Some(bucket) => Some(labels(bucket, &span)?),
+        None => None,
+    };
+    let plan = plan(store.dialect(), q, site.id, tz, &span);
+    let n = q.dimensions.len();
+
+    let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
+    for (key, v) in store.run_statement(&plan.events, n, 3).await? {
+        let c = groups.entry(key).or_default();
+        (c.visitors, c.pageviews, c.events) = (v[0], v[1], v[2]);
+    }
+    if let Some(st) = &plan.sessions {
+        for (key, v) in store.run_statement(st, n, 3).await? {
+            let c = groups.entry(key).or_default();
+            (c.visits, c.bounces, c.duration) = (v[0], v[1], v[2]);
+        }
+    }
+    let total_visitors = match &plan.total_visitors {
+        Some(st) => store
+            .run_statement(st, 0, 3)
+            .await?
+            .first()
+            .map_or(0, |(_, v)| v[0]),
+        None => 0,
+    };
+    if n > 0 {
+        // Groups with no events at all (possible only from empty aggregates) are not results.
+        groups.retain(|_, c| c.events > 0 || c.visits > 0);
+    } else if groups.is_empty() {
+        groups.insert(Vec::new(), Counts::default());
+    }
+
+    let mut rows: Vec<(Vec<String>, Vec<Value>)> = groups
+        .into_iter()
+        .map(|(key, c)| {
+            let metrics = q
+                .metrics
+                .iter()
+                .map(|m| metric_value(*m, &c, total_visitors))
+                .collect();
+            (key, metrics)
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        for (key, desc) in &q.order_by {
+            let ord = match key {
+                OrderKey::Metric(m) => {
+                    let i = q.metrics.iter().position(|x| x == m).unwrap_or(0);
+                    as_number(&a.1[i])
+                        .partial_cmp(&as_number(&b.1[i]))
+                        .unwrap_or(Ordering::Equal)
+                }
+                OrderKey::Dimension(i) => a.0[*i].cmp(&b.0[*i]),
+            };
+            let ord = if *desc { ord.reverse() } else { ord };
+            if ord != Ordering::Equal {
+                return ord;
+            }
+        }
+        a.0.cmp(&b.0)
+    });
+    let total_rows = rows.len();
+    let results: Vec<Value> = rows
+        .into_iter()
+        .skip(usize::try_from(q.offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
+        .map(|(dims, metrics)| json!({"metrics": metrics, "dimensions": dims}))
+        .collect();
+
+    let mut meta = serde_json::Map::new();
+    if q.time_labels {
+        meta.insert("time_labels".into(), json!(time_labels.unwrap_or_default()));
+    }
+    if q.total_rows {
+        meta.insert("total_rows".into(), json!(total_rows));
+    }
+    Ok(json!({
+        "results": results,
+        "meta": meta,
+        "query": {
+            "site_id": site.domain,
+            "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+            "date_range": [span.first_day.to_string(), span.last_day.to_string()],
+            "dimensions": q.dimensions.iter().map(|d| d.label()).collect::<Vec<_>>(),
+            "time_zone": tz.name(),
+        }
+    }))
+}

@@ -1,0 +1,503 @@
+//! The Stats API answers, checked against answers computed independently in plain Rust over
+//! the same fixture events, on both stores.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use footfall::store::EventRow;
+use footfall_tests::{Backend, TestApp, both_stores};
+use serde_json::{Value, json};
+
+both_stores!(
+    answers_match_an_independent_computation,
+    client_mistakes_are_named
+);
+
+const TZ: &str = "Europe/Copenhagen";
+
+fn now() -> DateTime<Utc> {
+    "2026-11-16T20:00:00Z".parse().unwrap()
+}
+
+/// Deterministic, varied events over 2026-11-09..16 (UTC), around Copenhagen midnights.
+fn fixture() -> Vec<EventRow> {
+    let pages = ["/", "/pricing", "/blog/a", "/blog/b", "/docs"];
+    let sources = [
+        ("", "", "Direct"),
+        ("google.com", "Google", "Organic Search"),
+        ("news.ycombinator.com/item", "Hacker News", "Organic Social"),
+        ("github.com/x", "GitHub", "Referral"),
+    ];
+    let countries = [
+        ("DK", "DK-84", "Copenhagen"),
+        ("SE", "SE-E", "Linköping"),
+        ("GB", "GB-ENG", "Boxford"),
+        ("", "", ""),
+    ];
+    let devices = [
+        ("Desktop", "Chrome", "131", "Windows", "10"),
+        ("Mobile", "Safari", "17", "iOS", "17.5"),
+        ("Tablet", "Chrome", "120", "Android", "13"),
+    ];
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 9, 21, 30, 0)
+        .unwrap()
+        .timestamp() as u32;
+    let mut out = Vec::new();
+    let mut seed = 7u64;
+    let mut next = |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    for session in 0..400u64 {
+        let visitor = 1000 + next(250);
+        let t0 = start + (next(7 * 86_400)) as u32;
+        let (referrer, source, channel) = sources[next(4) as usize];
+        let (cc, region, city) = countries[next(4) as usize];
+        let (device, browser, bv, os, ov) = devices[next(3) as usize];
+        let site_id = if next(10) == 0 { 2 } else { 1 };
+        let n = 1 + next(4);
+        let mut t = t0;
+        for i in 0..n {
+            let name = match (i, next(6)) {
+                (0, _) => "pageview",
+                (_, 0) => "Signup",
+                (_, 1) => "engagement",
+                _ => "pageview",
+            };
+            out.push(EventRow {
+                site_id,
+                timestamp: t,
+                name: name.into(),
+                hostname: "example.com".into(),
+                pathname: pages[next(5) as usize].into(),
+                visitor_id: visitor,
+                session_id: 50_000 + session,
+                referrer: referrer.into(),
+                referrer_source: source.into(),
+                channel: channel.into(),
+                utm_medium: if source.is_empty() && next(3) == 0 {
+                    "email".into()
+                } else {
+                    String::new()
+                },
+                browser: browser.into(),
+                browser_version: bv.into(),
+                os: os.into(),
+                os_version: ov.into(),
+                device: device.into(),
+                country_code: cc.into(),
+                region: region.into(),
+                city: city.into(),
+                scroll_depth: 255,
+                ..EventRow::default()
+            });
+            t += 5 + next(600) as u32;
+        }
+    }
+    out
+}
+
+// ---- the independent computation -------------------------------------------------------
+
+fn property(e: &EventRow, name: &str) -> String {
+    match name {
+        "event:page" => e.pathname.clone(),
+        "event:hostname" => e.hostname.clone(),
+        "event:name" => e.name.clone(),
+        "visit:source" => e.referrer_source.clone(),
+        "visit:referrer" => e.referrer.clone(),
+        "visit:channel" => e.channel.clone(),
+        "visit:utm_medium" => e.utm_medium.clone(),
+        "visit:utm_source" => e.utm_source.clone(),
+        "visit:utm_campaign" => e.utm_campaign.clone(),
+        "visit:utm_content" => e.utm_content.clone(),
+        "visit:utm_term" => e.utm_term.clone(),
+        "visit:device" => e.device.clone(),
+        "visit:browser" => e.browser.clone(),
+        "visit:browser_version" => e.browser_version.clone(),
+        "visit:os" => e.os.clone(),
+        "visit:os_version" => e.os_version.clone(),
+        "visit:country" => e.country_code.clone(),
+        "visit:region" => e.region.clone(),
+        "visit:city" => e.city.clone(),
+        other => {
+            let tz: Tz = TZ.parse().unwrap();
+            let local = Utc
+                .timestamp_opt(i64::from(e.timestamp), 0)
+                .unwrap()
+                .with_timezone(&tz);
+            let day = local.date_naive();
+            match other {
+                "time:hour" => format!("{} {:02}:00:00", day, local.format("%H")),
+                "time:day" | "time" => day.to_string(),
+                "time:week" => (day
+                    - chrono::Days::new(u64::from(day.weekday().num_days_from_monday())))
+                .to_string(),
+                "time:month" => day.with_day(1).unwrap().to_string(),
+                _ => panic!("oracle does not know {other}"),
+            }
+        }
+    }
+}
+
+fn passes(e: &EventRow, f: &Value) -> bool {
+    let list = f.as_array().unwrap();
+    match list[0].as_str().unwrap() {
+        "and" => list[1].as_array().unwrap().iter().all(|g| passes(e, g)),
+        "or" => list[1].as_array().unwrap().iter().any(|g| passes(e, g)),
+        "not" => !passes(e, &list[1]),
+        op => {
+            let v = property(e, list[1].as_str().unwrap());
+            let values: Vec<&str> = list[2]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            match op {
+                "is" => values.contains(&v.as_str()),
+                "is_not" => !values.contains(&v.as_str()),
+                "contains" => values.iter().any(|x| v.contains(x)),
+                "contains_not" => !values.iter().any(|x| v.contains(x)),
+                _ => unreachable!(),
+            }
+        }
+    }
+}
+
+fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
+    let tz: Tz = TZ.parse().unwrap();
+    let [from, to] = [0, 1].map(|i| {
+        q["date_range"][i]
+            .as_str()
+            .unwrap()
+            .parse::<NaiveDate>()
+            .unwrap()
+    });
+    let dims: Vec<String> = q["dimensions"].as_array().map_or(vec![], |d| {
+        d.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    });
+    let filters = q["filters"].as_array().cloned().unwrap_or_default();
+    let kept: Vec<&EventRow> = events
+        .iter()
+        .filter(|e| e.site_id == 1 && e.name != "engagement")
+        .filter(|e| {
+            let day = Utc
+                .timestamp_opt(i64::from(e.timestamp), 0)
+                .unwrap()
+                .with_timezone(&tz)
+                .date_naive();
+            day >= from && day <= to
+        })
+        .filter(|e| filters.iter().all(|f| passes(e, f)))
+        .collect();
+    #[derive(Default)]
+    struct G {
+        visitors: BTreeSet<u64>,
+        pageviews: i64,
+        events: i64,
+        sessions: BTreeMap<u64, (i64, i64, u32, u32)>,
+    }
+    let mut groups: BTreeMap<Vec<String>, G> = BTreeMap::new();
+    let mut all_visitors = BTreeSet::new();
+    for e in &kept {
+        all_visitors.insert(e.visitor_id);
+        let g = groups
+            .entry(dims.iter().map(|d| property(e, d)).collect())
+            .or_default();
+        g.visitors.insert(e.visitor_id);
+        g.pageviews += i64::from(e.name == "pageview");
+        g.events += 1;
+        let s = g
+            .sessions
+            .entry(e.session_id)
+            .or_insert((0, 0, u32::MAX, 0));
+        s.0 += i64::from(e.name == "pageview");
+        s.1 += 1;
+        s.2 = s.2.min(e.timestamp);
+        s.3 = s.3.max(e.timestamp);
+    }
+    if dims.is_empty() && groups.is_empty() {
+        groups.insert(vec![], G::default());
+    }
+    let metrics: Vec<String> = q["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap().to_string())
+        .collect();
+    let mut rows: Vec<(Vec<String>, Vec<Value>)> = groups
+        .into_iter()
+        .map(|(key, g)| {
+            let visits = g.sessions.len() as f64;
+            let bounces = g.sessions.values().filter(|s| s.0 == 1 && s.1 == 1).count() as f64;
+            let duration: f64 = g.sessions.values().map(|s| f64::from(s.3 - s.2)).sum();
+            let per = |x: f64| if visits == 0.0 { 0.0 } else { x / visits };
+            let values = metrics
+                .iter()
+                .map(|m| match m.as_str() {
+                    "visitors" => json!(g.visitors.len()),
+                    "visits" => json!(g.sessions.len()),
+                    "pageviews" => json!(g.pageviews),
+                    "events" => json!(g.events),
+                    "views_per_visit" => json!((per(g.pageviews as f64) * 100.0).round() / 100.0),
+                    "bounce_rate" => json!((per(bounces) * 100.0).round() as i64),
+                    "visit_duration" => json!(per(duration).round() as i64),
+                    "percentage" => json!(
+                        (1000.0 * g.visitors.len() as f64 / all_visitors.len().max(1) as f64)
+                            .round()
+                            / 10.0
+                    ),
+                    other => panic!("oracle does not know {other}"),
+                })
+                .collect();
+            (key, values)
+        })
+        .collect();
+    let time = dims.iter().position(|d| d.starts_with("time"));
+    rows.sort_by(|a, b| {
+        if let Some(i) = time {
+            let o = a.0[i].cmp(&b.0[i]);
+            if o.is_ne() {
+                return o;
+            }
+        }
+        let o = b.1[0].as_f64().partial_cmp(&a.1[0].as_f64()).unwrap();
+        if o.is_ne() { o } else { a.0.cmp(&b.0) }
+    });
+    rows
+}
+
+// ---- the tests ---------------------------------------------------------------------------
+
+async fn setup(b: Backend, name: &str) -> (TestApp, String, Vec<EventRow>) {
+    let t = TestApp::start(
+        b,
+        name,
+        &[("example.com", TZ), ("other.example", "UTC")],
+        now(),
+    )
+    .await;
+    let events = fixture();
+    t.t.store.insert_events(&events).await.unwrap();
+    let key = footfall::apikey::generate(1, 0);
+    t.t.store.add_api_key(&key.record).await.unwrap();
+    (t, key.secret, events)
+}
+
+async fn ask(t: &TestApp, key: &str, q: &Value) -> (StatusCode, Value) {
+    let req = Request::post("/api/v2/query")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(q.to_string()))
+        .unwrap();
+    let r = t.send("127.0.0.1", req).await;
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), 10_000_000)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn answers_match_an_independent_computation(b: Backend) {
+    let (t, key, events) = setup(b, "query_oracle").await;
+    let metrics = json!([
+        "visitors",
+        "visits",
+        "pageviews",
+        "events",
+        "views_per_visit",
+        "bounce_rate",
+        "visit_duration"
+    ]);
+    let range = json!(["2026-11-10", "2026-11-15"]);
+    let dimensions = [
+        "event:page",
+        "event:hostname",
+        "event:name",
+        "visit:source",
+        "visit:referrer",
+        "visit:channel",
+        "visit:utm_medium",
+        "visit:utm_source",
+        "visit:utm_campaign",
+        "visit:utm_content",
+        "visit:utm_term",
+        "visit:device",
+        "visit:browser",
+        "visit:browser_version",
+        "visit:os",
+        "visit:os_version",
+        "visit:country",
+        "visit:region",
+        "visit:city",
+        "time:hour",
+        "time:day",
+        "time:week",
+        "time:month",
+    ];
+    let filter_sets = [
+        json!([]),
+        json!([["is", "visit:country", ["DK", "SE"]]]),
+        json!([
+            ["is_not", "visit:device", ["Mobile"]],
+            ["contains", "event:page", ["/blog"]]
+        ]),
+        json!([[
+            "or",
+            [
+                ["is", "visit:source", ["Google"]],
+                ["contains_not", "visit:city", ["ö"]]
+            ]
+        ]]),
+        json!([[
+            "not",
+            [
+                "and",
+                [
+                    ["is", "event:name", ["pageview"]],
+                    ["contains", "visit:browser", ["Chrome"]]
+                ]
+            ]
+        ]]),
+    ];
+    let mut queries =
+        vec![json!({"site_id": "example.com", "metrics": metrics, "date_range": range})];
+    for d in dimensions {
+        queries.push(json!({"site_id": "example.com", "metrics": metrics, "date_range": range, "dimensions": [d]}));
+    }
+    for f in &filter_sets {
+        queries.push(json!({"site_id": "example.com", "metrics": metrics, "date_range": range, "filters": f}));
+        queries.push(json!({"site_id": "example.com", "metrics": ["visitors", "percentage", "bounce_rate"], "date_range": range, "dimensions": ["visit:source", "visit:device"], "filters": f}));
+        queries.push(json!({"site_id": "example.com", "metrics": ["visits", "pageviews"], "date_range": range, "dimensions": ["time:day"], "filters": f}));
+    }
+    for q in &queries {
+        let (status, answer) = ask(&t, &key, q).await;
+        assert_eq!(status, StatusCode::OK, "{q}: {answer}");
+        let got: Vec<(Vec<String>, Vec<Value>)> = answer["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let dims = r["dimensions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| d.as_str().unwrap().to_string())
+                    .collect();
+                (dims, r["metrics"].as_array().unwrap().clone())
+            })
+            .collect();
+        let want = expected(&events, q);
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "{b:?} {q}");
+    }
+    // A named range resolves against the site's today: 7d ends on 2026-11-16 in Copenhagen.
+    let (_, seven) = ask(&t, &key, &json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "7d", "dimensions": ["time:day"], "include": {"time_labels": true, "total_rows": true}})).await;
+    let labels: Vec<&str> = seven["meta"]["time_labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "2026-11-10",
+            "2026-11-11",
+            "2026-11-12",
+            "2026-11-13",
+            "2026-11-14",
+            "2026-11-15",
+            "2026-11-16"
+        ]
+    );
+    let want = expected(
+        &events,
+        &json!({"metrics": ["visitors"], "date_range": ["2026-11-10", "2026-11-16"], "dimensions": ["time:day"]}),
+    );
+    assert_eq!(seven["meta"]["total_rows"], json!(want.len()));
+    // Pagination takes a window of the ordered rows.
+    let q = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": range, "dimensions": ["event:page"], "pagination": {"limit": 2, "offset": 1}});
+    let (_, page) = ask(&t, &key, &q).await;
+    let want = expected(&events, &q);
+    let got: Vec<Value> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dimensions"][0].clone())
+        .collect();
+    assert_eq!(
+        got,
+        want[1..3].iter().map(|r| json!(r.0[0])).collect::<Vec<_>>()
+    );
+}
+
+async fn client_mistakes_are_named(b: Backend) {
+    let (t, key, _) = setup(b, "query_errors").await;
+    let q = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "7d"});
+    let no_auth = Request::post("/api/v2/query")
+        .body(Body::from(q.to_string()))
+        .unwrap();
+    let r = t.send("127.0.0.1", no_auth).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let cases = [
+        (
+            format!("ff_{}", "0".repeat(48)),
+            q.clone(),
+            StatusCode::UNAUTHORIZED,
+            "invalid",
+        ),
+        (
+            key.clone(),
+            json!({"site_id": "other.example", "metrics": ["visitors"], "date_range": "7d"}),
+            StatusCode::NOT_FOUND,
+            "other.example",
+        ),
+        (
+            key.clone(),
+            json!({"site_id": "nope.example", "metrics": ["visitors"], "date_range": "7d"}),
+            StatusCode::NOT_FOUND,
+            "nope.example",
+        ),
+        (
+            key.clone(),
+            json!({"site_id": "example.com", "metrics": ["visitorz"], "date_range": "7d"}),
+            StatusCode::BAD_REQUEST,
+            "visitorz",
+        ),
+        (
+            key.clone(),
+            json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-11-10", "2026-11-01"]}),
+            StatusCode::BAD_REQUEST,
+            "after it ends",
+        ),
+        (
+            key.clone(),
+            json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": "7d", "filters": [["is", "visit:country"]]}),
+            StatusCode::BAD_REQUEST,
+            "dimension and a list",
+        ),
+    ];
+    for (k, body, status, needle) in cases {
+        let (s, answer) = ask(&t, &k, &body).await;
+        assert_eq!(s, status, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(needle),
+            "{answer}"
+        );
+    }
+    // A revoked key is refused.
+    let id = t.t.store.api_keys().await.unwrap()[0].id.clone();
+    t.t.store.revoke_api_key(&id).await.unwrap();
+    assert_eq!(ask(&t, &key, &q).await.0, StatusCode::UNAUTHORIZED);
+}
