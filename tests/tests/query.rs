@@ -95,6 +95,19 @@ fn fixture() -> Vec<EventRow> {
                 region: region.into(),
                 city: city.into(),
                 scroll_depth: 255,
+                props_keys: if name == "Signup" {
+                    vec!["plan".into(), "seats".into()]
+                } else {
+                    vec![]
+                },
+                props_values: if name == "Signup" {
+                    vec![
+                        ["pro", "free"][next(2) as usize].into(),
+                        next(9).to_string(),
+                    ]
+                } else {
+                    vec![]
+                },
                 ..EventRow::default()
             });
             t += 5 + next(600) as u32;
@@ -126,6 +139,13 @@ fn property(e: &EventRow, name: &str) -> String {
         "visit:country" => e.country_code.clone(),
         "visit:region" => e.region.clone(),
         "visit:city" => e.city.clone(),
+        prop if prop.starts_with("event:props:") => {
+            let key = &prop["event:props:".len()..];
+            e.props_keys
+                .iter()
+                .position(|k| k == key)
+                .map_or(String::new(), |i| e.props_values[i].clone())
+        }
         other => {
             let tz: Tz = TZ.parse().unwrap();
             let local = Utc
@@ -165,6 +185,12 @@ fn passes(e: &EventRow, f: &Value) -> bool {
                 "is_not" => !values.contains(&v.as_str()),
                 "contains" => values.iter().any(|x| v.contains(x)),
                 "contains_not" => !values.iter().any(|x| v.contains(x)),
+                "matches" => values
+                    .iter()
+                    .any(|x| regex::Regex::new(x).unwrap().is_match(&v)),
+                "matches_not" => !values
+                    .iter()
+                    .any(|x| regex::Regex::new(x).unwrap().is_match(&v)),
                 _ => unreachable!(),
             }
         }

@@ -149,6 +149,28 @@ impl Property {
     }
 }
 
+/// What a dimension or filter reads: a fixed property, or a custom event property.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Field {
+    Column(Property),
+    /// `event:props:<key>`: the value of the event's custom property `key` ("" without it).
+    Prop(String),
+}
+
+impl Field {
+    pub fn label(&self) -> String {
+        match self {
+            Field::Column(p) => p.name().to_string(),
+            Field::Prop(k) => format!("event:props:{k}"),
+        }
+    }
+}
+
+/// Longest custom property key, as at ingest.
+const MAX_PROP_KEY_CHARS: usize = 300;
+/// Longest regular expression in a `matches` filter, in bytes.
+pub const MAX_PATTERN_BYTES: usize = 1000;
+
 /// Dimensions of the Stats API that Footfall does not answer yet.
 const NOT_YET_DIMENSIONS: &[&str] = &[
     "visit:entry_page",
@@ -170,16 +192,16 @@ pub enum TimeBucket {
     Month,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Dimension {
-    Property(Property),
+    Field(Field),
     Time(TimeBucket),
 }
 
 impl Dimension {
-    pub fn label(self) -> String {
+    pub fn label(&self) -> String {
         match self {
-            Dimension::Property(p) => p.name().to_string(),
+            Dimension::Field(f) => f.label(),
             Dimension::Time(TimeBucket::Hour) => "time:hour".into(),
             Dimension::Time(TimeBucket::Day) => "time:day".into(),
             Dimension::Time(TimeBucket::Week) => "time:week".into(),
@@ -194,6 +216,9 @@ pub enum Op {
     IsNot,
     Contains,
     ContainsNot,
+    /// Regular expression (RE2 syntax as the `regex` crate accepts it).
+    Matches,
+    MatchesNot,
 }
 
 /// A filter tree.
@@ -201,7 +226,7 @@ pub enum Op {
 pub enum Filter {
     Match {
         op: Op,
-        property: Property,
+        field: Field,
         values: Vec<String>,
     },
     And(Vec<Filter>),
@@ -387,11 +412,19 @@ fn parse_metrics(v: Option<&Value>) -> Result<Vec<Metric>, QueryError> {
     Ok(out)
 }
 
-fn parse_property(name: &str) -> Result<Property, QueryError> {
+fn parse_field(name: &str) -> Result<Field, QueryError> {
     if let Some((_, p)) = Property::ALL.iter().find(|(n, _)| *n == name) {
-        return Ok(*p);
+        return Ok(Field::Column(*p));
     }
-    if NOT_YET_DIMENSIONS.contains(&name) || name.starts_with("event:props:") {
+    if let Some(key) = name.strip_prefix("event:props:") {
+        if key.is_empty() || key.chars().count() > MAX_PROP_KEY_CHARS {
+            return err(format!(
+                "`event:props:` needs a property name of 1 to {MAX_PROP_KEY_CHARS} characters"
+            ));
+        }
+        return Ok(Field::Prop(key.to_string()));
+    }
+    if NOT_YET_DIMENSIONS.contains(&name) {
         return err(format!("dimension `{name}` is not supported yet"));
     }
     err(format!("unknown dimension `{name}`"))
@@ -413,7 +446,7 @@ fn parse_dimensions(v: Option<&Value>) -> Result<Vec<Dimension>, QueryError> {
             "time" | "time:day" => Dimension::Time(TimeBucket::Day),
             "time:week" => Dimension::Time(TimeBucket::Week),
             "time:month" => Dimension::Time(TimeBucket::Month),
-            other => Dimension::Property(parse_property(other)?),
+            other => Dimension::Field(parse_field(other)?),
         };
         if out.contains(&d) {
             return err(format!("dimension `{name}` is listed twice"));
@@ -462,7 +495,7 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
             };
             Ok(Filter::Not(Box::new(parse_filter(inner, count)?)))
         }
-        "is" | "is_not" | "contains" | "contains_not" => {
+        "is" | "is_not" | "contains" | "contains_not" | "matches" | "matches_not" => {
             if list.len() == 4 {
                 return err("filter modifiers (a fourth element) are not supported yet");
             }
@@ -471,7 +504,7 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
                     "`{op}` takes a dimension and a list of values: [\"{op}\", \"visit:country\", [\"DE\"]]"
                 ));
             };
-            let property = parse_property(as_str(property, "the dimension of a filter")?)?;
+            let field = parse_field(as_str(property, "the dimension of a filter")?)?;
             let values = as_array(values, "the values of a filter")?;
             if values.is_empty() || values.len() > MAX_FILTER_VALUES {
                 return err(format!("a filter takes 1 to {MAX_FILTER_VALUES} values"));
@@ -491,19 +524,29 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
                 "is" => Op::Is,
                 "is_not" => Op::IsNot,
                 "contains" => Op::Contains,
-                _ => Op::ContainsNot,
+                "contains_not" => Op::ContainsNot,
+                "matches" => Op::Matches,
+                _ => Op::MatchesNot,
             };
-            Ok(Filter::Match {
-                op,
-                property,
-                values,
-            })
+            if matches!(op, Op::Matches | Op::MatchesNot) {
+                for pattern in &values {
+                    if pattern.len() > MAX_PATTERN_BYTES {
+                        return err(format!(
+                            "a regular expression is at most {MAX_PATTERN_BYTES} bytes"
+                        ));
+                    }
+                    regex::Regex::new(pattern).map_err(|e| {
+                        QueryError(format!(
+                            "`{pattern}` is not a valid regular expression: {e}"
+                        ))
+                    })?;
+                }
+            }
+            Ok(Filter::Match { op, field, values })
         }
-        "matches" | "matches_not" | "has_done" | "has_not_done" => {
-            err(format!("filter operator `{op}` is not supported yet"))
-        }
+        "has_done" | "has_not_done" => err(format!("filter operator `{op}` is not supported yet")),
         other => err(format!(
-            "unknown filter operator `{other}`; expected is, is_not, contains, contains_not, and, or, not"
+            "unknown filter operator `{other}`; expected is, is_not, contains, contains_not, matches, matches_not, and, or, not"
         )),
     }
 }
@@ -627,7 +670,7 @@ mod tests {
         assert_eq!(
             q.dimensions,
             vec![
-                Dimension::Property(Property::Source),
+                Dimension::Field(Field::Column(Property::Source)),
                 Dimension::Time(TimeBucket::Day)
             ]
         );
@@ -698,6 +741,18 @@ mod tests {
                 "1 to 100 values",
             ),
             (with("filters", json!([["and", []]])), "at least one filter"),
+            (
+                with("filters", json!([["matches", "event:page", ["^/(a"]]])),
+                "not a valid regular expression",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["is", "event:page", ["/"], {"case_sensitive": false}]]),
+                ),
+                "modifiers",
+            ),
+            (with("dimensions", json!(["event:props:"])), "property name"),
             (
                 with("order_by", json!([["pageviews", "desc"]])),
                 "cannot order by `pageviews`",

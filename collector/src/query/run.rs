@@ -79,7 +79,7 @@ pub async fn run(
     let span = resolve(&q.date_range, tz, now)?;
     let time_dim = q.dimensions.iter().find_map(|d| match d {
         Dimension::Time(b) => Some(*b),
-        Dimension::Property(_) => None,
+        Dimension::Field(_) => None,
     });
     let time_labels = match time_dim {
         Some(bucket) => Some(labels(bucket, &span)?),

@@ -7,11 +7,11 @@
 //!
 //! Engagement events are left out of these metrics. Every value (site, instants, time zone,
 //! offsets, filter values) is a bind parameter; the SQL text is made only from this module's
-//! own fragments and the fixed column names of [`Property::column`].
+//! own fragments and the fixed column names of [`super::model::Property::column`].
 
 use chrono_tz::Tz;
 
-use super::model::{Dimension, Filter, Op, Property, Query, TimeBucket};
+use super::model::{Dimension, Field, Filter, Op, Query, TimeBucket};
 use super::time::{Span, offsets};
 
 /// Which SQL a store speaks.
@@ -72,10 +72,26 @@ impl Builder {
         }
     }
 
-    fn dimension(&mut self, d: Dimension, tz: Tz, span: &Span) -> String {
+    /// The expression reading a field: a column, or a custom property's value.
+    fn field(&mut self, f: &Field) -> String {
+        match f {
+            Field::Column(p) => p.column().to_string(),
+            Field::Prop(key) => {
+                let k = self.text(key);
+                match self.dialect {
+                    Dialect::ClickHouse => format!("props_values[indexOf(props_keys, {k})]"),
+                    Dialect::Sqlite => format!(
+                        "coalesce((SELECT v.value FROM json_each(props_values) v JOIN json_each(props_keys) k ON k.key = v.key WHERE k.value = {k} LIMIT 1), '')"
+                    ),
+                }
+            }
+        }
+    }
+
+    fn dimension(&mut self, d: &Dimension, tz: Tz, span: &Span) -> String {
         let bucket = match d {
-            Dimension::Property(p) => return p.column().to_string(),
-            Dimension::Time(b) => b,
+            Dimension::Field(f) => return self.field(f),
+            Dimension::Time(b) => *b,
         };
         match self.dialect {
             Dialect::ClickHouse => {
@@ -123,11 +139,7 @@ impl Builder {
 
     fn filter(&mut self, f: &Filter) -> String {
         match f {
-            Filter::Match {
-                op,
-                property,
-                values,
-            } => self.matching(*op, *property, values),
+            Filter::Match { op, field, values } => self.matching(*op, field, values),
             Filter::And(list) => self.join(list, " AND "),
             Filter::Or(list) => self.join(list, " OR "),
             Filter::Not(inner) => format!("NOT ({})", self.filter(inner)),
@@ -142,23 +154,35 @@ impl Builder {
         parts.join(sep)
     }
 
-    fn matching(&mut self, op: Op, property: Property, values: &[String]) -> String {
-        let column = property.column();
-        match op {
-            Op::Is | Op::IsNot => {
-                let marks: Vec<&str> = values.iter().map(|v| self.text(v)).collect();
-                let not = if op == Op::IsNot { "NOT " } else { "" };
-                format!("{column} {not}IN ({})", marks.join(", "))
-            }
-            Op::Contains | Op::ContainsNot => {
-                let any: Vec<String> = values.iter().map(|v| self.contains(column, v)).collect();
-                let any = any.join(" OR ");
-                if op == Op::ContainsNot {
-                    format!("NOT ({any})")
-                } else {
-                    format!("({any})")
-                }
-            }
+    fn regex(&mut self, expr: &str, pattern: &str) -> String {
+        let p = self.text(pattern);
+        match self.dialect {
+            Dialect::Sqlite => format!("{expr} REGEXP {p}"),
+            Dialect::ClickHouse => format!("match({expr}, {p})"),
+        }
+    }
+
+    fn matching(&mut self, op: Op, field: &Field, values: &[String]) -> String {
+        let not = matches!(op, Op::IsNot | Op::ContainsNot | Op::MatchesNot);
+        if matches!(op, Op::Is | Op::IsNot) {
+            let expr = self.field(field);
+            let marks: Vec<&str> = values.iter().map(|v| self.text(v)).collect();
+            let not = if not { "NOT " } else { "" };
+            return format!("{expr} {not}IN ({})", marks.join(", "));
+        }
+        let mut any = Vec::new();
+        for v in values {
+            let expr = self.field(field);
+            any.push(match op {
+                Op::Contains | Op::ContainsNot => self.contains(&expr, v),
+                _ => self.regex(&expr, v),
+            });
+        }
+        let any = any.join(" OR ");
+        if not {
+            format!("NOT ({any})")
+        } else {
+            format!("({any})")
         }
     }
 
@@ -208,7 +232,7 @@ fn event_level(
     let mut select: Vec<String> = dims
         .iter()
         .enumerate()
-        .map(|(i, d)| format!("{} AS d{i}", b.dimension(*d, tz, span)))
+        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
         .collect();
     select.push(match dialect {
         Dialect::Sqlite => "COUNT(DISTINCT visitor_id) AS visitors".into(),
@@ -235,7 +259,7 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
         .dimensions
         .iter()
         .enumerate()
-        .map(|(i, d)| format!("{} AS d{i}", b.dimension(*d, tz, span)))
+        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
         .collect();
     inner.push("session_id".into());
     inner.push("SUM(name = 'pageview') AS pv".into());
@@ -323,6 +347,10 @@ mod tests {
             (
                 "timeseries",
                 json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": ["2026-03-28", "2026-03-30"], "dimensions": ["time:day"]}),
+            ),
+            (
+                "props_regex",
+                json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["event:props:plan"], "filters": [["matches", "event:page", ["^/blog/"]], ["matches_not", "event:props:plan", ["free"]]]}),
             ),
             (
                 "filters",

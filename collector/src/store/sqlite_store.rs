@@ -77,6 +77,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 5000;",
         )
         .map_err(query_err)?;
+        add_regexp(&conn).map_err(query_err)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path,
@@ -104,6 +105,27 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
+}
+
+/// `x REGEXP pattern` for the Stats API's `matches` filters, with the `regex` crate (RE2
+/// syntax, as ClickHouse's `match`). Each statement compiles its pattern once.
+fn add_regexp(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let re: Arc<regex::Regex> = ctx.get_or_create_aux(
+                0,
+                |v| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
+                    Ok(regex::Regex::new(v.as_str()?)?)
+                },
+            )?;
+            let text = ctx.get_raw(1).as_str().unwrap_or("");
+            Ok(re.is_match(text))
+        },
+    )
 }
 
 fn to_json(values: &[String]) -> String {
