@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 
 both_stores!(
     answers_match_an_independent_computation,
-    client_mistakes_are_named
+    client_mistakes_are_named,
+    comparisons_pair_rows_with_the_earlier_period,
+    realtime_counts_the_last_five_minutes,
 );
 
 const TZ: &str = "Europe/Copenhagen";
@@ -526,4 +528,128 @@ async fn client_mistakes_are_named(b: Backend) {
     let id = t.t.store.api_keys().await.unwrap()[0].id.clone();
     t.t.store.revoke_api_key(&id).await.unwrap();
     assert_eq!(ask(&t, &key, &q).await.0, StatusCode::UNAUTHORIZED);
+}
+
+fn results(answer: &Value) -> Vec<Value> {
+    answer["results"].as_array().unwrap().clone()
+}
+
+async fn comparisons_pair_rows_with_the_earlier_period(b: Backend) {
+    let (t, key, events) = setup(b, "query_compare").await;
+    let metrics = json!(["visitors", "visits", "bounce_rate"]);
+    for dims in [json!(["visit:source"]), json!(["time:day"]), json!([])] {
+        let q = json!({"site_id": "example.com", "metrics": metrics, "date_range": ["2026-11-13", "2026-11-15"], "dimensions": dims, "include": {"comparisons": {"mode": "previous_period"}}});
+        let (status, answer) = ask(&t, &key, &q).await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(
+            answer["query"]["comparison_date_range"],
+            json!(["2026-11-10", "2026-11-12"])
+        );
+        let earlier = expected(
+            &events,
+            &json!({"metrics": metrics, "date_range": ["2026-11-10", "2026-11-12"], "dimensions": dims}),
+        );
+        let rows = results(&answer);
+        assert!(!rows.is_empty());
+        for row in rows {
+            let cmp = &row["comparison"];
+            let key: Vec<String> = cmp["dimensions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect();
+            if dims == json!(["time:day"]) {
+                // Buckets pair by position: the 13th with the 10th, and so on.
+                let day: chrono::NaiveDate =
+                    row["dimensions"][0].as_str().unwrap().parse().unwrap();
+                assert_eq!(key, vec![(day - chrono::Days::new(3)).to_string()]);
+            } else {
+                assert_eq!(
+                    key,
+                    row["dimensions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|d| d.as_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                );
+            }
+            let want = earlier
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or(vec![json!(0), json!(0), json!(0)], |(_, m)| m.clone());
+            assert_eq!(cmp["metrics"].as_array().unwrap(), &want, "{row}");
+            let (now_v, before_v) = (
+                row["metrics"][0].as_f64().unwrap(),
+                want[0].as_f64().unwrap(),
+            );
+            let pct = if before_v == 0.0 {
+                if now_v == 0.0 { 0.0 } else { 100.0 }
+            } else {
+                (100.0 * (now_v - before_v) / before_v).round()
+            };
+            assert_eq!(cmp["change"][0].as_f64().unwrap(), pct);
+            let points = row["metrics"][2].as_f64().unwrap() - want[2].as_f64().unwrap();
+            assert_eq!(cmp["change"][2].as_f64().unwrap(), points);
+        }
+    }
+    let q = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-11-13", "2026-11-15"], "include": {"comparisons": {"mode": "year_over_year"}}});
+    let (_, answer) = ask(&t, &key, &q).await;
+    assert_eq!(
+        answer["query"]["comparison_date_range"],
+        json!(["2025-11-13", "2025-11-15"])
+    );
+    assert_eq!(results(&answer)[0]["comparison"]["metrics"], json!([0]));
+    assert_eq!(results(&answer)[0]["comparison"]["change"], json!([100]));
+}
+
+async fn realtime_counts_the_last_five_minutes(b: Backend) {
+    let (t, key, _) = setup(b, "query_realtime").await;
+    let view = |path: &str| {
+        format!(r#"{{"n":"pageview","u":"https://example.com{path}","d":"example.com"}}"#)
+    };
+    // Two days after the fixture's last event.
+    t.clock.advance(chrono::Duration::days(2));
+    t.app.maintenance.tick().await.unwrap();
+    t.post_event("2.2.3.1", footfall_tests::CHROME_UA, &view("/old"))
+        .await;
+    t.clock.advance(chrono::Duration::minutes(6));
+    for (ip, path) in [
+        ("2.2.3.2", "/a"),
+        ("2.2.3.3", "/a"),
+        ("2.2.3.4", "/b"),
+        ("2.2.3.2", "/b"),
+    ] {
+        t.post_event(ip, footfall_tests::CHROME_UA, &view(path))
+            .await;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let answer = loop {
+        let req = Request::get("/api/v2/realtime?site_id=example.com")
+            .header("authorization", format!("Bearer {key}"))
+            .body(Body::empty())
+            .unwrap();
+        let r = t.send("127.0.0.1", req).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let answer: Value =
+            serde_json::from_slice(&axum::body::to_bytes(r.into_body(), 100_000).await.unwrap())
+                .unwrap();
+        if answer["visitors"] == json!(3) || std::time::Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(answer["visitors"], json!(3), "{answer}");
+    assert_eq!(
+        answer["pages"],
+        json!([{"page": "/a", "visitors": 2}, {"page": "/b", "visitors": 2}])
+    );
+    let unauth = Request::get("/api/v2/realtime?site_id=example.com")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        t.send("127.0.0.1", unauth).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
 }

@@ -57,5 +57,6 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v2/query", post(query::post_query))
+        .route("/api/v2/realtime", get(query::get_realtime))
         .with_state(state)
 }

@@ -264,6 +264,18 @@ pub struct Query {
     pub offset: u64,
     pub total_rows: bool,
     pub time_labels: bool,
+    pub comparison: Option<Comparison>,
+}
+
+/// What a query's results are compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Comparison {
+    /// The same number of days just before the range.
+    PreviousPeriod,
+    /// The same dates a year earlier.
+    YearOverYear,
+    /// Any other range.
+    Custom(NaiveDate, NaiveDate),
 }
 
 /// A mistake in a query, answered with 400 and this message.
@@ -330,7 +342,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         return err("metric `percentage` needs at least one dimension");
     }
     let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
-    let (mut total_rows, mut time_labels) = (false, false);
+    let (mut total_rows, mut time_labels, mut comparison) = (false, false, None);
     if let Some(include) = obj.get("include") {
         let Some(include) = include.as_object() else {
             return err("`include` must be an object");
@@ -341,7 +353,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
                 ("total_rows", Some(b)) => total_rows = b,
                 ("time_labels", Some(b)) => time_labels = b,
                 ("imports", Some(_)) => {}
-                ("comparisons", _) => return err("`include.comparisons` is not supported yet"),
+                ("comparisons", _) => comparison = Some(parse_comparison(value)?),
                 (k, None) if ["total_rows", "time_labels", "imports"].contains(&k) => {
                     return err(format!("`include.{k}` must be true or false"));
                 }
@@ -380,7 +392,21 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         offset,
         total_rows,
         time_labels,
+        comparison,
     })
+}
+
+fn parse_comparison(v: &Value) -> Result<Comparison, QueryError> {
+    let mode = v.get("mode").and_then(Value::as_str);
+    match mode {
+        Some("previous_period") => Ok(Comparison::PreviousPeriod),
+        Some("year_over_year") => Ok(Comparison::YearOverYear),
+        Some("custom") => match parse_date_range(v.get("date_range").unwrap_or(&Value::Null))? {
+            DateRange::Custom(from, to) => Ok(Comparison::Custom(from, to)),
+            _ => err("a custom comparison needs `date_range`: [from, to]"),
+        },
+        _ => err("`include.comparisons.mode` must be previous_period, year_over_year or custom"),
+    }
 }
 
 fn parse_metrics(v: Option<&Value>) -> Result<Vec<Metric>, QueryError> {

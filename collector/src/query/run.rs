@@ -1,5 +1,6 @@
 //! Runs a query on a store and shapes the answer as the Stats API v2 does:
-//! `{"results": [{"metrics": [...], "dimensions": [...]}], "meta": {...}, "query": {...}}`.
+//! `{"results": [{"metrics": [...], "dimensions": [...], "comparison"?: {...}}], "meta": {...},
+//! "query": {...}}`.
 //!
 //! The store returns per-group counts from the [`super::sql`] plan; this module joins the
 //! event-level and session-level rows by their dimension values, derives the ratio metrics,
@@ -8,6 +9,11 @@
 //! visits that were one pageview and nothing else (integer); `visit_duration` = mean seconds
 //! between a visit's first and last event (integer); `percentage` = % of all visitors in the
 //! range with the same filters (1 decimal).
+//!
+//! Comparisons run the same query over the comparison span. Rows pair up by their dimension
+//! values; a time bucket pairs with the bucket at the same position in the other span.
+//! `change` is the difference in points for `bounce_rate` and `percentage`, else the percent
+//! change (100 when the earlier value was 0 and the new one is not).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -16,9 +22,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::model::{Dimension, Metric, OrderKey, Query, QueryError};
+use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
 use super::sql::plan;
-use super::time::{labels, resolve};
+use super::time::{Span, comparison_span, labels, resolve};
 use crate::store::{Site, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,33 +67,46 @@ fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
     }
 }
 
+fn change(m: Metric, now: &Value, before: &Value) -> Value {
+    let (a, b) = (now.as_f64().unwrap_or(0.0), before.as_f64().unwrap_or(0.0));
+    match m {
+        Metric::BounceRate | Metric::Percentage => json!(round_to(a - b, 1)),
+        _ if b == 0.0 => json!(if a == 0.0 { 0 } else { 100 }),
+        _ => json!(round_to(100.0 * (a - b) / b, 0) as i64),
+    }
+}
+
 fn as_number(v: &Value) -> f64 {
     v.as_f64().unwrap_or(0.0)
 }
 
-/// Answers `q` for `site` at `now`.
-pub async fn run(
-    store: &dyn Store,
-    site: &Site,
-    q: &Query,
-    now: DateTime<Utc>,
-) -> Result<Value, RunError> {
-    let tz: Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| StoreError::Query(format!("site {} has an invalid time zone", site.domain)))?;
-    let span = resolve(&q.date_range, tz, now)?;
-    let time_dim = q.dimensions.iter().find_map(|d| match d {
-        Dimension::Time(b) => Some(*b),
+fn time_bucket(q: &Query) -> Option<(usize, TimeBucket)> {
+    q.dimensions.iter().enumerate().find_map(|(i, d)| match d {
+        Dimension::Time(b) => Some((i, *b)),
         Dimension::Field(_) => None,
-    });
-    let time_labels = match time_dim {
-        Some(bucket) => Some(labels(bucket, &span)?),
-        None => None,
-    };
-    let plan = plan(store.dialect(), q, site.id, tz, &span);
-    let n = q.dimensions.len();
+    })
+}
 
+/// Rows of a query: dimension values → metric values, in `q.metrics` order.
+pub type Groups = BTreeMap<Vec<String>, Vec<Value>>;
+
+/// The comparison span, its rows and its time labels.
+struct Compared {
+    span: Span,
+    rows: Groups,
+    labels: Vec<String>,
+}
+
+/// Every group of `q` over `span`: dimension values → metric values, in `q.metrics` order.
+pub async fn groups(
+    store: &dyn Store,
+    site_id: u32,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+) -> Result<Groups, RunError> {
+    let plan = plan(store.dialect(), q, site_id, tz, span);
+    let n = q.dimensions.len();
     let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
     for (key, v) in store.run_statement(&plan.events, n, 3).await? {
         let c = groups.entry(key).or_default();
@@ -108,23 +127,59 @@ pub async fn run(
         None => 0,
     };
     if n > 0 {
-        // Groups with no events at all (possible only from empty aggregates) are not results.
+        // Only groups that have events are results.
         groups.retain(|_, c| c.events > 0 || c.visits > 0);
     } else if groups.is_empty() {
         groups.insert(Vec::new(), Counts::default());
     }
-
-    let mut rows: Vec<(Vec<String>, Vec<Value>)> = groups
+    Ok(groups
         .into_iter()
         .map(|(key, c)| {
-            let metrics = q
-                .metrics
-                .iter()
-                .map(|m| metric_value(*m, &c, total_visitors))
-                .collect();
-            (key, metrics)
+            (
+                key,
+                q.metrics
+                    .iter()
+                    .map(|m| metric_value(*m, &c, total_visitors))
+                    .collect(),
+            )
         })
-        .collect();
+        .collect())
+}
+
+/// Answers `q` for `site` at `now`.
+pub async fn run(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    now: DateTime<Utc>,
+) -> Result<Value, RunError> {
+    let tz: Tz = site
+        .timezone
+        .parse()
+        .map_err(|_| StoreError::Query(format!("site {} has an invalid time zone", site.domain)))?;
+    let span = resolve(&q.date_range, tz, now)?;
+    let time = time_bucket(q);
+    let time_labels = match time {
+        Some((_, bucket)) => labels(bucket, &span)?,
+        None => Vec::new(),
+    };
+    let current = groups(store, site.id, q, tz, &span).await?;
+
+    let mut compared: Option<Compared> = None;
+    if let Some(c) = &q.comparison {
+        let other = comparison_span(c, &span, tz);
+        let other_labels = match time {
+            Some((_, bucket)) => labels(bucket, &other)?,
+            None => Vec::new(),
+        };
+        compared = Some(Compared {
+            span: other,
+            rows: groups(store, site.id, q, tz, &other).await?,
+            labels: other_labels,
+        });
+    }
+
+    let mut rows: Vec<(Vec<String>, Vec<Value>)> = current.into_iter().collect();
     rows.sort_by(|a, b| {
         for (key, desc) in &q.order_by {
             let ord = match key {
@@ -148,25 +203,59 @@ pub async fn run(
         .into_iter()
         .skip(usize::try_from(q.offset).unwrap_or(usize::MAX))
         .take(usize::try_from(q.limit).unwrap_or(usize::MAX))
-        .map(|(dims, metrics)| json!({"metrics": metrics, "dimensions": dims}))
+        .map(|(dims, metrics)| {
+            let mut row = json!({"metrics": metrics, "dimensions": dims});
+            if let Some(Compared {
+                rows: other,
+                labels: other_labels,
+                ..
+            }) = &compared
+            {
+                let mut key = dims.clone();
+                if let Some((i, _)) = time {
+                    let pos = time_labels.iter().position(|l| *l == dims[i]);
+                    key[i] = pos
+                        .and_then(|p| other_labels.get(p))
+                        .cloned()
+                        .unwrap_or_default();
+                }
+                let before: Vec<Value> = other
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| q.metrics.iter().map(|_| json!(0)).collect());
+                let changes: Vec<Value> = q
+                    .metrics
+                    .iter()
+                    .enumerate()
+                    .map(|(j, m)| change(*m, &metrics[j], &before[j]))
+                    .collect();
+                row["comparison"] =
+                    json!({"dimensions": key, "metrics": before, "change": changes});
+            }
+            row
+        })
         .collect();
 
     let mut meta = serde_json::Map::new();
     if q.time_labels {
-        meta.insert("time_labels".into(), json!(time_labels.unwrap_or_default()));
+        meta.insert("time_labels".into(), json!(time_labels));
+        if let Some(c) = &compared {
+            meta.insert("comparison_time_labels".into(), json!(c.labels));
+        }
     }
     if q.total_rows {
         meta.insert("total_rows".into(), json!(total_rows));
     }
-    Ok(json!({
-        "results": results,
-        "meta": meta,
-        "query": {
-            "site_id": site.domain,
-            "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            "date_range": [span.first_day.to_string(), span.last_day.to_string()],
-            "dimensions": q.dimensions.iter().map(|d| d.label()).collect::<Vec<_>>(),
-            "time_zone": tz.name(),
-        }
-    }))
+    let mut query = json!({
+        "site_id": site.domain,
+        "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
+        "date_range": [span.first_day.to_string(), span.last_day.to_string()],
+        "dimensions": q.dimensions.iter().map(Dimension::label).collect::<Vec<_>>(),
+        "time_zone": tz.name(),
+    });
+    if let Some(c) = &compared {
+        query["comparison_date_range"] =
+            json!([c.span.first_day.to_string(), c.span.last_day.to_string()]);
+    }
+    Ok(json!({"results": results, "meta": meta, "query": query}))
 }

@@ -70,6 +70,31 @@ pub fn resolve(range: &DateRange, tz: Tz, now: DateTime<Utc>) -> Result<Span, Qu
     })
 }
 
+/// The span a comparison covers: the same length just before, a year earlier, or custom.
+pub fn comparison_span(c: &super::model::Comparison, span: &Span, tz: Tz) -> Span {
+    use super::model::Comparison;
+    let (first_day, last_day) = match c {
+        Comparison::PreviousPeriod => {
+            let days = (span.last_day - span.first_day).num_days() as u64 + 1;
+            (
+                span.first_day - Days::new(days),
+                span.first_day - Days::new(1),
+            )
+        }
+        Comparison::YearOverYear => (
+            span.first_day - Months::new(12),
+            span.last_day - Months::new(12),
+        ),
+        Comparison::Custom(from, to) => (*from, *to),
+    };
+    Span {
+        first_day,
+        last_day,
+        from: local_midnight(tz, first_day),
+        to: local_midnight(tz, last_day + Days::new(1)),
+    }
+}
+
 /// The label of the bucket a local date-time falls in.
 pub fn bucket_start(bucket: TimeBucket, day: NaiveDate) -> NaiveDate {
     match bucket {
