@@ -21,6 +21,8 @@ fn schema_and_statements_run_on_current_clickhouse() {
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "pageviews", "events", "views_per_visit", "bounce_rate", "visit_duration"], "date_range": "30d"}),
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "percentage"], "date_range": "7d", "dimensions": ["visit:source", "event:page"], "filters": [["is", "visit:country", ["DK"]], ["or", [["contains", "event:page", ["/b"]], ["not", ["contains_not", "visit:city", ["x"]]]]], ["is_not", "visit:device", ["Mobile"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "day", "dimensions": ["time:hour"]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]]]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["event:props:plan"], "filters": [["matches", "event:page", ["^/blog/"]], ["matches_not", "event:props:plan", ["free"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "month", "dimensions": ["time:day"]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "6mo", "dimensions": ["time:week"]}),
@@ -34,6 +36,8 @@ fn schema_and_statements_run_on_current_clickhouse() {
             Some(&plan.events),
             plan.sessions.as_ref(),
             plan.total_visitors.as_ref(),
+            plan.goal_base.as_ref(),
+            plan.engagement.as_ref(),
         ]
         .into_iter()
         .flatten()

@@ -96,7 +96,16 @@ fn fixture() -> Vec<EventRow> {
                 country_code: cc.into(),
                 region: region.into(),
                 city: city.into(),
-                scroll_depth: 255,
+                engagement_ms: if name == "engagement" {
+                    next(60_000) as u32
+                } else {
+                    0
+                },
+                scroll_depth: if name == "engagement" && next(4) != 0 {
+                    next(101) as u8
+                } else {
+                    255
+                },
                 props_keys: if name == "Signup" {
                     vec!["plan".into(), "seats".into()]
                 } else {
@@ -199,7 +208,23 @@ fn passes(e: &EventRow, f: &Value) -> bool {
     }
 }
 
-fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
+#[derive(Default)]
+struct G {
+    visitors: BTreeSet<u64>,
+    pageviews: i64,
+    events: i64,
+    sessions: BTreeMap<u64, (i64, i64, u32, u32)>,
+    /// Per visitor: engaged ms, deepest scroll (-1: none).
+    engaged: BTreeMap<u64, (i64, i64)>,
+}
+
+/// Groups of the events of site 1 in the range that pass `filters`.
+fn grouped(
+    events: &[EventRow],
+    q: &Value,
+    filters: &[Value],
+    engagement: bool,
+) -> BTreeMap<Vec<String>, G> {
     let tz: Tz = TZ.parse().unwrap();
     let [from, to] = [0, 1].map(|i| {
         q["date_range"][i]
@@ -211,34 +236,32 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
     let dims: Vec<String> = q["dimensions"].as_array().map_or(vec![], |d| {
         d.iter().map(|x| x.as_str().unwrap().to_string()).collect()
     });
-    let filters = q["filters"].as_array().cloned().unwrap_or_default();
-    let kept: Vec<&EventRow> = events
-        .iter()
-        .filter(|e| e.site_id == 1 && e.name != "engagement")
-        .filter(|e| {
-            let day = Utc
-                .timestamp_opt(i64::from(e.timestamp), 0)
-                .unwrap()
-                .with_timezone(&tz)
-                .date_naive();
-            day >= from && day <= to
-        })
-        .filter(|e| filters.iter().all(|f| passes(e, f)))
-        .collect();
-    #[derive(Default)]
-    struct G {
-        visitors: BTreeSet<u64>,
-        pageviews: i64,
-        events: i64,
-        sessions: BTreeMap<u64, (i64, i64, u32, u32)>,
-    }
     let mut groups: BTreeMap<Vec<String>, G> = BTreeMap::new();
-    let mut all_visitors = BTreeSet::new();
-    for e in &kept {
-        all_visitors.insert(e.visitor_id);
+    for e in events {
+        let day = Utc
+            .timestamp_opt(i64::from(e.timestamp), 0)
+            .unwrap()
+            .with_timezone(&tz)
+            .date_naive();
+        if e.site_id != 1
+            || (e.name == "engagement") != engagement
+            || day < from
+            || day > to
+            || !filters.iter().all(|f| passes(e, f))
+        {
+            continue;
+        }
         let g = groups
             .entry(dims.iter().map(|d| property(e, d)).collect())
             .or_default();
+        if engagement {
+            let v = g.engaged.entry(e.visitor_id).or_insert((0, -1));
+            v.0 += i64::from(e.engagement_ms);
+            if e.scroll_depth <= 100 {
+                v.1 = v.1.max(i64::from(e.scroll_depth));
+            }
+            continue;
+        }
         g.visitors.insert(e.visitor_id);
         g.pageviews += i64::from(e.name == "pageview");
         g.events += 1;
@@ -251,15 +274,44 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
         s.2 = s.2.min(e.timestamp);
         s.3 = s.3.max(e.timestamp);
     }
-    if dims.is_empty() && groups.is_empty() {
-        groups.insert(vec![], G::default());
-    }
+    groups
+}
+
+fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
+    let dims: Vec<String> = q["dimensions"].as_array().map_or(vec![], |d| {
+        d.iter().map(|x| x.as_str().unwrap().to_string()).collect()
+    });
+    let filters = q["filters"].as_array().cloned().unwrap_or_default();
     let metrics: Vec<String> = q["metrics"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m.as_str().unwrap().to_string())
         .collect();
+    let wants = |m: &str| metrics.iter().any(|x| x == m);
+    let mut groups = grouped(events, q, &filters, false);
+    let engaged = if wants("time_on_page") || wants("scroll_depth") {
+        grouped(events, q, &filters, true)
+    } else {
+        BTreeMap::new()
+    };
+    for (k, g) in engaged {
+        groups.entry(k).or_default().engaged = g.engaged;
+    }
+    let is_goal = |f: &Value| f[0] == json!("is") && f[1] == json!("event:name");
+    let base_filters: Vec<Value> = filters.iter().filter(|f| !is_goal(f)).cloned().collect();
+    let base = if wants("conversion_rate") {
+        grouped(events, q, &base_filters, false)
+    } else {
+        BTreeMap::new()
+    };
+    let all_visitors: BTreeSet<u64> = groups
+        .values()
+        .flat_map(|g| g.visitors.iter().copied())
+        .collect();
+    if dims.is_empty() && groups.is_empty() {
+        groups.insert(vec![], G::default());
+    }
     let mut rows: Vec<(Vec<String>, Vec<Value>)> = groups
         .into_iter()
         .map(|(key, g)| {
@@ -267,6 +319,14 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
             let bounces = g.sessions.values().filter(|s| s.0 == 1 && s.1 == 1).count() as f64;
             let duration: f64 = g.sessions.values().map(|s| f64::from(s.3 - s.2)).sum();
             let per = |x: f64| if visits == 0.0 { 0.0 } else { x / visits };
+            let engaged_ms: i64 = g.engaged.values().map(|v| v.0).sum();
+            let scrolls: Vec<i64> = g
+                .engaged
+                .values()
+                .map(|v| v.1)
+                .filter(|d| *d >= 0)
+                .collect();
+            let base_visitors = base.get(&key).map_or(0, |b| b.visitors.len());
             let values = metrics
                 .iter()
                 .map(|m| match m.as_str() {
@@ -282,6 +342,21 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
                             .round()
                             / 10.0
                     ),
+                    "conversion_rate" => json!(if base_visitors == 0 {
+                        0.0
+                    } else {
+                        (10_000.0 * g.visitors.len() as f64 / base_visitors as f64).round() / 100.0
+                    }),
+                    "time_on_page" => json!(if g.engaged.is_empty() {
+                        0
+                    } else {
+                        (engaged_ms as f64 / g.engaged.len() as f64 / 1000.0).round() as i64
+                    }),
+                    "scroll_depth" => json!(if scrolls.is_empty() {
+                        0
+                    } else {
+                        (scrolls.iter().sum::<i64>() as f64 / scrolls.len() as f64).round() as i64
+                    }),
                     other => panic!("oracle does not know {other}"),
                 })
                 .collect();
@@ -407,6 +482,16 @@ async fn answers_match_an_independent_computation(b: Backend) {
         queries.push(json!({"site_id": "example.com", "metrics": metrics, "date_range": range, "filters": f}));
         queries.push(json!({"site_id": "example.com", "metrics": ["visitors", "percentage", "bounce_rate"], "date_range": range, "dimensions": ["visit:source", "visit:device"], "filters": f}));
         queries.push(json!({"site_id": "example.com", "metrics": ["visits", "pageviews"], "date_range": range, "dimensions": ["time:day"], "filters": f}));
+    }
+    for d in [
+        json!([]),
+        json!(["event:page"]),
+        json!(["visit:source"]),
+        json!(["time:day"]),
+    ] {
+        queries.push(json!({"site_id": "example.com", "metrics": ["time_on_page", "scroll_depth", "visitors"], "date_range": range, "dimensions": d}));
+        queries.push(json!({"site_id": "example.com", "metrics": ["conversion_rate", "visitors"], "date_range": range, "dimensions": d, "filters": [["is", "event:name", ["Signup"]]]}));
+        queries.push(json!({"site_id": "example.com", "metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": d, "filters": [["is", "event:name", ["Signup"]], ["is", "visit:device", ["Desktop", "Tablet"]]]}));
     }
     for q in &queries {
         let (status, answer) = ask(&t, &key, q).await;

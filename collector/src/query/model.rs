@@ -29,10 +29,13 @@ pub enum Metric {
     BounceRate,
     VisitDuration,
     Percentage,
+    ConversionRate,
+    TimeOnPage,
+    ScrollDepth,
 }
 
 impl Metric {
-    pub const ALL: [(&'static str, Metric); 8] = [
+    pub const ALL: [(&'static str, Metric); 11] = [
         ("visitors", Metric::Visitors),
         ("visits", Metric::Visits),
         ("pageviews", Metric::Pageviews),
@@ -41,6 +44,9 @@ impl Metric {
         ("bounce_rate", Metric::BounceRate),
         ("visit_duration", Metric::VisitDuration),
         ("percentage", Metric::Percentage),
+        ("conversion_rate", Metric::ConversionRate),
+        ("time_on_page", Metric::TimeOnPage),
+        ("scroll_depth", Metric::ScrollDepth),
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,14 +66,7 @@ impl Metric {
 }
 
 /// Metrics of the Stats API that Footfall does not answer yet.
-const NOT_YET_METRICS: &[&str] = &[
-    "conversion_rate",
-    "time_on_page",
-    "scroll_depth",
-    "group_conversion_rate",
-    "average_revenue",
-    "total_revenue",
-];
+const NOT_YET_METRICS: &[&str] = &["group_conversion_rate", "average_revenue", "total_revenue"];
 
 /// A property of an event or its visit that results can be grouped and filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -341,6 +340,11 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
         return err("metric `percentage` needs at least one dimension");
     }
+    if metrics.contains(&Metric::ConversionRate) && goal_filters(&filters).is_empty() {
+        return err(
+            "metric `conversion_rate` needs a goal: a top-level [\"is\", \"event:name\", [...]] filter",
+        );
+    }
     let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
     let (mut total_rows, mut time_labels, mut comparison) = (false, false, None);
     if let Some(include) = obj.get("include") {
@@ -394,6 +398,23 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         time_labels,
         comparison,
     })
+}
+
+/// The goal filters of a query: top-level `is` filters on `event:name`.
+pub fn goal_filters(filters: &[Filter]) -> Vec<&Filter> {
+    filters
+        .iter()
+        .filter(|f| {
+            matches!(
+                f,
+                Filter::Match {
+                    op: Op::Is,
+                    field: Field::Column(Property::Name),
+                    ..
+                }
+            )
+        })
+        .collect()
 }
 
 fn parse_comparison(v: &Value) -> Result<Comparison, QueryError> {
@@ -734,9 +755,10 @@ mod tests {
             ),
             (with("metrics", json!([])), "at least one metric"),
             (
-                with("metrics", json!(["time_on_page"])),
+                with("metrics", json!(["group_conversion_rate"])),
                 "not supported yet",
             ),
+            (with("metrics", json!(["conversion_rate"])), "needs a goal"),
             (with("date_range", json!("8d")), "unknown date_range `8d`"),
             (
                 with("date_range", json!(["2026-02-01", "2026-01-01"])),

@@ -8,7 +8,10 @@
 //! Derived metrics: `views_per_visit` = pageviews / visits (2 decimals); `bounce_rate` = % of
 //! visits that were one pageview and nothing else (integer); `visit_duration` = mean seconds
 //! between a visit's first and last event (integer); `percentage` = % of all visitors in the
-//! range with the same filters (1 decimal).
+//! range with the same filters (1 decimal); `conversion_rate` = % of the group's visitors
+//! without the goal filter who also match it (2 decimals); `time_on_page` = engaged seconds
+//! per engaged visitor (integer); `scroll_depth` = mean of each visitor's deepest scroll, in %
+//! (integer). The last two come from engagement events, the others never count those.
 //!
 //! Comparisons run the same query over the comparison span. Rows pair up by their dimension
 //! values; a time bucket pairs with the bucket at the same position in the other span.
@@ -43,6 +46,12 @@ struct Counts {
     visits: i64,
     bounces: i64,
     duration: i64,
+    /// Visitors of the group without the goal filters.
+    goal_base: i64,
+    engaged_ms: i64,
+    engaged_visitors: i64,
+    scroll_sum: i64,
+    scrolled_visitors: i64,
 }
 
 fn ratio(a: i64, b: i64) -> f64 {
@@ -64,13 +73,20 @@ fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
         Metric::BounceRate => json!(round_to(100.0 * ratio(c.bounces, c.visits), 0) as i64),
         Metric::VisitDuration => json!(round_to(ratio(c.duration, c.visits), 0) as i64),
         Metric::Percentage => json!(round_to(100.0 * ratio(c.visitors, total_visitors), 1)),
+        Metric::ConversionRate => json!(round_to(100.0 * ratio(c.visitors, c.goal_base), 2)),
+        Metric::TimeOnPage => {
+            json!(round_to(ratio(c.engaged_ms, c.engaged_visitors) / 1000.0, 0) as i64)
+        }
+        Metric::ScrollDepth => json!(round_to(ratio(c.scroll_sum, c.scrolled_visitors), 0) as i64),
     }
 }
 
 fn change(m: Metric, now: &Value, before: &Value) -> Value {
     let (a, b) = (now.as_f64().unwrap_or(0.0), before.as_f64().unwrap_or(0.0));
     match m {
-        Metric::BounceRate | Metric::Percentage => json!(round_to(a - b, 1)),
+        Metric::BounceRate | Metric::Percentage | Metric::ConversionRate => {
+            json!(round_to(a - b, 1))
+        }
         _ if b == 0.0 => json!(if a == 0.0 { 0 } else { 100 }),
         _ => json!(round_to(100.0 * (a - b) / b, 0) as i64),
     }
@@ -118,6 +134,22 @@ pub async fn groups(
             (c.visits, c.bounces, c.duration) = (v[0], v[1], v[2]);
         }
     }
+    if let Some(st) = &plan.goal_base {
+        for (key, v) in store.run_statement(st, n, 3).await? {
+            groups.entry(key).or_default().goal_base = v[0];
+        }
+    }
+    if let Some(st) = &plan.engagement {
+        for (key, v) in store.run_statement(st, n, 4).await? {
+            let c = groups.entry(key).or_default();
+            (
+                c.engaged_ms,
+                c.engaged_visitors,
+                c.scroll_sum,
+                c.scrolled_visitors,
+            ) = (v[0], v[1], v[2], v[3]);
+        }
+    }
     let total_visitors = match &plan.total_visitors {
         Some(st) => store
             .run_statement(st, 0, 3)
@@ -127,8 +159,8 @@ pub async fn groups(
         None => 0,
     };
     if n > 0 {
-        // Only groups that have events are results.
-        groups.retain(|_, c| c.events > 0 || c.visits > 0);
+        // Only groups with events (or, for engagement metrics, engagement) are results.
+        groups.retain(|_, c| c.events > 0 || c.visits > 0 || c.engaged_visitors > 0);
     } else if groups.is_empty() {
         groups.insert(Vec::new(), Counts::default());
     }

@@ -44,6 +44,12 @@ pub struct Plan {
     pub sessions: Option<Statement>,
     /// Distinct visitors without dimensions, for `percentage`.
     pub total_visitors: Option<Statement>,
+    /// Per group, the visitors without the goal filters, for `conversion_rate`
+    /// (`d0.., visitors, pageviews, events`).
+    pub goal_base: Option<Statement>,
+    /// `d0.., engaged_ms, engaged_visitors, scroll_sum, scrolled_visitors` from engagement
+    /// events, for `time_on_page` and `scroll_depth`.
+    pub engagement: Option<Statement>,
 }
 
 struct Builder {
@@ -186,14 +192,27 @@ impl Builder {
         }
     }
 
-    /// `WHERE ...` for the site, range and filters (engagement events left out).
-    fn where_clause(&mut self, site_id: u32, span: &Span, filters: &[Filter]) -> String {
+    /// `WHERE ...` for the site, range, kind of event and filters.
+    fn where_clause(
+        &mut self,
+        site_id: u32,
+        span: &Span,
+        filters: &[&Filter],
+        engagement: bool,
+    ) -> String {
         let mut parts = vec![format!("site_id = {}", self.int(i64::from(site_id)))];
         let from = self.instant(span.from);
         let to = self.instant(span.to);
         parts.push(format!("timestamp >= {from}"));
         parts.push(format!("timestamp < {to}"));
-        parts.push("name != 'engagement'".to_string());
+        parts.push(
+            if engagement {
+                "name = 'engagement'"
+            } else {
+                "name != 'engagement'"
+            }
+            .to_string(),
+        );
         for f in filters {
             parts.push(format!("({})", self.filter(f)));
         }
@@ -219,7 +238,7 @@ fn group_by(n: usize) -> String {
 
 fn event_level(
     dialect: Dialect,
-    q: &Query,
+    filters: &[&Filter],
     dims: &[Dimension],
     site_id: u32,
     tz: Tz,
@@ -240,7 +259,7 @@ fn event_level(
     });
     select.push("SUM(name = 'pageview') AS pageviews".into());
     select.push("COUNT(*) AS events".into());
-    let where_clause = b.where_clause(site_id, span, &q.filters);
+    let where_clause = b.where_clause(site_id, span, filters, false);
     let sql = format!(
         "SELECT {} FROM events {where_clause}{}",
         select.join(", "),
@@ -270,7 +289,8 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
             "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp))) AS dur".into()
         }
     });
-    let where_clause = b.where_clause(site_id, span, &q.filters);
+    let filters: Vec<&Filter> = q.filters.iter().collect();
+    let where_clause = b.where_clause(site_id, span, &filters, false);
     let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     inner_group.push("session_id".into());
     let mut outer: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
@@ -287,15 +307,61 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
     b.finish(sql)
 }
 
+/// Per group and visitor, engaged time and deepest scroll; then per group, their sums.
+fn engagement_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Statement {
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+    };
+    let n = q.dimensions.len();
+    let mut inner: Vec<String> = q
+        .dimensions
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
+        .collect();
+    inner.push("visitor_id".into());
+    inner.push("SUM(engagement_ms) AS ms".into());
+    inner.push("MAX(CASE WHEN scroll_depth <= 100 THEN scroll_depth ELSE -1 END) AS sd".into());
+    let filters: Vec<&Filter> = q.filters.iter().collect();
+    let where_clause = b.where_clause(site_id, span, &filters, true);
+    let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    inner_group.push("visitor_id".into());
+    let mut outer: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
+    outer.push("SUM(ms) AS engaged_ms".into());
+    outer.push("COUNT(*) AS engaged_visitors".into());
+    outer.push("SUM(CASE WHEN sd >= 0 THEN sd ELSE 0 END) AS scroll_sum".into());
+    outer.push("SUM(sd >= 0) AS scrolled_visitors".into());
+    let sql = format!(
+        "SELECT {} FROM (SELECT {} FROM events {where_clause} GROUP BY {}){}",
+        outer.join(", "),
+        inner.join(", "),
+        inner_group.join(", "),
+        group_by(n)
+    );
+    b.finish(sql)
+}
+
 /// The statements that answer `q` for one site.
 pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Plan {
-    use super::model::Metric;
-    let needs_sessions = q.metrics.iter().any(|m| m.per_session());
-    let needs_total = q.metrics.contains(&Metric::Percentage);
+    use super::model::{Metric, goal_filters};
+    let needs = |m: Metric| q.metrics.contains(&m);
+    let all: Vec<&Filter> = q.filters.iter().collect();
+    let goals = goal_filters(&q.filters);
+    let without_goals: Vec<&Filter> = q.filters.iter().filter(|f| !goals.contains(f)).collect();
     Plan {
-        events: event_level(dialect, q, &q.dimensions, site_id, tz, span),
-        sessions: needs_sessions.then(|| session_level(dialect, q, site_id, tz, span)),
-        total_visitors: needs_total.then(|| event_level(dialect, q, &[], site_id, tz, span)),
+        events: event_level(dialect, &all, &q.dimensions, site_id, tz, span),
+        sessions: q
+            .metrics
+            .iter()
+            .any(|m| m.per_session())
+            .then(|| session_level(dialect, q, site_id, tz, span)),
+        total_visitors: needs(Metric::Percentage)
+            .then(|| event_level(dialect, &all, &[], site_id, tz, span)),
+        goal_base: needs(Metric::ConversionRate)
+            .then(|| event_level(dialect, &without_goals, &q.dimensions, site_id, tz, span)),
+        engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
+            .then(|| engagement_level(dialect, q, site_id, tz, span)),
     }
 }
 
@@ -319,6 +385,8 @@ mod tests {
             ("events", Some(&p.events)),
             ("sessions", p.sessions.as_ref()),
             ("total", p.total_visitors.as_ref()),
+            ("goal_base", p.goal_base.as_ref()),
+            ("engagement", p.engagement.as_ref()),
         ] {
             if let Some(st) = st {
                 out.push_str(&format!(
@@ -351,6 +419,10 @@ mod tests {
             (
                 "props_regex",
                 json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["event:props:plan"], "filters": [["matches", "event:page", ["^/blog/"]], ["matches_not", "event:props:plan", ["free"]]]}),
+            ),
+            (
+                "goals_engagement",
+                json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]], ["is", "visit:country", ["DK"]]]}),
             ),
             (
                 "filters",
