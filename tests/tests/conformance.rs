@@ -62,6 +62,9 @@ fn event(site_id: u32, timestamp: u32, i: u64) -> EventRow {
         interactive: (i % 2) as u8,
         engagement_ms: u32::MAX,
         scroll_depth: 255,
+        entry_page: format!("/entry/{}", i % 7),
+        country_name: "Sweden".into(),
+        region_name: "Östergötland County".into(),
     }
 }
 

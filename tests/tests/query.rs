@@ -34,10 +34,10 @@ fn fixture() -> Vec<EventRow> {
         ("github.com/x", "GitHub", "Referral"),
     ];
     let countries = [
-        ("DK", "DK-84", "Copenhagen"),
-        ("SE", "SE-E", "Linköping"),
-        ("GB", "GB-ENG", "Boxford"),
-        ("", "", ""),
+        ("DK", "DK-84", "Copenhagen", "Denmark", "Capital Region"),
+        ("SE", "SE-E", "Linköping", "Sweden", "Östergötland"),
+        ("GB", "GB-ENG", "Boxford", "United Kingdom", "England"),
+        ("", "", "", "", ""),
     ];
     let devices = [
         ("Desktop", "Chrome", "131", "Windows", "10"),
@@ -60,11 +60,12 @@ fn fixture() -> Vec<EventRow> {
         let visitor = 1000 + next(250);
         let t0 = start + (next(7 * 86_400)) as u32;
         let (referrer, source, channel) = sources[next(4) as usize];
-        let (cc, region, city) = countries[next(4) as usize];
+        let (cc, region, city, country_name, region_name) = countries[next(4) as usize];
         let (device, browser, bv, os, ov) = devices[next(3) as usize];
         let site_id = if next(10) == 0 { 2 } else { 1 };
         let n = 1 + next(4);
         let mut t = t0;
+        let mut entry = String::new();
         for i in 0..n {
             let name = match (i, next(6)) {
                 (0, _) => "pageview",
@@ -77,7 +78,16 @@ fn fixture() -> Vec<EventRow> {
                 timestamp: t,
                 name: name.into(),
                 hostname: "example.com".into(),
-                pathname: pages[next(5) as usize].into(),
+                pathname: {
+                    let p = pages[next(5) as usize];
+                    if i == 0 {
+                        entry = p.to_string();
+                    }
+                    p.into()
+                },
+                entry_page: entry.clone(),
+                country_name: country_name.into(),
+                region_name: region_name.into(),
                 visitor_id: visitor,
                 session_id: 50_000 + session,
                 referrer: referrer.into(),
@@ -129,8 +139,15 @@ fn fixture() -> Vec<EventRow> {
 
 // ---- the independent computation -------------------------------------------------------
 
-fn property(e: &EventRow, name: &str) -> String {
+type Exits = std::collections::HashMap<u64, String>;
+
+fn property(e: &EventRow, name: &str, exits: &Exits) -> String {
     match name {
+        "visit:entry_page" => e.entry_page.clone(),
+        "visit:exit_page" => exits.get(&e.session_id).cloned().unwrap_or_default(),
+        "visit:country_name" => e.country_name.clone(),
+        "visit:region_name" => e.region_name.clone(),
+        "visit:city_name" => e.city.clone(),
         "event:page" => e.pathname.clone(),
         "event:hostname" => e.hostname.clone(),
         "event:name" => e.name.clone(),
@@ -177,14 +194,22 @@ fn property(e: &EventRow, name: &str) -> String {
     }
 }
 
-fn passes(e: &EventRow, f: &Value) -> bool {
+fn passes(e: &EventRow, f: &Value, exits: &Exits) -> bool {
     let list = f.as_array().unwrap();
     match list[0].as_str().unwrap() {
-        "and" => list[1].as_array().unwrap().iter().all(|g| passes(e, g)),
-        "or" => list[1].as_array().unwrap().iter().any(|g| passes(e, g)),
-        "not" => !passes(e, &list[1]),
+        "and" => list[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| passes(e, g, exits)),
+        "or" => list[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| passes(e, g, exits)),
+        "not" => !passes(e, &list[1], exits),
         op => {
-            let v = property(e, list[1].as_str().unwrap());
+            let v = property(e, list[1].as_str().unwrap(), exits);
             let values: Vec<&str> = list[2]
                 .as_array()
                 .unwrap()
@@ -236,23 +261,36 @@ fn grouped(
     let dims: Vec<String> = q["dimensions"].as_array().map_or(vec![], |d| {
         d.iter().map(|x| x.as_str().unwrap().to_string()).collect()
     });
-    let mut groups: BTreeMap<Vec<String>, G> = BTreeMap::new();
-    for e in events {
+    let in_range = |e: &EventRow| {
         let day = Utc
             .timestamp_opt(i64::from(e.timestamp), 0)
             .unwrap()
             .with_timezone(&tz)
             .date_naive();
-        if e.site_id != 1
+        e.site_id == 1 && day >= from && day <= to
+    };
+    // Each visit's last pageview in the range (ties: the greater path).
+    let mut last: BTreeMap<u64, (u32, String)> = BTreeMap::new();
+    for e in events
+        .iter()
+        .filter(|e| in_range(e) && e.name == "pageview")
+    {
+        let entry = last.entry(e.session_id).or_insert((0, String::new()));
+        if (e.timestamp, &e.pathname) > (entry.0, &entry.1) {
+            *entry = (e.timestamp, e.pathname.clone());
+        }
+    }
+    let exits: Exits = last.into_iter().map(|(s, (_, p))| (s, p)).collect();
+    let mut groups: BTreeMap<Vec<String>, G> = BTreeMap::new();
+    for e in events {
+        if !in_range(e)
             || (e.name == "engagement") != engagement
-            || day < from
-            || day > to
-            || !filters.iter().all(|f| passes(e, f))
+            || !filters.iter().all(|f| passes(e, f, &exits))
         {
             continue;
         }
         let g = groups
-            .entry(dims.iter().map(|d| property(e, d)).collect())
+            .entry(dims.iter().map(|d| property(e, d, &exits)).collect())
             .or_default();
         if engagement {
             let v = g.engaged.entry(e.visitor_id).or_insert((0, -1));
@@ -447,6 +485,13 @@ async fn answers_match_an_independent_computation(b: Backend) {
         "time:day",
         "time:week",
         "time:month",
+        "visit:entry_page",
+        "visit:exit_page",
+        "visit:country_name",
+        "visit:region_name",
+        "visit:city_name",
+        "event:props:plan",
+        "event:props:seats",
     ];
     let filter_sets = [
         json!([]),
@@ -472,6 +517,23 @@ async fn answers_match_an_independent_computation(b: Backend) {
                 ]
             ]
         ]]),
+        json!([
+            ["matches", "event:page", ["^/blog/[ab]$", "^/$"]],
+            ["matches_not", "visit:city", ["^L"]]
+        ]),
+        json!([["is", "event:props:plan", ["pro"]]]),
+        json!([
+            ["contains", "event:props:seats", ["1", "2"]],
+            ["is_not", "event:props:plan", ["free"]]
+        ]),
+        json!([
+            ["is", "visit:exit_page", ["/docs", "/"]],
+            ["is_not", "visit:entry_page", ["/pricing"]]
+        ]),
+        json!([
+            ["contains", "visit:country_name", ["United"]],
+            ["matches", "visit:region_name", ["^E"]]
+        ]),
     ];
     let mut queries =
         vec![json!({"site_id": "example.com", "metrics": metrics, "date_range": range})];

@@ -20,6 +20,9 @@ pub struct Geo {
     pub region: String,
     /// City name in English.
     pub city: String,
+    /// Country and region names in English (empty where the database has none).
+    pub country_name: String,
+    pub region_name: String,
 }
 
 /// An open GeoIP database.
@@ -94,17 +97,27 @@ impl GeoIp {
             Some(code) if !country.is_empty() => format!("{country}-{code}"),
             _ => String::new(),
         };
-        let city = record
-            .city
-            .as_ref()
-            .and_then(|c| c.names.as_ref())
-            .and_then(|n| n.get("en").copied())
-            .unwrap_or_default()
-            .to_string();
+        let english = |n: Option<&Named>| {
+            n.and_then(|c| c.names.as_ref())
+                .and_then(|n| n.get("en").copied())
+                .unwrap_or_default()
+                .to_string()
+        };
+        let subdivision = record.subdivisions.as_ref().and_then(|s| s.first());
         Geo {
+            city: english(record.city.as_ref()),
+            country_name: if country.is_empty() {
+                String::new()
+            } else {
+                english(record.country.as_ref())
+            },
+            region_name: if region.is_empty() {
+                String::new()
+            } else {
+                english(subdivision)
+            },
             country,
             region,
-            city,
         }
     }
 }
@@ -125,6 +138,15 @@ mod tests {
             country: country.into(),
             region: region.into(),
             city: city.into(),
+            ..Geo::default()
+        }
+    }
+
+    fn codes(g: Geo) -> Geo {
+        Geo {
+            country_name: String::new(),
+            region_name: String::new(),
+            ..g
         }
     }
 
@@ -132,25 +154,28 @@ mod tests {
     fn city_layout() {
         let db = fixture("GeoIP2-City-Test.mmdb");
         assert_eq!(
-            db.lookup("2.2.3.0".parse().unwrap()),
+            codes(db.lookup("2.2.3.0".parse().unwrap())),
             geo("GB", "GB-ENG", "Boxford")
         );
         assert_eq!(
-            db.lookup("175.16.199.0".parse().unwrap()),
+            codes(db.lookup("175.16.199.0".parse().unwrap())),
             geo("CN", "CN-22", "Changchun")
         );
         assert_eq!(
-            db.lookup("2001:480:10::".parse().unwrap()),
+            codes(db.lookup("2001:480:10::".parse().unwrap())),
             geo("US", "US-CA", "San Diego")
         );
-        assert_eq!(db.lookup("10.0.0.0".parse().unwrap()), Geo::default());
+        assert_eq!(
+            codes(db.lookup("10.0.0.0".parse().unwrap())),
+            Geo::default()
+        );
     }
 
     #[test]
     fn geolite2_city_layout() {
         let db = fixture("GeoLite2-City-Test.mmdb");
         assert_eq!(
-            db.lookup("175.16.199.0".parse().unwrap()),
+            codes(db.lookup("175.16.199.0".parse().unwrap())),
             geo("CN", "CN-22", "Changchun")
         );
     }
@@ -159,14 +184,26 @@ mod tests {
     fn flat_country_code_layout() {
         let db = fixture("country-code-test.mmdb");
         assert_eq!(
-            db.lookup("198.51.100.0".parse().unwrap()),
+            codes(db.lookup("198.51.100.0".parse().unwrap())),
             geo("DK", "", "")
         );
         assert_eq!(
-            db.lookup("2001:db8:1::".parse().unwrap()),
+            codes(db.lookup("2001:db8:1::".parse().unwrap())),
             geo("SE", "", "")
         );
-        assert_eq!(db.lookup("192.0.2.0".parse().unwrap()), Geo::default());
+        assert_eq!(
+            codes(db.lookup("192.0.2.0".parse().unwrap())),
+            Geo::default()
+        );
+    }
+
+    #[test]
+    fn names_in_english() {
+        let g = fixture("GeoIP2-City-Test.mmdb").lookup("2.2.3.0".parse().unwrap());
+        assert_eq!(
+            (g.country_name.as_str(), g.region_name.as_str()),
+            ("United Kingdom", "England")
+        );
     }
 
     #[test]

@@ -181,6 +181,7 @@ impl Pipeline {
             let arriving = Visit {
                 source: source.clone(),
                 utm: page.utm.clone(),
+                entry_page: page.pathname.clone(),
             };
             let Some((session_id, visit)) =
                 self.sessions
@@ -224,6 +225,9 @@ impl Pipeline {
                 interactive: u8::from(input.interactive),
                 engagement_ms: input.engagement_ms.unwrap_or(0),
                 scroll_depth: input.scroll_depth.unwrap_or(u8::MAX),
+                entry_page: visit.entry_page.clone(),
+                country_name: geo.country_name.clone(),
+                region_name: geo.region_name.clone(),
             });
         }
         if rows.is_empty() {
@@ -429,7 +433,10 @@ mod tests {
             ),
             ("Google", "Organic Search", "x")
         );
-        assert_eq!(next[0].pathname, "/next");
+        assert_eq!(
+            (next[0].pathname.as_str(), next[0].entry_page.as_str()),
+            ("/next", "/")
+        );
     }
 
     #[test]

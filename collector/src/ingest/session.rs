@@ -26,6 +26,8 @@ use super::referrer::Source;
 pub struct Visit {
     pub source: Source,
     pub utm: Utm,
+    /// The path of the visit's first event.
+    pub entry_page: String,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +187,7 @@ mod visit_tests {
                 channel: "Organic Search".into(),
             },
             utm: Utm::default(),
+            entry_page: "/".into(),
         };
         let (a, v) = s
             .touch(1, 7, None, t0, Open::Allowed, google.clone())

@@ -90,10 +90,15 @@ pub enum Property {
     Country,
     Region,
     City,
+    EntryPage,
+    ExitPage,
+    CountryName,
+    RegionName,
+    CityName,
 }
 
 impl Property {
-    pub const ALL: [(&'static str, Property); 19] = [
+    pub const ALL: [(&'static str, Property); 24] = [
         ("event:page", Property::Page),
         ("event:hostname", Property::Hostname),
         ("event:name", Property::Name),
@@ -113,6 +118,11 @@ impl Property {
         ("visit:country", Property::Country),
         ("visit:region", Property::Region),
         ("visit:city", Property::City),
+        ("visit:entry_page", Property::EntryPage),
+        ("visit:exit_page", Property::ExitPage),
+        ("visit:country_name", Property::CountryName),
+        ("visit:region_name", Property::RegionName),
+        ("visit:city_name", Property::CityName),
     ];
 
     pub fn name(self) -> &'static str {
@@ -143,7 +153,12 @@ impl Property {
             Property::OsVersion => "os_version",
             Property::Country => "country_code",
             Property::Region => "region",
-            Property::City => "city",
+            Property::City | Property::CityName => "city",
+            Property::EntryPage => "entry_page",
+            // Not stored: the last pageview of the visit, joined in by the planner.
+            Property::ExitPage => "exit_page",
+            Property::CountryName => "country_name",
+            Property::RegionName => "region_name",
         }
     }
 }
@@ -172,11 +187,6 @@ pub const MAX_PATTERN_BYTES: usize = 1000;
 
 /// Dimensions of the Stats API that Footfall does not answer yet.
 const NOT_YET_DIMENSIONS: &[&str] = &[
-    "visit:entry_page",
-    "visit:exit_page",
-    "visit:country_name",
-    "visit:region_name",
-    "visit:city_name",
     "visit:entry_page_hostname",
     "visit:exit_page_hostname",
     "event:goal",

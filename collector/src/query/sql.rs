@@ -11,7 +11,7 @@
 
 use chrono_tz::Tz;
 
-use super::model::{Dimension, Field, Filter, Op, Query, TimeBucket};
+use super::model::{Dimension, Field, Filter, Op, Property, Query, TimeBucket};
 use super::time::{Span, offsets};
 
 /// Which SQL a store speaks.
@@ -57,6 +57,20 @@ struct Builder {
     binds: Vec<Bind>,
 }
 
+/// Whether a query reads `visit:exit_page`, which needs the per-visit join.
+fn uses_exit_page(q: &Query) -> bool {
+    fn in_filter(f: &Filter) -> bool {
+        match f {
+            Filter::Match { field, .. } => *field == Field::Column(Property::ExitPage),
+            Filter::And(l) | Filter::Or(l) => l.iter().any(in_filter),
+            Filter::Not(f) => in_filter(f),
+        }
+    }
+    q.dimensions
+        .contains(&Dimension::Field(Field::Column(Property::ExitPage)))
+        || q.filters.iter().any(in_filter)
+}
+
 impl Builder {
     fn bind(&mut self, b: Bind) -> &'static str {
         self.binds.push(b);
@@ -81,6 +95,9 @@ impl Builder {
     /// The expression reading a field: a column, or a custom property's value.
     fn field(&mut self, f: &Field) -> String {
         match f {
+            Field::Column(Property::ExitPage) if self.dialect == Dialect::Sqlite => {
+                "coalesce(exit_page, '')".to_string()
+            }
             Field::Column(p) => p.column().to_string(),
             Field::Prop(key) => {
                 let k = self.text(key);
@@ -192,6 +209,28 @@ impl Builder {
         }
     }
 
+    /// The rows a statement reads: the events, with each visit's exit page (its last
+    /// pageview in the range) joined in when the query reads it.
+    fn from(&mut self, exit_page: bool, site_id: u32, span: &Span) -> String {
+        if !exit_page {
+            return "events".into();
+        }
+        let site = self.int(i64::from(site_id));
+        let from = self.instant(span.from);
+        let to = self.instant(span.to);
+        let visits = format!(
+            "site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name = 'pageview'"
+        );
+        match self.dialect {
+            Dialect::ClickHouse => format!(
+                "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
+            ),
+            Dialect::Sqlite => format!(
+                "events LEFT JOIN (SELECT session_id, pathname AS exit_page FROM (SELECT session_id, pathname, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY timestamp DESC, pathname DESC) AS rn FROM events WHERE {visits}) WHERE rn = 1) AS exits USING (session_id)"
+            ),
+        }
+    }
+
     /// `WHERE ...` for the site, range, kind of event and filters.
     fn where_clause(
         &mut self,
@@ -238,6 +277,7 @@ fn group_by(n: usize) -> String {
 
 fn event_level(
     dialect: Dialect,
+    exit: bool,
     filters: &[&Filter],
     dims: &[Dimension],
     site_id: u32,
@@ -259,16 +299,24 @@ fn event_level(
     });
     select.push("SUM(name = 'pageview') AS pageviews".into());
     select.push("COUNT(*) AS events".into());
+    let from_clause = b.from(exit, site_id, span);
     let where_clause = b.where_clause(site_id, span, filters, false);
     let sql = format!(
-        "SELECT {} FROM events {where_clause}{}",
+        "SELECT {} FROM {from_clause} {where_clause}{}",
         select.join(", "),
         group_by(dims.len())
     );
     b.finish(sql)
 }
 
-fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Statement {
+fn session_level(
+    dialect: Dialect,
+    exit: bool,
+    q: &Query,
+    site_id: u32,
+    tz: Tz,
+    span: &Span,
+) -> Statement {
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
@@ -290,6 +338,7 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
         }
     });
     let filters: Vec<&Filter> = q.filters.iter().collect();
+    let from_clause = b.from(exit, site_id, span);
     let where_clause = b.where_clause(site_id, span, &filters, false);
     let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     inner_group.push("session_id".into());
@@ -298,7 +347,7 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
     outer.push("SUM(pv = 1 AND n = 1) AS bounces".into());
     outer.push("SUM(dur) AS duration".into());
     let sql = format!(
-        "SELECT {} FROM (SELECT {} FROM events {where_clause} GROUP BY {}){}",
+        "SELECT {} FROM (SELECT {} FROM {from_clause} {where_clause} GROUP BY {}){}",
         outer.join(", "),
         inner.join(", "),
         inner_group.join(", "),
@@ -308,7 +357,14 @@ fn session_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span)
 }
 
 /// Per group and visitor, engaged time and deepest scroll; then per group, their sums.
-fn engagement_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Statement {
+fn engagement_level(
+    dialect: Dialect,
+    exit: bool,
+    q: &Query,
+    site_id: u32,
+    tz: Tz,
+    span: &Span,
+) -> Statement {
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
@@ -324,6 +380,7 @@ fn engagement_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Sp
     inner.push("SUM(engagement_ms) AS ms".into());
     inner.push("MAX(CASE WHEN scroll_depth <= 100 THEN scroll_depth ELSE -1 END) AS sd".into());
     let filters: Vec<&Filter> = q.filters.iter().collect();
+    let from_clause = b.from(exit, site_id, span);
     let where_clause = b.where_clause(site_id, span, &filters, true);
     let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
     inner_group.push("visitor_id".into());
@@ -333,7 +390,7 @@ fn engagement_level(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Sp
     outer.push("SUM(CASE WHEN sd >= 0 THEN sd ELSE 0 END) AS scroll_sum".into());
     outer.push("SUM(sd >= 0) AS scrolled_visitors".into());
     let sql = format!(
-        "SELECT {} FROM (SELECT {} FROM events {where_clause} GROUP BY {}){}",
+        "SELECT {} FROM (SELECT {} FROM {from_clause} {where_clause} GROUP BY {}){}",
         outer.join(", "),
         inner.join(", "),
         inner_group.join(", "),
@@ -348,20 +405,30 @@ pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> P
     let needs = |m: Metric| q.metrics.contains(&m);
     let all: Vec<&Filter> = q.filters.iter().collect();
     let goals = goal_filters(&q.filters);
+    let exit = uses_exit_page(q);
     let without_goals: Vec<&Filter> = q.filters.iter().filter(|f| !goals.contains(f)).collect();
     Plan {
-        events: event_level(dialect, &all, &q.dimensions, site_id, tz, span),
+        events: event_level(dialect, exit, &all, &q.dimensions, site_id, tz, span),
         sessions: q
             .metrics
             .iter()
             .any(|m| m.per_session())
-            .then(|| session_level(dialect, q, site_id, tz, span)),
+            .then(|| session_level(dialect, exit, q, site_id, tz, span)),
         total_visitors: needs(Metric::Percentage)
-            .then(|| event_level(dialect, &all, &[], site_id, tz, span)),
-        goal_base: needs(Metric::ConversionRate)
-            .then(|| event_level(dialect, &without_goals, &q.dimensions, site_id, tz, span)),
+            .then(|| event_level(dialect, exit, &all, &[], site_id, tz, span)),
+        goal_base: needs(Metric::ConversionRate).then(|| {
+            event_level(
+                dialect,
+                exit,
+                &without_goals,
+                &q.dimensions,
+                site_id,
+                tz,
+                span,
+            )
+        }),
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
-            .then(|| engagement_level(dialect, q, site_id, tz, span)),
+            .then(|| engagement_level(dialect, exit, q, site_id, tz, span)),
     }
 }
 
@@ -423,6 +490,10 @@ mod tests {
             (
                 "goals_engagement",
                 json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]], ["is", "visit:country", ["DK"]]]}),
+            ),
+            (
+                "exit_pages",
+                json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["visit:exit_page"], "filters": [["is_not", "visit:entry_page", ["/"]]]}),
             ),
             (
                 "filters",

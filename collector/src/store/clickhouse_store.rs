@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_api_keys",
         include_str!("../../../schema/clickhouse/0002_api_keys.sql"),
     ),
+    (
+        3,
+        "0003_visit_names",
+        include_str!("../../../schema/clickhouse/0003_visit_names.sql"),
+    ),
 ];
 
 // Every statement this store sends; `sample_statements` renders them for portability checks.
@@ -40,7 +45,7 @@ const SQL_CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS footfall_migrati
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
 const SQL_SITES: &str =
     "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
-const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
 const SQL_SALTS: &str =
     "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
@@ -276,14 +281,20 @@ impl Store for ClickHouseStore {
                 continue;
             }
             for stmt in statements(sql) {
-                self.db
-                    .query(&stmt)
-                    .execute()
-                    .await
-                    .map_err(|e| StoreError::Migration {
-                        name: (*name).to_string(),
-                        message: e.to_string(),
-                    })?;
+                match self.db.query(&stmt).execute().await {
+                    Ok(()) => {}
+                    // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an interrupted
+                    // earlier run of this migration is not an error.
+                    Err(e)
+                        if stmt.contains("ADD COLUMN")
+                            && e.to_string().contains("already exists") => {}
+                    Err(e) => {
+                        return Err(StoreError::Migration {
+                            name: (*name).to_string(),
+                            message: e.to_string(),
+                        });
+                    }
+                }
             }
             let mut insert = self
                 .db
@@ -526,11 +537,12 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 4);
+        assert_eq!(stmts.len(), 7);
         assert!(
             stmts
                 .iter()
-                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS"))
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")
+                    || s.starts_with("ALTER TABLE events ADD COLUMN"))
         );
         assert!(
             stmts.iter().all(|s| !s.contains('?')),

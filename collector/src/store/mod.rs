@@ -59,6 +59,11 @@ pub struct EventRow {
     pub engagement_ms: u32,
     /// 0-100; 255 when not measured.
     pub scroll_depth: u8,
+    /// The path of the visit's first event.
+    pub entry_page: String,
+    /// English names from the GeoIP database.
+    pub country_name: String,
+    pub region_name: String,
 }
 
 /// A site Footfall accepts events for.

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_api_keys",
         include_str!("../../../schema/sqlite/0002_api_keys.sql"),
     ),
+    (
+        3,
+        "0003_visit_names",
+        include_str!("../../../schema/sqlite/0003_visit_names.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
@@ -47,7 +52,7 @@ fn query_err(e: rusqlite::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
-const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth";
+const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name";
 
 fn day_number(day: NaiveDate) -> i64 {
     day.signed_duration_since(NaiveDate::default()).num_days()
@@ -169,6 +174,9 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         interactive: r.get(28)?,
         engagement_ms: r.get(29)?,
         scroll_depth: r.get(30)?,
+        entry_page: r.get(31)?,
+        country_name: r.get(32)?,
+        region_name: r.get(33)?,
     })
 }
 
@@ -223,7 +231,7 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(query_err)?;
             {
-                let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31)");
+                let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)");
                 let mut stmt = tx.prepare_cached(&sql).map_err(query_err)?;
                 for e in &events {
                     stmt.execute(params![
@@ -258,6 +266,9 @@ impl Store for SqliteStore {
                         e.interactive,
                         e.engagement_ms,
                         e.scroll_depth,
+                        e.entry_page,
+                        e.country_name,
+                        e.region_name,
                     ])
                     .map_err(query_err)?;
                 }

@@ -1,0 +1,6 @@
+-- Footfall ClickHouse schema, version 3: each event carries its visit's entry page, and the
+-- English names of its country and region (from the GeoIP database) beside their codes.
+
+ALTER TABLE events ADD COLUMN entry_page String;
+ALTER TABLE events ADD COLUMN country_name String;
+ALTER TABLE events ADD COLUMN region_name String;
