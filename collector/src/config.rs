@@ -21,6 +21,7 @@ pub struct Config {
     pub geoip_db: Option<PathBuf>,
     pub trusted_proxies: Vec<IpNet>,
     pub raw_retention_days: u32,
+    pub aggregate_retention_days: u32,
     pub batch_size: usize,
     pub flush_interval: Duration,
     pub queue_capacity: usize,
@@ -78,6 +79,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("geoip_db", None),
     ("trusted_proxies", Some("")),
     ("raw_retention_days", Some("30")),
+    ("aggregate_retention_days", Some("1825")),
     ("batch_size", Some("10000")),
     ("flush_interval_ms", Some("1000")),
     ("queue_capacity", Some("100000")),
@@ -154,6 +156,7 @@ impl Config {
             geoip_db,
             trusted_proxies: parse_cidrs(&v.string("trusted_proxies")?)?,
             raw_retention_days: v.number("raw_retention_days", 1, 3650)? as u32,
+            aggregate_retention_days: v.number("aggregate_retention_days", 1, 36_500)? as u32,
             batch_size: v.number("batch_size", 1, 1_000_000)? as usize,
             flush_interval: Duration::from_millis(v.number("flush_interval_ms", 10, 600_000)?),
             queue_capacity: v.number("queue_capacity", 1, 10_000_000)? as usize,
@@ -354,6 +357,11 @@ mod tests {
         let cases = [
             ("FOOTFALL_LISTEN", "nowhere", "listen"),
             ("FOOTFALL_RAW_RETENTION_DAYS", "0", "raw_retention_days"),
+            (
+                "FOOTFALL_AGGREGATE_RETENTION_DAYS",
+                "-1",
+                "aggregate_retention_days",
+            ),
             ("FOOTFALL_BATCH_SIZE", "ten", "batch_size"),
             ("FOOTFALL_FLUSH_INTERVAL_MS", "1", "flush_interval_ms"),
             (

@@ -1,5 +1,6 @@
 //! Housekeeping that keeps the pipeline's shared state current: the site list, the daily
-//! salts (created, ratcheted, deleted after 48 hours), idle sessions and raw-event retention.
+//! salts (created, ratcheted, deleted after 48 hours), idle sessions, daily rollups of closed
+//! days, and retention of raw events and rollups.
 //!
 //! Every collector runs it; they agree through the store. [`Maintenance::tick`] does one
 //! round and is what tests call with a driven clock; [`Maintenance::run`] repeats it.
@@ -13,10 +14,14 @@ use tokio::sync::watch;
 use crate::clock::SharedClock;
 use crate::ingest::pipeline::Pipeline;
 use crate::ingest::visitor::{Salt, Salts};
+use crate::query::rollup::roll_up_closed_days;
+use crate::query::run::{Policy, RunError};
 use crate::store::{Store, StoreError};
 
 /// How often the site list and the salts are refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// Days each site rolls up per refresh round, so a backlog never holds up the others.
+pub const ROLLUP_DAYS_PER_TICK: usize = 2;
 /// How often retention runs.
 pub const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -25,14 +30,16 @@ pub struct Maintenance {
     pub pipeline: Arc<Pipeline>,
     pub clock: SharedClock,
     pub raw_retention_days: u32,
+    pub aggregate_retention_days: u32,
 }
 
 impl Maintenance {
-    /// One round: sites, salts, session sweep.
+    /// One round: sites, salts, session sweep, and the rollups of a few closed days.
     pub async fn tick(&self) -> Result<(), StoreError> {
         self.pipeline.set_sites(self.store.sites().await?);
         self.refresh_salts().await?;
         self.pipeline.sessions.sweep(self.clock.now());
+        self.roll_up(ROLLUP_DAYS_PER_TICK).await?;
         Ok(())
     }
 
@@ -68,12 +75,37 @@ impl Maintenance {
         Ok(())
     }
 
-    /// Drops raw events older than the retention; returns the number of days dropped.
+    /// Rolls up every closed day that raw events still cover (at most `max_days` per site).
+    pub async fn roll_up(&self, max_days: usize) -> Result<usize, StoreError> {
+        let policy = Policy {
+            now: self.clock.now(),
+            raw_retention_days: self.raw_retention_days,
+        };
+        let days = match roll_up_closed_days(self.store.as_ref(), &policy, max_days).await {
+            Ok(days) => days,
+            Err(RunError::Store(e)) => return Err(e),
+            Err(e) => return Err(StoreError::Query(e.to_string())),
+        };
+        if days > 0 {
+            tracing::info!(days, "daily rollups computed");
+        }
+        Ok(days)
+    }
+
+    /// Rolls up closed days first, then drops raw events older than the raw retention and
+    /// rollups older than the aggregate retention; returns the number of raw days dropped.
     pub async fn purge(&self) -> Result<usize, StoreError> {
-        let cutoff = retention_cutoff(self.clock.now().date_naive(), self.raw_retention_days);
+        self.roll_up(usize::MAX).await?;
+        let today = self.clock.now().date_naive();
+        let cutoff = retention_cutoff(today, self.raw_retention_days);
         let dropped = self.store.purge_events_before(cutoff).await?;
         if dropped > 0 {
             tracing::info!(days = dropped, before = %cutoff, "raw events purged");
+        }
+        let aggregate_cutoff = retention_cutoff(today, self.aggregate_retention_days);
+        let rolled = self.store.purge_rollups_before(aggregate_cutoff).await?;
+        if rolled > 0 {
+            tracing::info!(parts = rolled, before = %aggregate_cutoff, "rollups purged");
         }
         Ok(dropped)
     }

@@ -303,6 +303,27 @@ impl TestApp {
         Self::start_with(backend, test, sites, start, |_| {}).await
     }
 
+    /// Like [`TestApp::start`], with `events` stored before the collector starts (so its
+    /// first maintenance round rolls them up like any closed days).
+    pub async fn start_seeded(
+        backend: Backend,
+        test: &str,
+        sites: &[(&str, &str)],
+        start: chrono::DateTime<chrono::Utc>,
+        events: &[EventRow],
+    ) -> TestApp {
+        let t = TestStore::new(backend, test).await;
+        for (domain, tz) in sites {
+            t.store.add_site(domain, tz).await.unwrap();
+        }
+        t.store.insert_events(events).await.unwrap();
+        let clock = ManualClock::new(start);
+        let app = App::start(&t.config, t.store.clone(), clock.clone())
+            .await
+            .unwrap();
+        TestApp { app, t, clock }
+    }
+
     /// Like [`TestApp::start`], with a chance to change the configuration first.
     pub async fn start_with(
         backend: Backend,

@@ -36,7 +36,6 @@ fn schema_and_statements_run_on_current_clickhouse() {
         for st in [
             Some(&plan.events),
             plan.sessions.as_ref(),
-            plan.total_visitors.as_ref(),
             plan.goal_base.as_ref(),
             plan.engagement.as_ref(),
         ]

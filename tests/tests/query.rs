@@ -16,6 +16,7 @@ both_stores!(
     client_mistakes_are_named,
     comparisons_pair_rows_with_the_earlier_period,
     realtime_counts_the_last_five_minutes,
+    rollups_keep_answers_after_raw_events_are_purged,
 );
 
 const TZ: &str = "Europe/Copenhagen";
@@ -26,6 +27,15 @@ fn now() -> DateTime<Utc> {
 
 /// Deterministic, varied events over 2026-11-09..16 (UTC), around Copenhagen midnights.
 fn fixture() -> Vec<EventRow> {
+    fixture_over(
+        Utc.with_ymd_and_hms(2026, 11, 9, 21, 30, 0).unwrap(),
+        7,
+        400,
+    )
+}
+
+/// `sessions` visits spread over `days` days from `start`.
+fn fixture_over(start: DateTime<Utc>, days: u32, sessions: u64) -> Vec<EventRow> {
     let pages = ["/", "/pricing", "/blog/a", "/blog/b", "/docs"];
     let sources = [
         ("", "", "Direct"),
@@ -44,10 +54,7 @@ fn fixture() -> Vec<EventRow> {
         ("Mobile", "Safari", "17", "iOS", "17.5"),
         ("Tablet", "Chrome", "120", "Android", "13"),
     ];
-    let start = Utc
-        .with_ymd_and_hms(2026, 11, 9, 21, 30, 0)
-        .unwrap()
-        .timestamp() as u32;
+    let start = start.timestamp() as u32;
     let mut out = Vec::new();
     let mut seed = 7u64;
     let mut next = |m: u64| {
@@ -56,9 +63,9 @@ fn fixture() -> Vec<EventRow> {
             .wrapping_add(1442695040888963407);
         (seed >> 33) % m
     };
-    for session in 0..400u64 {
+    for session in 0..sessions {
         let visitor = 1000 + next(250);
-        let t0 = start + (next(7 * 86_400)) as u32;
+        let t0 = start + (next(u64::from(days) * 86_400)) as u32;
         let (referrer, source, channel) = sources[next(4) as usize];
         let (cc, region, city, country_name, region_name) = countries[next(4) as usize];
         let (device, browser, bv, os, ov) = devices[next(3) as usize];
@@ -289,9 +296,10 @@ fn grouped(
         {
             continue;
         }
-        let g = groups
-            .entry(dims.iter().map(|d| property(e, d, &exits)).collect())
-            .or_default();
+        // Counts are per site-local day and add up: the day is the key's last part.
+        let mut key: Vec<String> = dims.iter().map(|d| property(e, d, &exits)).collect();
+        key.push(property(e, "time:day", &exits));
+        let g = groups.entry(key).or_default();
         if engagement {
             let v = g.engaged.entry(e.visitor_id).or_insert((0, -1));
             v.0 += i64::from(e.engagement_ms);
@@ -315,6 +323,22 @@ fn grouped(
     groups
 }
 
+/// Per-day counts of one group, added up over the days.
+#[derive(Default, Clone, Copy)]
+struct Sums {
+    visitors: f64,
+    visits: f64,
+    pageviews: f64,
+    events: f64,
+    bounces: f64,
+    duration: f64,
+    engaged_visitors: f64,
+    engaged_ms: f64,
+    scroll_sum: f64,
+    scrolled: f64,
+    base: f64,
+}
+
 fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
     let dims: Vec<String> = q["dimensions"].as_array().map_or(vec![], |d| {
         d.iter().map(|x| x.as_str().unwrap().to_string()).collect()
@@ -327,74 +351,86 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
         .map(|m| m.as_str().unwrap().to_string())
         .collect();
     let wants = |m: &str| metrics.iter().any(|x| x == m);
-    let mut groups = grouped(events, q, &filters, false);
-    let engaged = if wants("time_on_page") || wants("scroll_depth") {
-        grouped(events, q, &filters, true)
-    } else {
-        BTreeMap::new()
-    };
-    for (k, g) in engaged {
-        groups.entry(k).or_default().engaged = g.engaged;
-    }
     let is_goal = |f: &Value| f[0] == json!("is") && f[1] == json!("event:name");
     let base_filters: Vec<Value> = filters.iter().filter(|f| !is_goal(f)).cloned().collect();
-    let base = if wants("conversion_rate") {
-        grouped(events, q, &base_filters, false)
-    } else {
-        BTreeMap::new()
+    // Each group is keyed by its dimension values and the day; fold the days away.
+    let mut sums: BTreeMap<Vec<String>, Sums> = BTreeMap::new();
+    let without_day = |mut k: Vec<String>| {
+        k.pop();
+        k
     };
-    let all_visitors: BTreeSet<u64> = groups
-        .values()
-        .flat_map(|g| g.visitors.iter().copied())
-        .collect();
-    if dims.is_empty() && groups.is_empty() {
-        groups.insert(vec![], G::default());
+    for (key, g) in grouped(events, q, &filters, false) {
+        let s = sums.entry(without_day(key)).or_default();
+        s.visitors += g.visitors.len() as f64;
+        s.visits += g.sessions.len() as f64;
+        s.pageviews += g.pageviews as f64;
+        s.events += g.events as f64;
+        s.bounces += g.sessions.values().filter(|x| x.0 == 1 && x.1 == 1).count() as f64;
+        s.duration += g
+            .sessions
+            .values()
+            .map(|x| f64::from(x.3 - x.2))
+            .sum::<f64>();
     }
-    let mut rows: Vec<(Vec<String>, Vec<Value>)> = groups
-        .into_iter()
-        .map(|(key, g)| {
-            let visits = g.sessions.len() as f64;
-            let bounces = g.sessions.values().filter(|s| s.0 == 1 && s.1 == 1).count() as f64;
-            let duration: f64 = g.sessions.values().map(|s| f64::from(s.3 - s.2)).sum();
-            let per = |x: f64| if visits == 0.0 { 0.0 } else { x / visits };
-            let engaged_ms: i64 = g.engaged.values().map(|v| v.0).sum();
-            let scrolls: Vec<i64> = g
+    if wants("time_on_page") || wants("scroll_depth") {
+        for (key, g) in grouped(events, q, &filters, true) {
+            let s = sums.entry(without_day(key)).or_default();
+            s.engaged_visitors += g.engaged.len() as f64;
+            s.engaged_ms += g.engaged.values().map(|v| v.0 as f64).sum::<f64>();
+            s.scroll_sum += g
                 .engaged
                 .values()
-                .map(|v| v.1)
-                .filter(|d| *d >= 0)
-                .collect();
-            let base_visitors = base.get(&key).map_or(0, |b| b.visitors.len());
+                .filter(|v| v.1 >= 0)
+                .map(|v| v.1 as f64)
+                .sum::<f64>();
+            s.scrolled += g.engaged.values().filter(|v| v.1 >= 0).count() as f64;
+        }
+    }
+    if wants("conversion_rate") {
+        for (key, g) in grouped(events, q, &base_filters, false) {
+            if let Some(s) = sums.get_mut(&without_day(key)) {
+                s.base += g.visitors.len() as f64;
+            }
+        }
+    }
+    let total_visitors: f64 = grouped(
+        events,
+        &json!({"date_range": q["date_range"]}),
+        &filters,
+        false,
+    )
+    .values()
+    .map(|g| g.visitors.len() as f64)
+    .sum();
+    if dims.is_empty() && sums.is_empty() {
+        sums.insert(vec![], Sums::default());
+    }
+    let div = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
+    let mut rows: Vec<(Vec<String>, Vec<Value>)> = sums
+        .into_iter()
+        .map(|(key, s)| {
             let values = metrics
                 .iter()
                 .map(|m| match m.as_str() {
-                    "visitors" => json!(g.visitors.len()),
-                    "visits" => json!(g.sessions.len()),
-                    "pageviews" => json!(g.pageviews),
-                    "events" => json!(g.events),
-                    "views_per_visit" => json!((per(g.pageviews as f64) * 100.0).round() / 100.0),
-                    "bounce_rate" => json!((per(bounces) * 100.0).round() as i64),
-                    "visit_duration" => json!(per(duration).round() as i64),
-                    "percentage" => json!(
-                        (1000.0 * g.visitors.len() as f64 / all_visitors.len().max(1) as f64)
-                            .round()
-                            / 10.0
-                    ),
-                    "conversion_rate" => json!(if base_visitors == 0 {
-                        0.0
-                    } else {
-                        (10_000.0 * g.visitors.len() as f64 / base_visitors as f64).round() / 100.0
-                    }),
-                    "time_on_page" => json!(if g.engaged.is_empty() {
-                        0
-                    } else {
-                        (engaged_ms as f64 / g.engaged.len() as f64 / 1000.0).round() as i64
-                    }),
-                    "scroll_depth" => json!(if scrolls.is_empty() {
-                        0
-                    } else {
-                        (scrolls.iter().sum::<i64>() as f64 / scrolls.len() as f64).round() as i64
-                    }),
+                    "visitors" => json!(s.visitors as i64),
+                    "visits" => json!(s.visits as i64),
+                    "pageviews" => json!(s.pageviews as i64),
+                    "events" => json!(s.events as i64),
+                    "views_per_visit" => {
+                        json!((div(s.pageviews, s.visits) * 100.0).round() / 100.0)
+                    }
+                    "bounce_rate" => json!((div(s.bounces, s.visits) * 100.0).round() as i64),
+                    "visit_duration" => json!(div(s.duration, s.visits).round() as i64),
+                    "percentage" => {
+                        json!((1000.0 * div(s.visitors, total_visitors)).round() / 10.0)
+                    }
+                    "conversion_rate" => {
+                        json!((10_000.0 * div(s.visitors, s.base)).round() / 100.0)
+                    }
+                    "time_on_page" => {
+                        json!((div(s.engaged_ms, s.engaged_visitors) / 1000.0).round() as i64)
+                    }
+                    "scroll_depth" => json!(div(s.scroll_sum, s.scrolled).round() as i64),
                     other => panic!("oracle does not know {other}"),
                 })
                 .collect();
@@ -799,4 +835,99 @@ async fn realtime_counts_the_last_five_minutes(b: Backend) {
         t.send("127.0.0.1", unauth).await.status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+async fn rollups_keep_answers_after_raw_events_are_purged(b: Backend) {
+    // 60 days of events up to yesterday (Copenhagen); raw events are kept for 30 days.
+    let now: DateTime<Utc> = "2026-11-20T12:00:00Z".parse().unwrap();
+    let events = fixture_over("2026-09-20T23:00:00Z".parse().unwrap(), 60, 1500);
+    let t = TestApp::start_seeded(b, "query_rollups", &[("example.com", TZ)], now, &events).await;
+    let key = footfall::apikey::generate(1, 0);
+    t.t.store.add_api_key(&key.record).await.unwrap();
+    let range = json!(["2026-09-21", "2026-11-19"]);
+    let questions: Vec<Value> = [json!([]), json!(["visit:source"]), json!(["event:page"]), json!(["visit:country"]), json!(["time:day"]), json!(["time:month"])]
+        .into_iter()
+        .map(|d| json!({"site_id": "example.com", "metrics": ["visitors", "visits", "pageviews", "events", "bounce_rate", "visit_duration", "views_per_visit"], "date_range": range, "dimensions": d}))
+        .collect();
+    let answers = async |questions: &[Value]| {
+        let mut out = Vec::new();
+        for q in questions {
+            let (status, answer) = ask(&t, &key.secret, q).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {answer}");
+            out.push(answer["results"].clone());
+        }
+        out
+    };
+    let with_range = |r: Value| -> Vec<Value> {
+        questions
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                q["date_range"] = r.clone();
+                q
+            })
+            .collect()
+    };
+    // Within raw retention, raw events (forced by a filter that keeps everything) and
+    // rollups give the same answers.
+    t.app.maintenance.roll_up(usize::MAX).await.unwrap();
+    let days =
+        t.t.store
+            .rollup_days(
+                1,
+                "2026-09-21".parse().unwrap(),
+                "2026-11-19".parse().unwrap(),
+            )
+            .await
+            .unwrap();
+    assert_eq!(days.len(), 60, "every closed day is rolled up");
+    let recent = with_range(json!(["2026-10-30", "2026-11-19"]));
+    let forced_raw: Vec<Value> = recent
+        .iter()
+        .map(|q| {
+            let mut q = q.clone();
+            q["filters"] = json!([["is_not", "visit:country", ["ZZ"]]]);
+            q
+        })
+        .collect();
+    assert_eq!(answers(&recent).await, answers(&forced_raw).await);
+    // Over all 60 days, the rollups give the independent computation's answers.
+    let all = answers(&questions).await;
+    for (q, got) in questions.iter().zip(&all) {
+        let want: Vec<Value> = expected(&events, q)
+            .into_iter()
+            .map(|(d, m)| json!({"dimensions": d, "metrics": m}))
+            .collect();
+        assert_eq!(got.as_array().unwrap(), &want, "{q}");
+    }
+    // Purge raw events older than 30 days (maintenance may have done it already): the
+    // answers stay.
+    t.app.maintenance.purge().await.unwrap();
+    let kept = t.t.events().await;
+    let cutoff = Utc
+        .with_ymd_and_hms(2026, 10, 21, 0, 0, 0)
+        .unwrap()
+        .timestamp() as u32;
+    assert!(
+        kept.len() < events.len() / 2,
+        "{} of {} raw events kept",
+        kept.len(),
+        events.len()
+    );
+    assert!(kept.iter().all(|e| e.timestamp >= cutoff));
+    assert_eq!(answers(&questions).await, all);
+    // A question only raw events answer, about a purged day, is refused plainly.
+    let combined = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-10-06", "2026-10-06"], "filters": [["is", "visit:country", ["DK"]], ["is", "visit:device", ["Desktop"]]]});
+    let (status, answer) = ask(&t, &key.secret, &combined).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("raw events are kept for 30 days"),
+        "{answer}"
+    );
+    // The same question about a recent day is answered.
+    let recent = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-11-10", "2026-11-10"], "filters": [["is", "visit:country", ["DK"]], ["is", "visit:device", ["Desktop"]]]});
+    assert_eq!(ask(&t, &key.secret, &recent).await.0, StatusCode::OK);
 }

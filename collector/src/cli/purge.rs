@@ -14,6 +14,7 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         pipeline: Arc::new(Pipeline::new(None)),
         clock: Arc::new(SystemClock),
         raw_retention_days: config.raw_retention_days,
+        aggregate_retention_days: config.aggregate_retention_days,
     };
     let days = maintenance.purge().await?;
     println!(

@@ -51,6 +51,7 @@ impl App {
             pipeline: pipeline.clone(),
             clock: clock.clone(),
             raw_retention_days: config.raw_retention_days,
+            aggregate_retention_days: config.aggregate_retention_days,
         });
         maintenance
             .tick()
@@ -76,6 +77,7 @@ impl App {
             metrics,
             clock,
             trusted_proxies: config.trusted_proxies.clone().into(),
+            raw_retention_days: config.raw_retention_days,
         };
         Ok(App {
             state,

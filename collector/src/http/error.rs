@@ -21,6 +21,8 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Unprocessable(String),
     #[error("the store is unavailable; retry later")]
     Unavailable,
 }
@@ -48,6 +50,7 @@ impl IntoResponse for ApiError {
             ApiError::Busy { .. } | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         };
         let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
         if let ApiError::Busy { retry_after_secs } = self

@@ -34,6 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
     pub trusted_proxies: Arc<[IpNet]>,
+    /// Days of raw events kept: the query planner refuses questions beyond them.
+    pub raw_retention_days: u32,
 }
 
 /// The header that names why an accepted request was not stored.

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
 use crate::query::model::{self, DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
-use crate::query::run::{RunError, groups, run};
+use crate::query::run::{Policy, RunError, groups, run};
 use crate::query::time::Span;
 use crate::store::Site;
 
@@ -53,6 +53,7 @@ async fn authorize(state: &AppState, headers: &HeaderMap, site_id: &str) -> Resu
 fn run_error(e: RunError) -> ApiError {
     match e {
         RunError::Query(e) => ApiError::BadRequest(e.0),
+        RunError::Purged(message) => ApiError::Unprocessable(message),
         RunError::Store(e) => {
             tracing::error!(error = %e, "query failed in the store");
             ApiError::Unavailable
@@ -83,7 +84,11 @@ pub async fn post_query(
     };
     let site = authorize(&state, &headers, site_id).await?;
     let query = model::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
-    run(state.store.as_ref(), &site, &query, state.clock.now())
+    let policy = Policy {
+        now: state.clock.now(),
+        raw_retention_days: state.raw_retention_days,
+    };
+    run(state.store.as_ref(), &site, &query, &policy)
         .await
         .map(Json)
         .map_err(run_error)

@@ -3,6 +3,7 @@
 //! on a store and shapes the answer.
 
 pub mod model;
+pub mod rollup;
 pub mod run;
 pub mod sql;
 pub mod time;

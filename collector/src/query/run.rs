@@ -5,6 +5,8 @@
 //! The store returns per-group counts from the [`super::sql`] plan; this module joins the
 //! event-level and session-level rows by their dimension values, derives the ratio metrics,
 //! orders (ties broken by the dimension values, so answers are stable), and paginates.
+//! Counts are per site-local day and add up across days (visitor hashes change daily, so a
+//! visitor cannot be recognised across days anyway); the daily rollups keep exactly these.
 //! Derived metrics: `views_per_visit` = pageviews / visits (2 decimals); `bounce_rate` = % of
 //! visits that were one pageview and nothing else (integer); `visit_duration` = mean seconds
 //! between a visit's first and last event (integer); `percentage` = % of all visitors in the
@@ -36,22 +38,50 @@ pub enum RunError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The question needs raw events that retention has removed (answered with 422).
+    #[error("{0}")]
+    Purged(String),
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    visitors: i64,
-    pageviews: i64,
-    events: i64,
-    visits: i64,
-    bounces: i64,
-    duration: i64,
+/// What the planner must know besides the query: the time, and since when raw events exist.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub now: DateTime<Utc>,
+    pub raw_retention_days: u32,
+}
+
+/// The additive counts behind every metric of one group.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub visitors: i64,
+    pub pageviews: i64,
+    pub events: i64,
+    pub visits: i64,
+    pub bounces: i64,
+    pub duration: i64,
     /// Visitors of the group without the goal filters.
-    goal_base: i64,
-    engaged_ms: i64,
-    engaged_visitors: i64,
-    scroll_sum: i64,
-    scrolled_visitors: i64,
+    pub goal_base: i64,
+    pub engaged_ms: i64,
+    pub engaged_visitors: i64,
+    pub scroll_sum: i64,
+    pub scrolled_visitors: i64,
+}
+
+impl Counts {
+    /// Adds another span's counts (visitors add up across days: hashes change daily).
+    pub fn add(&mut self, o: &Counts) {
+        self.visitors += o.visitors;
+        self.pageviews += o.pageviews;
+        self.events += o.events;
+        self.visits += o.visits;
+        self.bounces += o.bounces;
+        self.duration += o.duration;
+        self.goal_base += o.goal_base;
+        self.engaged_ms += o.engaged_ms;
+        self.engaged_visitors += o.engaged_visitors;
+        self.scroll_sum += o.scroll_sum;
+        self.scrolled_visitors += o.scrolled_visitors;
+    }
 }
 
 fn ratio(a: i64, b: i64) -> f64 {
@@ -113,58 +143,84 @@ struct Compared {
     labels: Vec<String>,
 }
 
-/// Every group of `q` over `span`: dimension values → metric values, in `q.metrics` order.
-pub async fn groups(
+/// Every group of `q` over `span` counted from raw events alone.
+pub async fn raw_counts(
     store: &dyn Store,
     site_id: u32,
     q: &Query,
     tz: Tz,
     span: &Span,
-) -> Result<Groups, RunError> {
+) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
     let plan = plan(store.dialect(), q, site_id, tz, span);
-    let n = q.dimensions.len();
+    // Rows carry the dimensions, then the site-local day; counts add up over the days.
+    let n = q.dimensions.len() + 1;
     let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
+    let mut add = |mut key: Vec<String>, c: Counts| {
+        key.pop();
+        groups.entry(key).or_default().add(&c);
+    };
     for (key, v) in store.run_statement(&plan.events, n, 3).await? {
-        let c = groups.entry(key).or_default();
-        (c.visitors, c.pageviews, c.events) = (v[0], v[1], v[2]);
+        add(
+            key,
+            Counts {
+                visitors: v[0],
+                pageviews: v[1],
+                events: v[2],
+                ..Counts::default()
+            },
+        );
     }
     if let Some(st) = &plan.sessions {
         for (key, v) in store.run_statement(st, n, 3).await? {
-            let c = groups.entry(key).or_default();
-            (c.visits, c.bounces, c.duration) = (v[0], v[1], v[2]);
+            add(
+                key,
+                Counts {
+                    visits: v[0],
+                    bounces: v[1],
+                    duration: v[2],
+                    ..Counts::default()
+                },
+            );
         }
     }
     if let Some(st) = &plan.goal_base {
         for (key, v) in store.run_statement(st, n, 3).await? {
-            groups.entry(key).or_default().goal_base = v[0];
+            add(
+                key,
+                Counts {
+                    goal_base: v[0],
+                    ..Counts::default()
+                },
+            );
         }
     }
     if let Some(st) = &plan.engagement {
         for (key, v) in store.run_statement(st, n, 4).await? {
-            let c = groups.entry(key).or_default();
-            (
-                c.engaged_ms,
-                c.engaged_visitors,
-                c.scroll_sum,
-                c.scrolled_visitors,
-            ) = (v[0], v[1], v[2], v[3]);
+            add(
+                key,
+                Counts {
+                    engaged_ms: v[0],
+                    engaged_visitors: v[1],
+                    scroll_sum: v[2],
+                    scrolled_visitors: v[3],
+                    ..Counts::default()
+                },
+            );
         }
     }
-    let total_visitors = match &plan.total_visitors {
-        Some(st) => store
-            .run_statement(st, 0, 3)
-            .await?
-            .first()
-            .map_or(0, |(_, v)| v[0]),
-        None => 0,
-    };
-    if n > 0 {
+    Ok(groups)
+}
+
+/// Turns counts into rows of metric values; `total_visitors` is the denominator of
+/// `percentage`.
+pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, total_visitors: i64) -> Groups {
+    if !q.dimensions.is_empty() {
         // Only groups with events (or, for engagement metrics, engagement) are results.
         groups.retain(|_, c| c.events > 0 || c.visits > 0 || c.engaged_visitors > 0);
     } else if groups.is_empty() {
         groups.insert(Vec::new(), Counts::default());
     }
-    Ok(groups
+    groups
         .into_iter()
         .map(|(key, c)| {
             (
@@ -175,7 +231,55 @@ pub async fn groups(
                     .collect(),
             )
         })
-        .collect())
+        .collect()
+}
+
+/// Every group of `q` over `span`, from raw events only (for spans that are not whole days).
+pub async fn groups(
+    store: &dyn Store,
+    site_id: u32,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+) -> Result<Groups, RunError> {
+    let counts = raw_counts(store, site_id, q, tz, span).await?;
+    let total = if q.metrics.contains(&Metric::Percentage) {
+        let mut totals = q.clone();
+        totals.dimensions.clear();
+        raw_counts(store, site_id, &totals, tz, span)
+            .await?
+            .values()
+            .map(|c| c.visitors)
+            .sum()
+    } else {
+        0
+    };
+    Ok(derive(q, counts, total))
+}
+
+/// Every group of `q` over whole days, through the planner (rollups where they answer).
+async fn planned(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+) -> Result<Groups, RunError> {
+    let counts = super::rollup::counts(store, site, q, tz, span, policy).await?;
+    let total = if q.metrics.contains(&Metric::Percentage) {
+        let mut totals = q.clone();
+        totals.dimensions.clear();
+        totals.metrics = vec![Metric::Visitors];
+        super::rollup::counts(store, site, &totals, tz, span, policy)
+            .await?
+            .values()
+            .map(|c| c.visitors)
+            .sum()
+    } else {
+        0
+    };
+    Ok(derive(q, counts, total))
 }
 
 /// Answers `q` for `site` at `now`.
@@ -183,8 +287,9 @@ pub async fn run(
     store: &dyn Store,
     site: &Site,
     q: &Query,
-    now: DateTime<Utc>,
+    policy: &Policy,
 ) -> Result<Value, RunError> {
+    let now = policy.now;
     let tz: Tz = site
         .timezone
         .parse()
@@ -195,7 +300,7 @@ pub async fn run(
         Some((_, bucket)) => labels(bucket, &span)?,
         None => Vec::new(),
     };
-    let current = groups(store, site.id, q, tz, &span).await?;
+    let current = planned(store, site, q, tz, &span, policy).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -206,7 +311,7 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: groups(store, site.id, q, tz, &other).await?,
+            rows: planned(store, site, q, tz, &other, policy).await?,
             labels: other_labels,
         });
     }

@@ -35,15 +35,14 @@ pub struct Statement {
     pub binds: Vec<Bind>,
 }
 
-/// What a query runs: the dimension columns come first in both statements' rows.
+/// What a query runs: the dimension columns come first in every statement's rows, then the
+/// site-local day, then the counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     /// `d0.., visitors, pageviews, events`
     pub events: Statement,
     /// `d0.., visits, bounces, duration`; `None` when no metric needs sessions.
     pub sessions: Option<Statement>,
-    /// Distinct visitors without dimensions, for `percentage`.
-    pub total_visitors: Option<Statement>,
     /// Per group, the visitors without the goal filters, for `conversion_rate`
     /// (`d0.., visitors, pageviews, events`).
     pub goal_base: Option<Statement>,
@@ -313,6 +312,7 @@ fn session_level(
     dialect: Dialect,
     exit: bool,
     q: &Query,
+    dims: &[Dimension],
     site_id: u32,
     tz: Tz,
     span: &Span,
@@ -321,9 +321,8 @@ fn session_level(
         dialect,
         binds: Vec::new(),
     };
-    let n = q.dimensions.len();
-    let mut inner: Vec<String> = q
-        .dimensions
+    let n = dims.len();
+    let mut inner: Vec<String> = dims
         .iter()
         .enumerate()
         .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
@@ -361,6 +360,7 @@ fn engagement_level(
     dialect: Dialect,
     exit: bool,
     q: &Query,
+    dims: &[Dimension],
     site_id: u32,
     tz: Tz,
     span: &Span,
@@ -369,9 +369,8 @@ fn engagement_level(
         dialect,
         binds: Vec::new(),
     };
-    let n = q.dimensions.len();
-    let mut inner: Vec<String> = q
-        .dimensions
+    let n = dims.len();
+    let mut inner: Vec<String> = dims
         .iter()
         .enumerate()
         .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
@@ -406,29 +405,22 @@ pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> P
     let all: Vec<&Filter> = q.filters.iter().collect();
     let goals = goal_filters(&q.filters);
     let exit = uses_exit_page(q);
+    // Every statement also groups by the site-local day (last column): counts are per day
+    // and add up across days, exactly as the daily rollups keep them.
+    let mut dims = q.dimensions.clone();
+    dims.push(Dimension::Time(TimeBucket::Day));
     let without_goals: Vec<&Filter> = q.filters.iter().filter(|f| !goals.contains(f)).collect();
     Plan {
-        events: event_level(dialect, exit, &all, &q.dimensions, site_id, tz, span),
+        events: event_level(dialect, exit, &all, &dims, site_id, tz, span),
         sessions: q
             .metrics
             .iter()
             .any(|m| m.per_session())
-            .then(|| session_level(dialect, exit, q, site_id, tz, span)),
-        total_visitors: needs(Metric::Percentage)
-            .then(|| event_level(dialect, exit, &all, &[], site_id, tz, span)),
-        goal_base: needs(Metric::ConversionRate).then(|| {
-            event_level(
-                dialect,
-                exit,
-                &without_goals,
-                &q.dimensions,
-                site_id,
-                tz,
-                span,
-            )
-        }),
+            .then(|| session_level(dialect, exit, q, &dims, site_id, tz, span)),
+        goal_base: needs(Metric::ConversionRate)
+            .then(|| event_level(dialect, exit, &without_goals, &dims, site_id, tz, span)),
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
-            .then(|| engagement_level(dialect, exit, q, site_id, tz, span)),
+            .then(|| engagement_level(dialect, exit, q, &dims, site_id, tz, span)),
     }
 }
 
@@ -451,7 +443,6 @@ mod tests {
         for (name, st) in [
             ("events", Some(&p.events)),
             ("sessions", p.sessions.as_ref()),
-            ("total", p.total_visitors.as_ref()),
             ("goal_base", p.goal_base.as_ref()),
             ("engagement", p.engagement.as_ref()),
         ] {

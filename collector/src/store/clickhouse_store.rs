@@ -13,7 +13,7 @@ use clickhouse::Client;
 use clickhouse::sql::Identifier;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiKey, EventRow, Site, Store, StoreError};
+use super::{ApiKey, EventRow, RollupRow, Site, Store, StoreError};
 use crate::config::ClickHouseConfig;
 use crate::ingest::visitor::Salt;
 use crate::query::sql::{Bind, Dialect, Statement};
@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0003_visit_names",
         include_str!("../../../schema/clickhouse/0003_visit_names.sql"),
     ),
+    (
+        4,
+        "0004_rollups",
+        include_str!("../../../schema/clickhouse/0004_rollups.sql"),
+    ),
 ];
 
 // Every statement this store sends; `sample_statements` renders them for portability checks.
@@ -47,6 +52,8 @@ const SQL_SITES: &str =
     "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
+const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE site_id = ? AND dimension = '' AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
+const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
 const SQL_SALTS: &str =
     "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
 
@@ -88,6 +95,22 @@ struct ApiKeyRow {
     hash: String,
     created_at: u32,
     revoked: u8,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize, clickhouse::Row)]
+struct RollupRecord {
+    site_id: u32,
+    /// Days since the epoch (ClickHouse `Date`).
+    day: u16,
+    dimension: String,
+    value: String,
+    visitors: u64,
+    visits: u64,
+    pageviews: u64,
+    events: u64,
+    bounces: u64,
+    duration: u64,
     version: u64,
 }
 
@@ -514,6 +537,113 @@ impl Store for ClickHouseStore {
             })
             .collect())
     }
+
+    async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let version = Utc::now().timestamp_micros().max(1) as u64;
+        let mut insert = self
+            .db
+            .insert::<RollupRecord>("rollups")
+            .await
+            .map_err(unavailable)?;
+        for r in rows {
+            insert
+                .write(&RollupRecord {
+                    site_id: r.site_id,
+                    day: day_number(r.day),
+                    dimension: r.dimension.clone(),
+                    value: r.value.clone(),
+                    visitors: r.visitors,
+                    visits: r.visits,
+                    pageviews: r.pageviews,
+                    events: r.events,
+                    bounces: r.bounces,
+                    duration: r.duration,
+                    version,
+                })
+                .await
+                .map_err(unavailable)?;
+        }
+        insert.end().await.map_err(unavailable)
+    }
+
+    async fn rollup_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        let days: Vec<u16> = self
+            .db
+            .query(SQL_ROLLUP_DAYS)
+            .bind(site_id)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        Ok(days
+            .into_iter()
+            .map(|d| epoch() + chrono::Days::new(u64::from(d)))
+            .collect())
+    }
+
+    async fn read_rollups(
+        &self,
+        site_id: u32,
+        dimension: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let rows: Vec<RollupRecord> = self
+            .db
+            .query(SQL_READ_ROLLUPS)
+            .bind(site_id)
+            .bind(dimension)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all()
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RollupRow {
+                site_id: r.site_id,
+                day: epoch() + chrono::Days::new(u64::from(r.day)),
+                dimension: r.dimension,
+                value: r.value,
+                visitors: r.visitors,
+                visits: r.visits,
+                pageviews: r.pageviews,
+                events: r.events,
+                bounces: r.bounces,
+                duration: r.duration,
+            })
+            .collect())
+    }
+
+    async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        // Whole months only: a month partition goes once all its days are before `day`.
+        let cutoff = day.format("%Y%m").to_string();
+        let mut dropped = 0;
+        for partition in self.partitions("rollups").await? {
+            if partition.len() == 6
+                && partition.bytes().all(|b| b.is_ascii_digit())
+                && partition < cutoff
+            {
+                self.db
+                    .query("ALTER TABLE rollups DROP PARTITION ?")
+                    .bind(partition.parse::<u32>().unwrap_or(0))
+                    .execute()
+                    .await
+                    .map_err(unavailable)?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
 }
 
 fn hex_encode(bytes: &[u8]) -> String {
@@ -537,7 +667,7 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 7);
+        assert_eq!(stmts.len(), 8);
         assert!(
             stmts
                 .iter()

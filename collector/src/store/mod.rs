@@ -88,6 +88,22 @@ pub struct ApiKey {
     pub revoked: u8,
 }
 
+/// One daily rollup row: a site's counts for one site-local day and one dimension value.
+/// `dimension` is a Stats API dimension name (`visit:source`), or "" for the day's totals.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RollupRow {
+    pub site_id: u32,
+    pub day: NaiveDate,
+    pub dimension: String,
+    pub value: String,
+    pub visitors: u64,
+    pub visits: u64,
+    pub pageviews: u64,
+    pub events: u64,
+    pub bounces: u64,
+    pub duration: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store unavailable: {0}")]
@@ -139,6 +155,26 @@ pub trait Store: Send + Sync + 'static {
         text_columns: usize,
         int_columns: usize,
     ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError>;
+    /// Writes rollup rows, replacing rows of the same (site, day, dimension, value).
+    async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError>;
+    /// The days of a site that have rollups (a totals row), within `[from, to]`.
+    async fn rollup_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError>;
+    /// Rollup rows of one dimension ("" for totals) over `[from, to]`.
+    async fn read_rollups(
+        &self,
+        site_id: u32,
+        dimension: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupRow>, StoreError>;
+    /// Deletes rollups of the days before `day` (ClickHouse: of the whole months before
+    /// `day`'s month); returns how many days or months went.
+    async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
     async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Every API key, revoked ones included, in creation order.
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;

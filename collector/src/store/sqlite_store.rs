@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{ApiKey, EventRow, Site, Store, StoreError};
+use super::{ApiKey, EventRow, RollupRow, Site, Store, StoreError};
 use crate::ingest::visitor::Salt;
 use crate::query::sql::{Bind, Dialect, Statement};
 
@@ -34,6 +34,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         3,
         "0003_visit_names",
         include_str!("../../../schema/sqlite/0003_visit_names.sql"),
+    ),
+    (
+        4,
+        "0004_rollups",
+        include_str!("../../../schema/sqlite/0004_rollups.sql"),
     ),
 ];
 
@@ -56,6 +61,12 @@ const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visit
 
 fn day_number(day: NaiveDate) -> i64 {
     day.signed_duration_since(NaiveDate::default()).num_days()
+}
+
+fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::default()
+        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0)))
+        .unwrap_or_default()
 }
 
 fn day_start_ts(day: NaiveDate) -> i64 {
@@ -504,6 +515,106 @@ impl Store for SqliteStore {
                 })
                 .map_err(query_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    )
+                    .map_err(query_err)?;
+                for r in &rows {
+                    stmt.execute(params![
+                        r.site_id,
+                        day_number(r.day),
+                        r.dimension,
+                        r.value,
+                        r.visitors as i64,
+                        r.visits as i64,
+                        r.pageviews as i64,
+                        r.events as i64,
+                        r.bounces as i64,
+                        r.duration as i64,
+                    ])
+                    .map_err(query_err)?;
+                }
+            }
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn rollup_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day FROM rollups WHERE site_id = ?1 AND dimension = '' AND day >= ?2 AND day <= ?3 ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
+                .map_err(query_err)?;
+            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
+        })
+        .await
+    }
+
+    async fn read_rollups(
+        &self,
+        site_id: u32,
+        dimension: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let dimension = dimension.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration FROM rollups WHERE site_id = ?1 AND dimension = ?2 AND day >= ?3 AND day <= ?4",
+                )
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, dimension, day_number(from), day_number(to)], |r| {
+                    Ok(RollupRow {
+                        site_id,
+                        day: date_of(r.get(0)?),
+                        dimension: dimension.clone(),
+                        value: r.get(1)?,
+                        visitors: r.get::<_, i64>(2)? as u64,
+                        visits: r.get::<_, i64>(3)? as u64,
+                        pageviews: r.get::<_, i64>(4)? as u64,
+                        events: r.get::<_, i64>(5)? as u64,
+                        bounces: r.get::<_, i64>(6)? as u64,
+                        duration: r.get::<_, i64>(7)? as u64,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            let days: i64 = conn
+                .query_row(
+                    "SELECT COUNT(DISTINCT day) FROM rollups WHERE day < ?1",
+                    [day_number(day)],
+                    |r| r.get(0),
+                )
+                .map_err(query_err)?;
+            conn.execute("DELETE FROM rollups WHERE day < ?1", [day_number(day)])
+                .map_err(query_err)?;
+            Ok(days as usize)
         })
         .await
     }

@@ -1,0 +1,277 @@
+//! Daily rollups and the planner that uses them.
+//!
+//! For every closed site-local day, [`compute_day`] stores the counts of the day's totals and
+//! of every single property dimension (one row per value). Rows are anonymous and additive
+//! across days (visitor hashes change daily), and a recomputation of a day writes the same
+//! rows again, so it is idempotent.
+//!
+//! [`counts`] answers a query from rollups where they can: no filters, metrics among the
+//! visit and event counts, at most one dimension that is a rolled-up property or
+//! `time:day|week|month`. Closed days with rollups come from rollups, the other days (today,
+//! days not rolled up yet) from raw events. Anything else is answered from raw events, and a
+//! question that needs raw events from before raw retention is refused with a message saying
+//! so ([`RunError::Purged`]) rather than answered from partial data.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{Days, NaiveDate};
+use chrono_tz::Tz;
+
+use super::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket};
+use super::run::{Counts, Policy, RunError, raw_counts};
+use super::time::{Span, bucket_start, local_midnight};
+use crate::store::{RollupRow, Site, Store};
+
+/// Metrics whose counts rollups keep.
+const ROLLUP_METRICS: [Metric; 8] = [
+    Metric::Visitors,
+    Metric::Visits,
+    Metric::Pageviews,
+    Metric::Events,
+    Metric::ViewsPerVisit,
+    Metric::BounceRate,
+    Metric::VisitDuration,
+    Metric::Percentage,
+];
+
+/// What a rollup-answerable query reads.
+enum Kind {
+    /// Rows of one property dimension.
+    Property(Property),
+    /// The totals rows, grouped by nothing or by a time bucket.
+    Totals(Option<TimeBucket>),
+}
+
+fn kind(q: &Query) -> Option<Kind> {
+    if !q.filters.is_empty() || !q.metrics.iter().all(|m| ROLLUP_METRICS.contains(m)) {
+        return None;
+    }
+    match q.dimensions.as_slice() {
+        [] => Some(Kind::Totals(None)),
+        [Dimension::Time(TimeBucket::Hour)] => None,
+        [Dimension::Time(b)] => Some(Kind::Totals(Some(*b))),
+        [Dimension::Field(Field::Column(p))] => Some(Kind::Property(*p)),
+        _ => None,
+    }
+}
+
+/// The first UTC instant whose raw events retention keeps.
+fn raw_from(policy: &Policy) -> i64 {
+    let today = policy.now.date_naive();
+    let first = today
+        .checked_sub_days(Days::new(u64::from(policy.raw_retention_days)))
+        .unwrap_or(today);
+    first
+        .and_hms_opt(0, 0, 0)
+        .unwrap_or_default()
+        .and_utc()
+        .timestamp()
+}
+
+fn day_span(tz: Tz, first: NaiveDate, last: NaiveDate) -> Span {
+    Span {
+        first_day: first,
+        last_day: last,
+        from: local_midnight(tz, first),
+        to: local_midnight(tz, last + Days::new(1)),
+    }
+}
+
+/// Counts of `q` over `span` (whole site-local days), from rollups where they answer.
+pub async fn counts(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
+    let today = policy.now.with_timezone(&tz).date_naive();
+    let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
+    let mut covered = BTreeSet::new();
+    let kind = kind(q);
+    let rollups_answer = kind.is_some();
+    if let Some(kind) = kind {
+        let closed_to = span.last_day.min(today - Days::new(1));
+        if span.first_day <= closed_to {
+            covered = store
+                .rollup_days(site.id, span.first_day, closed_to)
+                .await?
+                .into_iter()
+                .collect();
+            let dimension = match &kind {
+                Kind::Property(p) => p.name(),
+                Kind::Totals(_) => "",
+            };
+            for row in store
+                .read_rollups(site.id, dimension, span.first_day, closed_to)
+                .await?
+            {
+                if !covered.contains(&row.day) {
+                    continue;
+                }
+                let key = match &kind {
+                    Kind::Property(_) => vec![row.value.clone()],
+                    Kind::Totals(None) => Vec::new(),
+                    Kind::Totals(Some(b)) => vec![bucket_start(*b, row.day).to_string()],
+                };
+                out.entry(key).or_default().add(&counts_of(&row));
+            }
+        }
+    }
+    // The days rollups did not answer, in runs of consecutive days, from raw events.
+    let raw_from = raw_from(policy);
+    let mut day = span.first_day;
+    while day <= span.last_day {
+        if covered.contains(&day) {
+            day = day + Days::new(1);
+            continue;
+        }
+        let first = day;
+        while day + Days::new(1) <= span.last_day && !covered.contains(&(day + Days::new(1))) {
+            day = day + Days::new(1);
+        }
+        let run = day_span(tz, first, day);
+        if run.from < raw_from && rollups_answer {
+            // Every closed day within raw retention gets rollups (empty days too), so a day
+            // before retention without them is a day before any data: it counts nothing.
+            day = day + Days::new(1);
+            continue;
+        }
+        if run.from < raw_from {
+            return Err(RunError::Purged(format!(
+                "this question needs raw events from {first}, but raw events are kept for {} days; \
+                 daily rollups answer ranges without filters, broken down by at most one property or by day, week or month",
+                policy.raw_retention_days
+            )));
+        }
+        for (key, c) in raw_counts(store, site.id, q, tz, &run).await? {
+            out.entry(key).or_default().add(&c);
+        }
+        day = day + Days::new(1);
+    }
+    Ok(out)
+}
+
+fn counts_of(row: &RollupRow) -> Counts {
+    let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    Counts {
+        visitors: i(row.visitors),
+        visits: i(row.visits),
+        pageviews: i(row.pageviews),
+        events: i(row.events),
+        bounces: i(row.bounces),
+        duration: i(row.duration),
+        ..Counts::default()
+    }
+}
+
+/// Computes and stores the rollups of one site-local day; returns the rows written.
+pub async fn compute_day(
+    store: &dyn Store,
+    site: &Site,
+    tz: Tz,
+    day: NaiveDate,
+) -> Result<usize, RunError> {
+    let span = day_span(tz, day, day);
+    let mut q = Query {
+        site_id: site.domain.clone(),
+        metrics: vec![Metric::Visitors, Metric::Visits],
+        date_range: DateRange::Custom(day, day),
+        dimensions: Vec::new(),
+        filters: Vec::new(),
+        order_by: vec![(OrderKey::Metric(Metric::Visitors), true)],
+        limit: 1,
+        offset: 0,
+        total_rows: false,
+        time_labels: false,
+        comparison: None,
+    };
+    let row = |dimension: &str, value: String, c: &Counts| {
+        let u = |v: i64| u64::try_from(v).unwrap_or(0);
+        RollupRow {
+            site_id: site.id,
+            day,
+            dimension: dimension.to_string(),
+            value,
+            visitors: u(c.visitors),
+            visits: u(c.visits),
+            pageviews: u(c.pageviews),
+            events: u(c.events),
+            bounces: u(c.bounces),
+            duration: u(c.duration),
+        }
+    };
+    let mut rows = Vec::new();
+    let totals = raw_counts(store, site.id, &q, tz, &span).await?;
+    rows.push(row(
+        "",
+        String::new(),
+        &totals.values().next().copied().unwrap_or_default(),
+    ));
+    for (_, p) in Property::ALL {
+        q.dimensions = vec![Dimension::Field(Field::Column(p))];
+        for (key, c) in raw_counts(store, site.id, &q, tz, &span).await? {
+            if c.events > 0 {
+                rows.push(row(
+                    p.name(),
+                    key.into_iter().next().unwrap_or_default(),
+                    &c,
+                ));
+            }
+        }
+    }
+    store.put_rollups(&rows).await?;
+    Ok(rows.len())
+}
+
+/// Rolls up the closed days of every site that have no rollups yet, from the day of the
+/// site's earliest raw event (or the start of raw retention) to yesterday, at most `max_days`
+/// days per site per call; returns the number of days rolled up. A day whose start is before
+/// the earliest raw event's UTC day may have lost events to retention and is left alone.
+pub async fn roll_up_closed_days(
+    store: &dyn Store,
+    policy: &Policy,
+    max_days: usize,
+) -> Result<usize, RunError> {
+    let mut done = 0;
+    for site in store.sites().await? {
+        let Ok(tz) = site.timezone.parse::<Tz>() else {
+            continue;
+        };
+        let today = policy.now.with_timezone(&tz).date_naive();
+        let yesterday = today - Days::new(1);
+        let earliest = store
+            .read_events(site.id, 0, u32::MAX, 1)
+            .await?
+            .first()
+            .map(|e| i64::from(e.timestamp));
+        let complete_from = match earliest {
+            Some(ts) => ts - ts.rem_euclid(86_400),
+            None => raw_from(policy),
+        };
+        let first = match earliest {
+            Some(ts) => chrono::DateTime::from_timestamp(ts, 0)
+                .unwrap_or_default()
+                .with_timezone(&tz)
+                .date_naive(),
+            None => today - Days::new(u64::from(policy.raw_retention_days) + 1),
+        };
+        let have: BTreeSet<NaiveDate> = store
+            .rollup_days(site.id, first, yesterday)
+            .await?
+            .into_iter()
+            .collect();
+        let mut day = first;
+        let mut count = 0;
+        while day <= yesterday && count < max_days {
+            if !have.contains(&day) && local_midnight(tz, day) >= complete_from {
+                compute_day(store, &site, tz, day).await?;
+                count += 1;
+            }
+            day = day + Days::new(1);
+        }
+        done += count;
+    }
+    Ok(done)
+}
