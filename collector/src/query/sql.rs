@@ -54,6 +54,8 @@ pub struct Plan {
 struct Builder {
     dialect: Dialect,
     binds: Vec<Bind>,
+    /// The statement's UTC range, for subqueries that need it again.
+    range: (i64, i64),
 }
 
 /// Whether a query reads `visit:exit_page`, which needs the per-visit join.
@@ -95,7 +97,12 @@ impl Builder {
     fn field(&mut self, f: &Field) -> String {
         match f {
             Field::Column(Property::ExitPage) if self.dialect == Dialect::Sqlite => {
-                "coalesce(exit_page, '')".to_string()
+                // The visit's last pageview in the range, found through the session index.
+                let (from, to) = self.range;
+                let (from, to) = (self.int(from), self.int(to));
+                format!(
+                    "coalesce((SELECT x.pathname FROM events x WHERE x.site_id = events.site_id AND x.session_id = events.session_id AND x.name = 'pageview' AND x.timestamp >= {from} AND x.timestamp < {to} ORDER BY x.timestamp DESC, x.pathname DESC LIMIT 1), '')"
+                )
             }
             Field::Column(p) => p.column().to_string(),
             Field::Prop(key) => {
@@ -209,9 +216,10 @@ impl Builder {
     }
 
     /// The rows a statement reads: the events, with each visit's exit page (its last
-    /// pageview in the range) joined in when the query reads it.
+    /// pageview in the range) joined in when a ClickHouse query reads it (SQLite finds it per
+    /// row through its session index instead; see [`Builder::field`]).
     fn from(&mut self, exit_page: bool, site_id: u32, span: &Span) -> String {
-        if !exit_page {
+        if !exit_page || self.dialect == Dialect::Sqlite {
             return "events".into();
         }
         let site = self.int(i64::from(site_id));
@@ -220,14 +228,9 @@ impl Builder {
         let visits = format!(
             "site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name = 'pageview'"
         );
-        match self.dialect {
-            Dialect::ClickHouse => format!(
-                "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
-            ),
-            Dialect::Sqlite => format!(
-                "events LEFT JOIN (SELECT session_id, pathname AS exit_page FROM (SELECT session_id, pathname, ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY timestamp DESC, pathname DESC) AS rn FROM events WHERE {visits}) WHERE rn = 1) AS exits USING (session_id)"
-            ),
-        }
+        format!(
+            "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
+        )
     }
 
     /// `WHERE ...` for the site, range, kind of event and filters.
@@ -286,6 +289,7 @@ fn event_level(
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
+        range: (span.from, span.to),
     };
     let mut select: Vec<String> = dims
         .iter()
@@ -320,6 +324,7 @@ fn session_level(
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
+        range: (span.from, span.to),
     };
     let n = dims.len();
     let mut inner: Vec<String> = dims
@@ -368,6 +373,7 @@ fn engagement_level(
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
+        range: (span.from, span.to),
     };
     let n = dims.len();
     let mut inner: Vec<String> = dims

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0004_rollups",
         include_str!("../../../schema/sqlite/0004_rollups.sql"),
     ),
+    (
+        5,
+        "0005_session_index",
+        include_str!("../../../schema/sqlite/0005_session_index.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
