@@ -92,8 +92,16 @@ fn dashboard() -> Vec<serde_json::Value> {
 async fn time_dashboard(store: &dyn Store, site: &Site, policy: &Policy) -> f64 {
     let start = Instant::now();
     for q in dashboard() {
-        let q = model::parse(&q).expect("valid query");
-        run(store, site, &q, policy).await.expect("answer");
+        let t = Instant::now();
+        let parsed = model::parse(&q).expect("valid query");
+        run(store, site, &parsed, policy).await.expect("answer");
+        if std::env::var("FOOTFALL_BENCH_VERBOSE").is_ok() {
+            eprintln!(
+                "  {:>7.0} ms  {}",
+                t.elapsed().as_secs_f64() * 1000.0,
+                q["dimensions"]
+            );
+        }
     }
     start.elapsed().as_secs_f64() * 1000.0
 }

@@ -95,7 +95,10 @@ impl SqliteStore {
              PRAGMA synchronous = FULL;
              PRAGMA secure_delete = ON;
              PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;",
+             PRAGMA busy_timeout = 5000;
+             PRAGMA cache_size = -65536;
+             PRAGMA mmap_size = 268435456;
+             PRAGMA temp_store = MEMORY;",
         )
         .map_err(query_err)?;
         add_regexp(&conn).map_err(query_err)?;
