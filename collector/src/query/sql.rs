@@ -313,14 +313,28 @@ fn event_level(
     b.finish(sql)
 }
 
-fn session_level(
-    dialect: Dialect,
+/// What a two-level statement folds per unit (a session or a visitor) before summing per group.
+struct Nested<'a> {
+    /// The column the inner level groups by besides the dimensions.
+    unit: &'a str,
+    /// Inner aggregates per group and unit.
+    inner: &'a [&'a str],
+    /// Outer aggregates per group.
+    outer: &'a [&'a str],
+    /// Whether it reads engagement events instead of the counted ones.
+    engagement: bool,
+    /// Whether the exit-page join is needed.
     exit: bool,
+}
+
+fn nested(
+    dialect: Dialect,
     q: &Query,
     dims: &[Dimension],
     site_id: u32,
     tz: Tz,
     span: &Span,
+    shape: &Nested,
 ) -> Statement {
     let mut b = Builder {
         dialect,
@@ -333,24 +347,15 @@ fn session_level(
         .enumerate()
         .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
         .collect();
-    inner.push("session_id".into());
-    inner.push("SUM(name = 'pageview') AS pv".into());
-    inner.push("COUNT(*) AS n".into());
-    inner.push(match dialect {
-        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp) AS dur".into(),
-        Dialect::ClickHouse => {
-            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp))) AS dur".into()
-        }
-    });
+    inner.push(shape.unit.to_string());
+    inner.extend(shape.inner.iter().map(|s| (*s).to_string()));
     let filters: Vec<&Filter> = q.filters.iter().collect();
-    let from_clause = b.from(exit, site_id, span);
-    let where_clause = b.where_clause(site_id, span, &filters, false);
+    let from_clause = b.from(shape.exit, site_id, span);
+    let where_clause = b.where_clause(site_id, span, &filters, shape.engagement);
     let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
-    inner_group.push("session_id".into());
+    inner_group.push(shape.unit.to_string());
     let mut outer: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
-    outer.push("COUNT(*) AS visits".into());
-    outer.push("SUM(pv = 1 AND n = 1) AS bounces".into());
-    outer.push("SUM(dur) AS duration".into());
+    outer.extend(shape.outer.iter().map(|s| (*s).to_string()));
     let sql = format!(
         "SELECT {} FROM (SELECT {} FROM {from_clause} {where_clause} GROUP BY {}){}",
         outer.join(", "),
@@ -359,6 +364,37 @@ fn session_level(
         group_by(n)
     );
     b.finish(sql)
+}
+
+/// Per group and session: pageviews, events, first to last event; then per group, visits,
+/// bounces and summed durations.
+fn session_level(
+    dialect: Dialect,
+    exit: bool,
+    q: &Query,
+    dims: &[Dimension],
+    site_id: u32,
+    tz: Tz,
+    span: &Span,
+) -> Statement {
+    let dur = match dialect {
+        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp) AS dur",
+        Dialect::ClickHouse => {
+            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp))) AS dur"
+        }
+    };
+    let shape = Nested {
+        unit: "session_id",
+        inner: &["SUM(name = 'pageview') AS pv", "COUNT(*) AS n", dur],
+        outer: &[
+            "COUNT(*) AS visits",
+            "SUM(pv = 1 AND n = 1) AS bounces",
+            "SUM(dur) AS duration",
+        ],
+        engagement: false,
+        exit,
+    };
+    nested(dialect, q, dims, site_id, tz, span, &shape)
 }
 
 /// Per group and visitor, engaged time and deepest scroll; then per group, their sums.
@@ -371,38 +407,22 @@ fn engagement_level(
     tz: Tz,
     span: &Span,
 ) -> Statement {
-    let mut b = Builder {
-        dialect,
-        binds: Vec::new(),
-        range: (span.from, span.to),
+    let shape = Nested {
+        unit: "visitor_id",
+        inner: &[
+            "SUM(engagement_ms) AS ms",
+            "MAX(CASE WHEN scroll_depth <= 100 THEN scroll_depth ELSE -1 END) AS sd",
+        ],
+        outer: &[
+            "SUM(ms) AS engaged_ms",
+            "COUNT(*) AS engaged_visitors",
+            "SUM(CASE WHEN sd >= 0 THEN sd ELSE 0 END) AS scroll_sum",
+            "SUM(sd >= 0) AS scrolled_visitors",
+        ],
+        engagement: true,
+        exit,
     };
-    let n = dims.len();
-    let mut inner: Vec<String> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
-        .collect();
-    inner.push("visitor_id".into());
-    inner.push("SUM(engagement_ms) AS ms".into());
-    inner.push("MAX(CASE WHEN scroll_depth <= 100 THEN scroll_depth ELSE -1 END) AS sd".into());
-    let filters: Vec<&Filter> = q.filters.iter().collect();
-    let from_clause = b.from(exit, site_id, span);
-    let where_clause = b.where_clause(site_id, span, &filters, true);
-    let mut inner_group: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
-    inner_group.push("visitor_id".into());
-    let mut outer: Vec<String> = (0..n).map(|i| format!("d{i}")).collect();
-    outer.push("SUM(ms) AS engaged_ms".into());
-    outer.push("COUNT(*) AS engaged_visitors".into());
-    outer.push("SUM(CASE WHEN sd >= 0 THEN sd ELSE 0 END) AS scroll_sum".into());
-    outer.push("SUM(sd >= 0) AS scrolled_visitors".into());
-    let sql = format!(
-        "SELECT {} FROM (SELECT {} FROM {from_clause} {where_clause} GROUP BY {}){}",
-        outer.join(", "),
-        inner.join(", "),
-        inner_group.join(", "),
-        group_by(n)
-    );
-    b.finish(sql)
+    nested(dialect, q, dims, site_id, tz, span, &shape)
 }
 
 /// The statements that answer `q` for one site.
