@@ -55,6 +55,9 @@ pub const DB_FILE: &str = "footfall.db";
 
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// A second connection for the Stats API's reads: in WAL mode readers do not block the
+    /// writer, so a long query never holds up ingestion.
+    reader: Arc<Mutex<Connection>>,
     path: PathBuf,
 }
 
@@ -88,22 +91,28 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let conn = Connection::open(&path)
-            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA secure_delete = ON;
-             PRAGMA foreign_keys = ON;
-             PRAGMA busy_timeout = 5000;
-             PRAGMA cache_size = -65536;
-             PRAGMA mmap_size = 268435456;
-             PRAGMA temp_store = MEMORY;",
-        )
-        .map_err(query_err)?;
-        add_regexp(&conn).map_err(query_err)?;
+        let open = || -> Result<Connection, StoreError> {
+            let conn = Connection::open(&path)
+                .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+            conn.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA secure_delete = ON;
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA cache_size = -65536;
+                 PRAGMA mmap_size = 268435456;
+                 PRAGMA temp_store = MEMORY;",
+            )
+            .map_err(query_err)?;
+            add_regexp(&conn).map_err(query_err)?;
+            Ok(conn)
+        };
+        let conn = open()?;
+        let reader = open()?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            reader: Arc::new(Mutex::new(reader)),
             path,
         })
     }
@@ -113,13 +122,29 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` with the connection on the blocking pool.
+    /// Runs `f` with the writing connection on the blocking pool.
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let conn = self.conn.clone();
+        Self::on(self.conn.clone(), f).await
+    }
+
+    /// Runs `f` with the reading connection on the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        Self::on(self.reader.clone(), f).await
+    }
+
+    async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
         tokio::task::spawn_blocking(move || {
             let mut guard = conn
                 .lock()
@@ -501,7 +526,7 @@ impl Store for SqliteStore {
         int_columns: usize,
     ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
         let statement = statement.clone();
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
             let params: Vec<rusqlite::types::Value> = statement
                 .binds
