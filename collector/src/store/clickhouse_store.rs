@@ -133,6 +133,11 @@ fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
 }
 
+/// A ClickHouse `Date` (days since the epoch) as a date.
+fn date_of(days: u16) -> NaiveDate {
+    epoch() + chrono::Days::new(u64::from(days))
+}
+
 fn day_number(day: NaiveDate) -> u16 {
     u16::try_from((day - epoch()).num_days()).unwrap_or(0)
 }
@@ -419,7 +424,7 @@ impl Store for ClickHouseStore {
             .filter_map(|r| {
                 let mut bytes = [0u8; 32];
                 hex_decode(&r.salt, &mut bytes)?;
-                Some((epoch() + chrono::Days::new(u64::from(r.day)), Salt(bytes)))
+                Some((date_of(r.day), Salt(bytes)))
             })
             .collect())
     }
@@ -584,10 +589,7 @@ impl Store for ClickHouseStore {
             .fetch_all()
             .await
             .map_err(unavailable)?;
-        Ok(days
-            .into_iter()
-            .map(|d| epoch() + chrono::Days::new(u64::from(d)))
-            .collect())
+        Ok(days.into_iter().map(date_of).collect())
     }
 
     async fn read_rollups(
@@ -611,7 +613,7 @@ impl Store for ClickHouseStore {
             .into_iter()
             .map(|r| RollupRow {
                 site_id: r.site_id,
-                day: epoch() + chrono::Days::new(u64::from(r.day)),
+                day: date_of(r.day),
                 dimension: r.dimension,
                 value: r.value,
                 visitors: r.visitors,
