@@ -28,7 +28,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
-use super::sql::plan;
+use super::sql::{Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
 use crate::store::{Site, Store, StoreError};
 
@@ -155,57 +155,38 @@ pub async fn raw_counts(
     // Rows carry the dimensions, then the site-local day; counts add up over the days.
     let n = q.dimensions.len() + 1;
     let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
-    let mut add = |mut key: Vec<String>, c: Counts| {
-        key.pop();
-        groups.entry(key).or_default().add(&c);
-    };
-    for (key, v) in store.run_statement(&plan.events, n, 3).await? {
-        add(
-            key,
-            Counts {
-                visitors: v[0],
-                pageviews: v[1],
-                events: v[2],
-                ..Counts::default()
-            },
-        );
-    }
-    if let Some(st) = &plan.sessions {
-        for (key, v) in store.run_statement(st, n, 3).await? {
-            add(
-                key,
-                Counts {
-                    visits: v[0],
-                    bounces: v[1],
-                    duration: v[2],
-                    ..Counts::default()
-                },
-            );
-        }
-    }
-    if let Some(st) = &plan.goal_base {
-        for (key, v) in store.run_statement(st, n, 3).await? {
-            add(
-                key,
-                Counts {
-                    goal_base: v[0],
-                    ..Counts::default()
-                },
-            );
-        }
-    }
-    if let Some(st) = &plan.engagement {
-        for (key, v) in store.run_statement(st, n, 4).await? {
-            add(
-                key,
-                Counts {
-                    engaged_ms: v[0],
-                    engaged_visitors: v[1],
-                    scroll_sum: v[2],
-                    scrolled_visitors: v[3],
-                    ..Counts::default()
-                },
-            );
+    // Each statement of the plan fills its own counts from its integer columns.
+    type Fill = fn(&[i64]) -> Counts;
+    let parts: [(Option<&Statement>, usize, Fill); 4] = [
+        (Some(&plan.events), 3, |v| Counts {
+            visitors: v[0],
+            pageviews: v[1],
+            events: v[2],
+            ..Counts::default()
+        }),
+        (plan.sessions.as_ref(), 3, |v| Counts {
+            visits: v[0],
+            bounces: v[1],
+            duration: v[2],
+            ..Counts::default()
+        }),
+        (plan.goal_base.as_ref(), 3, |v| Counts {
+            goal_base: v[0],
+            ..Counts::default()
+        }),
+        (plan.engagement.as_ref(), 4, |v| Counts {
+            engaged_ms: v[0],
+            engaged_visitors: v[1],
+            scroll_sum: v[2],
+            scrolled_visitors: v[3],
+            ..Counts::default()
+        }),
+    ];
+    for (statement, columns, fill) in parts {
+        let Some(statement) = statement else { continue };
+        for (mut key, v) in store.run_statement(statement, n, columns).await? {
+            key.pop();
+            groups.entry(key).or_default().add(&fill(&v));
         }
     }
     Ok(groups)
@@ -234,6 +215,20 @@ pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, total_visito
         .collect()
 }
 
+/// The query whose visitors are the denominator of `percentage`: the same filters, no
+/// dimensions. `None` when `q` does not ask for `percentage`.
+fn percentage_base(q: &Query) -> Option<Query> {
+    q.metrics.contains(&Metric::Percentage).then(|| Query {
+        dimensions: Vec::new(),
+        metrics: vec![Metric::Visitors],
+        ..q.clone()
+    })
+}
+
+fn visitors_of(counts: &BTreeMap<Vec<String>, Counts>) -> i64 {
+    counts.values().map(|c| c.visitors).sum()
+}
+
 /// Every group of `q` over `span`, from raw events only (for spans that are not whole days).
 pub async fn groups(
     store: &dyn Store,
@@ -243,16 +238,9 @@ pub async fn groups(
     span: &Span,
 ) -> Result<Groups, RunError> {
     let counts = raw_counts(store, site_id, q, tz, span).await?;
-    let total = if q.metrics.contains(&Metric::Percentage) {
-        let mut totals = q.clone();
-        totals.dimensions.clear();
-        raw_counts(store, site_id, &totals, tz, span)
-            .await?
-            .values()
-            .map(|c| c.visitors)
-            .sum()
-    } else {
-        0
+    let total = match percentage_base(q) {
+        Some(base) => visitors_of(&raw_counts(store, site_id, &base, tz, span).await?),
+        None => 0,
     };
     Ok(derive(q, counts, total))
 }
@@ -267,17 +255,11 @@ async fn planned(
     policy: &Policy,
 ) -> Result<Groups, RunError> {
     let counts = super::rollup::counts(store, site, q, tz, span, policy).await?;
-    let total = if q.metrics.contains(&Metric::Percentage) {
-        let mut totals = q.clone();
-        totals.dimensions.clear();
-        totals.metrics = vec![Metric::Visitors];
-        super::rollup::counts(store, site, &totals, tz, span, policy)
-            .await?
-            .values()
-            .map(|c| c.visitors)
-            .sum()
-    } else {
-        0
+    let total = match percentage_base(q) {
+        Some(base) => {
+            visitors_of(&super::rollup::counts(store, site, &base, tz, span, policy).await?)
+        }
+        None => 0,
     };
     Ok(derive(q, counts, total))
 }
