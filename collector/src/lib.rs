@@ -15,4 +15,5 @@ pub mod maintenance;
 pub mod metrics;
 pub mod query;
 pub mod store;
+pub mod tracker;
 pub mod writer;

@@ -285,11 +285,56 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
     assert_eq!(r.headers()["x-footfall-dropped"], "bot");
     let bytes = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
     assert!(bytes.starts_with(b"GIF89a"));
-    let rows = t.t.wait_for_events(1, WAIT).await;
-    assert_eq!(
-        rows.iter().map(|e| e.pathname.as_str()).collect::<Vec<_>>(),
-        vec!["/newsletter"]
-    );
+    // With a referrer (an e-mail's web view, say), from another visitor.
+    let r = t
+        .send(
+            "81.2.69.160",
+            req(
+                "n=pageview&u=https%3A%2F%2Fexample.com%2Fpromo&d=example.com&r=https%3A%2F%2Fnews.ycombinator.com%2Fitem",
+                CHROME_UA,
+            ),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    // A request with a mistake still answers a GIF, so no image shows as broken; the status
+    // and a header name the mistake, and nothing is stored.
+    for (query, status, needle) in [
+        (
+            "d=example.com",
+            StatusCode::BAD_REQUEST,
+            "missing required field",
+        ),
+        (
+            "n=pageview&u=https%3A%2F%2Fexample.com%2F&p=%7Bbroken",
+            StatusCode::BAD_REQUEST,
+            "props",
+        ),
+        (
+            "n=pageview&u=ftp%3A%2F%2Fexample.com%2F",
+            StatusCode::BAD_REQUEST,
+            "http or https",
+        ),
+    ] {
+        let r = t.send("2.2.3.77", req(query, CHROME_UA)).await;
+        assert_eq!(r.status(), status, "{query}");
+        assert_eq!(r.headers()["content-type"], "image/gif", "{query}");
+        let error = r.headers()["x-footfall-error"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(error.contains(needle), "{query}: {error}");
+        let bytes = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
+        assert!(bytes.starts_with(b"GIF89a"), "{query}");
+    }
+    t.t.wait_for_events(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut rows = t.t.events().await;
+    rows.sort_by(|a, b| a.pathname.cmp(&b.pathname));
+    let seen: Vec<_> = rows
+        .iter()
+        .map(|e| (e.pathname.as_str(), e.referrer_source.as_str()))
+        .collect();
+    assert_eq!(seen, vec![("/newsletter", ""), ("/promo", "Hacker News")]);
 }
 
 async fn trusted_proxy_header_is_used_only_from_the_proxy(b: Backend) {

@@ -42,22 +42,33 @@ impl From<RejectReason> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let status = match &self {
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy { .. } | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        }
+    }
+
+    /// Adds `Retry-After` to a response for this error when it has one.
+    pub fn add_retry_after(&self, response: &mut Response) {
         if let ApiError::Busy { retry_after_secs } = self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        self.add_retry_after(&mut response);
         response
     }
 }

@@ -25,6 +25,9 @@ const PIXEL: &[u8] = &[
     0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
 ];
 
+/// The header in which the pixel names a refused request's mistake.
+const ERROR_HEADER: &str = "x-footfall-error";
+
 /// User-agents longer than this are not a browser's.
 const MAX_USER_AGENT_BYTES: usize = 2048;
 /// Seconds a client is told to wait when the queue is full.
@@ -56,33 +59,60 @@ pub async fn post_event(
     Ok(r)
 }
 
+/// The pixel always answers a GIF, so an `<img>` never shows as broken: an error keeps its
+/// status code and names itself in `x-footfall-error` instead of a JSON body.
 pub async fn get_pixel(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-) -> Result<Response, ApiError> {
+) -> Response {
     state.metrics.received.fetch_add(1, Ordering::Relaxed);
     let result = parse_query(query.as_deref().unwrap_or(""))
         .map_err(ApiError::from)
         .and_then(|input| ingest(&state, input, peer, &headers));
-    let dropped = result.inspect_err(|_| {
-        state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-    })?;
-    let mut r = (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "image/gif"),
-            (header::CACHE_CONTROL, "no-store, max-age=0"),
-        ],
-        PIXEL,
-    )
-        .into_response();
-    if let Some(reason) = dropped {
-        r.headers_mut()
-            .insert(DROP_HEADER, HeaderValue::from_static(reason));
+    let gif = |status: StatusCode| {
+        (
+            status,
+            [
+                (header::CONTENT_TYPE, "image/gif"),
+                (header::CACHE_CONTROL, "no-store, max-age=0"),
+            ],
+            PIXEL,
+        )
+            .into_response()
+    };
+    match result {
+        Ok(dropped) => {
+            let mut r = gif(StatusCode::OK);
+            if let Some(reason) = dropped {
+                r.headers_mut()
+                    .insert(DROP_HEADER, HeaderValue::from_static(reason));
+            }
+            r
+        }
+        Err(error) => {
+            state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
+            let mut r = gif(error.status());
+            error.add_retry_after(&mut r);
+            // Header values must be visible ASCII; anything else in the message becomes `?`.
+            let message: String = error
+                .to_string()
+                .chars()
+                .map(|c| {
+                    if c == ' ' || c.is_ascii_graphic() {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&message) {
+                r.headers_mut().insert(ERROR_HEADER, v);
+            }
+            r
+        }
     }
-    Ok(r)
 }
 
 /// Runs the pipeline and queues the rows; `Ok(Some(reason))` when dropped on purpose.

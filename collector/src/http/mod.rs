@@ -8,6 +8,7 @@ mod error;
 mod event;
 mod health;
 mod query;
+mod script;
 
 use std::sync::Arc;
 
@@ -55,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors);
     Router::new()
         .merge(events)
+        .route("/js/script.js", get(script::get_script))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

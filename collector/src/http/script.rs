@@ -1,0 +1,113 @@
+//! `GET /js/script.js`: the tracker, cacheable and revalidated by its entity tag.
+
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::tracker::{ETAG, SCRIPT, SCRIPT_GZIP};
+
+/// Browsers and CDNs may reuse the script for an hour, then revalidate it with its tag.
+const CACHE_CONTROL: &str = "public, max-age=3600";
+
+pub async fn get_script(headers: HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(&ETAG).expect("hex digits in quotes");
+    let common = [
+        (
+            header::CACHE_CONTROL,
+            HeaderValue::from_static(CACHE_CONTROL),
+        ),
+        (header::ETAG, etag),
+        (header::VARY, HeaderValue::from_static("Accept-Encoding")),
+    ];
+    if matches_etag(&headers) {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    let content_type = [
+        (
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/javascript; charset=utf-8"),
+        ),
+        (
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ),
+    ];
+    if accepts_gzip(&headers) {
+        let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
+        (common, content_type, encoding, SCRIPT_GZIP).into_response()
+    } else {
+        (common, content_type, SCRIPT).into_response()
+    }
+}
+
+/// Whether `If-None-Match` names the current script (or is `*`); weak tags compare too.
+fn matches_etag(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|tag| tag.trim().trim_start_matches("W/"))
+        .any(|tag| tag == "*" || tag == ETAG.as_str())
+}
+
+/// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn gzip_negotiation() {
+        let ae = header::ACCEPT_ENCODING;
+        assert!(accepts_gzip(&headers(&[(ae.clone(), "gzip, deflate, br")])));
+        assert!(accepts_gzip(&headers(&[(
+            ae.clone(),
+            "br;q=1.0, GZIP;q=0.5"
+        )])));
+        assert!(accepts_gzip(&headers(&[(ae.clone(), "*")])));
+        assert!(!accepts_gzip(&headers(&[(ae.clone(), "gzip;q=0")])));
+        assert!(!accepts_gzip(&headers(&[(ae.clone(), "br, deflate")])));
+        assert!(!accepts_gzip(&headers(&[(ae.clone(), "gzipx")])));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn etag_matching() {
+        let inm = header::IF_NONE_MATCH;
+        let tag = ETAG.as_str();
+        assert!(matches_etag(&headers(&[(inm.clone(), tag)])));
+        assert!(matches_etag(&headers(&[(
+            inm.clone(),
+            &format!("\"old\", W/{tag}")
+        )])));
+        assert!(matches_etag(&headers(&[(inm.clone(), "*")])));
+        assert!(!matches_etag(&headers(&[(inm.clone(), "\"old\"")])));
+        assert!(!matches_etag(&HeaderMap::new()));
+    }
+}
