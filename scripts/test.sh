@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
-# installs what the tests need (Debian's clickhouse-server, chDB in a venv, cargo-deny),
+# installs what the tests need (Debian's clickhouse-server, chromium and chromium-driver, the
+# official Plausible tracker from npm, chDB in a venv, cargo-deny),
 # checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
 # port, runs every unit and end-to-end test, and stops the server again.
 set -euo pipefail
@@ -11,9 +12,19 @@ step() { printf '\n==> %s\n' "$*"; }
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "test tools"
-if ! command -v clickhouse-server >/dev/null; then
+# Debian's packages: ClickHouse for the store tests, Chromium and its WebDriver for the
+# tracker's browser tests.
+missing=()
+command -v clickhouse-server >/dev/null || missing+=(clickhouse-server clickhouse-client)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq clickhouse-server clickhouse-client
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
+fi
+# The official Plausible tracker from npm, at the version pinned in tests/npm/package-lock.json.
+if [ ! -f tests/npm/node_modules/@plausible-analytics/tracker/plausible.js ]; then
+  npm ci --prefix tests/npm --no-audit --no-fund
 fi
 tools="$root/target/test-tools"
 mkdir -p "$tools"
@@ -44,6 +55,9 @@ trap 'scripts/clickhouse-test-server.sh stop "$work/ch"; rm -rf "$work"' EXIT
 eval "$(scripts/clickhouse-test-server.sh start "$work/ch")"
 export FOOTFALL_TEST_CLICKHOUSE_DIR="$work/ch/data"
 echo "ClickHouse at $FOOTFALL_TEST_CLICKHOUSE_URL"
+
+step "tracker size"
+cargo test -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
 
 step "tests"
 cargo test --workspace

@@ -7,6 +7,8 @@
 //! directory in `FOOTFALL_TEST_CLICKHOUSE_DIR`); `scripts/test.sh` starts one. Tests that stop
 //! a server start their own with `scripts/clickhouse-test-server.sh`.
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,518 @@
+//! The tracker in a real browser: headless Chromium loads the test pages
+//! (`tests/fixtures/pages`) from a local server and sends to a running `footfall serve`, and
+//! each test asserts what was stored. The same is done with the official Plausible tracker
+//! from npm. Every test saves a screenshot under `target/screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use footfall::store::EventRow;
+use footfall_tests::browser::{Browser, PageServer};
+use footfall_tests::{Backend, Process, TestStore};
+use serde_json::json;
+use thirtyfour::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A collector with the site `shop.test`, the page server, and a browser.
+struct Setup {
+    t: TestStore,
+    footfall: Process,
+    pages: PageServer,
+    browser: Browser,
+    started: Instant,
+}
+
+impl Setup {
+    async fn start(test: &str) -> Setup {
+        let t = TestStore::new(Backend::Sqlite, test).await;
+        t.store.add_site("shop.test", "UTC").await.unwrap();
+        let mut env = t.env();
+        env.push(("FOOTFALL_FLUSH_INTERVAL_MS".into(), "20".into()));
+        let log = t.config.data_dir.with_file_name("footfall.log");
+        let footfall = Process::serve(&env, log).await;
+        let port = footfall.base.rsplit(':').next().unwrap().to_string();
+        let stats = format!("http://stats.test:{port}");
+        let pages = PageServer::start(&stats).await;
+        let browser = Browser::start().await;
+        Setup {
+            t,
+            footfall,
+            pages,
+            browser,
+            started: Instant::now(),
+        }
+    }
+
+    /// Notes a step in the test's output, which is shown when the test fails.
+    fn step(&self, what: &str) {
+        eprintln!("[{:6.2} s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn driver(&self) -> &WebDriver {
+        &self.browser.driver
+    }
+
+    async fn goto(&self, host: &str, path: &str) {
+        self.step(&format!("open {host}{path}"));
+        self.driver()
+            .goto(self.pages.url(host, path))
+            .await
+            .unwrap();
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.step(script);
+        self.driver()
+            .execute(script, Vec::new())
+            .await
+            .unwrap()
+            .json()
+            .clone()
+    }
+
+    /// Waits until the stored events satisfy `done`, and returns them; fails with what was
+    /// stored (and the collector's log) if they never do.
+    async fn wait_until(&self, what: &str, done: impl Fn(&[EventRow]) -> bool) -> Vec<EventRow> {
+        self.step(&format!("wait for {what}"));
+        let start = Instant::now();
+        loop {
+            let events = self.t.events().await;
+            if done(&events) {
+                return events;
+            }
+            if start.elapsed() > WAIT {
+                panic!(
+                    "waited for {what}; stored: {:#?}\nlog: {}",
+                    summary(&events),
+                    self.footfall.log_text()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn finish(self, screenshot: &str) {
+        self.browser.screenshot(screenshot).await;
+        self.browser.quit().await;
+    }
+}
+
+fn summary(events: &[EventRow]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {:?}={:?}",
+                e.name, e.pathname, e.props_keys, e.props_values
+            )
+        })
+        .collect()
+}
+
+fn named<'a>(events: &'a [EventRow], name: &str) -> Vec<&'a EventRow> {
+    events.iter().filter(|e| e.name == name).collect()
+}
+
+fn prop<'a>(e: &'a EventRow, key: &str) -> Option<&'a str> {
+    e.props_keys
+        .iter()
+        .position(|k| k == key)
+        .map(|i| e.props_values[i].as_str())
+}
+
+/// Hides the current tab by opening another and switching to it; returns the first tab.
+async fn hide_current_tab(driver: &WebDriver) -> WindowHandle {
+    let first = driver.window().await.unwrap();
+    let second = driver.new_tab().await.unwrap();
+    driver.switch_to_window(second).await.unwrap();
+    first
+}
+
+#[tokio::test]
+async fn pageview_keeps_referrer_utm_and_runs_queued_calls() {
+    let s = Setup::start("tracker_pageview").await;
+    s.goto("news.test", "/news.html").await;
+    s.driver()
+        .find(By::Id("go"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let events = s
+        .wait_until("a pageview and the queued event", |e| {
+            !named(e, "pageview").is_empty() && !named(e, "Early Bird").is_empty()
+        })
+        .await;
+    let pv = named(&events, "pageview")[0];
+    assert_eq!(pv.hostname, "shop.test");
+    assert_eq!(pv.pathname, "/");
+    assert_eq!(pv.utm_source, "newsletter");
+    assert_eq!(pv.utm_campaign, "autumn");
+    assert!(pv.referrer.contains("news.test"), "{pv:?}");
+    assert_eq!(pv.browser, "Chrome");
+    assert_eq!(pv.os, "Linux");
+    assert_eq!(pv.interactive, 1);
+    // The call queued before the script loaded ran once it did, on the same visit.
+    let early = named(&events, "Early Bird")[0];
+    assert_eq!(prop(early, "queued"), Some("yes"));
+    assert_eq!(early.session_id, pv.session_id);
+    assert_eq!(named(&events, "pageview").len(), 1);
+    // Nothing on the page's side: no cookie, no storage written.
+    let left = s
+        .js("return [document.cookie, localStorage.length, sessionStorage.length]")
+        .await;
+    assert_eq!(left, json!(["", 0, 0]));
+    s.finish("tracker_pageview").await;
+}
+
+#[tokio::test]
+async fn single_page_navigation_counts_each_new_path_once() {
+    let s = Setup::start("tracker_spa").await;
+    s.goto("shop.test", "/").await;
+    s.wait_until("the first pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    s.js("history.pushState({}, '', '/spa/cart')").await;
+    s.wait_until("the pushState pageview", |e| {
+        named(e, "pageview").len() == 2
+    })
+    .await;
+    // A query change on the same path is not a new page; a new path by replaceState is.
+    s.js("history.replaceState({}, '', '/spa/cart?step=2')")
+        .await;
+    s.js("history.replaceState({}, '', '/spa/checkout')").await;
+    s.wait_until("the replaceState pageview", |e| {
+        named(e, "pageview").len() == 3
+    })
+    .await;
+    s.js("history.back()").await;
+    let events = s
+        .wait_until("the popstate pageview", |e| named(e, "pageview").len() == 4)
+        .await;
+    // Stored times are whole seconds, so the order within one is not kept: compare as sets.
+    let mut paths: Vec<&str> = named(&events, "pageview")
+        .iter()
+        .map(|e| e.pathname.as_str())
+        .collect();
+    paths.sort();
+    assert_eq!(paths, ["/", "/", "/spa/cart", "/spa/checkout"]);
+    let session = events[0].session_id;
+    assert!(events.iter().all(|e| e.session_id == session));
+    // Leaving a page for the next reports the engagement on the page left.
+    let engaged: Vec<&str> = named(&events, "engagement")
+        .iter()
+        .map(|e| e.pathname.as_str())
+        .collect();
+    assert!(engaged.contains(&"/spa/cart"), "{engaged:?}");
+    s.finish("tracker_spa").await;
+}
+
+#[tokio::test]
+async fn hash_routes_are_pages_in_hash_mode() {
+    let s = Setup::start("tracker_hash").await;
+    s.goto("shop.test", "/app.html#/inbox").await;
+    s.wait_until("the first pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    s.js("location.hash = '#/settings'").await;
+    let events = s
+        .wait_until("the hash-change pageview", |e| {
+            named(e, "pageview").len() == 2
+        })
+        .await;
+    let paths: Vec<&str> = named(&events, "pageview")
+        .iter()
+        .map(|e| e.pathname.as_str())
+        .collect();
+    assert_eq!(paths, ["/app.html#/inbox", "/app.html#/settings"]);
+    s.finish("tracker_hash").await;
+}
+
+#[tokio::test]
+async fn custom_event_with_props_revenue_and_callback() {
+    let s = Setup::start("tracker_custom").await;
+    s.goto("shop.test", "/").await;
+    s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    let status = s
+        .driver()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             footfall('Purchase', {
+               props: { plan: 'pro', seats: 3 },
+               revenue: { amount: 29.99, currency: 'EUR' },
+               callback: (result) => done(result && result.status),
+             });",
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    assert_eq!(status, json!(202));
+    s.js("footfall('Autoplay', { interactive: false })").await;
+    let events = s
+        .wait_until("both custom events", |e| {
+            !named(e, "Purchase").is_empty() && !named(e, "Autoplay").is_empty()
+        })
+        .await;
+    let purchase = named(&events, "Purchase")[0];
+    assert_eq!(prop(purchase, "plan"), Some("pro"));
+    assert_eq!(prop(purchase, "seats"), Some("3"));
+    assert_eq!(purchase.revenue_micros, 29_990_000);
+    assert_eq!(purchase.revenue_currency, "EUR");
+    assert_eq!(purchase.interactive, 1);
+    assert_eq!(purchase.pathname, "/");
+    assert_eq!(named(&events, "Autoplay")[0].interactive, 0);
+    s.finish("tracker_custom").await;
+}
+
+#[tokio::test]
+async fn outbound_click_download_and_form_submission() {
+    let s = Setup::start("tracker_clicks").await;
+    s.goto("shop.test", "/").await;
+    s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    // A download (the `download` attribute keeps the page), and a mailto: link (not outbound).
+    s.driver()
+        .find(By::Id("download"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.driver()
+        .find(By::Id("mail"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.wait_until("the download", |e| !named(e, "File Download").is_empty())
+        .await;
+    // A form that fails validation is not submitted, so not counted; a valid one is.
+    s.driver()
+        .find(By::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.driver()
+        .find(By::Id("email"))
+        .await
+        .unwrap()
+        .send_keys("reader@example.com")
+        .await
+        .unwrap();
+    s.driver()
+        .find(By::Id("submit"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    s.wait_until("the submission and the thanks page", |e| {
+        !named(e, "Form: Submission").is_empty() && e.iter().any(|e| e.pathname == "/thanks.html")
+    })
+    .await;
+    s.driver().back().await.unwrap();
+    s.wait_until("the pageview after going back", |e| {
+        named(e, "pageview").len() == 3
+    })
+    .await;
+    s.driver()
+        .find(By::Id("outbound"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let events = s
+        .wait_until("the outbound click", |e| {
+            !named(e, "Outbound Link: Click").is_empty()
+        })
+        .await;
+    let download = named(&events, "File Download");
+    assert_eq!(download.len(), 1, "{:?}", summary(&events));
+    let port = s.pages.port;
+    // Reported without its query string, which may carry a token.
+    assert_eq!(
+        prop(download[0], "url"),
+        Some(format!("http://shop.test:{port}/files/report.pdf").as_str())
+    );
+    let forms = named(&events, "Form: Submission");
+    assert_eq!(forms.len(), 1, "{:?}", summary(&events));
+    assert_eq!(forms[0].pathname, "/");
+    let outbound = named(&events, "Outbound Link: Click");
+    assert_eq!(outbound.len(), 1, "{:?}", summary(&events));
+    assert_eq!(
+        prop(outbound[0], "url"),
+        Some(format!("http://elsewhere.test:{port}/away.html?ref=shop").as_str())
+    );
+    assert!(!events.iter().any(|e| e.hostname == "elsewhere.test"));
+    s.finish("tracker_clicks").await;
+}
+
+#[tokio::test]
+async fn engagement_is_sent_when_the_page_is_hidden_and_when_it_is_left() {
+    let s = Setup::start("tracker_engagement").await;
+    s.goto("shop.test", "/long.html").await;
+    s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    s.js("window.scrollTo(0, 2100)").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = hide_current_tab(s.driver()).await;
+    let events = s
+        .wait_until("engagement on hide", |e| !named(e, "engagement").is_empty())
+        .await;
+    let hidden = named(&events, "engagement")[0];
+    assert_eq!(hidden.pathname, "/long.html");
+    // (2100 + 800 px of viewport) of 5000: 58%, give or take the window's chrome.
+    assert!(
+        (50..=60).contains(&hidden.scroll_depth),
+        "scroll depth {}",
+        hidden.scroll_depth
+    );
+    assert!(hidden.engagement_ms >= 300, "{}", hidden.engagement_ms);
+    assert_eq!(hidden.session_id, named(&events, "pageview")[0].session_id);
+    // Back to the page, read to the end, leave: one more report, for the rest.
+    s.driver().close_window().await.unwrap();
+    s.driver().switch_to_window(first).await.unwrap();
+    s.js("window.scrollTo(0, 5000)").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.goto("elsewhere.test", "/away.html").await;
+    let events = s
+        .wait_until("engagement on leaving", |e| {
+            named(e, "engagement").len() == 2
+        })
+        .await;
+    let left = named(&events, "engagement")[1];
+    assert_eq!(left.scroll_depth, 100);
+    assert!(left.engagement_ms >= 300, "{}", left.engagement_ms);
+    assert_eq!(
+        named(&events, "pageview").len(),
+        1,
+        "coming back is not a new pageview"
+    );
+    s.finish("tracker_engagement").await;
+}
+
+#[tokio::test]
+async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
+    let s = Setup::start("tracker_ignored").await;
+    // Each ignored load is followed by one that counts: once the counted one is stored, the
+    // ignored one would have been too (one browser, one collector, in order).
+    s.goto("shop.test", "/").await;
+    s.wait_until("the first pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    s.js("localStorage.footfall_ignore = 'true'").await;
+    s.goto("shop.test", "/long.html").await;
+    let ignored = s
+        .driver()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             footfall('Ignored', { callback: (result) => done(result === undefined) });",
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    assert_eq!(ignored, json!(true), "the callback runs, with nothing");
+    s.js("localStorage.removeItem('footfall_ignore')").await;
+    // Served from 127.0.0.1: a local page.
+    s.driver()
+        .goto(format!("http://127.0.0.1:{}/long.html", s.pages.port))
+        .await
+        .unwrap();
+    // A robot: `?robot` leaves out the page's `__footfall` test flag.
+    s.goto("shop.test", "/?robot").await;
+    // A visitor with Global Privacy Control on a site that honours it; then one without.
+    s.goto("shop.test", "/dnt.html?gpc").await;
+    s.goto("shop.test", "/dnt.html").await;
+    s.goto("shop.test", "/thanks.html").await;
+    let events = s
+        .wait_until("the last pageview", |e| {
+            e.iter().any(|e| e.pathname == "/thanks.html")
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let events = if events.len() == s.t.events().await.len() {
+        events
+    } else {
+        s.t.events().await
+    };
+    let pages: Vec<&str> = events
+        .iter()
+        .filter(|e| e.name != "engagement")
+        .map(|e| e.pathname.as_str())
+        .collect();
+    assert_eq!(
+        pages,
+        ["/", "/", "/dnt.html", "/thanks.html"],
+        "{:?}",
+        summary(&events)
+    );
+    assert!(named(&events, "Ignored").is_empty());
+    s.finish("tracker_ignored").await;
+}
+
+#[tokio::test]
+async fn official_plausible_tracker_from_npm_is_stored_the_same() {
+    let s = Setup::start("tracker_plausible").await;
+    s.goto("shop.test", "/plausible.html?utm_source=mastodon")
+        .await;
+    s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    let status = s
+        .driver()
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             window.track('Signup', {
+               props: { plan: 'team' },
+               revenue: { amount: 10.5, currency: 'USD' },
+               callback: (result) => done(result && result.status),
+             });",
+            Vec::new(),
+        )
+        .await
+        .unwrap()
+        .json()
+        .clone();
+    assert_eq!(status, json!(202));
+    s.js("window.scrollTo(0, 3000)").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let first = hide_current_tab(s.driver()).await;
+    s.wait_until("its engagement event", |e| {
+        !named(e, "engagement").is_empty()
+    })
+    .await;
+    s.driver().close_window().await.unwrap();
+    s.driver().switch_to_window(first).await.unwrap();
+    s.js("history.pushState({}, '', '/plausible/next')").await;
+    let events = s
+        .wait_until("the SPA pageview", |e| named(e, "pageview").len() == 2)
+        .await;
+    let pv = named(&events, "pageview");
+    let mut paths: Vec<&str> = pv.iter().map(|e| e.pathname.as_str()).collect();
+    paths.sort();
+    assert_eq!(paths, ["/plausible.html", "/plausible/next"]);
+    let first_pv = pv.iter().find(|e| e.pathname == "/plausible.html").unwrap();
+    assert_eq!(first_pv.utm_source, "mastodon");
+    assert_eq!(first_pv.browser, "Chrome");
+    let signup = named(&events, "Signup")[0];
+    assert_eq!(prop(signup, "plan"), Some("team"));
+    assert_eq!(signup.revenue_micros, 10_500_000);
+    assert_eq!(signup.revenue_currency, "USD");
+    assert_eq!(signup.session_id, first_pv.session_id);
+    let engagement = named(&events, "engagement")[0];
+    assert_eq!(engagement.pathname, "/plausible.html");
+    assert_eq!(engagement.session_id, first_pv.session_id);
+    assert_eq!(engagement.scroll_depth, 100);
+    assert!(
+        engagement.engagement_ms >= 300,
+        "{}",
+        engagement.engagement_ms
+    );
+    s.finish("tracker_plausible").await;
+}
