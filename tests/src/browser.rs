@@ -6,6 +6,7 @@
 //! machine has no internet) and maps every `*.test` host to 127.0.0.1, so one page server
 //! serves several origins.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,7 +42,9 @@ pub const BROWSER_UA: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36
 
 /// One headless Chromium session with its own chromedriver and empty profile.
 pub struct Browser {
-    pub driver: WebDriver,
+    /// `None` once quit. (Dropping a live `WebDriver` would block the test's runtime while it
+    /// ends the session synchronously, for minutes when the browser is stuck.)
+    driver: Option<WebDriver>,
     chromedriver: Child,
     _profile: tempfile::TempDir,
 }
@@ -51,7 +54,9 @@ impl Browser {
         let (chromium, driver_path) = chromium_paths();
         let port = free_port();
         let log = std::env::temp_dir().join(format!("footfall-chromedriver-{port}.log"));
+        // Its own process group, so the browser it starts can be killed with it.
         let chromedriver = Command::new(driver_path)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
@@ -95,33 +100,44 @@ impl Browser {
             .await
             .expect("a Chromium session from chromedriver");
         Browser {
-            driver,
+            driver: Some(driver),
             chromedriver,
             _profile: profile,
         }
+    }
+
+    pub fn driver(&self) -> &WebDriver {
+        self.driver.as_ref().expect("the browser is running")
     }
 
     /// Saves a screenshot under `target/screenshots/NAME.png`, for a person to look at.
     pub async fn screenshot(&self, name: &str) {
         let dir = workspace_root().join("target/screenshots");
         std::fs::create_dir_all(&dir).unwrap();
-        self.driver
+        self.driver()
             .screenshot(&dir.join(format!("{name}.png")))
             .await
             .unwrap();
     }
 
     pub async fn quit(mut self) {
-        let driver = self.driver.clone();
-        let _ = driver.quit().await;
-        let _ = self.chromedriver.kill();
-        let _ = self.chromedriver.wait();
+        if let Some(driver) = self.driver.take() {
+            let _ = driver.quit().await;
+        }
     }
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver and the browser (its process group). After a failed test the session
+    /// was not quit: its handle is leaked rather than dropped, which would block (see above).
     fn drop(&mut self) {
-        let _ = self.chromedriver.kill();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.chromedriver.id())])
+            .status();
+        let _ = self.chromedriver.wait();
+        if let Some(driver) = self.driver.take() {
+            std::mem::forget(driver);
+        }
     }
 }
 

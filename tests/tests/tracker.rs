@@ -33,7 +33,12 @@ impl Setup {
         let port = footfall.base.rsplit(':').next().unwrap().to_string();
         let stats = format!("http://stats.test:{port}");
         let pages = PageServer::start(&stats).await;
+        let started = Instant::now();
         let browser = Browser::start().await;
+        eprintln!(
+            "browser started in {:.2} s",
+            started.elapsed().as_secs_f64()
+        );
         Setup {
             t,
             footfall,
@@ -49,7 +54,7 @@ impl Setup {
     }
 
     fn driver(&self) -> &WebDriver {
-        &self.browser.driver
+        self.browser.driver()
     }
 
     async fn goto(&self, host: &str, path: &str) {
@@ -92,8 +97,12 @@ impl Setup {
     }
 
     async fn finish(self, screenshot: &str) {
+        self.step("screenshot");
         self.browser.screenshot(screenshot).await;
+        self.step("quit");
+        let started = self.started;
         self.browser.quit().await;
+        eprintln!("[{:6.2} s] done", started.elapsed().as_secs_f64());
     }
 }
 
@@ -158,6 +167,20 @@ async fn pageview_keeps_referrer_utm_and_runs_queued_calls() {
     assert_eq!(prop(early, "queued"), Some("yes"));
     assert_eq!(early.session_id, pv.session_id);
     assert_eq!(named(&events, "pageview").len(), 1);
+    // The page made no request but to the collector (and the page server itself).
+    let stats = s.footfall.base.replace("127.0.0.1", "stats.test");
+    let requests = s
+        .js("return performance.getEntriesByType('resource').map((r) => r.name)")
+        .await;
+    let requests: Vec<String> = serde_json::from_value(requests).unwrap();
+    assert!(!requests.is_empty());
+    let own = s.pages.url("shop.test", "/");
+    for url in &requests {
+        assert!(
+            url.starts_with(&stats) || url.starts_with(&own),
+            "{url} is neither {stats} nor {own}"
+        );
+    }
     // Nothing on the page's side: no cookie, no storage written.
     let left = s
         .js("return [document.cookie, localStorage.length, sessionStorage.length]")
@@ -425,6 +448,21 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
         .goto(format!("http://127.0.0.1:{}/long.html", s.pages.port))
         .await
         .unwrap();
+    // A page opened from a file.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("saved.html");
+    std::fs::write(
+        &file,
+        format!(
+            r#"<!doctype html><script>window.__footfall = true</script><script data-domain="shop.test" src="{}/js/script.js"></script>"#,
+            s.footfall.base.replace("127.0.0.1", "stats.test")
+        ),
+    )
+    .unwrap();
+    s.driver()
+        .goto(format!("file://{}", file.display()))
+        .await
+        .unwrap();
     // A robot: `?robot` leaves out the page's `__footfall` test flag.
     s.goto("shop.test", "/?robot").await;
     // A visitor with Global Privacy Control on a site that honours it; then one without.
@@ -455,6 +493,18 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
     );
     assert!(named(&events, "Ignored").is_empty());
     s.finish("tracker_ignored").await;
+}
+
+#[tokio::test]
+async fn without_fetch_the_beacon_carries_the_event() {
+    let s = Setup::start("tracker_beacon").await;
+    s.goto("shop.test", "/thanks.html?nofetch").await;
+    let events = s
+        .wait_until("the pageview", |e| named(e, "pageview").len() == 1)
+        .await;
+    assert_eq!(events[0].pathname, "/thanks.html");
+    assert_eq!(s.js("return typeof window.fetch").await, json!("undefined"));
+    s.finish("tracker_beacon").await;
 }
 
 #[tokio::test]

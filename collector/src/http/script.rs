@@ -97,6 +97,39 @@ mod tests {
         assert!(!accepts_gzip(&HeaderMap::new()));
     }
 
+    async fn body(r: Response) -> Vec<u8> {
+        axum::body::to_bytes(r.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec()
+    }
+
+    #[tokio::test]
+    async fn serves_the_script_gzipped_cacheable_and_revalidated() {
+        let r = get_script(headers(&[(header::ACCEPT_ENCODING, "gzip, br")])).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers().clone();
+        assert_eq!(h[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(h[header::CACHE_CONTROL], CACHE_CONTROL);
+        assert_eq!(h[header::VARY], "Accept-Encoding");
+        assert_eq!(h[header::ETAG], ETAG.as_str());
+        assert_eq!(body(r).await, SCRIPT_GZIP);
+
+        let plain = get_script(HeaderMap::new()).await;
+        assert!(plain.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(plain.headers()[header::ETAG], ETAG.as_str());
+        assert_eq!(body(plain).await, SCRIPT);
+
+        let again = get_script(headers(&[(header::IF_NONE_MATCH, ETAG.as_str())])).await;
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(again.headers()[header::ETAG], ETAG.as_str());
+        assert!(body(again).await.is_empty());
+
+        let stale = get_script(headers(&[(header::IF_NONE_MATCH, "\"0000\"")])).await;
+        assert_eq!(stale.status(), StatusCode::OK);
+    }
+
     #[test]
     fn etag_matching() {
         let inm = header::IF_NONE_MATCH;

@@ -294,6 +294,9 @@ fn parse_props(v: Option<Value>) -> Result<Vec<(String, String)>, BodyError> {
         }
         out.push((key, value));
     }
+    // Sorted by key, so what is stored does not depend on the order the client sent, nor on
+    // whether serde_json keeps it (its `preserve_order` feature, which another crate may enable).
+    out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
