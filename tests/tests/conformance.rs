@@ -103,6 +103,9 @@ async fn reads_filter_by_site_and_half_open_range(b: Backend) {
         .await
         .unwrap();
     assert_eq!(back, vec![rows[0].clone(), rows[1].clone()]);
+    assert_eq!(t.store.earliest_event(1).await.unwrap(), Some(ts(20, 0)));
+    assert_eq!(t.store.earliest_event(2).await.unwrap(), Some(ts(20, 50)));
+    assert_eq!(t.store.earliest_event(3).await.unwrap(), None);
     let limited = t.store.read_events(1, 0, u32::MAX, 2).await.unwrap();
     assert_eq!(limited.len(), 2);
     assert_eq!(

@@ -241,11 +241,7 @@ pub async fn roll_up_closed_days(
         };
         let today = policy.now.with_timezone(&tz).date_naive();
         let yesterday = today - Days::new(1);
-        let earliest = store
-            .read_events(site.id, 0, u32::MAX, 1)
-            .await?
-            .first()
-            .map(|e| i64::from(e.timestamp));
+        let earliest = store.earliest_event(site.id).await?.map(i64::from);
         let complete_from = match earliest {
             Some(ts) => ts - ts.rem_euclid(86_400),
             None => raw_from(policy),

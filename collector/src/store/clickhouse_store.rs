@@ -51,6 +51,9 @@ const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migr
 const SQL_SITES: &str =
     "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+// `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
+const SQL_EARLIEST_EVENT: &str =
+    "SELECT toUInt32(min(timestamp)) AS first, count() AS n FROM events WHERE site_id = ?";
 const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
 const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE site_id = ? AND dimension = '' AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
 const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
@@ -216,6 +219,7 @@ impl ClickHouseStore {
             SQL_APPLIED_MIGRATIONS.to_string(),
             SQL_SITES.to_string(),
             SQL_SALTS.to_string(),
+            render(self.db.query(SQL_EARLIEST_EVENT).bind(1u32)),
             render(
                 self.db
                     .query(SQL_PARTITIONS)
@@ -473,6 +477,17 @@ impl Store for ClickHouseStore {
             .fetch_all()
             .await
             .map_err(unavailable)
+    }
+
+    async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
+        let (first, n) = self
+            .db
+            .query(SQL_EARLIEST_EVENT)
+            .bind(site_id)
+            .fetch_one::<(u32, u64)>()
+            .await
+            .map_err(unavailable)?;
+        Ok((n > 0).then_some(first))
     }
 
     async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {

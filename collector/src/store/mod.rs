@@ -145,6 +145,9 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
+    /// `read_events(…, 1)`: it reads one column.
+    async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;
     /// The SQL dialect the query planner must produce for this store.
     fn dialect(&self) -> Dialect;
     /// Runs a planned statement whose rows are `text_columns` strings then `int_columns`

@@ -471,6 +471,18 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT MIN(timestamp) FROM events WHERE site_id = ?1",
+                params![site_id],
+                |row| row.get::<_, Option<u32>>(0),
+            )
+            .map_err(query_err)
+        })
+        .await
+    }
+
     async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
         let key = key.clone();
         self.with(move |conn| {
