@@ -39,35 +39,35 @@ pub async fn get_script(headers: HeaderMap) -> Response {
     }
 }
 
-/// Whether `If-None-Match` names the current script (or is `*`); weak tags compare too.
-fn matches_etag(headers: &HeaderMap) -> bool {
+/// The comma-separated items of every `name` header, as given (unreadable values skipped).
+fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
     headers
-        .get_all(header::IF_NONE_MATCH)
-        .iter()
+        .get_all(name)
+        .into_iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
+}
+
+/// Whether `If-None-Match` names the current script (or is `*`); weak tags compare too.
+fn matches_etag(headers: &HeaderMap) -> bool {
+    list_items(headers, header::IF_NONE_MATCH)
         .map(|tag| tag.trim().trim_start_matches("W/"))
         .any(|tag| tag == "*" || tag == ETAG.as_str())
 }
 
 /// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
 fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|item| {
-            let mut parts = item.split(';');
-            let coding = parts.next().unwrap_or("").trim();
-            let refused = parts.any(|p| {
-                p.trim()
-                    .strip_prefix("q=")
-                    .and_then(|q| q.trim().parse::<f32>().ok())
-                    .is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        })
+    list_items(headers, header::ACCEPT_ENCODING).any(|item| {
+        let mut parts = item.split(';');
+        let coding = parts.next().unwrap_or("").trim();
+        let refused = parts.any(|p| {
+            p.trim()
+                .strip_prefix("q=")
+                .and_then(|q| q.trim().parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+    })
 }
 
 #[cfg(test)]
