@@ -19,11 +19,14 @@ struct Setup {
     footfall: Process,
     pages: PageServer,
     browser: Browser,
+    /// The collector as the pages see it: `http://stats.test:PORT`.
+    stats: String,
     started: Instant,
 }
 
 impl Setup {
     async fn start(test: &str) -> Setup {
+        let started = Instant::now();
         let t = TestStore::new(Backend::Sqlite, test).await;
         t.store.add_site("shop.test", "UTC").await.unwrap();
         let mut env = t.env();
@@ -33,18 +36,14 @@ impl Setup {
         let port = footfall.base.rsplit(':').next().unwrap().to_string();
         let stats = format!("http://stats.test:{port}");
         let pages = PageServer::start(&stats).await;
-        let started = Instant::now();
         let browser = Browser::start().await;
-        eprintln!(
-            "browser started in {:.2} s",
-            started.elapsed().as_secs_f64()
-        );
         Setup {
             t,
             footfall,
             pages,
             browser,
-            started: Instant::now(),
+            stats,
+            started,
         }
     }
 
@@ -63,6 +62,47 @@ impl Setup {
             .goto(self.pages.url(host, path))
             .await
             .unwrap();
+    }
+
+    async fn click(&self, id: &str) {
+        self.step(&format!("click #{id}"));
+        self.driver()
+            .find(By::Id(id))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Runs `script`, which ends by calling `done(value)`, and returns that value.
+    async fn js_async(&self, script: &str) -> serde_json::Value {
+        self.step(script);
+        self.driver()
+            .execute_async(
+                format!("const done = arguments[arguments.length - 1];\n{script}"),
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .clone()
+    }
+
+    /// Hides the current tab by opening another and switching to it; returns the first tab.
+    async fn hide_tab(&self) -> WindowHandle {
+        self.step("hide the tab");
+        let first = self.driver().window().await.unwrap();
+        let second = self.driver().new_tab().await.unwrap();
+        self.driver().switch_to_window(second).await.unwrap();
+        first
+    }
+
+    /// Closes the tab that hid `first` and shows `first` again.
+    async fn show_tab(&self, first: WindowHandle) {
+        self.step("show the tab again");
+        self.driver().close_window().await.unwrap();
+        self.driver().switch_to_window(first).await.unwrap();
     }
 
     async fn js(&self, script: &str) -> serde_json::Value {
@@ -129,25 +169,22 @@ fn prop<'a>(e: &'a EventRow, key: &str) -> Option<&'a str> {
         .map(|i| e.props_values[i].as_str())
 }
 
-/// Hides the current tab by opening another and switching to it; returns the first tab.
-async fn hide_current_tab(driver: &WebDriver) -> WindowHandle {
-    let first = driver.window().await.unwrap();
-    let second = driver.new_tab().await.unwrap();
-    driver.switch_to_window(second).await.unwrap();
-    first
+/// The paths of the events named `name`, sorted: stored times are whole seconds, so the order
+/// within one second is not kept.
+fn paths<'a>(events: &'a [EventRow], name: &str) -> Vec<&'a str> {
+    let mut paths: Vec<&str> = named(events, name)
+        .iter()
+        .map(|e| e.pathname.as_str())
+        .collect();
+    paths.sort();
+    paths
 }
 
 #[tokio::test]
 async fn pageview_keeps_referrer_utm_and_runs_queued_calls() {
     let s = Setup::start("tracker_pageview").await;
     s.goto("news.test", "/news.html").await;
-    s.driver()
-        .find(By::Id("go"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click("go").await;
     let events = s
         .wait_until("a pageview and the queued event", |e| {
             !named(e, "pageview").is_empty() && !named(e, "Early Bird").is_empty()
@@ -168,7 +205,7 @@ async fn pageview_keeps_referrer_utm_and_runs_queued_calls() {
     assert_eq!(early.session_id, pv.session_id);
     assert_eq!(named(&events, "pageview").len(), 1);
     // The page made no request but to the collector (and the page server itself).
-    let stats = s.footfall.base.replace("127.0.0.1", "stats.test");
+    let stats = &s.stats;
     let requests = s
         .js("return performance.getEntriesByType('resource').map((r) => r.name)")
         .await;
@@ -177,7 +214,7 @@ async fn pageview_keeps_referrer_utm_and_runs_queued_calls() {
     let own = s.pages.url("shop.test", "/");
     for url in &requests {
         assert!(
-            url.starts_with(&stats) || url.starts_with(&own),
+            url.starts_with(stats.as_str()) || url.starts_with(&own),
             "{url} is neither {stats} nor {own}"
         );
     }
@@ -212,20 +249,14 @@ async fn single_page_navigation_counts_each_new_path_once() {
     let events = s
         .wait_until("the popstate pageview", |e| named(e, "pageview").len() == 4)
         .await;
-    // Stored times are whole seconds, so the order within one is not kept: compare as sets.
-    let mut paths: Vec<&str> = named(&events, "pageview")
-        .iter()
-        .map(|e| e.pathname.as_str())
-        .collect();
-    paths.sort();
-    assert_eq!(paths, ["/", "/", "/spa/cart", "/spa/checkout"]);
+    assert_eq!(
+        paths(&events, "pageview"),
+        ["/", "/", "/spa/cart", "/spa/checkout"]
+    );
     let session = events[0].session_id;
     assert!(events.iter().all(|e| e.session_id == session));
     // Leaving a page for the next reports the engagement on the page left.
-    let engaged: Vec<&str> = named(&events, "engagement")
-        .iter()
-        .map(|e| e.pathname.as_str())
-        .collect();
+    let engaged = paths(&events, "engagement");
     assert!(engaged.contains(&"/spa/cart"), "{engaged:?}");
     s.finish("tracker_spa").await;
 }
@@ -242,11 +273,10 @@ async fn hash_routes_are_pages_in_hash_mode() {
             named(e, "pageview").len() == 2
         })
         .await;
-    let paths: Vec<&str> = named(&events, "pageview")
-        .iter()
-        .map(|e| e.pathname.as_str())
-        .collect();
-    assert_eq!(paths, ["/app.html#/inbox", "/app.html#/settings"]);
+    assert_eq!(
+        paths(&events, "pageview"),
+        ["/app.html#/inbox", "/app.html#/settings"]
+    );
     s.finish("tracker_hash").await;
 }
 
@@ -257,20 +287,14 @@ async fn custom_event_with_props_revenue_and_callback() {
     s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
         .await;
     let status = s
-        .driver()
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             footfall('Purchase', {
+        .js_async(
+            "footfall('Purchase', {
                props: { plan: 'pro', seats: 3 },
                revenue: { amount: 29.99, currency: 'EUR' },
                callback: (result) => done(result && result.status),
              });",
-            Vec::new(),
         )
-        .await
-        .unwrap()
-        .json()
-        .clone();
+        .await;
     assert_eq!(status, json!(202));
     s.js("footfall('Autoplay', { interactive: false })").await;
     let events = s
@@ -296,30 +320,12 @@ async fn outbound_click_download_and_form_submission() {
     s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
         .await;
     // A download (the `download` attribute keeps the page), and a mailto: link (not outbound).
-    s.driver()
-        .find(By::Id("download"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    s.driver()
-        .find(By::Id("mail"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click("download").await;
+    s.click("mail").await;
     s.wait_until("the download", |e| !named(e, "File Download").is_empty())
         .await;
     // A form that fails validation is not submitted, so not counted; a valid one is.
-    s.driver()
-        .find(By::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click("submit").await;
     s.driver()
         .find(By::Id("email"))
         .await
@@ -327,13 +333,7 @@ async fn outbound_click_download_and_form_submission() {
         .send_keys("reader@example.com")
         .await
         .unwrap();
-    s.driver()
-        .find(By::Id("submit"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click("submit").await;
     s.wait_until("the submission and the thanks page", |e| {
         !named(e, "Form: Submission").is_empty() && e.iter().any(|e| e.pathname == "/thanks.html")
     })
@@ -343,13 +343,7 @@ async fn outbound_click_download_and_form_submission() {
         named(e, "pageview").len() == 3
     })
     .await;
-    s.driver()
-        .find(By::Id("outbound"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    s.click("outbound").await;
     let events = s
         .wait_until("the outbound click", |e| {
             !named(e, "Outbound Link: Click").is_empty()
@@ -384,7 +378,7 @@ async fn engagement_is_sent_when_the_page_is_hidden_and_when_it_is_left() {
         .await;
     s.js("window.scrollTo(0, 2100)").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let first = hide_current_tab(s.driver()).await;
+    let first = s.hide_tab().await;
     let events = s
         .wait_until("engagement on hide", |e| !named(e, "engagement").is_empty())
         .await;
@@ -399,8 +393,7 @@ async fn engagement_is_sent_when_the_page_is_hidden_and_when_it_is_left() {
     assert!(hidden.engagement_ms >= 300, "{}", hidden.engagement_ms);
     assert_eq!(hidden.session_id, named(&events, "pageview")[0].session_id);
     // Back to the page, read to the end, leave: one more report, for the rest.
-    s.driver().close_window().await.unwrap();
-    s.driver().switch_to_window(first).await.unwrap();
+    s.show_tab(first).await;
     s.js("window.scrollTo(0, 5000)").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     s.goto("elsewhere.test", "/away.html").await;
@@ -431,16 +424,8 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
     s.js("localStorage.footfall_ignore = 'true'").await;
     s.goto("shop.test", "/long.html").await;
     let ignored = s
-        .driver()
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             footfall('Ignored', { callback: (result) => done(result === undefined) });",
-            Vec::new(),
-        )
-        .await
-        .unwrap()
-        .json()
-        .clone();
+        .js_async("footfall('Ignored', { callback: (result) => done(result === undefined) });")
+        .await;
     assert_eq!(ignored, json!(true), "the callback runs, with nothing");
     s.js("localStorage.removeItem('footfall_ignore')").await;
     // Served from 127.0.0.1: a local page.
@@ -455,7 +440,7 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
         &file,
         format!(
             r#"<!doctype html><script>window.__footfall = true</script><script data-domain="shop.test" src="{}/js/script.js"></script>"#,
-            s.footfall.base.replace("127.0.0.1", "stats.test")
+            s.stats
         ),
     )
     .unwrap();
@@ -469,17 +454,12 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
     s.goto("shop.test", "/dnt.html?gpc").await;
     s.goto("shop.test", "/dnt.html").await;
     s.goto("shop.test", "/thanks.html").await;
-    let events = s
-        .wait_until("the last pageview", |e| {
-            e.iter().any(|e| e.pathname == "/thanks.html")
-        })
-        .await;
+    s.wait_until("the last pageview", |e| {
+        e.iter().any(|e| e.pathname == "/thanks.html")
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let events = if events.len() == s.t.events().await.len() {
-        events
-    } else {
-        s.t.events().await
-    };
+    let events = s.t.events().await;
     let pages: Vec<&str> = events
         .iter()
         .filter(|e| e.name != "engagement")
@@ -515,39 +495,35 @@ async fn official_plausible_tracker_from_npm_is_stored_the_same() {
     s.wait_until("the pageview", |e| named(e, "pageview").len() == 1)
         .await;
     let status = s
-        .driver()
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             window.track('Signup', {
+        .js_async(
+            "window.track('Signup', {
                props: { plan: 'team' },
                revenue: { amount: 10.5, currency: 'USD' },
                callback: (result) => done(result && result.status),
              });",
-            Vec::new(),
         )
-        .await
-        .unwrap()
-        .json()
-        .clone();
+        .await;
     assert_eq!(status, json!(202));
     s.js("window.scrollTo(0, 3000)").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let first = hide_current_tab(s.driver()).await;
+    let first = s.hide_tab().await;
     s.wait_until("its engagement event", |e| {
         !named(e, "engagement").is_empty()
     })
     .await;
-    s.driver().close_window().await.unwrap();
-    s.driver().switch_to_window(first).await.unwrap();
+    s.show_tab(first).await;
     s.js("history.pushState({}, '', '/plausible/next')").await;
     let events = s
         .wait_until("the SPA pageview", |e| named(e, "pageview").len() == 2)
         .await;
-    let pv = named(&events, "pageview");
-    let mut paths: Vec<&str> = pv.iter().map(|e| e.pathname.as_str()).collect();
-    paths.sort();
-    assert_eq!(paths, ["/plausible.html", "/plausible/next"]);
-    let first_pv = pv.iter().find(|e| e.pathname == "/plausible.html").unwrap();
+    assert_eq!(
+        paths(&events, "pageview"),
+        ["/plausible.html", "/plausible/next"]
+    );
+    let first_pv = named(&events, "pageview")
+        .into_iter()
+        .find(|e| e.pathname == "/plausible.html")
+        .unwrap();
     assert_eq!(first_pv.utm_source, "mastodon");
     assert_eq!(first_pv.browser, "Chrome");
     let signup = named(&events, "Signup")[0];
