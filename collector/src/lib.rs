@@ -5,6 +5,7 @@
 //! steps, [`writer`] batches rows into a [`store`], and [`maintenance`] keeps salts and
 //! retention in order. [`cli`] holds one module per subcommand; `main.rs` only calls it.
 
+pub mod accounts;
 pub mod apikey;
 pub mod cli;
 pub mod clock;

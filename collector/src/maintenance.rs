@@ -92,8 +92,9 @@ impl Maintenance {
         Ok(days)
     }
 
-    /// Rolls up closed days first, then drops raw events older than the raw retention and
-    /// rollups older than the aggregate retention; returns the number of raw days dropped.
+    /// Rolls up closed days first, then drops raw events older than the raw retention,
+    /// rollups older than the aggregate retention and expired dashboard sessions; returns the
+    /// number of raw days dropped.
     pub async fn purge(&self) -> Result<usize, StoreError> {
         self.roll_up(usize::MAX).await?;
         let today = self.clock.now().date_naive();
@@ -106,6 +107,18 @@ impl Maintenance {
         let rolled = self.store.purge_rollups_before(aggregate_cutoff).await?;
         if rolled > 0 {
             tracing::info!(parts = rolled, before = %aggregate_cutoff, "rollups purged");
+        }
+        let ended = crate::accounts::purge_expired_sessions(
+            self.store.as_ref(),
+            self.clock.now().timestamp(),
+        )
+        .await
+        .map_err(|e| match e {
+            crate::accounts::AccountError::Store(e) => e,
+            other => StoreError::Query(other.to_string()),
+        })?;
+        if ended > 0 {
+            tracing::debug!(sessions = ended, "expired dashboard sessions deleted");
         }
         Ok(dropped)
     }

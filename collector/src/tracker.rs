@@ -8,10 +8,7 @@ pub const SCRIPT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/script.min.j
 pub const SCRIPT_GZIP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/script.min.js.gz"));
 
 /// A strong entity tag of the script's content, quoted as the header wants it.
-pub static ETAG: LazyLock<String> = LazyLock::new(|| {
-    let hash = blake3::hash(SCRIPT);
-    format!("\"{}\"", &hash.to_hex()[..20])
-});
+pub static ETAG: LazyLock<String> = LazyLock::new(|| crate::http::etag_of(SCRIPT));
 
 #[cfg(test)]
 mod tests {

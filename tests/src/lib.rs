@@ -8,6 +8,7 @@
 //! a server start their own with `scripts/clickhouse-test-server.sh`.
 
 pub mod browser;
+pub mod seed;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,8 @@ both_stores!(
     purge_drops_whole_days_before_the_cutoff,
     large_batches_and_large_purges,
     api_keys_are_stored_hashed_and_revocable,
+    sites_change_domain_and_time_zone,
+    records_are_replaced_and_deleted,
 );
 
 fn day(d: u32) -> NaiveDate {
@@ -252,4 +254,88 @@ async fn api_keys_are_stored_hashed_and_revocable(b: Backend) {
             "the key itself is in {table}"
         );
     }
+}
+
+async fn sites_change_domain_and_time_zone(b: Backend) {
+    let t = TestStore::new(b, "conf_site_update").await;
+    let a = t.store.add_site("a.example", "UTC").await.unwrap();
+    let c = t.store.add_site("c.example", "UTC").await.unwrap();
+    let renamed = footfall::store::Site {
+        id: a.id,
+        domain: "b.example".into(),
+        timezone: "Asia/Tokyo".into(),
+    };
+    assert!(t.store.update_site(&renamed).await.unwrap());
+    assert_eq!(
+        t.store.sites().await.unwrap(),
+        vec![renamed.clone(), c.clone()]
+    );
+    // Twice in a row: the latest wins.
+    let again = footfall::store::Site {
+        timezone: "Europe/Paris".into(),
+        ..renamed.clone()
+    };
+    assert!(t.store.update_site(&again).await.unwrap());
+    assert_eq!(t.store.sites().await.unwrap()[0], again);
+    assert!(matches!(
+        t.store
+            .update_site(&footfall::store::Site {
+                domain: "c.example".into(),
+                ..again.clone()
+            })
+            .await,
+        Err(StoreError::SiteExists(_))
+    ));
+    let missing = footfall::store::Site {
+        id: 99,
+        ..again.clone()
+    };
+    assert!(!t.store.update_site(&missing).await.unwrap());
+    // The old domain is free again; a new site gets a new id.
+    let d = t.store.add_site("a.example", "UTC").await.unwrap();
+    assert!(d.id != a.id && d.id != c.id);
+}
+
+async fn records_are_replaced_and_deleted(b: Backend) {
+    let t = TestStore::new(b, "conf_records").await;
+    let s = t.store.as_ref();
+    assert_eq!(s.record("user", "a@x.org").await.unwrap(), None);
+    s.put_record("user", "b@x.org", r#"{"v":1}"#).await.unwrap();
+    s.put_record("user", "a@x.org", r#"{"v":2}"#).await.unwrap();
+    s.put_record("session", "a@x.org", "other kind")
+        .await
+        .unwrap();
+    s.put_record("user", "a@x.org", r#"{"v":3}"#).await.unwrap();
+    assert_eq!(
+        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        Some(r#"{"v":3}"#)
+    );
+    assert_eq!(
+        s.records("user").await.unwrap(),
+        vec![
+            ("a@x.org".to_string(), r#"{"v":3}"#.to_string()),
+            ("b@x.org".to_string(), r#"{"v":1}"#.to_string()),
+        ]
+    );
+    assert!(s.delete_record("user", "a@x.org").await.unwrap());
+    assert!(!s.delete_record("user", "a@x.org").await.unwrap());
+    assert_eq!(s.record("user", "a@x.org").await.unwrap(), None);
+    assert_eq!(s.records("user").await.unwrap().len(), 1);
+    assert_eq!(
+        s.record("session", "a@x.org").await.unwrap().as_deref(),
+        Some("other kind")
+    );
+    // Written again after a deletion, it is back.
+    s.put_record("user", "a@x.org", "{}").await.unwrap();
+    assert_eq!(
+        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        Some("{}")
+    );
+    // Quotes and other bytes survive.
+    let odd = "it's \"quoted\" \\ and ünïcode";
+    s.put_record("share", "0'; DROP", odd).await.unwrap();
+    assert_eq!(
+        s.record("share", "0'; DROP").await.unwrap().as_deref(),
+        Some(odd)
+    );
 }

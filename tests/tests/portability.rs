@@ -45,6 +45,13 @@ fn schema_and_statements_run_on_current_clickhouse() {
             statements.push(store.render(st));
         }
     }
+    statements.push(store.render(&footfall::query::sql::prop_keys(
+        footfall::query::sql::Dialect::ClickHouse,
+        1,
+        0,
+        86_400,
+        "Signup",
+    )));
     let spec = serde_json::json!({ "database": "footfall_portability", "statements": statements });
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), spec.to_string()).unwrap();

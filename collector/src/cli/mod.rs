@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod purge;
 pub mod serve;
 pub mod site;
+pub mod user;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,6 +42,9 @@ pub enum Command {
     /// Manage the sites Footfall accepts events for.
     #[command(subcommand)]
     Site(site::SiteCommand),
+    /// Manage dashboard users.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Manage Stats API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
@@ -61,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => serve::run(config).await,
         Command::Site(cmd) => site::run(&config, cmd).await,
         Command::Apikey(cmd) => apikey::run(&config, cmd).await,
+        Command::User(cmd) => user::run(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Migrate => {
             let store = open_store(&config)?;

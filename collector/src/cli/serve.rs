@@ -78,6 +78,8 @@ impl App {
             clock,
             trusted_proxies: config.trusted_proxies.clone().into(),
             raw_retention_days: config.raw_retention_days,
+            aggregate_retention_days: config.aggregate_retention_days,
+            login_limiter: Default::default(),
         };
         Ok(App {
             state,

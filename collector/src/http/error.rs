@@ -20,6 +20,10 @@ pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]
+    Forbidden(String),
+    #[error("too many attempts; retry in {retry_after_secs} seconds")]
+    RateLimited { retry_after_secs: u32 },
+    #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
     Unprocessable(String),
@@ -49,6 +53,8 @@ impl ApiError {
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Busy { .. } | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
         }
@@ -56,7 +62,8 @@ impl ApiError {
 
     /// Adds `Retry-After` to a response for this error when it has one.
     pub fn add_retry_after(&self, response: &mut Response) {
-        if let ApiError::Busy { retry_after_secs } = self
+        if let ApiError::Busy { retry_after_secs } | ApiError::RateLimited { retry_after_secs } =
+            self
             && let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -4,8 +4,12 @@
 //! drive it with `tower::ServiceExt::oneshot` and `MockConnectInfo`. `serve` in the CLI binds
 //! it with `into_make_service_with_connect_info::<SocketAddr>()`.
 
+pub mod admin;
+pub mod auth;
+mod dashboard;
 mod error;
 mod event;
+mod export;
 mod health;
 mod query;
 mod script;
@@ -14,11 +18,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, header};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use ipnet::IpNet;
 use tower_http::cors::{Any, CorsLayer};
 
+pub use dashboard::shipped_sizes;
 pub use error::ApiError;
+pub use script::etag_of;
 
 use crate::clock::SharedClock;
 use crate::ingest::pipeline::Pipeline;
@@ -37,6 +43,9 @@ pub struct AppState {
     pub trusted_proxies: Arc<[IpNet]>,
     /// Days of raw events kept: the query planner refuses questions beyond them.
     pub raw_retention_days: u32,
+    /// Days of daily rollups kept (shown in site settings).
+    pub aggregate_retention_days: u32,
+    pub login_limiter: Arc<auth::LoginLimiter>,
 }
 
 /// The header that names why an accepted request was not stored.
@@ -62,5 +71,42 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v2/query", post(query::post_query))
         .route("/api/v2/realtime", get(query::get_realtime))
+        .route("/api/v2/export", get(export::get_export))
+        .route("/api/v2/props", get(query::get_prop_keys))
+        .merge(dashboard_routes())
         .with_state(state)
+}
+
+/// The dashboard: its pages, files, accounts and management API.
+fn dashboard_routes() -> Router<AppState> {
+    use dashboard::{app_css, app_js, private_page, public_page};
+    Router::new()
+        .route("/", get(private_page))
+        .route("/sites/{*rest}", get(private_page))
+        .route("/account", get(private_page))
+        .route("/users", get(private_page))
+        .route("/login", get(public_page))
+        .route("/share/{token}", get(public_page))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+        .route("/api/auth/login", post(auth::login))
+        .route("/api/auth/logout", post(auth::logout))
+        .route("/api/auth/me", get(auth::me))
+        .route("/api/auth/password", post(auth::change_password))
+        .route("/api/share/unlock", post(auth::unlock_share))
+        .route("/api/sites", get(admin::list_sites).post(admin::add_site))
+        .route("/api/sites/{domain}", put(admin::update_site))
+        .route("/api/sites/{domain}/settings", get(admin::site_settings))
+        .route("/api/sites/{domain}/keys", post(admin::create_key))
+        .route("/api/sites/{domain}/keys/{id}", delete(admin::revoke_key))
+        .route("/api/sites/{domain}/shares", post(admin::create_share))
+        .route(
+            "/api/sites/{domain}/shares/{id}",
+            delete(admin::revoke_share),
+        )
+        .route("/api/users", get(admin::list_users).post(admin::add_user))
+        .route(
+            "/api/users/{email}",
+            put(admin::update_user).delete(admin::delete_user),
+        )
 }

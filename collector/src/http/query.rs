@@ -2,16 +2,16 @@
 //! - `POST /api/v2/query`: the Plausible Stats API v2 query;
 //! - `GET /api/v2/realtime?site_id=DOMAIN`: visitors of the last 5 minutes and their top pages.
 //!
-//! Authenticated by `Authorization: Bearer <key>` (see [`crate::apikey`]); a key reads only
-//! its own site. Answers 401 without a valid key, 404 for a site the key cannot read, 400
-//! naming the mistake in a bad query, 413 for a body over 64 KiB.
+//! Authenticated by an API key, a dashboard login or a shared link (see [`super::auth`]); each
+//! reads only the sites it may. Answers 401 without valid credentials, 404 for a site they
+//! cannot read, 400 naming the mistake in a bad query, 413 for a body over 64 KiB.
 
 use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query as UrlQuery, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
@@ -25,32 +25,13 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// The window of "current visitors", in seconds.
 pub const REALTIME_SECS: i64 = 300;
 
-/// The site `site_id` names, if the request's key may read it.
+/// The site `site_id` names, if the request's maker may read it (see [`super::auth`]).
 async fn authorize(state: &AppState, headers: &HeaderMap, site_id: &str) -> Result<Site, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .ok_or_else(|| {
-            ApiError::Unauthorized("missing API key: send `Authorization: Bearer <key>`".into())
-        })?;
-    let key = crate::apikey::verify(state.store.as_ref(), token)
-        .await
-        .map_err(|_| ApiError::Unavailable)?
-        .ok_or_else(|| ApiError::Unauthorized("invalid or revoked API key".into()))?;
-    let sites = state
-        .store
-        .sites()
-        .await
-        .map_err(|_| ApiError::Unavailable)?;
-    sites
-        .into_iter()
-        .find(|s| s.domain == site_id && s.id == key.site_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no site `{site_id}` for this API key")))
+    let who = super::auth::principal(state, headers).await?;
+    super::auth::readable_site(state, &who, site_id).await
 }
 
-fn run_error(e: RunError) -> ApiError {
+pub(super) fn run_error(e: RunError) -> ApiError {
     match e {
         RunError::Query(e) => ApiError::BadRequest(e.0),
         RunError::Purged(message) => ApiError::Unprocessable(message),
@@ -66,12 +47,8 @@ pub async fn post_query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    // The key is checked before the body is read or parsed.
-    if headers.get(header::AUTHORIZATION).is_none() {
-        return Err(ApiError::Unauthorized(
-            "missing API key: send `Authorization: Bearer <key>`".into(),
-        ));
-    }
+    // Who asks is checked before the body is read or parsed.
+    let who = super::auth::principal(&state, &headers).await?;
     let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
         .await
         .map_err(|_| ApiError::TooLarge)?;
@@ -82,7 +59,7 @@ pub async fn post_query(
             "missing `site_id` (the site's domain)".into(),
         ));
     };
-    let site = authorize(&state, &headers, site_id).await?;
+    let site = super::auth::readable_site(&state, &who, site_id).await?;
     let query = model::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
     let policy = Policy {
         now: state.clock.now(),
@@ -152,4 +129,41 @@ pub async fn get_realtime(
         "visitors": visitors,
         "pages": pages.into_iter().map(|(page, v)| json!({"page": page, "visitors": v})).collect::<Vec<_>>(),
     })))
+}
+
+/// `GET /api/v2/props?site_id=DOMAIN&name=EVENT&date_range=30d`: the custom property keys of
+/// one event name in the range, most used first, so the dashboard can offer them as
+/// `event:props:<key>` breakdowns. `date_range` is a Stats API name or `FROM,TO`.
+pub async fn get_prop_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    UrlQuery(params): UrlQuery<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let site_id = params
+        .get("site_id")
+        .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
+    let name = params
+        .get("name")
+        .ok_or_else(|| ApiError::BadRequest("missing `name` (an event name)".into()))?;
+    let site = authorize(&state, &headers, site_id).await?;
+    let range = params.get("date_range").map_or("30d", String::as_str);
+    let range = super::export::date_range(range);
+    let query =
+        model::parse(&json!({"site_id": site.domain, "metrics": ["events"], "date_range": range}))
+            .map_err(|e| ApiError::BadRequest(e.0))?;
+    let tz: chrono_tz::Tz = site.timezone.parse().map_err(|_| ApiError::Unavailable)?;
+    let span = crate::query::time::resolve(&query.date_range, tz, state.clock.now())
+        .map_err(|e| ApiError::BadRequest(e.0))?;
+    let statement =
+        crate::query::sql::prop_keys(state.store.dialect(), site.id, span.from, span.to, name);
+    let rows = state
+        .store
+        .run_statement(&statement, 1, 1)
+        .await
+        .map_err(|e| run_error(RunError::Store(e)))?;
+    let props: Vec<Value> = rows
+        .into_iter()
+        .map(|(text, ints)| json!({"key": text.into_iter().next().unwrap_or_default(), "events": ints.first().copied().unwrap_or(0)}))
+        .collect();
+    Ok(Json(json!({ "props": props })))
 }

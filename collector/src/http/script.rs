@@ -1,4 +1,5 @@
-//! `GET /js/script.js`: the tracker, cacheable and revalidated by its entity tag.
+//! `GET /js/script.js`: the tracker, cacheable and revalidated by its entity tag; and the
+//! [`serve`] helper every embedded file is answered with.
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -8,34 +9,61 @@ use crate::tracker::{ETAG, SCRIPT, SCRIPT_GZIP};
 /// Browsers and CDNs may reuse the script for an hour, then revalidate it with its tag.
 const CACHE_CONTROL: &str = "public, max-age=3600";
 
+/// A file embedded in the binary, served with its entity tag and a gzip copy.
+pub struct StaticFile {
+    pub body: &'static [u8],
+    pub gzip: &'static [u8],
+    /// Quoted strong entity tag.
+    pub etag: &'static str,
+    pub content_type: &'static str,
+    pub cache_control: &'static str,
+}
+
+/// A strong entity tag for `body`, quoted as the header wants it.
+pub fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", &blake3::hash(body).to_hex()[..20])
+}
+
 pub async fn get_script(headers: HeaderMap) -> Response {
-    let etag = HeaderValue::from_str(&ETAG).expect("hex digits in quotes");
+    let file = StaticFile {
+        body: SCRIPT,
+        gzip: SCRIPT_GZIP,
+        etag: ETAG.as_str(),
+        content_type: "text/javascript; charset=utf-8",
+        cache_control: CACHE_CONTROL,
+    };
+    serve(&file, &headers)
+}
+
+/// Answers with `file`: 304 when `If-None-Match` names it, gzipped when accepted.
+pub fn serve(file: &StaticFile, headers: &HeaderMap) -> Response {
+    let etag = HeaderValue::from_str(file.etag).expect("hex digits in quotes");
     let common = [
         (
             header::CACHE_CONTROL,
-            HeaderValue::from_static(CACHE_CONTROL),
+            HeaderValue::from_static(file.cache_control),
         ),
         (header::ETAG, etag),
         (header::VARY, HeaderValue::from_static("Accept-Encoding")),
     ];
-    if matches_etag(&headers) {
+    if matches_etag(headers, file.etag) {
         return (StatusCode::NOT_MODIFIED, common).into_response();
     }
     let content_type = [
         (
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/javascript; charset=utf-8"),
+            HeaderValue::from_static(file.content_type),
         ),
         (
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ),
     ];
-    if accepts_gzip(&headers) {
+    if accepts_gzip(headers) {
         let encoding = [(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"))];
-        (common, content_type, encoding, SCRIPT_GZIP).into_response()
+        (common, content_type, encoding, file.gzip).into_response()
     } else {
-        (common, content_type, SCRIPT).into_response()
+        (common, content_type, file.body).into_response()
     }
 }
 
@@ -48,11 +76,11 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
         .flat_map(|v| v.split(','))
 }
 
-/// Whether `If-None-Match` names the current script (or is `*`); weak tags compare too.
-fn matches_etag(headers: &HeaderMap) -> bool {
+/// Whether `If-None-Match` names `etag` (or is `*`); weak tags compare too.
+fn matches_etag(headers: &HeaderMap, etag: &str) -> bool {
     list_items(headers, header::IF_NONE_MATCH)
         .map(|tag| tag.trim().trim_start_matches("W/"))
-        .any(|tag| tag == "*" || tag == ETAG.as_str())
+        .any(|tag| tag == "*" || tag == etag)
 }
 
 /// Whether `Accept-Encoding` lists gzip (or `*`) without `q=0`.
@@ -130,17 +158,21 @@ mod tests {
         assert_eq!(stale.status(), StatusCode::OK);
     }
 
+    fn matches_etag_now(h: &HeaderMap) -> bool {
+        matches_etag(h, ETAG.as_str())
+    }
+
     #[test]
     fn etag_matching() {
         let inm = header::IF_NONE_MATCH;
         let tag = ETAG.as_str();
-        assert!(matches_etag(&headers(&[(inm.clone(), tag)])));
-        assert!(matches_etag(&headers(&[(
+        assert!(matches_etag_now(&headers(&[(inm.clone(), tag)])));
+        assert!(matches_etag_now(&headers(&[(
             inm.clone(),
             &format!("\"old\", W/{tag}")
         )])));
-        assert!(matches_etag(&headers(&[(inm.clone(), "*")])));
-        assert!(!matches_etag(&headers(&[(inm.clone(), "\"old\"")])));
-        assert!(!matches_etag(&HeaderMap::new()));
+        assert!(matches_etag_now(&headers(&[(inm.clone(), "*")])));
+        assert!(!matches_etag_now(&headers(&[(inm.clone(), "\"old\"")])));
+        assert!(!matches_etag_now(&HeaderMap::new()));
     }
 }

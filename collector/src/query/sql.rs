@@ -425,6 +425,32 @@ fn engagement_level(
     nested(dialect, q, dims, site_id, tz, span, &shape)
 }
 
+/// Most property keys listed for one event name.
+pub const MAX_PROP_KEYS: i64 = 100;
+
+/// The custom property keys of a site's events named `name` with `from <= timestamp < to`
+/// (UTC seconds), with how many events carry each, most used first. Rows: key, count.
+pub fn prop_keys(dialect: Dialect, site_id: u32, from: i64, to: i64, name: &str) -> Statement {
+    let sql = match dialect {
+        Dialect::ClickHouse => {
+            "SELECT prop_key, count() AS n FROM events ARRAY JOIN props_keys AS prop_key WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) AND name = ? GROUP BY prop_key ORDER BY n DESC, prop_key LIMIT ?"
+        }
+        Dialect::Sqlite => {
+            "SELECT k.value AS prop_key, count(*) AS n FROM events e, json_each(e.props_keys) k WHERE e.site_id = ? AND e.timestamp >= ? AND e.timestamp < ? AND e.name = ? GROUP BY k.value ORDER BY n DESC, prop_key LIMIT ?"
+        }
+    };
+    Statement {
+        sql: sql.to_string(),
+        binds: vec![
+            Bind::Int(i64::from(site_id)),
+            Bind::Int(from),
+            Bind::Int(to),
+            Bind::Text(name.to_string()),
+            Bind::Int(MAX_PROP_KEYS),
+        ],
+    }
+}
+
 /// The statements that answer `q` for one site.
 pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Plan {
     use super::model::{Metric, goal_filters};

@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0004_rollups",
         include_str!("../../../schema/clickhouse/0004_rollups.sql"),
     ),
+    (
+        5,
+        "0005_accounts",
+        include_str!("../../../schema/clickhouse/0005_accounts.sql"),
+    ),
 ];
 
 // Every statement this store sends; `sample_statements` renders them for portability checks.
@@ -48,8 +53,10 @@ const SQL_DROP_PARTITION: &str = "ALTER TABLE ? DROP PARTITION ?";
 const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
 const SQL_CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = MergeTree ORDER BY version";
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
-const SQL_SITES: &str =
-    "SELECT id, domain, timezone, toUInt32(created_at) AS created_at FROM sites ORDER BY id";
+const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites GROUP BY id ORDER BY id";
+const SQL_RECORDS: &str = "SELECT id, latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? GROUP BY id) WHERE gone = 0 ORDER BY id";
+// Grouped by id, so no record gives no row (an ungrouped aggregate would give defaults).
+const SQL_RECORD: &str = "SELECT latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? AND id = ? GROUP BY id) WHERE gone = 0";
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 // `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
 const SQL_EARLIEST_EVENT: &str =
@@ -65,6 +72,8 @@ pub struct ClickHouseStore {
     server: Client,
     db: Client,
     database: String,
+    /// The last record or site version written (microseconds; see `next_version`).
+    version: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Serialize, Deserialize, clickhouse::Row)]
@@ -80,6 +89,24 @@ struct SiteRow {
     domain: String,
     timezone: String,
     created_at: u32,
+}
+
+#[derive(Serialize, Deserialize, clickhouse::Row)]
+struct SiteVersionRow {
+    id: u32,
+    domain: String,
+    timezone: String,
+    created_at: u32,
+    version: u64,
+}
+
+#[derive(Serialize, Deserialize, clickhouse::Row)]
+struct RecordRow {
+    kind: String,
+    id: String,
+    body: String,
+    deleted: u8,
+    version: u64,
 }
 
 #[derive(Serialize, Deserialize, clickhouse::Row)]
@@ -182,6 +209,7 @@ impl ClickHouseStore {
             server,
             db,
             database: config.database.clone(),
+            version: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -219,6 +247,8 @@ impl ClickHouseStore {
             SQL_APPLIED_MIGRATIONS.to_string(),
             SQL_SITES.to_string(),
             SQL_SALTS.to_string(),
+            render(self.db.query(SQL_RECORDS).bind("user")),
+            render(self.db.query(SQL_RECORD).bind("user").bind("a@example.org")),
             render(self.db.query(SQL_EARLIEST_EVENT).bind(1u32)),
             render(
                 self.db
@@ -253,6 +283,31 @@ impl ClickHouseStore {
             })
             .await
             .map_err(unavailable)?;
+        insert.end().await.map_err(unavailable)
+    }
+
+    /// A version higher than every one this store wrote before, and than the clock's.
+    fn next_version(&self) -> u64 {
+        let now = Utc::now().timestamp_micros().max(2) as u64;
+        let last = self
+            .version
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        if last >= now {
+            self.version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1
+        } else {
+            now
+        }
+    }
+
+    async fn write_record(&self, row: RecordRow) -> Result<(), StoreError> {
+        let mut insert = self
+            .db
+            .insert::<RecordRow>("records")
+            .await
+            .map_err(unavailable)?;
+        insert.write(&row).await.map_err(unavailable)?;
         insert.end().await.map_err(unavailable)
     }
 
@@ -512,6 +567,81 @@ impl Store for ClickHouseStore {
         Ok(true)
     }
 
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
+        let sites = self.sites().await?;
+        if !sites.iter().any(|s| s.id == site.id) {
+            return Ok(false);
+        }
+        if sites
+            .iter()
+            .any(|s| s.domain == site.domain && s.id != site.id)
+        {
+            return Err(StoreError::SiteExists(site.domain.clone()));
+        }
+        let mut insert = self
+            .db
+            .insert::<SiteVersionRow>("sites")
+            .await
+            .map_err(unavailable)?;
+        insert
+            .write(&SiteVersionRow {
+                id: site.id,
+                domain: site.domain.clone(),
+                timezone: site.timezone.clone(),
+                created_at: Utc::now().timestamp() as u32,
+                version: self.next_version(),
+            })
+            .await
+            .map_err(unavailable)?;
+        insert.end().await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.db
+            .query(SQL_RECORDS)
+            .bind(kind)
+            .fetch_all::<(String, String)>()
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.db
+            .query(SQL_RECORD)
+            .bind(kind)
+            .bind(id)
+            .fetch_optional::<String>()
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        self.write_record(RecordRow {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            body: body.to_string(),
+            deleted: 0,
+            version: self.next_version(),
+        })
+        .await
+    }
+
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        if self.record(kind, id).await?.is_none() {
+            return Ok(false);
+        }
+        self.write_record(RecordRow {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            body: String::new(),
+            deleted: 1,
+            version: self.next_version(),
+        })
+        .await?;
+        Ok(true)
+    }
+
     fn dialect(&self) -> Dialect {
         Dialect::ClickHouse
     }
@@ -684,12 +814,13 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 8);
+        assert_eq!(stmts.len(), 10);
         assert!(
             stmts
                 .iter()
                 .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")
-                    || s.starts_with("ALTER TABLE events ADD COLUMN"))
+                    || s.starts_with("ALTER TABLE events ADD COLUMN")
+                    || s.starts_with("ALTER TABLE sites ADD COLUMN"))
         );
         assert!(
             stmts.iter().all(|s| !s.contains('?')),

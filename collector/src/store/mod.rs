@@ -8,7 +8,9 @@
 //!   first one written; `delete_salts_before` removes the salt bytes from storage, not only
 //!   from view;
 //! - `purge_events_before` drops every raw event of the UTC days before the given one;
-//! - `read_events` gives back exactly what was written, 64-bit ids included.
+//! - `read_events` gives back exactly what was written, 64-bit ids included;
+//! - a record written with `put_record` is read back by the next `record`/`records` call of
+//!   any collector, and a deleted one is gone from both.
 //!
 //! Two implementations: [`sqlite_store`] (embedded, the default) and [`clickhouse_store`].
 
@@ -129,6 +131,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError>;
     async fn sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError>;
+    /// Replaces the domain and time zone of the site with `site.id`; its events stay.
+    /// `SiteExists` when another site has that domain; `false` when there is no such site.
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError>;
     /// Every salt still stored, one per day (the first written wins).
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError>;
     async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError>;
@@ -183,4 +188,12 @@ pub trait Store: Send + Sync + 'static {
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
     /// Revokes the key with this id; `false` when there is no such key.
     async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError>;
+    /// Every record of `kind` (see [`crate::accounts`]), as (id, body), ordered by id.
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError>;
+    /// The body of one record.
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
+    /// Writes a record, replacing any record of the same kind and id.
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError>;
+    /// Deletes a record; `false` when there was none.
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError>;
 }

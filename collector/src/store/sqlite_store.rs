@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0005_session_index",
         include_str!("../../../schema/sqlite/0005_session_index.sql"),
     ),
+    (
+        6,
+        "0006_accounts",
+        include_str!("../../../schema/sqlite/0006_accounts.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
@@ -523,6 +528,75 @@ impl Store for SqliteStore {
             conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
                 .map(|n| n > 0)
                 .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
+        let site = site.clone();
+        self.with(move |conn| {
+            match conn.execute(
+                "UPDATE sites SET domain = ?1, timezone = ?2 WHERE id = ?3",
+                params![site.domain, site.timezone, site.id],
+            ) {
+                Ok(n) => Ok(n > 0),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::SiteExists(site.domain))
+                }
+                Err(e) => Err(query_err(e)),
+            }
+        })
+        .await
+    }
+
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let kind = kind.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            conn.prepare_cached("SELECT body FROM records WHERE kind = ?1 AND id = ?2")
+                .and_then(|mut stmt| stmt.query_row([kind, id], |r| r.get(0)).optional())
+                .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        let (kind, id, body) = (kind.to_string(), id.to_string(), body.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO records (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![kind, id, body, Utc::now().timestamp()],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+                [kind, id],
+            )
+            .map(|n| n > 0)
+            .map_err(query_err)
         })
         .await
     }

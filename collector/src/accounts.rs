@@ -1,0 +1,414 @@
+//! Dashboard accounts: users, their login sessions, and shared links.
+//!
+//! All three are small JSON records in the store (see [`Store::records`]), so every collector
+//! of a deployment sees the same ones. Nothing secret is stored in a readable form:
+//! - a password is kept as an argon2id PHC string;
+//! - a login session is stored under `blake3(token)`; the token itself lives only in the
+//!   visitor's HttpOnly cookie;
+//! - a shared link keeps `blake3(token)`; the token is shown once, when the link is made.
+//!
+//! Roles: an admin reads every site and manages sites, users, keys and links; a viewer reads
+//! the sites granted to them and changes nothing but their own password.
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Store, StoreError};
+
+const USER: &str = "user";
+const SESSION: &str = "session";
+const SHARE: &str = "share";
+
+/// How long a login lasts.
+pub const SESSION_SECS: i64 = 14 * 86_400;
+/// How long an unlocked password-protected shared link lasts in a browser.
+pub const SHARE_SESSION_SECS: i64 = 86_400;
+/// Shortest and longest password, in characters and bytes.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest e-mail address (RFC 5321 path limit).
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a stored {0} record is unreadable")]
+    Corrupt(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Viewer,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Lower-case; the user's id.
+    pub email: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    pub role: Role,
+    /// Site ids a viewer may read (an admin reads all).
+    pub sites: Vec<u32>,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
+    pub fn can_read(&self, site_id: u32) -> bool {
+        self.is_admin() || self.sites.contains(&site_id)
+    }
+}
+
+/// A browser's login (for a user) or its unlock of a password-protected shared link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// The user's e-mail, for a login.
+    pub user: Option<String>,
+    /// The shared link's id, for an unlocked link.
+    pub share: Option<String>,
+    /// The token every state-changing request of this session must carry.
+    pub csrf: String,
+    /// UTC seconds.
+    pub expires_at: i64,
+}
+
+/// A read-only public dashboard of one site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharedLink {
+    /// The token's first 8 hex digits: listed, used to revoke.
+    pub id: String,
+    pub site_id: u32,
+    pub token_hash: String,
+    /// argon2id PHC string, when the link asks for a password.
+    pub password_hash: Option<String>,
+    pub label: String,
+    pub created_at: i64,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(buf.as_mut_slice());
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_hash(token: &str) -> String {
+    blake3::hash(token.as_bytes()).to_hex().to_string()
+}
+
+/// Whether two strings are equal, in a time that does not depend on where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A trimmed, lower-cased e-mail address, or why it is not one.
+pub fn validate_email(raw: &str) -> Result<String, AccountError> {
+    let email = raw.trim().to_lowercase();
+    let bad = |why: &str| Err(AccountError::Invalid(format!("`{email}` is {why}")));
+    if email.is_empty() {
+        return Err(AccountError::Invalid("the e-mail address is empty".into()));
+    }
+    if email.len() > MAX_EMAIL_BYTES {
+        return bad("longer than 254 bytes");
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("not an e-mail address (it has spaces or control characters)");
+    }
+    match email.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+        {
+            Ok(email)
+        }
+        _ => bad("not an e-mail address (expected name@domain)"),
+    }
+}
+
+/// Checks a new password's length.
+pub fn validate_password(password: &str) -> Result<(), AccountError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(AccountError::Invalid(format!(
+            "the password must have at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(AccountError::Invalid(format!(
+            "the password must have at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Hashes a password with argon2id and a random salt (CPU-heavy: call off the async runtime).
+pub fn hash_password(password: &str) -> Result<String, AccountError> {
+    validate_password(password)?;
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|h| h.to_string())
+        .map_err(|e| AccountError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Whether `password` matches a stored hash (CPU-heavy: call off the async runtime).
+/// Without a hash, a fixed one is checked so an unknown user takes as long as a known one.
+pub fn verify_password(password: &str, hash: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        Argon2::default()
+            .hash_password(b"no such user, no such password")
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    });
+    let known = hash.is_some();
+    let Ok(parsed) = PasswordHash::new(hash.unwrap_or(dummy)) else {
+        return false;
+    };
+    if password.len() > MAX_PASSWORD_BYTES {
+        return false;
+    }
+    let ok = Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok();
+    ok && known
+}
+
+async fn get<T: for<'de> Deserialize<'de>>(
+    store: &dyn Store,
+    kind: &'static str,
+    id: &str,
+) -> Result<Option<T>, AccountError> {
+    match store.record(kind, id).await? {
+        Some(body) => serde_json::from_str(&body)
+            .map(Some)
+            .map_err(|_| AccountError::Corrupt(kind)),
+        None => Ok(None),
+    }
+}
+
+async fn all<T: for<'de> Deserialize<'de>>(
+    store: &dyn Store,
+    kind: &'static str,
+) -> Result<Vec<(String, T)>, AccountError> {
+    store
+        .records(kind)
+        .await?
+        .into_iter()
+        .map(|(id, body)| {
+            serde_json::from_str(&body)
+                .map(|v| (id, v))
+                .map_err(|_| AccountError::Corrupt(kind))
+        })
+        .collect()
+}
+
+async fn put<T: Serialize>(
+    store: &dyn Store,
+    kind: &'static str,
+    id: &str,
+    value: &T,
+) -> Result<(), AccountError> {
+    let body = serde_json::to_string(value).map_err(|_| AccountError::Corrupt(kind))?;
+    Ok(store.put_record(kind, id, &body).await?)
+}
+
+pub async fn user(store: &dyn Store, email: &str) -> Result<Option<User>, AccountError> {
+    get(store, USER, &email.to_lowercase()).await
+}
+
+pub async fn users(store: &dyn Store) -> Result<Vec<User>, AccountError> {
+    Ok(all(store, USER)
+        .await?
+        .into_iter()
+        .map(|(_, u)| u)
+        .collect())
+}
+
+/// Writes a user, replacing the one with the same e-mail.
+pub async fn put_user(store: &dyn Store, user: &User) -> Result<(), AccountError> {
+    put(store, USER, &user.email, user).await
+}
+
+/// Deletes a user and ends their sessions; `false` when there was no such user.
+pub async fn delete_user(store: &dyn Store, email: &str) -> Result<bool, AccountError> {
+    let gone = store.delete_record(USER, email).await?;
+    end_sessions(store, |s| s.user.as_deref() == Some(email), None).await?;
+    Ok(gone)
+}
+
+/// Starts a session; returns the cookie token and the session.
+pub async fn start_session(
+    store: &dyn Store,
+    user: Option<&str>,
+    share: Option<&str>,
+    now: i64,
+    lifetime: i64,
+) -> Result<(String, Session), AccountError> {
+    let token = random_hex(32);
+    let session = Session {
+        user: user.map(str::to_string),
+        share: share.map(str::to_string),
+        csrf: random_hex(24),
+        expires_at: now + lifetime,
+    };
+    put(store, SESSION, &token_hash(&token), &session).await?;
+    Ok((token, session))
+}
+
+/// Whether a cookie value has the shape of a session token (checked before any lookup).
+fn session_token_shape(token: &str) -> bool {
+    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The live session of a cookie token; an expired one is deleted.
+pub async fn session(
+    store: &dyn Store,
+    token: &str,
+    now: i64,
+) -> Result<Option<(String, Session)>, AccountError> {
+    if !session_token_shape(token) {
+        return Ok(None);
+    }
+    let id = token_hash(token);
+    match get::<Session>(store, SESSION, &id).await? {
+        Some(s) if s.expires_at > now => Ok(Some((id, s))),
+        Some(_) => {
+            store.delete_record(SESSION, &id).await?;
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// Ends one session by its id (the token's hash).
+pub async fn end_session(store: &dyn Store, id: &str) -> Result<(), AccountError> {
+    store.delete_record(SESSION, id).await?;
+    Ok(())
+}
+
+/// Ends every session that `which` selects, but `keep`; returns how many.
+pub async fn end_sessions(
+    store: &dyn Store,
+    which: impl Fn(&Session) -> bool,
+    keep: Option<&str>,
+) -> Result<usize, AccountError> {
+    let mut ended = 0;
+    for (id, s) in all::<Session>(store, SESSION).await? {
+        if which(&s) && Some(id.as_str()) != keep {
+            store.delete_record(SESSION, &id).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+/// Makes a shared link; returns its token (shown once) and the stored link.
+pub async fn create_share(
+    store: &dyn Store,
+    site_id: u32,
+    label: &str,
+    password_hash: Option<String>,
+    now: i64,
+) -> Result<(String, SharedLink), AccountError> {
+    let token = random_hex(24);
+    let link = SharedLink {
+        id: token[..8].to_string(),
+        site_id,
+        token_hash: token_hash(&token),
+        password_hash,
+        label: label.to_string(),
+        created_at: now,
+    };
+    put(store, SHARE, &link.id, &link).await?;
+    Ok((token, link))
+}
+
+/// The live shared link a token opens.
+pub async fn share_by_token(
+    store: &dyn Store,
+    token: &str,
+) -> Result<Option<SharedLink>, AccountError> {
+    if token.len() != 48 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let link: Option<SharedLink> = get(store, SHARE, &token[..8]).await?;
+    Ok(link.filter(|l| constant_time_eq(&l.token_hash, &token_hash(token))))
+}
+
+pub async fn shares(store: &dyn Store) -> Result<Vec<SharedLink>, AccountError> {
+    Ok(all(store, SHARE)
+        .await?
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect())
+}
+
+/// Revokes a link and ends the browsers' unlocks of it; `false` when there was none.
+pub async fn revoke_share(store: &dyn Store, id: &str) -> Result<bool, AccountError> {
+    let gone = store.delete_record(SHARE, id).await?;
+    end_sessions(store, |s| s.share.as_deref() == Some(id), None).await?;
+    Ok(gone)
+}
+
+/// Deletes expired sessions; returns how many.
+pub async fn purge_expired_sessions(store: &dyn Store, now: i64) -> Result<usize, AccountError> {
+    end_sessions(store, |s| s.expires_at <= now, None).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_or_refused() {
+        assert_eq!(
+            validate_email("  Ann@Example.ORG ").unwrap(),
+            "ann@example.org"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.org",
+            "ann@",
+            "a b@c.d",
+            "a@b@c",
+            "a\u{0}@b.c",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_email(&format!("{}@b.c", "a".repeat(260))).is_err());
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        assert!(hash_password("short").is_err());
+        assert!(hash_password(&"x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
+        let hash = hash_password("correct horse battery").unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert!(!hash.contains("correct"));
+        assert!(verify_password("correct horse battery", Some(&hash)));
+        assert!(!verify_password("correct horse batterY", Some(&hash)));
+        assert!(!verify_password("correct horse battery", None));
+        assert!(!verify_password("correct horse battery", Some("garbage")));
+        assert_ne!(hash, hash_password("correct horse battery").unwrap());
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd"));
+        assert!(!constant_time_eq("abc", "ab"));
+    }
+}

@@ -1,0 +1,781 @@
+// Footfall's dashboard: a small single-page app over the same Stats API that API clients use
+// (POST /api/v2/query), plus the account and management routes. No framework, nothing loaded
+// from anywhere but this origin. Every view's state lives in the URL, so any view can be
+// bookmarked and shared. Text from the server is only ever set as text, never as HTML.
+
+const main = document.getElementById('main');
+const topBar = document.getElementById('top');
+
+let me = null; // the logged-in user: {email, role, csrf}
+let shareToken = null; // on a shared link's page
+let timer = null; // the realtime refresh
+
+// ---------------------------------------------------------------- helpers
+
+function h(tag, props, ...kids) {
+  const el = document.createElementNS(
+    tag === 'svg' || props?.svg ? 'http://www.w3.org/2000/svg' : 'http://www.w3.org/1999/xhtml',
+    tag,
+  );
+  for (const [k, v] of Object.entries(props || {})) {
+    if (v === undefined || v === null || v === false || k === 'svg') continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const kid of kids.flat()) {
+    if (kid !== null && kid !== undefined && kid !== false) {
+      el.append(kid instanceof Node ? kid : String(kid));
+    }
+  }
+  return el;
+}
+
+const svg = (tag, props, ...kids) => h(tag, { ...props, svg: true }, ...kids);
+
+async function api(path, { method = 'GET', body } = {}) {
+  const headers = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (me) headers['x-csrf-token'] = me.csrf;
+  if (shareToken) headers['x-footfall-share'] = shareToken;
+  const r = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+  });
+  if (r.status === 204) return null;
+  const type = r.headers.get('content-type') || '';
+  const data = type.includes('json') ? await r.json() : await r.blob();
+  if (!r.ok) {
+    const e = new Error((data && data.error) || r.statusText);
+    e.status = r.status;
+    throw e;
+  }
+  return data;
+}
+
+function download(name, blob) {
+  const a = h('a', { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+}
+
+function go(url) {
+  history.pushState(null, '', url);
+  route();
+}
+
+// Internal links navigate without a reload.
+document.addEventListener('click', (e) => {
+  const a = e.target.closest('a[href^="/"]');
+  if (!a || a.hasAttribute('download') || e.ctrlKey || e.metaKey || e.shiftKey || e.button) return;
+  e.preventDefault();
+  go(a.getAttribute('href'));
+});
+addEventListener('popstate', () => route());
+
+const numberFormat = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+const num = (n) => (Math.abs(n) >= 10000 ? numberFormat.format(n) : n.toLocaleString('en'));
+
+function duration(s) {
+  const m = Math.floor(s / 60);
+  return m ? `${m}m ${s % 60}s` : `${s}s`;
+}
+
+function errorBox(e) {
+  return h('p', { class: 'error', role: 'alert', text: e.message || String(e) });
+}
+
+function form(fields, submit, onsubmit) {
+  const status = h('p', { class: 'status', role: 'status' });
+  const f = h('form', {
+    onsubmit: async (e) => {
+      e.preventDefault();
+      status.textContent = '';
+      status.className = 'status';
+      try {
+        const done = await onsubmit(new FormData(f), f);
+        if (done) status.textContent = done;
+      } catch (err) {
+        status.textContent = err.message;
+        status.className = 'status error';
+      }
+    },
+  }, fields, h('button', { type: 'submit', text: submit }), status);
+  return f;
+}
+
+function field(label, props) {
+  return h('label', {}, h('span', { text: label }), h('input', props));
+}
+
+// ---------------------------------------------------------------- theme and header
+
+const theme = () => localStorage.getItem('footfall_theme');
+function applyTheme() {
+  const t = theme();
+  if (t) document.documentElement.dataset.theme = t;
+  else delete document.documentElement.dataset.theme;
+}
+applyTheme();
+
+function themeButton() {
+  return h('button', {
+    class: 'ghost',
+    title: 'Switch between light and dark',
+    'aria-label': 'Switch between light and dark theme',
+    text: '◐',
+    onclick: () => {
+      const dark = theme() ? theme() === 'dark' : matchMedia('(prefers-color-scheme: dark)').matches;
+      localStorage.setItem('footfall_theme', dark ? 'light' : 'dark');
+      applyTheme();
+    },
+  });
+}
+
+function header() {
+  const nav = [h('a', { class: 'brand', href: shareToken ? location.pathname : '/', text: 'Footfall' })];
+  if (me) {
+    nav.push(h('a', { href: '/', text: 'Sites' }));
+    if (me.role === 'admin') nav.push(h('a', { href: '/users', text: 'Users' }));
+    nav.push(
+      h('span', { class: 'grow' }),
+      h('a', { href: '/account', text: me.email }),
+      h('button', {
+        class: 'ghost',
+        text: 'Log out',
+        onclick: async () => {
+          await api('/api/auth/logout', { method: 'POST' }).catch(() => {});
+          me = null;
+          location.href = '/login';
+        },
+      }),
+    );
+  } else {
+    nav.push(h('span', { class: 'grow' }));
+  }
+  nav.push(themeButton());
+  topBar.replaceChildren(h('nav', { 'aria-label': 'Main' }, nav));
+}
+
+// ---------------------------------------------------------------- router
+
+async function route() {
+  clearInterval(timer);
+  const path = location.pathname;
+  shareToken = null;
+  let m;
+  main.replaceChildren(h('p', { class: 'loading', text: 'Loading…' }));
+  try {
+    if (path === '/login') return loginPage();
+    if ((m = path.match(/^\/share\/([0-9a-f]{48})$/))) {
+      shareToken = m[1];
+      me = null;
+      header();
+      return sharePage();
+    }
+    me = await api('/api/auth/me').catch(() => null);
+    if (!me) {
+      location.href = '/login?next=' + encodeURIComponent(path + location.search);
+      return;
+    }
+    header();
+    if (path === '/') return sitesPage();
+    if (path === '/account') return accountPage();
+    if (path === '/users') return usersPage();
+    if ((m = path.match(/^\/sites\/([^/]+)\/settings$/))) return settingsPage(decodeURIComponent(m[1]));
+    if ((m = path.match(/^\/sites\/([^/]+)$/))) return dashboardPage(decodeURIComponent(m[1]));
+    main.replaceChildren(h('h1', { text: 'Not found' }));
+  } catch (e) {
+    main.replaceChildren(errorBox(e));
+  }
+}
+
+// ---------------------------------------------------------------- login, account
+
+function loginPage() {
+  topBar.replaceChildren();
+  const next = new URLSearchParams(location.search).get('next') || '/';
+  const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : '/';
+  main.replaceChildren(
+    h('section', { class: 'card narrow' },
+      h('h1', { text: 'Log in to Footfall' }),
+      form(
+        [
+          field('E-mail', { name: 'email', type: 'email', autocomplete: 'username', required: true, autofocus: true }),
+          field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
+        ],
+        'Log in',
+        async (data) => {
+          me = await api('/api/auth/login', {
+            method: 'POST',
+            body: { email: data.get('email'), password: data.get('password') },
+          });
+          go(safeNext);
+        },
+      ),
+    ),
+  );
+}
+
+function accountPage() {
+  main.replaceChildren(
+    h('section', { class: 'card narrow' },
+      h('h1', { text: 'Your account' }),
+      h('p', { text: `${me.email} · ${me.role}` }),
+      h('h2', { text: 'Change password' }),
+      form(
+        [
+          field('Current password', { name: 'current', type: 'password', autocomplete: 'current-password', required: true }),
+          field('New password (at least 10 characters)', { name: 'new', type: 'password', autocomplete: 'new-password', minlength: 10, required: true }),
+        ],
+        'Change password',
+        async (data, f) => {
+          await api('/api/auth/password', { method: 'POST', body: { current: data.get('current'), new: data.get('new') } });
+          f.reset();
+          return 'Password changed. Your other sessions are logged out.';
+        },
+      ),
+    ),
+  );
+}
+
+// ---------------------------------------------------------------- sites
+
+async function sitesPage() {
+  const { sites } = await api('/api/sites');
+  const list = h('ul', { class: 'sites' });
+  for (const s of sites) {
+    const figure = h('span', { class: 'muted', text: '…' });
+    list.append(
+      h('li', { class: 'card' },
+        h('a', { class: 'site', href: `/sites/${encodeURIComponent(s.domain)}`, text: s.domain }),
+        figure,
+        me.role === 'admin' && h('a', { class: 'muted', href: `/sites/${encodeURIComponent(s.domain)}/settings`, text: 'Settings' }),
+      ),
+    );
+    query({ site_id: s.domain, metrics: ['visitors'], date_range: '7d' })
+      .then((r) => (figure.textContent = `${num(r.results[0]?.metrics[0] || 0)} visitors in 7 days`))
+      .catch(() => (figure.textContent = ''));
+  }
+  main.replaceChildren(
+    h('h1', { text: 'Sites' }),
+    sites.length ? list : h('p', { text: 'No sites yet.' }),
+    me.role === 'admin' &&
+      h('section', { class: 'card narrow' },
+        h('h2', { text: 'Add a site' }),
+        form(
+          [
+            field('Domain', { name: 'domain', placeholder: 'example.com', required: true }),
+            field('Time zone', { name: 'timezone', value: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC', required: true }),
+          ],
+          'Add site',
+          async (data) => {
+            const s = await api('/api/sites', { method: 'POST', body: { domain: data.get('domain'), timezone: data.get('timezone') } });
+            go(`/sites/${encodeURIComponent(s.domain)}/settings`);
+          },
+        ),
+      ),
+  );
+}
+
+// ---------------------------------------------------------------- the dashboard
+
+const PERIODS = [
+  ['day', 'Today'], ['7d', 'Last 7 days'], ['28d', 'Last 28 days'], ['30d', 'Last 30 days'],
+  ['91d', 'Last 91 days'], ['month', 'This month'], ['6mo', 'Last 6 months'],
+  ['12mo', 'Last 12 months'], ['year', 'This year'], ['all', 'All time'], ['custom', 'Custom range'],
+];
+
+const TOP_STATS = [
+  ['visitors', 'Unique visitors'], ['visits', 'Total visits'], ['pageviews', 'Total pageviews'],
+  ['views_per_visit', 'Views per visit'], ['bounce_rate', 'Bounce rate'], ['visit_duration', 'Visit duration'],
+];
+
+const LABELS = {
+  'event:page': 'Page', 'visit:entry_page': 'Entry page', 'visit:exit_page': 'Exit page',
+  'visit:source': 'Source', 'visit:referrer': 'Referrer', 'visit:channel': 'Channel',
+  'visit:utm_medium': 'UTM medium', 'visit:utm_source': 'UTM source', 'visit:utm_campaign': 'UTM campaign',
+  'visit:utm_content': 'UTM content', 'visit:utm_term': 'UTM term',
+  'visit:country_name': 'Country', 'visit:region_name': 'Region', 'visit:city_name': 'City',
+  'visit:device': 'Device', 'visit:browser': 'Browser', 'visit:os': 'Operating system',
+  'event:name': 'Event',
+};
+const label = (dim) => LABELS[dim] || (dim.startsWith('event:props:') ? `Property ${dim.slice(12)}` : dim);
+
+function viewState() {
+  const q = new URLSearchParams(location.search);
+  const period = PERIODS.some(([p]) => p === q.get('period')) ? q.get('period') : '30d';
+  const filters = q.getAll('f').map((f) => {
+    const i = f.indexOf('=');
+    return i > 0 ? [f.slice(0, i), f.slice(i + 1)] : null;
+  }).filter(Boolean);
+  const from = q.get('from');
+  const to = q.get('to');
+  const custom = period === 'custom' && /^\d{4}-\d{2}-\d{2}$/.test(from) && /^\d{4}-\d{2}-\d{2}$/.test(to);
+  const range = custom ? [from, to] : period === 'custom' ? '30d' : period;
+  let interval = q.get('interval');
+  if (!['hour', 'day', 'week', 'month'].includes(interval)) {
+    const days = custom ? (Date.parse(to) - Date.parse(from)) / 864e5 : 0;
+    interval = range === 'day' || (custom && days < 2) ? 'hour'
+      : ['6mo', '12mo', 'year', 'all'].includes(range) || days > 92 ? 'month' : 'day';
+  }
+  const metric = TOP_STATS.some(([m]) => m === q.get('metric')) ? q.get('metric') : 'visitors';
+  return { period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric };
+}
+
+// The current URL with some parameters changed (null removes one); `f` takes a list.
+function withState(changes) {
+  const q = new URLSearchParams(location.search);
+  for (const [k, v] of Object.entries(changes)) {
+    q.delete(k);
+    if (Array.isArray(v)) for (const x of v) q.append(k, x);
+    else if (v !== null && v !== undefined && v !== '') q.set(k, v);
+  }
+  const s = q.toString();
+  return location.pathname + (s ? `?${s}` : '');
+}
+
+const apiFilters = (filters) => filters.map(([dim, value]) => ['is', dim, [value]]);
+
+function query(body) {
+  return api('/api/v2/query', { method: 'POST', body });
+}
+
+function addFilter(dim, value) {
+  const { filters } = viewState();
+  const kept = filters.filter(([d]) => d !== dim).map(([d, v]) => `${d}=${v}`);
+  go(withState({ f: [...kept, `${dim}=${value}`] }));
+}
+
+async function sharePage() {
+  let sites;
+  try {
+    ({ sites } = await api('/api/sites'));
+  } catch (e) {
+    if (e.status === 401 && /password/.test(e.message)) {
+      main.replaceChildren(
+        h('section', { class: 'card narrow' },
+          h('h1', { text: 'This dashboard is protected' }),
+          form(
+            [field('Password', { name: 'password', type: 'password', required: true, autofocus: true })],
+            'Open',
+            async (data) => {
+              await api('/api/share/unlock', { method: 'POST', body: { token: shareToken, password: data.get('password') } });
+              route();
+            },
+          ),
+        ),
+      );
+      return;
+    }
+    throw e;
+  }
+  if (!sites.length) throw new Error('This shared link opens no site.');
+  return dashboardPage(sites[0].domain);
+}
+
+async function dashboardPage(domain) {
+  const v = viewState();
+  const base = { site_id: domain, date_range: v.range, filters: apiFilters(v.filters) };
+  const realtime = h('span', { class: 'live', 'aria-live': 'polite' });
+  const refresh = () =>
+    api(`/api/v2/realtime?site_id=${encodeURIComponent(domain)}`)
+      .then((r) => (realtime.textContent = `● ${r.visitors} current visitor${r.visitors === 1 ? '' : 's'}`))
+      .catch(() => {});
+  refresh();
+  timer = setInterval(refresh, 30000);
+
+  const periodSelect = h('select', {
+    'aria-label': 'Date range',
+    onchange: (e) => {
+      if (e.target.value !== 'custom') go(withState({ period: e.target.value, from: null, to: null, interval: null }));
+      else customBox.hidden = false;
+    },
+  }, PERIODS.map(([p, text]) => h('option', { value: p, selected: p === v.period, text })));
+  const today = new Date().toISOString().slice(0, 10);
+  const customBox = h('form', {
+    class: 'custom',
+    hidden: v.period !== 'custom',
+    onsubmit: (e) => {
+      e.preventDefault();
+      const d = new FormData(e.target);
+      go(withState({ period: 'custom', from: d.get('from'), to: d.get('to'), interval: null }));
+    },
+  },
+  h('label', {}, 'From ', h('input', { type: 'date', name: 'from', value: v.from || today, required: true })),
+  h('label', {}, 'To ', h('input', { type: 'date', name: 'to', value: v.to || today, required: true })),
+  h('button', { type: 'submit', text: 'Apply' }));
+  const compare = h('label', { class: 'toggle' },
+    h('input', { type: 'checkbox', checked: v.compare, onchange: (e) => go(withState({ compare: e.target.checked ? '1' : null })) }),
+    ' Compare with previous period');
+  const exportButton = h('button', {
+    class: 'ghost',
+    text: 'Export ZIP',
+    onclick: async () => {
+      const range = Array.isArray(v.range) ? v.range.join(',') : v.range;
+      const q = new URLSearchParams({ site_id: domain, date_range: range, filters: JSON.stringify(base.filters) });
+      download(`${domain}.zip`, await api(`/api/v2/export?${q}`));
+    },
+  });
+  const chips = h('div', { class: 'chips', 'aria-label': 'Filters' },
+    v.filters.map(([dim, value]) =>
+      h('button', {
+        class: 'chip',
+        title: 'Remove this filter',
+        onclick: () => go(withState({ f: v.filters.filter(([d]) => d !== dim).map(([d, x]) => `${d}=${x}`) })),
+      }, `${label(dim)} is ${value || '(none)'} `, h('span', { 'aria-hidden': 'true', text: '✕' }), h('span', { class: 'sr', text: ' (remove)' }))),
+  );
+
+  main.replaceChildren(
+    h('div', { class: 'bar' },
+      h('h1', { text: domain }),
+      realtime,
+      h('span', { class: 'grow' }),
+      periodSelect,
+      compare,
+      exportButton,
+      me && me.role === 'admin' && h('a', { class: 'button ghost', href: `/sites/${encodeURIComponent(domain)}/settings`, text: 'Settings' }),
+    ),
+    customBox,
+    chips,
+    topStats(base, v),
+    chart(base, v),
+    h('div', { class: 'panels' },
+      panel(base, 'Pages', [['Top pages', 'event:page'], ['Entry pages', 'visit:entry_page'], ['Exit pages', 'visit:exit_page']]),
+      panel(base, 'Sources', [['Sources', 'visit:source'], ['Referrers', 'visit:referrer'], ['Channels', 'visit:channel'],
+        ['Medium', 'visit:utm_medium'], ['UTM source', 'visit:utm_source'], ['Campaign', 'visit:utm_campaign'],
+        ['Content', 'visit:utm_content'], ['Term', 'visit:utm_term']]),
+      panel(base, 'Locations', [['Countries', 'visit:country_name'], ['Regions', 'visit:region_name'], ['Cities', 'visit:city_name']]),
+      panel(base, 'Devices', [['Devices', 'visit:device'], ['Browsers', 'visit:browser'], ['Operating systems', 'visit:os']]),
+      eventsPanel(base, v, domain),
+    ),
+  );
+}
+
+function topStats(base, v) {
+  const box = h('section', { class: 'stats', 'aria-label': 'Top stats' });
+  query({ ...base, metrics: TOP_STATS.map(([m]) => m), include: { comparisons: { mode: 'previous_period' } } })
+    .then((r) => {
+      const row = r.results[0] || { metrics: TOP_STATS.map(() => 0), comparison: null };
+      box.replaceChildren(...TOP_STATS.map(([m, text], i) => {
+        const value = row.metrics[i];
+        const change = row.comparison ? row.comparison.change[i] : null;
+        const shown = m === 'bounce_rate' ? `${value}%` : m === 'visit_duration' ? duration(value) : num(value);
+        const better = m === 'bounce_rate' ? change < 0 : change > 0;
+        return h('button', {
+          class: `stat${m === v.metric ? ' selected' : ''}`,
+          'aria-pressed': String(m === v.metric),
+          'data-metric': m,
+          onclick: () => go(withState({ metric: m === 'visitors' ? null : m })),
+        },
+        h('span', { class: 'name', text }),
+        h('span', { class: 'value', text: shown }),
+        change !== null && change !== 0 &&
+          h('span', { class: `change ${better ? 'up' : 'down'}`, text: `${change > 0 ? '↑' : '↓'} ${Math.abs(change)}${m === 'bounce_rate' ? ' pt' : '%'}` }));
+      }));
+    })
+    .catch((e) => box.replaceChildren(errorBox(e)));
+  return box;
+}
+
+function chart(base, v) {
+  const box = h('section', { class: 'card chart' });
+  const intervals = h('select', {
+    'aria-label': 'Interval',
+    onchange: (e) => go(withState({ interval: e.target.value })),
+  }, ['hour', 'day', 'week', 'month'].map((i) => h('option', { value: i, selected: i === v.interval, text: `By ${i}` })));
+  const metricName = TOP_STATS.find(([m]) => m === v.metric)[1];
+  const draw = async () => {
+    const body = { ...base, metrics: [v.metric], dimensions: [`time:${v.interval}`], include: { time_labels: true } };
+    if (v.compare) body.include.comparisons = { mode: 'previous_period' };
+    const r = await query(body);
+    const labels = r.meta.time_labels || [];
+    const byLabel = new Map(r.results.map((x) => [x.dimensions[0], x.metrics[0]]));
+    const series = [labels.map((l) => byLabel.get(l) || 0)];
+    if (v.compare && r.query.comparison_date_range) {
+      const c = await query({ ...body, date_range: r.query.comparison_date_range, include: { time_labels: true } });
+      const cl = c.meta.time_labels || [];
+      const cBy = new Map(c.results.map((x) => [x.dimensions[0], x.metrics[0]]));
+      series.push(labels.map((_, i) => cBy.get(cl[i]) || 0));
+    }
+    box.replaceChildren(
+      h('div', { class: 'bar' }, h('h2', { text: metricName }), h('span', { class: 'grow' }), intervals),
+      plot(labels, series, v.metric),
+    );
+  };
+  draw().catch((e) => box.replaceChildren(errorBox(e)));
+  return box;
+}
+
+function plot(labels, series, metric) {
+  const W = 800, H = 220, L = 48, B = 24, T = 10;
+  const max = Math.max(1, ...series.flat());
+  const step = 10 ** Math.floor(Math.log10(max));
+  const ceil = Math.ceil(max / step) * step;
+  const x = (i) => L + (labels.length < 2 ? (W - L) / 2 : (i * (W - L - 8)) / (labels.length - 1));
+  const y = (val) => T + (H - T - B) * (1 - val / ceil);
+  const fmt = (val) => (metric === 'bounce_rate' ? `${val}%` : metric === 'visit_duration' ? duration(val) : num(val));
+  const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${series[0].reduce((a, b) => a + b, 0)} in total over ${labels.length} intervals` });
+  for (const frac of [0, 0.5, 1]) {
+    g.append(
+      svg('line', { x1: L, x2: W, y1: y(ceil * frac), y2: y(ceil * frac), class: 'grid' }),
+      svg('text', { x: L - 6, y: y(ceil * frac) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(Math.round(ceil * frac))),
+    );
+  }
+  for (const i of [...new Set([0, Math.floor((labels.length - 1) / 2), labels.length - 1])]) {
+    if (labels[i] !== undefined) {
+      g.append(svg('text', { x: x(i), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === labels.length - 1 ? 'end' : 'middle', class: 'axis' }, labels[i].replace('T', ' ').slice(0, 16)));
+    }
+  }
+  series.forEach((values, s) => {
+    g.append(svg('polyline', { class: s ? 'line previous' : 'line', points: values.map((val, i) => `${x(i)},${y(val)}`).join(' ') }));
+    if (!s) {
+      values.forEach((val, i) =>
+        g.append(svg('circle', { cx: x(i), cy: y(val), r: 3, class: 'dot' },
+          svg('title', {}, `${labels[i]}: ${fmt(val)}${series[1] ? ` (before: ${fmt(series[1][i])})` : ''}`))));
+    }
+  });
+  return g;
+}
+
+function toCsv(header, rows) {
+  const cell = (c) => {
+    let s = String(c ?? '');
+    if (/^[=+\-@]/.test(s)) s = `'${s}`;
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';
+}
+
+// A panel of tabs, each the top values of one dimension; a click on a row filters by it.
+function panel(base, title, tabs, opts = {}) {
+  let current = 0;
+  const body = h('div', { class: 'rows' });
+  const tabBar = h('div', { class: 'tabs', role: 'tablist' });
+  const metrics = opts.metrics || ['visitors'];
+  const load = async () => {
+    const [, dim] = tabs[current];
+    body.replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
+    const r = await query({ ...base, metrics, dimensions: [dim], filters: [...base.filters, ...(opts.filters || [])], pagination: { limit: 100 } });
+    const rows = r.results.filter((x) => !(opts.skip || []).includes(x.dimensions[0])).slice(0, 10);
+    const max = Math.max(1, ...rows.map((x) => x.metrics[0]));
+    body.replaceChildren(
+      h('div', { class: 'row head' }, h('span', { text: label(dim) }), h('span', { text: opts.metricLabel || 'Visitors' })),
+      ...(rows.length ? rows.map((x) =>
+        h('button', {
+          class: 'row',
+          title: `Filter by ${label(dim)}: ${x.dimensions[0] || '(none)'}`,
+          onclick: () => (opts.onrow ? opts.onrow(x.dimensions[0]) : addFilter(dim, x.dimensions[0])),
+        },
+        h('span', { class: 'fill', 'data-w': Math.round((100 * x.metrics[0]) / max) }),
+        h('span', { class: 'label', text: x.dimensions[0] || '(none)' }),
+        h('span', { class: 'value', text: num(x.metrics[0]) })))
+        : [h('p', { class: 'muted', text: 'No data for this range.' })]),
+    );
+    for (const f of body.querySelectorAll('.fill')) f.style.width = `${f.dataset.w}%`;
+  };
+  const select = (i) => {
+    current = i;
+    [...tabBar.children].forEach((b, j) => b.setAttribute('aria-selected', String(i === j)));
+    load().catch((e) => body.replaceChildren(errorBox(e)));
+  };
+  tabs.forEach(([text], i) => tabBar.append(h('button', { role: 'tab', text, onclick: () => select(i) })));
+  const csv = h('button', {
+    class: 'ghost small',
+    text: 'CSV',
+    title: `Download ${title.toLowerCase()} as CSV`,
+    onclick: async () => {
+      const [name, dim] = tabs[current];
+      const all = [...metrics, ...(metrics.includes('visits') ? [] : ['visits']), 'pageviews'];
+      const r = await query({ ...base, metrics: all, dimensions: [dim], filters: [...base.filters, ...(opts.filters || [])], pagination: { limit: 10000 } });
+      const rows = r.results.map((x) => [...x.dimensions, ...x.metrics]);
+      const file = name.toLowerCase().replace(/\W+/g, '_');
+      download(`${base.site_id}-${file}.csv`, new Blob([toCsv([label(dim), ...all], rows)], { type: 'text/csv' }));
+    },
+  });
+  select(0);
+  return h('section', { class: 'card panel', 'aria-label': title },
+    h('div', { class: 'bar' }, h('h2', { text: title }), h('span', { class: 'grow' }), csv),
+    tabBar, body, opts.extra);
+}
+
+// Custom events, and the properties of one event.
+function eventsPanel(base, v, domain) {
+  const props = h('div', { class: 'props' });
+  const showProps = async (name) => {
+    const range = Array.isArray(v.range) ? v.range.join(',') : v.range;
+    const q = new URLSearchParams({ site_id: domain, name, date_range: range });
+    const { props: keys } = await api(`/api/v2/props?${q}`);
+    props.replaceChildren(
+      h('h3', { text: `Properties of “${name}”` }),
+      keys.length ? h('div', { class: 'panels' }, keys.slice(0, 6).map((k) =>
+        panel(base, k.key, [[k.key, `event:props:${k.key}`]], {
+          metrics: ['visitors', 'events'],
+          filters: [['is', 'event:name', [name]]],
+        }))) : h('p', { class: 'muted', text: 'This event has no properties in this range.' }),
+    );
+    props.scrollIntoView({ block: 'nearest' });
+  };
+  return panel(base, 'Custom events', [['Events', 'event:name']], {
+    metrics: ['visitors', 'events'],
+    skip: ['pageview', 'engagement'],
+    onrow: (name) => showProps(name).catch((e) => props.replaceChildren(errorBox(e))),
+    extra: h('div', {},
+      h('p', { class: 'muted small', text: 'Click an event for its properties.' }),
+      props),
+  });
+}
+
+// ---------------------------------------------------------------- settings
+
+async function settingsPage(domain) {
+  const s = await api(`/api/sites/${encodeURIComponent(domain)}/settings`);
+  const path = `/api/sites/${encodeURIComponent(domain)}`;
+  const secret = (text) => h('p', { class: 'secret' }, h('code', { text }), ' ', copyButton(text));
+  const keysBox = h('div');
+  const sharesBox = h('div');
+  const drawKeys = (keys) =>
+    keysBox.replaceChildren(
+      h('ul', { class: 'plain' }, keys.map((k) =>
+        h('li', {}, h('code', { text: k.id }), ` created ${new Date(k.created_at * 1000).toLocaleDateString()} `,
+          k.revoked ? h('span', { class: 'muted', text: 'revoked' })
+            : h('button', { class: 'ghost small', text: 'Revoke', onclick: async () => {
+              await api(`${path}/keys/${k.id}`, { method: 'DELETE' });
+              route();
+            } })))),
+    );
+  const drawShares = (shares) =>
+    sharesBox.replaceChildren(
+      h('ul', { class: 'plain' }, shares.map((l) =>
+        h('li', {}, h('code', { text: l.id }), ` ${l.label || ''}${l.password ? ' (password)' : ''} `,
+          h('button', { class: 'ghost small', text: 'Revoke', onclick: async () => {
+            await api(`${path}/shares/${l.id}`, { method: 'DELETE' });
+            route();
+          } })))),
+    );
+  drawKeys(s.keys);
+  drawShares(s.shares);
+  const newKey = h('div');
+  const newShare = h('div');
+  main.replaceChildren(
+    h('div', { class: 'bar' }, h('h1', {}, 'Settings: ', h('a', { href: `/sites/${encodeURIComponent(domain)}`, text: domain }))),
+    h('section', { class: 'card' },
+      h('h2', { text: 'Tracking snippet' }),
+      h('p', { text: 'Paste this into the <head> of every page of the site:' }),
+      secret(s.snippet)),
+    h('section', { class: 'card' },
+      h('h2', { text: 'Site' }),
+      form(
+        [
+          field('Domain', { name: 'domain', value: s.site.domain, required: true }),
+          field('Time zone', { name: 'timezone', value: s.site.timezone, required: true }),
+        ],
+        'Save',
+        async (data) => {
+          const site = await api(path, { method: 'PUT', body: { domain: data.get('domain'), timezone: data.get('timezone') } });
+          if (site.domain !== domain) go(`/sites/${encodeURIComponent(site.domain)}/settings`);
+          return 'Saved.';
+        },
+      ),
+      h('p', { class: 'muted', text: `Retention: raw events ${s.raw_retention_days} days, daily aggregates ${s.aggregate_retention_days} days (set for the whole server in its configuration).` })),
+    h('section', { class: 'card' },
+      h('h2', { text: 'Stats API keys' }),
+      keysBox,
+      h('button', { text: 'New API key', onclick: async () => {
+        const k = await api(`${path}/keys`, { method: 'POST' });
+        newKey.replaceChildren(h('p', { text: 'Copy the key now; it is not shown again:' }), secret(k.key));
+        drawKeys([...s.keys, { id: k.id, created_at: Date.now() / 1000, revoked: false }]);
+      } }),
+      newKey),
+    h('section', { class: 'card' },
+      h('h2', { text: 'Shared links' }),
+      h('p', { class: 'muted', text: 'A shared link opens a read-only dashboard of this site to anyone who has it.' }),
+      sharesBox,
+      form(
+        [
+          field('Label', { name: 'label', maxlength: 100 }),
+          field('Password (optional)', { name: 'password', type: 'password', autocomplete: 'new-password', minlength: 10 }),
+        ],
+        'New shared link',
+        async (data, f) => {
+          const l = await api(`${path}/shares`, { method: 'POST', body: { label: data.get('label'), password: data.get('password') || null } });
+          f.reset();
+          newShare.replaceChildren(h('p', { text: 'Copy the link now; it is not shown again:' }), secret(l.url));
+          s.shares.push({ id: l.id, label: data.get('label'), password: !!data.get('password') });
+          drawShares(s.shares);
+        },
+      ),
+      newShare),
+  );
+}
+
+function copyButton(text) {
+  return h('button', {
+    class: 'ghost small',
+    text: 'Copy',
+    onclick: async (e) => {
+      await navigator.clipboard.writeText(text).catch(() => {});
+      e.target.textContent = 'Copied';
+    },
+  });
+}
+
+// ---------------------------------------------------------------- users
+
+async function usersPage() {
+  const [{ users }, { sites }] = await Promise.all([api('/api/users'), api('/api/sites')]);
+  const siteBoxes = (chosen = []) =>
+    h('fieldset', {}, h('legend', { text: 'Sites a viewer may read' }),
+      sites.map((s) => h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'sites', value: s.domain, checked: chosen.includes(s.domain) }), ` ${s.domain}`)));
+  const roleSelect = (role = 'viewer') =>
+    h('label', {}, h('span', { text: 'Role' }),
+      h('select', { name: 'role' }, ['viewer', 'admin'].map((r) => h('option', { value: r, selected: r === role, text: r }))));
+  main.replaceChildren(
+    h('h1', { text: 'Users' }),
+    h('section', { class: 'card' },
+      h('table', {},
+        h('thead', {}, h('tr', {}, ['E-mail', 'Role', 'Sites', ''].map((t) => h('th', { text: t })))),
+        h('tbody', {}, users.map((u) =>
+          h('tr', {},
+            h('td', { text: u.email }),
+            h('td', { text: u.role }),
+            h('td', { text: u.role === 'admin' ? 'all' : u.sites.join(', ') }),
+            h('td', {},
+              u.email !== me.email && h('button', { class: 'ghost small', text: 'Delete', onclick: async () => {
+                if (confirm(`Delete ${u.email}?`)) {
+                  await api(`/api/users/${encodeURIComponent(u.email)}`, { method: 'DELETE' });
+                  route();
+                }
+              } }),
+              u.email !== me.email && h('details', {},
+                h('summary', { text: 'Edit' }),
+                form([roleSelect(u.role), siteBoxes(u.sites)], 'Save', async (data) => {
+                  await api(`/api/users/${encodeURIComponent(u.email)}`, { method: 'PUT', body: { role: data.get('role'), sites: data.getAll('sites') } });
+                  route();
+                })))))))),
+    h('section', { class: 'card narrow' },
+      h('h2', { text: 'Add a user' }),
+      form(
+        [
+          field('E-mail', { name: 'email', type: 'email', required: true }),
+          field('Password (at least 10 characters)', { name: 'password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true }),
+          roleSelect(),
+          siteBoxes(),
+        ],
+        'Add user',
+        async (data) => {
+          await api('/api/users', {
+            method: 'POST',
+            body: { email: data.get('email'), password: data.get('password'), role: data.get('role'), sites: data.getAll('sites') },
+          });
+          route();
+        },
+      )),
+  );
+}
+
+route();
