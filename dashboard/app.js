@@ -170,12 +170,12 @@ async function route() {
   let m;
   main.replaceChildren(h('p', { class: 'loading', text: 'Loading…' }));
   try {
-    if (path === '/login') return loginPage();
+    if (path === '/login') return await loginPage();
     if ((m = path.match(/^\/share\/([0-9a-f]{48})$/))) {
       shareToken = m[1];
       me = null;
       header();
-      return sharePage();
+      return await sharePage();
     }
     me = await api('/api/auth/me').catch(() => null);
     if (!me) {
@@ -183,11 +183,11 @@ async function route() {
       return;
     }
     header();
-    if (path === '/') return sitesPage();
-    if (path === '/account') return accountPage();
-    if (path === '/users') return usersPage();
-    if ((m = path.match(/^\/sites\/([^/]+)\/settings$/))) return settingsPage(decodeURIComponent(m[1]));
-    if ((m = path.match(/^\/sites\/([^/]+)$/))) return dashboardPage(decodeURIComponent(m[1]));
+    if (path === '/') return await sitesPage();
+    if (path === '/account') return await accountPage();
+    if (path === '/users') return await usersPage();
+    if ((m = path.match(/^\/sites\/([^/]+)\/settings$/))) return await settingsPage(decodeURIComponent(m[1]));
+    if ((m = path.match(/^\/sites\/([^/]+)$/))) return await dashboardPage(decodeURIComponent(m[1]));
     main.replaceChildren(h('h1', { text: 'Not found' }));
   } catch (e) {
     main.replaceChildren(errorBox(e));
@@ -304,6 +304,8 @@ const LABELS = {
   'visit:device': 'Device', 'visit:browser': 'Browser', 'visit:os': 'Operating system',
   'event:name': 'Event',
 };
+// An empty value as people name it: no source is a direct visit.
+const shown = (dim, value) => value || (dim === 'visit:source' ? 'Direct / None' : '(none)');
 const label = (dim) => LABELS[dim] || (dim.startsWith('event:props:') ? `Property ${dim.slice(12)}` : dim);
 
 function viewState() {
@@ -426,8 +428,9 @@ async function dashboardPage(domain) {
       h('button', {
         class: 'chip',
         title: 'Remove this filter',
+        'aria-label': `Remove filter: ${label(dim)} is ${shown(dim, value)}`,
         onclick: () => go(withState({ f: v.filters.filter(([d]) => d !== dim).map(([d, x]) => `${d}=${x}`) })),
-      }, `${label(dim)} is ${value || '(none)'} `, h('span', { 'aria-hidden': 'true', text: '✕' }), h('span', { class: 'sr', text: ' (remove)' }))),
+      }, `${label(dim)} is ${shown(dim, value)} `, h('span', { 'aria-hidden': 'true', text: '✕' }))),
   );
 
   main.replaceChildren(
@@ -458,7 +461,11 @@ async function dashboardPage(domain) {
 
 function topStats(base, v) {
   const box = h('section', { class: 'stats', 'aria-label': 'Top stats' });
-  query({ ...base, metrics: TOP_STATS.map(([m]) => m), include: { comparisons: { mode: 'previous_period' } } })
+  const body = { ...base, metrics: TOP_STATS.map(([m]) => m) };
+  // The previous period may need raw events that retention has purged (filtered questions
+  // need them): then the stats show without their change.
+  query({ ...body, include: { comparisons: { mode: 'previous_period' } } })
+    .catch((e) => (e.status === 422 ? query(body) : Promise.reject(e)))
     .then((r) => {
       const row = r.results[0] || { metrics: TOP_STATS.map(() => 0), comparison: null };
       box.replaceChildren(...TOP_STATS.map(([m, text], i) => {
@@ -491,13 +498,15 @@ function chart(base, v) {
   const metricName = TOP_STATS.find(([m]) => m === v.metric)[1];
   const draw = async () => {
     const body = { ...base, metrics: [v.metric], dimensions: [`time:${v.interval}`], include: { time_labels: true } };
-    if (v.compare) body.include.comparisons = { mode: 'previous_period' };
-    const r = await query(body);
+    const r = await query(v.compare ? { ...body, include: { ...body.include, comparisons: { mode: 'previous_period' } } } : body)
+      .catch((e) => (e.status === 422 ? query(body) : Promise.reject(e)));
     const labels = r.meta.time_labels || [];
     const byLabel = new Map(r.results.map((x) => [x.dimensions[0], x.metrics[0]]));
     const series = [labels.map((l) => byLabel.get(l) || 0)];
-    if (v.compare && r.query.comparison_date_range) {
-      const c = await query({ ...body, date_range: r.query.comparison_date_range, include: { time_labels: true } });
+    const c = v.compare && r.query.comparison_date_range &&
+      await query({ ...body, date_range: r.query.comparison_date_range, include: { time_labels: true } })
+        .catch((e) => (e.status === 422 ? null : Promise.reject(e)));
+    if (c) {
       const cl = c.meta.time_labels || [];
       const cBy = new Map(c.results.map((x) => [x.dimensions[0], x.metrics[0]]));
       series.push(labels.map((_, i) => cBy.get(cl[i]) || 0));
@@ -568,11 +577,11 @@ function panel(base, title, tabs, opts = {}) {
       ...(rows.length ? rows.map((x) =>
         h('button', {
           class: 'row',
-          title: `Filter by ${label(dim)}: ${x.dimensions[0] || '(none)'}`,
+          title: `Filter by ${label(dim)}: ${shown(dim, x.dimensions[0])}`,
           onclick: () => (opts.onrow ? opts.onrow(x.dimensions[0]) : addFilter(dim, x.dimensions[0])),
         },
         h('span', { class: 'fill', 'data-w': Math.round((100 * x.metrics[0]) / max) }),
-        h('span', { class: 'label', text: x.dimensions[0] || '(none)' }),
+        h('span', { class: 'label', text: shown(dim, x.dimensions[0]) }),
         h('span', { class: 'value', text: num(x.metrics[0]) })))
         : [h('p', { class: 'muted', text: 'No data for this range.' })]),
     );

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use super::AppState;
 use super::script::{StaticFile, etag_of, serve};
@@ -31,6 +31,13 @@ static APP_CSS_ETAG: LazyLock<String> = LazyLock::new(|| etag_of(APP_CSS));
 pub fn shipped_sizes() -> (usize, usize, usize) {
     (INDEX_HTML_GZIP.len(), APP_JS_GZIP.len(), APP_CSS_GZIP.len())
 }
+
+/// What a `next` parameter escapes: all but the unreserved characters of RFC 3986.
+const NEXT_ESCAPES: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Revalidated on every load, so an upgrade shows at once; a 304 costs a round trip only.
 const ASSET_CACHE: &str = "no-cache";
@@ -100,7 +107,7 @@ pub async fn private_page(State(state): State<AppState>, uri: Uri, headers: Head
         Ok(Some(_)) => shell(&headers),
         Ok(None) => {
             let here = uri.path_and_query().map_or("/", |p| p.as_str());
-            let next = utf8_percent_encode(here, NON_ALPHANUMERIC).to_string();
+            let next = utf8_percent_encode(here, NEXT_ESCAPES).to_string();
             let location = HeaderValue::from_str(&format!("/login?next={next}"))
                 .unwrap_or_else(|_| HeaderValue::from_static("/login"));
             (

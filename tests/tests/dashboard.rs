@@ -1,0 +1,515 @@
+//! The dashboard in a real browser: headless Chromium against `footfall serve` over a store
+//! seeded with known events (`footfall_tests::seed`). Each test checks what a person sees and
+//! saves a screenshot under `target/screenshots/`.
+
+use std::time::{Duration, Instant};
+
+use footfall::accounts::{self, Role, User};
+use footfall_tests::browser::Browser;
+use footfall_tests::{Backend, Process, TestStore, seed};
+use serde_json::json;
+use thirtyfour::prelude::*;
+
+const WAIT: Duration = Duration::from_secs(15);
+const ADMIN: &str = "admin@shop.test";
+const VIEWER: &str = "viewer@shop.test";
+const PASSWORD: &str = "correct horse battery";
+
+struct Dash {
+    t: TestStore,
+    footfall: Process,
+    browser: Browser,
+    started: Instant,
+}
+
+impl Dash {
+    /// `shop.test` and `other.test`, each seeded; an admin, and a viewer of `shop.test`.
+    async fn start(test: &str) -> Dash {
+        let started = Instant::now();
+        let t = TestStore::new(Backend::Sqlite, test).await;
+        let now = chrono::Utc::now();
+        for domain in ["shop.test", "other.test"] {
+            let site = t.store.add_site(domain, "UTC").await.unwrap();
+            t.store
+                .insert_events(&seed::events(site.id, domain, now))
+                .await
+                .unwrap();
+        }
+        let hash = accounts::hash_password(PASSWORD).unwrap();
+        for (email, role, sites) in [
+            (ADMIN, Role::Admin, vec![]),
+            (VIEWER, Role::Viewer, vec![1]),
+        ] {
+            let user = User {
+                email: email.into(),
+                password_hash: hash.clone(),
+                role,
+                sites,
+                created_at: 0,
+            };
+            accounts::put_user(t.store.as_ref(), &user).await.unwrap();
+        }
+        let log = t.config.data_dir.with_file_name("footfall.log");
+        let footfall = Process::serve(&t.env(), log).await;
+        let browser = Browser::start().await;
+        Dash {
+            t,
+            footfall,
+            browser,
+            started,
+        }
+    }
+
+    fn step(&self, what: &str) {
+        eprintln!("[{:6.2} s] {what}", self.started.elapsed().as_secs_f64());
+    }
+
+    fn driver(&self) -> &WebDriver {
+        self.browser.driver()
+    }
+
+    async fn open(&self, path: &str) {
+        self.step(&format!("open {path}"));
+        self.driver()
+            .goto(format!("{}{path}", self.footfall.base))
+            .await
+            .unwrap();
+    }
+
+    /// The path and query of the page shown.
+    async fn here(&self) -> String {
+        let url = self.driver().current_url().await.unwrap();
+        match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        }
+    }
+
+    /// Waits until `done` holds for the page's path and query.
+    async fn wait_for_url(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        self.step(&format!("wait for the URL: {what}"));
+        let start = Instant::now();
+        loop {
+            let here = self.here().await;
+            if done(&here) {
+                return here;
+            }
+            assert!(start.elapsed() < WAIT, "waited for {what}; at {here}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The text of the first element `css` matches once it is not empty.
+    async fn text(&self, css: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Ok(el) = self.driver().find(By::Css(css)).await
+                && let Ok(text) = el.text().await
+                && !text.trim().is_empty()
+            {
+                return text.trim().to_string();
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "nothing shown at `{css}` on {}",
+                self.here().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the element at `css` shows `want`.
+    async fn expect_text(&self, css: &str, want: &str) {
+        self.step(&format!("expect `{css}` to show {want:?}"));
+        let start = Instant::now();
+        loop {
+            let got = self.text(css).await;
+            if got == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "`{css}` shows {got:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn expect_stat(&self, metric: &str, want: &str) {
+        self.expect_text(&format!(".stat[data-metric='{metric}'] .value"), want)
+            .await;
+    }
+
+    /// The (label, value) rows of the panel whose label is `panel`, once it has some.
+    async fn rows(&self, panel: &str) -> Vec<(String, String)> {
+        let css = format!("section[aria-label='{panel}'] button.row");
+        self.text(&css).await;
+        let rows = self
+            .js(&format!("return [...document.querySelectorAll(\"{css}\")].map(b => [b.querySelector('.label').textContent, b.querySelector('.value').textContent])"))
+            .await;
+        serde_json::from_value(rows).unwrap()
+    }
+
+    async fn click(&self, css: &str) {
+        self.step(&format!("click {css}"));
+        self.driver()
+            .find(By::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the button whose text is `text` (waiting for it to appear).
+    async fn click_text(&self, css: &str, text: &str) {
+        self.step(&format!("click {css} {text:?}"));
+        let start = Instant::now();
+        loop {
+            for el in self.driver().find_all(By::Css(css)).await.unwrap() {
+                if el.text().await.unwrap_or_default().contains(text) {
+                    el.click().await.unwrap();
+                    return;
+                }
+            }
+            assert!(start.elapsed() < WAIT, "no {css} with {text:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self.driver().find(By::Css(css)).await.unwrap();
+        el.clear().await.unwrap();
+        el.send_keys(value).await.unwrap();
+    }
+
+    async fn js(&self, script: &str) -> serde_json::Value {
+        self.step(script);
+        self.driver()
+            .execute(script, Vec::new())
+            .await
+            .unwrap()
+            .json()
+            .clone()
+    }
+
+    /// Runs `script`, which ends by calling `done(value)`, and returns that value.
+    async fn js_async(&self, script: &str) -> serde_json::Value {
+        self.step(script);
+        self.driver()
+            .execute_async(
+                format!("const done = arguments[arguments.length - 1];\n{script}"),
+                Vec::new(),
+            )
+            .await
+            .unwrap()
+            .json()
+            .clone()
+    }
+
+    /// Logs in on the login page shown, and waits to leave it.
+    async fn log_in(&self, email: &str, password: &str) {
+        self.step(&format!("log in as {email}"));
+        self.wait_for_url("the login page", |u| u.starts_with("/login"))
+            .await;
+        self.fill("input[name=email]", email).await;
+        self.fill("input[name=password]", password).await;
+        self.click("form button[type=submit]").await;
+        self.wait_for_url("to leave the login page", |u| !u.starts_with("/login"))
+            .await;
+    }
+
+    async fn finish(self, screenshot: &str) {
+        self.step("screenshot");
+        self.browser.screenshot(screenshot).await;
+        self.browser.quit().await;
+        eprintln!("[{:6.2} s] done", self.started.elapsed().as_secs_f64());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_then_the_seeded_numbers_show() {
+    let d = Dash::start("dash_numbers").await;
+    d.open("/sites/shop.test").await;
+    let login = d
+        .wait_for_url("a redirect to the login", |u| u.starts_with("/login"))
+        .await;
+    assert_eq!(login, "/login?next=%2Fsites%2Fshop.test");
+    d.browser.screenshot("dashboard-login").await;
+    d.fill("input[name=email]", ADMIN).await;
+    d.fill("input[name=password]", "not the password").await;
+    d.click("form button[type=submit]").await;
+    d.expect_text(".status.error", "wrong e-mail or password")
+        .await;
+    d.log_in(ADMIN, PASSWORD).await;
+    assert_eq!(d.here().await, "/sites/shop.test");
+
+    d.expect_stat("visitors", &seed::VISITORS_30D.to_string())
+        .await;
+    d.expect_stat("pageviews", &seed::PAGEVIEWS_30D.to_string())
+        .await;
+    d.expect_stat("bounce_rate", &format!("{}%", seed::BOUNCE_RATE_30D))
+        .await;
+    d.expect_stat("visits", "4").await;
+    d.expect_stat("views_per_visit", "1.25").await;
+    // Visit durations 20 s, 0, 0 and 30 s.
+    d.expect_stat("visit_duration", "13s").await;
+    d.expect_text(
+        ".live",
+        &format!("● {} current visitors", seed::VISITORS_TODAY),
+    )
+    .await;
+    let row = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(
+        d.rows("Sources").await,
+        vec![
+            row("Google", "2"),
+            row("Direct / None", "1"),
+            row("Hacker News", "1")
+        ]
+    );
+    assert_eq!(
+        d.rows("Pages").await,
+        vec![row("/", "2"), row("/pricing", "2"), row("/blog", "1")]
+    );
+    assert_eq!(
+        d.rows("Locations").await,
+        vec![row("Denmark", "2"), row("Germany", "2")]
+    );
+    assert_eq!(d.rows("Custom events").await, vec![row("Signup", "1")]);
+    // The chart has one point per day of the 30.
+    let points = d
+        .js("return document.querySelectorAll('.chart circle').length")
+        .await;
+    assert_eq!(points, json!(30));
+    // An event's properties, from its row.
+    d.click_text("section[aria-label='Custom events'] button.row", "Signup")
+        .await;
+    d.expect_text(".props h3", "Properties of “Signup”").await;
+    assert_eq!(d.rows("plan").await, vec![row("pro", "1")]);
+    // Only this origin was contacted.
+    let foreign = d
+        .js("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))")
+        .await;
+    assert_eq!(foreign, json!([]));
+    d.browser.screenshot("dashboard-admin").await;
+
+    d.click("button[aria-label='Switch between light and dark theme']")
+        .await;
+    let bg = d
+        .js("return getComputedStyle(document.body).backgroundColor")
+        .await;
+    d.step(&format!("background after the switch: {bg}"));
+    let dark = d.js("return document.documentElement.dataset.theme").await;
+    assert_eq!(dark, json!("dark"));
+    d.browser.screenshot("dashboard-dark").await;
+    d.driver().set_window_rect(0, 0, 390, 844).await.unwrap();
+    d.open("/sites/shop.test").await;
+    d.expect_stat("visitors", "4").await;
+    let overflow = d
+        .js("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(overflow, json!(false), "the page is wider than a phone");
+    d.finish("dashboard-phone").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_ranges_and_comparison_live_in_the_url() {
+    let d = Dash::start("dash_filters").await;
+    d.open("/login").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.open("/sites/shop.test").await;
+    d.expect_stat("visitors", "4").await;
+
+    // A click on a row filters the whole dashboard.
+    d.click_text("section[aria-label=Sources] button.row", "Google")
+        .await;
+    d.wait_for_url("the filter", |u| u.contains("f=visit%3Asource%3DGoogle"))
+        .await;
+    d.expect_text(".chips .chip", "Source is Google ✕").await;
+    d.expect_stat("visitors", &seed::GOOGLE_VISITORS.to_string())
+        .await;
+    d.expect_stat("pageviews", "2").await;
+    let pages: Vec<String> = d.rows("Pages").await.into_iter().map(|r| r.0).collect();
+    assert_eq!(pages, ["/", "/pricing"]);
+    d.browser.screenshot("dashboard-filtered").await;
+    // Removing the chip removes the filter.
+    d.click(".chips .chip").await;
+    d.wait_for_url("no filter", |u| !u.contains("f=")).await;
+    d.expect_stat("visitors", "4").await;
+    assert!(d.driver().find(By::Css(".chips .chip")).await.is_err());
+
+    // Another range.
+    d.js("const s = document.querySelector('select[aria-label=\"Date range\"]'); s.value = 'day'; s.dispatchEvent(new Event('change'))").await;
+    d.wait_for_url("today", |u| u.contains("period=day")).await;
+    d.expect_stat("visitors", &seed::VISITORS_TODAY.to_string())
+        .await;
+    d.expect_stat("pageviews", "4").await;
+    let hours = d
+        .js("return document.querySelectorAll('.chart circle').length")
+        .await;
+    assert_eq!(hours, json!(24), "today is shown by hour");
+
+    // Comparison: a second, dashed line; the top stats show the change.
+    d.click("label.toggle input").await;
+    let url = d
+        .wait_for_url("the comparison", |u| u.contains("compare=1"))
+        .await;
+    d.step("wait for the previous period's line");
+    let start = Instant::now();
+    while d
+        .driver()
+        .find(By::Css(".chart polyline.previous"))
+        .await
+        .is_err()
+    {
+        assert!(start.elapsed() < WAIT, "no comparison line");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.expect_text(".stat[data-metric=visitors] .change", "↑ 100%")
+        .await;
+    d.browser.screenshot("dashboard-compare").await;
+
+    // The URL is the whole state: open it again, as from a bookmark, with a filter too.
+    let bookmark = format!("{url}&f=visit%3Acountry_name%3DDenmark");
+    d.open(&bookmark).await;
+    d.expect_text(".chips .chip", "Country is Denmark ✕").await;
+    d.expect_stat("visitors", "2").await;
+    let state = d
+        .js("return [document.querySelector('select[aria-label=\"Date range\"]').value, document.querySelector('label.toggle input').checked]")
+        .await;
+    assert_eq!(state, json!(["day", true]));
+
+    // A custom range: three days ago only.
+    let day = (chrono::Utc::now() - chrono::Duration::days(3))
+        .date_naive()
+        .to_string();
+    d.open("/sites/shop.test").await;
+    d.js("const s = document.querySelector('select[aria-label=\"Date range\"]'); s.value = 'custom'; s.dispatchEvent(new Event('change'))").await;
+    d.js(&format!("document.querySelector('.custom input[name=from]').value = '{day}'; document.querySelector('.custom input[name=to]').value = '{day}'")).await;
+    d.click(".custom button[type=submit]").await;
+    d.wait_for_url("the custom range", |u| {
+        u.contains(&format!("from={day}&to={day}"))
+    })
+    .await;
+    d.expect_stat("visitors", "1").await;
+    assert_eq!(
+        d.rows("Pages").await,
+        vec![("/pricing".to_string(), "1".to_string())]
+    );
+    d.finish("dashboard-custom-range").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_link_opens_logged_out_and_read_only() {
+    let d = Dash::start("dash_shared").await;
+    let store = d.t.store.as_ref();
+    let (token, _) = accounts::create_share(store, 1, "press", None, 0)
+        .await
+        .unwrap();
+    d.open(&format!("/share/{token}")).await;
+    d.expect_stat("visitors", "4").await;
+    d.expect_text("main h1", "shop.test").await;
+    let links = d
+        .js("return [...document.querySelectorAll('a, button')].map(e => e.textContent).filter(t => /Settings|Log out|Users/.test(t))")
+        .await;
+    assert_eq!(links, json!([]), "no management on a shared link");
+    // A filter works on it too, and keeps the link.
+    d.click_text("section[aria-label=Sources] button.row", "Hacker News")
+        .await;
+    let url = d
+        .wait_for_url("the filter", |u| u.contains("f=visit%3Asource%3DHacker"))
+        .await;
+    assert!(url.starts_with(&format!("/share/{token}?")), "{url}");
+    d.expect_stat("visitors", "1").await;
+    // The page's own requests cannot change anything.
+    let status = d
+        .js_async(&format!("fetch('/api/sites', {{method: 'POST', headers: {{'content-type': 'application/json', 'x-footfall-share': '{token}'}}, body: JSON.stringify({{domain: 'evil.test'}})}}).then(r => done(r.status))"))
+        .await;
+    assert_eq!(status, json!(403));
+    assert_eq!(d.t.store.sites().await.unwrap().len(), 2);
+    d.browser.screenshot("shared-link").await;
+
+    // With a password: asked first, refused when wrong.
+    let hash = accounts::hash_password("press password 1").unwrap();
+    let (locked, _) = accounts::create_share(store, 1, "locked", Some(hash), 0)
+        .await
+        .unwrap();
+    d.open(&format!("/share/{locked}")).await;
+    d.expect_text("main h1", "This dashboard is protected")
+        .await;
+    d.browser.screenshot("shared-link-password").await;
+    d.fill("input[name=password]", "wrong one").await;
+    d.click("form button[type=submit]").await;
+    d.expect_text(".status.error", "wrong password").await;
+    d.fill("input[name=password]", "press password 1").await;
+    d.click("form button[type=submit]").await;
+    d.expect_stat("visitors", "4").await;
+    // Revoked, the link shows nothing.
+    accounts::revoke_share(store, &token[..8]).await.unwrap();
+    d.open(&format!("/share/{token}")).await;
+    d.expect_text("main .error", "this shared link is invalid or revoked")
+        .await;
+    d.finish("shared-link-revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_is_refused_a_site_not_granted() {
+    let d = Dash::start("dash_viewer").await;
+    d.open("/").await;
+    d.log_in(VIEWER, PASSWORD).await;
+    let sites = d.text("ul.sites").await;
+    assert!(
+        sites.contains("shop.test") && !sites.contains("other.test"),
+        "{sites}"
+    );
+    d.expect_text("ul.sites .muted", "4 visitors in 7 days")
+        .await;
+    d.open("/sites/other.test").await;
+    d.expect_text(".stats .error", "no site `other.test` for this account")
+        .await;
+    d.browser.screenshot("viewer-refused").await;
+    let status = d
+        .js_async("fetch('/api/v2/query', {method: 'POST', headers: {'content-type': 'application/json'}, body: JSON.stringify({site_id: 'other.test', metrics: ['visitors'], date_range: '30d'})}).then(r => done(r.status))")
+        .await;
+    assert_eq!(status, json!(404));
+    d.open("/sites/shop.test/settings").await;
+    d.expect_text("main .error", "only an admin may see settings")
+        .await;
+    d.finish("viewer-settings-refused").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_change_without_the_csrf_token_is_refused() {
+    let d = Dash::start("dash_csrf").await;
+    d.open("/").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    let add = "(csrf) => fetch('/api/sites', {method: 'POST', headers: Object.assign({'content-type': 'application/json'}, csrf ? {'x-csrf-token': csrf} : {}), body: JSON.stringify({domain: 'new.test'})}).then(r => r.status)";
+    let without = d.js_async(&format!("({add})(null).then(done)")).await;
+    assert_eq!(without, json!(403));
+    assert_eq!(d.t.store.sites().await.unwrap().len(), 2);
+    let with = d
+        .js_async(&format!(
+            "fetch('/api/auth/me').then(r => r.json()).then(me => ({add})(me.csrf)).then(done)"
+        ))
+        .await;
+    assert_eq!(with, json!(201));
+    assert_eq!(d.t.store.sites().await.unwrap().len(), 3);
+
+    // The settings page: snippet, a new key shown once, a new shared link.
+    d.open("/sites/shop.test/settings").await;
+    let snippet = d.text(".secret code").await;
+    assert!(
+        snippet.contains("data-domain=\"shop.test\"") && snippet.contains("/js/script.js"),
+        "{snippet}"
+    );
+    d.click_text("button", "New API key").await;
+    let key = d.text("section:nth-of-type(3) .secret code").await;
+    assert!(key.starts_with("ff_") && key.len() == 51, "{key}");
+    assert_eq!(d.t.store.api_keys().await.unwrap().len(), 1);
+    d.browser.screenshot("settings").await;
+    d.open("/users").await;
+    let users = d.text("table").await;
+    assert!(users.contains(VIEWER) && users.contains(ADMIN), "{users}");
+    d.finish("users").await;
+}
