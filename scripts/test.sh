@@ -56,8 +56,9 @@ eval "$(scripts/clickhouse-test-server.sh start "$work/ch")"
 export FOOTFALL_TEST_CLICKHOUSE_DIR="$work/ch/data"
 echo "ClickHouse at $FOOTFALL_TEST_CLICKHOUSE_URL"
 
-step "tracker size"
+step "shipped sizes"
 cargo test -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
+cargo test -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | grep '^dashboard:'
 
 step "tests"
 cargo test --workspace

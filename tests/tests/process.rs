@@ -9,6 +9,7 @@ both_stores!(
     no_full_ip_raw_user_agent_or_salt_is_stored_or_logged,
     sigterm_drains_every_queued_event,
     an_acknowledged_batch_survives_sigkill,
+    users_are_managed_from_the_cli,
 );
 
 const PROBE_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 PrivacyProbe/7.3";
@@ -304,4 +305,123 @@ async fn clickhouse_outage_loses_nothing() {
         "one error per outage: {logs}"
     );
     assert_eq!(logs.matches("store is back").count(), 1, "{logs}");
+}
+
+/// Runs `footfall ARGS` with `stdin` piped in; returns (success, stdout, stderr).
+fn footfall_with_stdin(
+    env: &[(String, String)],
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(footfall_tests::footfall_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn users_are_managed_from_the_cli(b: Backend) {
+    let t = TestStore::new(b, "cli_users").await;
+    let env = env_for(&t, &[]);
+    add_site(&env, "shop.test");
+    let password = "first password 1";
+    let (ok, out, err) = footfall_with_stdin(
+        &env,
+        &["user", "add", "Boss@Shop.test", "--admin"],
+        &format!("{password}\n"),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "added boss@shop.test (admin)");
+    let (ok, _, err) = footfall_with_stdin(
+        &env,
+        &["user", "add", "eve@shop.test", "--site", "shop.test"],
+        "viewer password\n",
+    );
+    assert!(ok, "{err}");
+    for (args, stdin, why) in [
+        (
+            vec!["user", "add", "boss@shop.test"],
+            "another password\n",
+            "already exists",
+        ),
+        (
+            vec!["user", "add", "short@shop.test"],
+            "short\n",
+            "at least 10 characters",
+        ),
+        (
+            vec!["user", "add", "x@shop.test", "--site", "nope.test"],
+            "long enough pw\n",
+            "no site nope.test",
+        ),
+        (
+            vec!["user", "add", "not an email"],
+            "long enough pw\n",
+            "not an e-mail address",
+        ),
+        (
+            vec!["user", "passwd", "ghost@shop.test"],
+            "long enough pw\n",
+            "no user ghost@shop.test",
+        ),
+    ] {
+        let (ok, _, err) = footfall_with_stdin(&env, &args, stdin);
+        assert!(!ok, "{args:?} succeeded");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+    let (ok, out, _) = footfall_with_stdin(&env, &["user", "list"], "");
+    assert!(ok);
+    assert_eq!(
+        out,
+        "boss@shop.test\tadmin\t\neve@shop.test\tviewer\tshop.test\n"
+    );
+
+    // The admin logs in to the running collector with the password given on stdin.
+    let footfall = Process::serve(&env, t.config.data_dir.with_file_name("cli_users.log")).await;
+    let http = reqwest::Client::new();
+    let login = |pw: &'static str| {
+        http.post(format!("{}/api/auth/login", footfall.base))
+            .header("content-type", "application/json")
+            .body(serde_json::json!({"email": "boss@shop.test", "password": pw}).to_string())
+            .send()
+    };
+    assert_eq!(login("first password 1").await.unwrap().status(), 200);
+    let (ok, out, err) = footfall_with_stdin(
+        &env,
+        &["user", "passwd", "boss@shop.test"],
+        "second password 2\n",
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("sessions are ended"), "{out}");
+    assert_eq!(login("first password 1").await.unwrap().status(), 401);
+    assert_eq!(login("second password 2").await.unwrap().status(), 200);
+    let (ok, _, err) = footfall_with_stdin(&env, &["user", "delete", "eve@shop.test"], "");
+    assert!(ok, "{err}");
+    let (_, out, _) = footfall_with_stdin(&env, &["user", "list"], "");
+    assert!(!out.contains("eve@"), "{out}");
+    // No password is stored or logged as given.
+    for (table, text) in t.dump_tables().await {
+        assert!(
+            !text.contains(password) && !text.contains("second password"),
+            "{table}"
+        );
+    }
+    assert!(!footfall.log_text().contains("password 2"));
 }

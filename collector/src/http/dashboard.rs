@@ -122,3 +122,37 @@ pub async fn private_page(State(state): State<AppState>, uri: Uri, headers: Head
         Err(e) => e.into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read as _;
+
+    /// What a first visit downloads, gzipped, at most: the page, its script and its styles.
+    const MAX_SHIPPED_GZIP: usize = 16 * 1024;
+
+    fn gunzip(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn shipped_files_are_small_and_their_gzip_copies_match() {
+        assert_eq!(gunzip(APP_JS_GZIP), APP_JS);
+        assert_eq!(gunzip(APP_CSS_GZIP), APP_CSS);
+        assert_eq!(gunzip(INDEX_HTML_GZIP), INDEX_HTML);
+        let (html, js, css) = shipped_sizes();
+        let total = html + js + css;
+        println!(
+            "dashboard: {total} bytes gzipped (HTML {html}, JS {js}, CSS {css}; {} bytes minified JS; budget {MAX_SHIPPED_GZIP})",
+            APP_JS.len()
+        );
+        assert!(
+            total <= MAX_SHIPPED_GZIP,
+            "the dashboard ships {total} bytes gzipped; the budget is {MAX_SHIPPED_GZIP}"
+        );
+    }
+}
