@@ -333,8 +333,11 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
     let pages: Vec<String> = d.rows("Pages").await.into_iter().map(|r| r.0).collect();
     assert_eq!(pages, ["/", "/pricing"]);
     d.browser.screenshot("dashboard-filtered").await;
-    // Removing the chip removes the filter.
-    d.click(".chips .chip").await;
+    // Removing the chip removes the filter; the keyboard does it too.
+    d.step("focus the chip and press Enter");
+    let chip = d.driver().find(By::Css(".chips .chip")).await.unwrap();
+    d.js("document.querySelector('.chips .chip').focus()").await;
+    chip.send_keys(Key::Enter).await.unwrap();
     d.wait_for_url("no filter", |u| !u.contains("f=")).await;
     d.expect_stat("visitors", "4").await;
     assert!(d.driver().find(By::Css(".chips .chip")).await.is_err());
@@ -349,6 +352,25 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
         .js("return document.querySelectorAll('.chart circle').length")
         .await;
     assert_eq!(hours, json!(24), "today is shown by hour");
+    // The interval is chosen in the chart; by week, the last 30 days are 5 or 6 weeks.
+    d.open("/sites/shop.test?period=30d").await;
+    d.js("const s = document.querySelector('select[aria-label=\"Interval\"]'); s.value = 'week'; s.dispatchEvent(new Event('change'))").await;
+    d.wait_for_url("by week", |u| u.contains("interval=week"))
+        .await;
+    d.step("wait for the weekly chart");
+    let start = Instant::now();
+    loop {
+        let n = d
+            .js("return document.querySelectorAll('.chart circle').length")
+            .await;
+        if n == json!(5) || n == json!(6) {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "{n} points by week");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.open("/sites/shop.test?period=day").await;
+    d.expect_stat("visitors", "3").await;
 
     // Comparison: a second, dashed line; the top stats show the change.
     d.click("label.toggle input").await;
