@@ -150,6 +150,12 @@ impl Dash {
         serde_json::from_value(rows).unwrap()
     }
 
+    /// Chooses `value` in the select labelled `label`, once it is shown.
+    async fn choose(&self, label: &str, value: &str) {
+        self.text(&format!("select[aria-label='{label}']")).await;
+        self.js(&format!("const s = document.querySelector(\"select[aria-label='{label}']\"); s.value = '{value}'; s.dispatchEvent(new Event('change'))")).await;
+    }
+
     async fn click(&self, css: &str) {
         self.step(&format!("click {css}"));
         self.driver()
@@ -343,7 +349,7 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
     assert!(d.driver().find(By::Css(".chips .chip")).await.is_err());
 
     // Another range.
-    d.js("const s = document.querySelector('select[aria-label=\"Date range\"]'); s.value = 'day'; s.dispatchEvent(new Event('change'))").await;
+    d.choose("Date range", "day").await;
     d.wait_for_url("today", |u| u.contains("period=day")).await;
     d.expect_stat("visitors", &seed::VISITORS_TODAY.to_string())
         .await;
@@ -354,7 +360,7 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
     assert_eq!(hours, json!(24), "today is shown by hour");
     // The interval is chosen in the chart; by week, the last 30 days are 5 or 6 weeks.
     d.open("/sites/shop.test?period=30d").await;
-    d.js("const s = document.querySelector('select[aria-label=\"Interval\"]'); s.value = 'week'; s.dispatchEvent(new Event('change'))").await;
+    d.choose("Interval", "week").await;
     d.wait_for_url("by week", |u| u.contains("interval=week"))
         .await;
     d.step("wait for the weekly chart");
@@ -407,7 +413,7 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
         .date_naive()
         .to_string();
     d.open("/sites/shop.test").await;
-    d.js("const s = document.querySelector('select[aria-label=\"Date range\"]'); s.value = 'custom'; s.dispatchEvent(new Event('change'))").await;
+    d.choose("Date range", "custom").await;
     d.js(&format!("document.querySelector('.custom input[name=from]').value = '{day}'; document.querySelector('.custom input[name=to]').value = '{day}'")).await;
     d.click(".custom button[type=submit]").await;
     d.wait_for_url("the custom range", |u| {
