@@ -524,15 +524,17 @@ function plot(labels, series, metric) {
   const W = 800, H = 220, L = 48, B = 24, T = 10;
   const max = Math.max(1, ...series.flat());
   const step = 10 ** Math.floor(Math.log10(max));
-  const ceil = Math.ceil(max / step) * step;
+  let ceil = Math.ceil(max / step) * step;
+  // An even small ceiling keeps the middle line on a whole number.
+  if (ceil < 10 && ceil % 2) ceil += 1;
   const x = (i) => L + (labels.length < 2 ? (W - L) / 2 : (i * (W - L - 8)) / (labels.length - 1));
   const y = (val) => T + (H - T - B) * (1 - val / ceil);
-  const fmt = (val) => (metric === 'bounce_rate' ? `${val}%` : metric === 'visit_duration' ? duration(val) : num(val));
+  const fmt = (val) => (metric === 'bounce_rate' ? `${val}%` : metric === 'visit_duration' ? duration(Math.round(val)) : num(val));
   const g = svg('svg', { viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': `${series[0].reduce((a, b) => a + b, 0)} in total over ${labels.length} intervals` });
   for (const frac of [0, 0.5, 1]) {
     g.append(
       svg('line', { x1: L, x2: W, y1: y(ceil * frac), y2: y(ceil * frac), class: 'grid' }),
-      svg('text', { x: L - 6, y: y(ceil * frac) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(Math.round(ceil * frac))),
+      svg('text', { x: L - 6, y: y(ceil * frac) + 4, 'text-anchor': 'end', class: 'axis' }, fmt(ceil * frac)),
     );
   }
   for (const i of [...new Set([0, Math.floor((labels.length - 1) / 2), labels.length - 1])]) {

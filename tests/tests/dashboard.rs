@@ -293,6 +293,26 @@ async fn login_then_the_seeded_numbers_show() {
         .await;
     d.expect_text(".props h3", "Properties of “Signup”").await;
     assert_eq!(d.rows("plan").await, vec![row("pro", "1")]);
+    // Downloads: a panel as CSV, and every panel as a ZIP.
+    d.js("window.blobs = []; const make = URL.createObjectURL; URL.createObjectURL = (b) => { window.blobs.push(b); return make(b); }").await;
+    d.click("section[aria-label=Sources] button[title^=Download]")
+        .await;
+    let csv = d
+        .js_async("const wait = () => window.blobs.length ? window.blobs[0].text().then(done) : setTimeout(wait, 50); wait()")
+        .await;
+    assert_eq!(
+        csv,
+        json!(
+            "Source,visitors,visits,pageviews\r\nGoogle,2,2,2\r\n,1,1,1\r\nHacker News,1,1,2\r\n"
+        )
+    );
+    d.click_text("button", "Export ZIP").await;
+    let zip = d
+        .js_async("const wait = () => window.blobs.length > 1 ? window.blobs[1].arrayBuffer().then(a => done([window.blobs[1].type, String.fromCharCode(...new Uint8Array(a).slice(0, 2)), a.byteLength])) : setTimeout(wait, 50); wait()")
+        .await;
+    assert_eq!(zip[0], json!("application/zip"));
+    assert_eq!(zip[1], json!("PK"));
+    assert!(zip[2].as_u64().unwrap() > 1000, "{zip}");
     // Only this origin was contacted.
     let foreign = d
         .js("return performance.getEntriesByType('resource').map(e => e.name).filter(n => !n.startsWith(location.origin))")
