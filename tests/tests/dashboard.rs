@@ -522,7 +522,7 @@ async fn a_viewer_is_refused_a_site_not_granted() {
         .await;
     assert_eq!(status, json!(404));
     d.open("/sites/shop.test/settings").await;
-    d.expect_text("main .error", "only an admin may see settings")
+    d.expect_text("main .error", "only an admin may see this")
         .await;
     d.finish("viewer-settings-refused").await;
 }

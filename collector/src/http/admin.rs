@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{Principal, account_error, blocking, json_body, principal};
+use super::auth::{account_error, blocking, json_body, principal};
 use super::{ApiError, AppState};
 use crate::accounts::{self, Role, User};
 use crate::cli::site::{validate_domain, validate_timezone};
@@ -182,15 +182,7 @@ pub async fn site_settings(
     Path(domain): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
-    let Principal::User { user, .. } = &who else {
-        return Err(ApiError::Forbidden(
-            "log in as an admin to see settings".into(),
-        ));
-    };
-    if !user.is_admin() {
-        return Err(ApiError::Forbidden("only an admin may see settings".into()));
-    }
+    principal(&state, &headers).await?.admin_reader()?;
     let site = site(&state, &domain).await?;
     let keys: Vec<Value> = state
         .store
@@ -357,11 +349,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
-    match &who {
-        Principal::User { user, .. } if user.is_admin() => {}
-        _ => return Err(ApiError::Forbidden("only an admin may list users".into())),
-    }
+    principal(&state, &headers).await?.admin_reader()?;
     let sites = state.store.sites().await.map_err(store_error)?;
     let users: Vec<Value> = accounts::users(state.store.as_ref())
         .await

@@ -79,6 +79,14 @@ impl Principal {
         }
     }
 
+    /// A logged-in admin, for reading what only admins see (no change, so no CSRF token).
+    pub fn admin_reader(&self) -> Result<&User, ApiError> {
+        match self {
+            Principal::User { user, .. } if user.is_admin() => Ok(user),
+            _ => Err(ApiError::Forbidden("only an admin may see this".into())),
+        }
+    }
+
     /// An admin allowed to make a change.
     pub fn admin(&self, headers: &HeaderMap) -> Result<&User, ApiError> {
         let user = self.editor(headers)?;

@@ -96,11 +96,10 @@ pub async fn get_export(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let who = super::auth::principal(&state, &headers).await?;
     let site_id = params
         .get("site_id")
         .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
-    let site = super::auth::readable_site(&state, &who, site_id).await?;
+    let site = super::query::authorize(&state, &headers, site_id).await?;
     let range = date_range(params.get("date_range").map_or("30d", String::as_str));
     let filters: Value = match params.get("filters") {
         Some(f) => serde_json::from_str(f)

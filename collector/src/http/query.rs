@@ -26,7 +26,11 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 pub const REALTIME_SECS: i64 = 300;
 
 /// The site `site_id` names, if the request's maker may read it (see [`super::auth`]).
-async fn authorize(state: &AppState, headers: &HeaderMap, site_id: &str) -> Result<Site, ApiError> {
+pub(super) async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    site_id: &str,
+) -> Result<Site, ApiError> {
     let who = super::auth::principal(state, headers).await?;
     super::auth::readable_site(state, &who, site_id).await
 }
