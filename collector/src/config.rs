@@ -26,6 +26,14 @@ pub struct Config {
     pub flush_interval: Duration,
     pub queue_capacity: usize,
     pub drain_timeout: Duration,
+    /// Largest size of the on-disk spool (`<data_dir>/spool`), in bytes.
+    pub spool_max_bytes: u64,
+    /// Ingest requests per second one client IP may send on average (0: no limit).
+    pub rate_limit_per_ip: u32,
+    /// Ingest requests one client IP may send at once above the average.
+    pub rate_limit_burst: u32,
+    /// Ingest requests in flight at once, at most; more are answered 503.
+    pub max_concurrent_requests: usize,
 }
 
 /// Where the ClickHouse store lives.
@@ -84,6 +92,10 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("flush_interval_ms", Some("1000")),
     ("queue_capacity", Some("100000")),
     ("drain_timeout_secs", Some("30")),
+    ("spool_max_mb", Some("1024")),
+    ("rate_limit_per_ip", Some("100")),
+    ("rate_limit_burst", Some("1000")),
+    ("max_concurrent_requests", Some("4096")),
 ];
 
 /// Longest accepted value of any setting, in bytes.
@@ -161,6 +173,10 @@ impl Config {
             flush_interval: Duration::from_millis(v.number("flush_interval_ms", 10, 600_000)?),
             queue_capacity: v.number("queue_capacity", 1, 10_000_000)? as usize,
             drain_timeout: Duration::from_secs(v.number("drain_timeout_secs", 0, 3600)?),
+            spool_max_bytes: v.number("spool_max_mb", 1, 1_048_576)? * 1024 * 1024,
+            rate_limit_per_ip: v.number("rate_limit_per_ip", 0, 1_000_000)? as u32,
+            rate_limit_burst: v.number("rate_limit_burst", 1, 10_000_000)? as u32,
+            max_concurrent_requests: v.number("max_concurrent_requests", 1, 1_000_000)? as usize,
         })
     }
 }

@@ -17,6 +17,7 @@ both_stores!(
     api_keys_are_stored_hashed_and_revocable,
     sites_change_domain_and_time_zone,
     records_are_replaced_and_deleted,
+    a_stored_batch_is_found_by_its_id,
 );
 
 fn day(d: u32) -> NaiveDate {
@@ -67,6 +68,7 @@ fn event(site_id: u32, timestamp: u32, i: u64) -> EventRow {
         entry_page: format!("/entry/{}", i % 7),
         country_name: "Sweden".into(),
         region_name: "Östergötland County".into(),
+        batch_id: u64::MAX - 7 * i,
     }
 }
 
@@ -338,4 +340,36 @@ async fn records_are_replaced_and_deleted(b: Backend) {
         s.record("share", "0'; DROP").await.unwrap().as_deref(),
         Some(odd)
     );
+}
+
+async fn a_stored_batch_is_found_by_its_id(b: Backend) {
+    let t = TestStore::new(b, "conf_batch_ids").await;
+    let batch: Vec<EventRow> = (0..5).map(|i| event(1, ts(1, 60 + i as u32), i)).collect();
+    let batch: Vec<EventRow> = batch
+        .into_iter()
+        .map(|e| EventRow {
+            batch_id: u64::MAX - 1,
+            ..e
+        })
+        .collect();
+    let probe = batch[0].clone();
+    assert!(!t.store.batch_written(&probe).await.unwrap());
+    t.store.insert_events(&batch).await.unwrap();
+    assert!(t.store.batch_written(&probe).await.unwrap());
+    for other in [
+        EventRow {
+            batch_id: 7,
+            ..probe.clone()
+        },
+        EventRow {
+            site_id: 2,
+            ..probe.clone()
+        },
+        EventRow {
+            timestamp: probe.timestamp + 1000,
+            ..probe.clone()
+        },
+    ] {
+        assert!(!t.store.batch_written(&other).await.unwrap());
+    }
 }

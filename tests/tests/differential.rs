@@ -92,11 +92,12 @@ async fn send(s: &Side, peer: &str, ua: &str, body: &str) {
     assert!(r.status().is_success(), "{}", r.status());
 }
 
-/// Rows without their random session ids, sorted, plus which rows share a session.
+/// Rows without their random session and batch ids, sorted, plus which rows share a session.
 fn canonical(mut rows: Vec<EventRow>) -> (Vec<String>, Vec<usize>) {
     let key = |e: &EventRow| {
         let mut e = e.clone();
         e.session_id = 0;
+        e.batch_id = 0;
         serde_json::to_string(&e).unwrap()
     };
     rows.sort_by_cached_key(key);

@@ -65,10 +65,13 @@ impl App {
                 flush_interval: config.flush_interval,
                 queue_capacity: config.queue_capacity,
                 drain_timeout: config.drain_timeout,
+                spool_dir: config.data_dir.join("spool"),
+                spool_max_bytes: config.spool_max_bytes,
             },
             metrics.clone(),
             shutdown_rx.clone(),
-        );
+        )
+        .context("opening the spool in the data directory")?;
         let maintenance_task = tokio::spawn(maintenance.clone().run(shutdown_rx));
         let state = AppState {
             pipeline,
@@ -80,6 +83,11 @@ impl App {
             raw_retention_days: config.raw_retention_days,
             aggregate_retention_days: config.aggregate_retention_days,
             login_limiter: Default::default(),
+            limits: Arc::new(crate::http::limits::IngestLimits::new(
+                config.rate_limit_per_ip,
+                config.rate_limit_burst,
+                config.max_concurrent_requests,
+            )),
         };
         Ok(App {
             state,
@@ -142,8 +150,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the queue");
     let report = app.shutdown().await;
-    if report.lost > 0 {
-        anyhow::bail!("{} events could not be written before exit", report.lost);
+    if report.left_in_spool > 0 {
+        tracing::warn!(
+            events = report.left_in_spool,
+            "the store did not take every event before exit; they stay in the spool and are written at the next start"
+        );
     }
     Ok(())
 }

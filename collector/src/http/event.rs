@@ -1,12 +1,15 @@
 //! `POST /api/event` and `GET /api/event.gif`.
 //!
-//! Both parse their wire format ([`crate::ingest::body`]), find the client address, run the
-//! pipeline and queue the rows. Answers: 202 `ok` when queued or deliberately dropped (the
-//! `x-footfall-dropped` header names the reason), 400/413 with a JSON error for bad input, 503
-//! with `Retry-After` when the queue is full. The pixel answers a 1×1 GIF instead of `ok`.
+//! Both find the client address, apply the ingest limits ([`super::limits`]), parse their wire
+//! format ([`crate::ingest::body`]), run the pipeline and hand the rows to the spool. Answers:
+//! 202 `ok` once the rows are on disk, or when deliberately dropped (the `x-footfall-dropped`
+//! header names the reason); 400/413 with a JSON error for bad input; 429 with `Retry-After`
+//! over the client's rate; 503 with `Retry-After` when too many requests are in flight or
+//! neither the queue nor the spool has room. The pixel answers a 1×1 GIF instead of `ok`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -17,6 +20,8 @@ use super::{ApiError, AppState, DROP_HEADER};
 use crate::ingest::body::{EventInput, MAX_BODY_BYTES, parse_body, parse_query};
 use crate::ingest::ip::client_ip;
 use crate::ingest::pipeline::{Outcome, Request};
+use crate::writer::Refused;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A transparent 1×1 GIF.
 const PIXEL: &[u8] = &[
@@ -40,14 +45,18 @@ pub async fn post_event(
     body: Body,
 ) -> Result<Response, ApiError> {
     state.metrics.received.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
     let result = async {
+        let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+        let _permit = admit(&state, ip)?;
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| ApiError::TooLarge)?;
         let input = parse_body(&bytes)?;
-        ingest(&state, input, peer, &headers)
+        ingest(&state, input, ip, &headers).await
     }
     .await;
+    state.metrics.observe_request(started.elapsed());
     let response = result.inspect_err(|_| {
         state.metrics.rejected.fetch_add(1, Ordering::Relaxed);
     })?;
@@ -59,6 +68,17 @@ pub async fn post_event(
     Ok(r)
 }
 
+/// Applies the ingest limits, counting refusals.
+fn admit(state: &AppState, ip: IpAddr) -> Result<OwnedSemaphorePermit, ApiError> {
+    state.limits.admit(ip).inspect_err(|e| {
+        let counter = match e {
+            ApiError::RateLimited { .. } => &state.metrics.rate_limited,
+            _ => &state.metrics.overloaded,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    })
+}
+
 /// The pixel always answers a GIF, so an `<img>` never shows as broken: an error keeps its
 /// status code and names itself in `x-footfall-error` instead of a JSON body.
 pub async fn get_pixel(
@@ -68,9 +88,15 @@ pub async fn get_pixel(
     RawQuery(query): RawQuery,
 ) -> Response {
     state.metrics.received.fetch_add(1, Ordering::Relaxed);
-    let result = parse_query(query.as_deref().unwrap_or(""))
-        .map_err(ApiError::from)
-        .and_then(|input| ingest(&state, input, peer, &headers));
+    let started = Instant::now();
+    let result = async {
+        let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+        let _permit = admit(&state, ip)?;
+        let input = parse_query(query.as_deref().unwrap_or(""))?;
+        ingest(&state, input, ip, &headers).await
+    }
+    .await;
+    state.metrics.observe_request(started.elapsed());
     let gif = |status: StatusCode| {
         (
             status,
@@ -115,11 +141,12 @@ pub async fn get_pixel(
     }
 }
 
-/// Runs the pipeline and queues the rows; `Ok(Some(reason))` when dropped on purpose.
-fn ingest(
+/// Runs the pipeline and hands the rows to the spool; `Ok(Some(reason))` when dropped on
+/// purpose. Answers only once the rows are on disk.
+async fn ingest(
     state: &AppState,
     input: EventInput,
-    peer: SocketAddr,
+    client_ip: IpAddr,
     headers: &HeaderMap,
 ) -> Result<Option<&'static str>, ApiError> {
     let user_agent = headers
@@ -129,25 +156,29 @@ fn ingest(
         .unwrap_or("");
     let request = Request {
         input,
-        client_ip: client_ip(peer.ip(), headers, &state.trusted_proxies),
+        client_ip,
         user_agent,
         received_at: state.clock.now(),
     };
-    match state.pipeline.process(&request)? {
+    let rows = match state.pipeline.process(&request)? {
         Outcome::Dropped(reason) => {
             state.metrics.dropped(reason);
-            Ok(Some(reason.as_str()))
+            return Ok(Some(reason.as_str()));
         }
-        Outcome::Accepted(rows) => {
-            let n = rows.len() as u64;
-            state.writer.try_enqueue(rows).map_err(|_| {
-                state.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
-                ApiError::Busy {
-                    retry_after_secs: RETRY_AFTER_SECS,
-                }
-            })?;
-            state.metrics.accepted.fetch_add(n, Ordering::Relaxed);
-            Ok(None)
+        Outcome::Accepted(rows) => rows,
+    };
+    let n = rows.len() as u64;
+    state.metrics.queued.fetch_add(n, Ordering::Relaxed);
+    let kept = state.writer.submit(rows).await;
+    state.metrics.queued.fetch_sub(n, Ordering::Relaxed);
+    kept.map_err(|refused| {
+        if refused == Refused::QueueFull {
+            state.metrics.queue_full.fetch_add(1, Ordering::Relaxed);
         }
-    }
+        ApiError::Busy {
+            retry_after_secs: RETRY_AFTER_SECS,
+        }
+    })?;
+    state.metrics.accepted.fetch_add(n, Ordering::Relaxed);
+    Ok(None)
 }

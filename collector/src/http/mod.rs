@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod export;
 mod health;
+pub mod limits;
 mod query;
 mod script;
 
@@ -46,6 +47,7 @@ pub struct AppState {
     /// Days of daily rollups kept (shown in site settings).
     pub aggregate_retention_days: u32,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    pub limits: Arc<limits::IngestLimits>,
 }
 
 /// The header that names why an accepted request was not stored.

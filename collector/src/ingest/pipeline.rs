@@ -228,6 +228,7 @@ impl Pipeline {
                 entry_page: visit.entry_page.clone(),
                 country_name: geo.country_name.clone(),
                 region_name: geo.region_name.clone(),
+                batch_id: 0,
             });
         }
         if rows.is_empty() {

@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0005_accounts",
         include_str!("../../../schema/clickhouse/0005_accounts.sql"),
     ),
+    (
+        6,
+        "0006_batch_ids",
+        include_str!("../../../schema/clickhouse/0006_batch_ids.sql"),
+    ),
 ];
 
 // Every statement this store sends; `sample_statements` renders them for portability checks.
@@ -57,8 +62,10 @@ const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argM
 const SQL_RECORDS: &str = "SELECT id, latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? GROUP BY id) WHERE gone = 0 ORDER BY id";
 // Grouped by id, so no record gives no row (an ungrouped aggregate would give defaults).
 const SQL_RECORD: &str = "SELECT latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? AND id = ? GROUP BY id) WHERE gone = 0";
-const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 // `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
+const SQL_BATCH_WRITTEN: &str =
+    "SELECT count() FROM events WHERE site_id = ? AND timestamp = toDateTime(?) AND batch_id = ?";
 const SQL_EARLIEST_EVENT: &str =
     "SELECT toUInt32(min(timestamp)) AS first, count() AS n FROM events WHERE site_id = ?";
 const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
@@ -250,6 +257,13 @@ impl ClickHouseStore {
             render(self.db.query(SQL_RECORDS).bind("user")),
             render(self.db.query(SQL_RECORD).bind("user").bind("a@example.org")),
             render(self.db.query(SQL_EARLIEST_EVENT).bind(1u32)),
+            render(
+                self.db
+                    .query(SQL_BATCH_WRITTEN)
+                    .bind(1u32)
+                    .bind(1_700_000_000u32)
+                    .bind(42u64),
+            ),
             render(
                 self.db
                     .query(SQL_PARTITIONS)
@@ -534,6 +548,19 @@ impl Store for ClickHouseStore {
             .map_err(unavailable)
     }
 
+    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+        let n: u64 = self
+            .db
+            .query(SQL_BATCH_WRITTEN)
+            .bind(probe.site_id)
+            .bind(probe.timestamp)
+            .bind(probe.batch_id)
+            .fetch_one()
+            .await
+            .map_err(unavailable)?;
+        Ok(n > 0)
+    }
+
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         let (first, n) = self
             .db
@@ -814,7 +841,7 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 10);
+        assert_eq!(stmts.len(), 11);
         assert!(
             stmts
                 .iter()

@@ -66,6 +66,9 @@ pub struct EventRow {
     /// English names from the GeoIP database.
     pub country_name: String,
     pub region_name: String,
+    /// The accepted batch (spool record) the event came in; lets a retry whose first
+    /// attempt had an unknown outcome find out whether it was written. 0 when not spooled.
+    pub batch_id: u64,
 }
 
 /// A site Footfall accepts events for.
@@ -150,6 +153,9 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// Whether the batch that `probe` (its first row) came in is stored: the batch is
+    /// written all or nothing, so finding one of its rows tells.
+    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError>;
     /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
     /// `read_events(…, 1)`: it reads one column.
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;

@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0006_accounts",
         include_str!("../../../schema/sqlite/0006_accounts.sql"),
     ),
+    (
+        7,
+        "0007_batch_ids",
+        include_str!("../../../schema/sqlite/0007_batch_ids.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
@@ -70,7 +75,7 @@ fn query_err(e: rusqlite::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
-const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name";
+const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
 
 fn day_number(day: NaiveDate) -> i64 {
     day.signed_duration_since(NaiveDate::default()).num_days()
@@ -226,6 +231,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
         entry_page: r.get(31)?,
         country_name: r.get(32)?,
         region_name: r.get(33)?,
+        batch_id: r.get::<_, i64>(34)? as u64,
     })
 }
 
@@ -280,7 +286,7 @@ impl Store for SqliteStore {
         self.with(move |conn| {
             let tx = conn.transaction().map_err(query_err)?;
             {
-                let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)");
+                let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)");
                 let mut stmt = tx.prepare_cached(&sql).map_err(query_err)?;
                 for e in &events {
                     stmt.execute(params![
@@ -318,6 +324,7 @@ impl Store for SqliteStore {
                         e.entry_page,
                         e.country_name,
                         e.region_name,
+                        e.batch_id as i64,
                     ])
                     .map_err(query_err)?;
                 }
@@ -472,6 +479,19 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
             let rows = stmt.query_map(params![site_id, from, to, limit], read_row).map_err(query_err)?;
             rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id as i64);
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND timestamp = ?2 AND batch_id = ?3)",
+                params![site, ts, batch],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(query_err)
         })
         .await
     }

@@ -1,62 +1,92 @@
-//! The writer: one task that batches accepted events into the store.
+//! The writer: accepted events go to the on-disk spool first, then to the store in batches.
 //!
-//! Handlers hand rows over through a bounded queue ([`WriterHandle::try_enqueue`] never
-//! waits: a full queue is answered with 503 by the caller). The writer sends a batch when it
-//! holds `batch_size` rows or `flush_interval` has passed since its first row. A failed write
-//! keeps the batch and retries it with exponential backoff; while it retries, new events wait
-//! in the queue, so memory stays bounded by the queue's capacity. An outage is logged once
-//! when it starts and once when it ends. On shutdown the queue closes, the writer drains what
-//! is left, and gives up only after `drain_timeout` of failed attempts, logging what it lost.
+//! ```text
+//! handler ──try_reserve──▶ queue (bounded) ──▶ spool thread: append + fsync, then answer 202
+//!                                                  │ (a group of requests per record)
+//!                                                  ▼
+//!                        store task: read the spool in order ─▶ Store::insert_events
+//!                                    └─ acknowledged: delete the segment
+//! ```
+//!
+//! Promises:
+//! - An event answered 202 is on disk (fsynced) before the answer leaves, so it survives a
+//!   crash or SIGKILL of the collector and a store outage; it is written once the store
+//!   answers again, in the order it arrived.
+//! - A full queue, or a spool at its size limit, is answered 503 with `Retry-After`: nothing
+//!   is accepted that cannot be kept.
+//! - No batch is stored twice. Every spool record carries a random batch id, stamped on its
+//!   rows. A write whose outcome is unknown (a timeout, an error after sending, or records
+//!   left by an earlier run) is retried only after `Store::batch_written` says it is not
+//!   stored; an insert is all or nothing, so one row tells.
+//! - A store outage is logged once when it starts and once when it ends. At shutdown, what the
+//!   store has not taken within `drain_timeout` stays in the spool for the next start.
 
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+pub mod spool;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
 use crate::store::{EventRow, Store};
+use spool::{Next, Position, Record, Spool, SpoolError};
 
 /// Longest a single batch write may take before it counts as failed.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-const MAX_BACKOFF: Duration = Duration::from_secs(10);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub batch_size: usize,
     pub flush_interval: Duration,
+    /// Requests waiting for the spool, at most.
     pub queue_capacity: usize,
     pub drain_timeout: Duration,
+    pub spool_dir: PathBuf,
+    pub spool_max_bytes: u64,
+}
+
+/// Why accepted rows could not be kept; answered 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("the event queue is full")]
+    QueueFull,
+    #[error("the spool is full")]
+    SpoolFull,
+    #[error("the spool cannot be written")]
+    SpoolFailed,
+    #[error("the collector is stopping")]
+    Stopping,
+}
+
+struct Accepted {
+    rows: Vec<EventRow>,
+    done: oneshot::Sender<Result<(), Refused>>,
 }
 
 /// The sending side, cloned into every handler.
 #[derive(Clone)]
 pub struct WriterHandle {
-    tx: mpsc::Sender<EventRow>,
-    metrics: Arc<Metrics>,
+    tx: mpsc::Sender<Accepted>,
 }
 
-/// The queue has no room for the rows offered.
-#[derive(Debug, thiserror::Error)]
-#[error("the event queue is full")]
-pub struct QueueFull;
-
 impl WriterHandle {
-    /// Queues all of `rows` or none of them.
-    pub fn try_enqueue(&self, rows: Vec<EventRow>) -> Result<(), QueueFull> {
-        let permits = self
-            .tx
-            .try_reserve_many(rows.len())
-            .map_err(|_| QueueFull)?;
-        let n = rows.len() as u64;
-        for (permit, row) in permits.zip(rows) {
-            permit.send(row);
-        }
-        self.metrics.queued.fetch_add(n, Ordering::Relaxed);
-        Ok(())
+    /// Hands `rows` to the spool; resolves once they are on disk, or with why they were not
+    /// kept. Never waits for room in the queue.
+    pub async fn submit(&self, rows: Vec<EventRow>) -> Result<(), Refused> {
+        let permit = self.tx.try_reserve().map_err(|e| match e {
+            mpsc::error::TrySendError::Full(()) => Refused::QueueFull,
+            mpsc::error::TrySendError::Closed(()) => Refused::Stopping,
+        })?;
+        let (done, answer) = oneshot::channel();
+        permit.send(Accepted { rows, done });
+        answer.await.unwrap_or(Err(Refused::Stopping))
     }
 }
 
@@ -64,128 +94,399 @@ impl WriterHandle {
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct WriterReport {
     pub written: u64,
-    pub lost: u64,
+    /// Accepted events the store had not taken at exit; they stay in the spool and are
+    /// written at the next start.
+    pub left_in_spool: u64,
 }
 
-/// Starts the writer. It stops once every [`WriterHandle`] is dropped and the queue is
-/// drained; `shutdown` turning `true` starts the drain deadline for a store that is down.
+/// Opens the spool and starts the spool thread and the store task. They stop once every
+/// [`WriterHandle`] is dropped and the spool is written out; `shutdown` turning `true` starts
+/// the drain deadline for a store that is down.
 pub fn spawn(
     store: Arc<dyn Store>,
     config: WriterConfig,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
-) -> (WriterHandle, JoinHandle<WriterReport>) {
+) -> Result<(WriterHandle, JoinHandle<WriterReport>), SpoolError> {
+    let spool = Spool::open(&config.spool_dir, config.spool_max_bytes)?;
+    let recovered_end = spool.end();
+    if spool.used_bytes() > 0 {
+        tracing::info!(
+            bytes = spool.used_bytes(),
+            "spool holds events from an earlier run; writing them first"
+        );
+    }
+    metrics
+        .spool_bytes
+        .store(spool.used_bytes(), Ordering::Relaxed);
+    let spool = Arc::new(Mutex::new(spool));
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-    let handle = WriterHandle {
-        tx,
-        metrics: metrics.clone(),
-    };
-    let writer = Writer {
+    let shared = Arc::new(Shared {
+        spool,
+        appended: Notify::new(),
+        closed: AtomicBool::new(false),
+        metrics,
+    });
+    let group_rows = config.batch_size.max(1);
+    let thread_shared = shared.clone();
+    std::thread::Builder::new()
+        .name("footfall-spool".into())
+        .spawn(move || spool_thread(rx, &thread_shared, group_rows))
+        .map_err(SpoolError::Io)?;
+    let writer = StoreTask {
         store,
         config,
-        metrics,
+        shared,
         shutdown,
+        recovered_end,
         in_outage: false,
         report: WriterReport::default(),
     };
-    (handle, tokio::spawn(writer.run(rx)))
+    Ok((WriterHandle { tx }, tokio::spawn(writer.run())))
 }
 
-struct Writer {
+struct Shared {
+    spool: Arc<Mutex<Spool>>,
+    appended: Notify,
+    /// The queue is closed and the spool thread has appended its last record.
+    closed: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Appends what waits in the queue as one record per round (a group commit), then answers
+/// every request of the group.
+fn spool_thread(mut rx: mpsc::Receiver<Accepted>, shared: &Shared, group_rows: usize) {
+    let metrics = &shared.metrics;
+    let mut group: Vec<Accepted> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut rows = first.rows.len();
+        group.push(first);
+        while rows < group_rows {
+            match rx.try_recv() {
+                Ok(next) => {
+                    rows += next.rows.len();
+                    group.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch_id = loop {
+            let id = rand::random::<u64>();
+            if id != 0 {
+                break id;
+            }
+        };
+        let mut record = Record {
+            batch_id,
+            rows: Vec::with_capacity(rows),
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        for accepted in group.drain(..) {
+            record.rows.extend(
+                accepted
+                    .rows
+                    .into_iter()
+                    .map(|r| EventRow { batch_id, ..r }),
+            );
+            answers.push(accepted.done);
+        }
+        let result = {
+            let mut spool = shared.spool();
+            let result = spool.append(&record);
+            metrics
+                .spool_bytes
+                .store(spool.used_bytes(), Ordering::Relaxed);
+            result
+        };
+        let answer = match result {
+            Ok(()) => {
+                metrics
+                    .spooled
+                    .fetch_add(record.rows.len() as u64, Ordering::Relaxed);
+                shared.appended.notify_one();
+                Ok(())
+            }
+            Err(SpoolError::Full { used, max }) => {
+                metrics.spool_full.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(used, max, "spool full; refusing events with 503");
+                Err(Refused::SpoolFull)
+            }
+            Err(SpoolError::Io(error)) => {
+                tracing::error!(%error, "cannot write the spool; refusing events with 503");
+                Err(Refused::SpoolFailed)
+            }
+        };
+        for done in answers {
+            let _ = done.send(answer);
+        }
+    }
+    shared.closed.store(true, Ordering::SeqCst);
+    shared.appended.notify_one();
+}
+
+struct StoreTask {
     store: Arc<dyn Store>,
     config: WriterConfig,
-    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    /// Records before this position were spooled by an earlier run: they may be stored.
+    recovered_end: Position,
     in_outage: bool,
     report: WriterReport,
 }
 
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<EventRow>) -> WriterReport {
+/// A record read from the spool.
+struct Pending {
+    record: Record,
+}
+
+impl StoreTask {
+    async fn run(mut self) -> WriterReport {
         let batch_size = self.config.batch_size.max(1);
-        let mut batch = Vec::with_capacity(batch_size.min(100_000));
+        let start = self.shared.spool().start();
+        let mut cursor = self.recover(start).await;
+        let mut read_at = cursor;
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut pending_rows = 0;
+        let mut first_seen: Option<Instant> = None;
         loop {
-            if batch.is_empty() && rx.recv_many(&mut batch, batch_size).await == 0 {
-                break;
-            }
-            let deadline = Instant::now() + self.config.flush_interval;
-            while batch.len() < batch_size {
-                let room = batch_size - batch.len();
-                match tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
+            // Closed is read before the spool, so nothing appended before it is missed.
+            let closed = self.shared.closed.load(Ordering::SeqCst);
+            while pending_rows < batch_size {
+                match self.read(read_at) {
+                    Some((record, next)) => {
+                        pending_rows += record.rows.len();
+                        pending.push(Pending { record });
+                        read_at = next;
+                    }
+                    None => break,
                 }
             }
-            self.write(&batch).await;
-            self.metrics
-                .queued
-                .fetch_sub(batch.len() as u64, Ordering::Relaxed);
-            batch.clear();
+            if pending.is_empty() {
+                if closed {
+                    break;
+                }
+                self.wait(None).await;
+                continue;
+            }
+            let since = *first_seen.get_or_insert_with(Instant::now);
+            let due = since + self.config.flush_interval;
+            if pending_rows < batch_size && !closed && Instant::now() < due {
+                self.wait(Some(due)).await;
+                continue;
+            }
+            if !self.write(&pending).await {
+                break;
+            }
+            cursor = read_at;
+            pending.clear();
+            pending_rows = 0;
+            first_seen = None;
+            let mut spool = self.shared.spool();
+            if let Err(error) = spool.release(cursor) {
+                tracing::error!(%error, "cannot delete a written spool segment");
+            }
+            self.shared
+                .metrics
+                .spool_bytes
+                .store(spool.used_bytes(), Ordering::Relaxed);
         }
+        self.report.left_in_spool = self.count_unwritten(cursor);
         tracing::info!(
             written = self.report.written,
-            lost = self.report.lost,
+            left_in_spool = self.report.left_in_spool,
             "writer stopped"
         );
         self.report
     }
 
-    /// Writes one batch, retrying until it is stored or the drain deadline has passed.
-    async fn write(&mut self, batch: &[EventRow]) {
+    /// The next record at `at`, reporting corrupt tails it skipped.
+    fn read(&self, at: Position) -> Option<(Record, Position)> {
+        let mut spool = self.shared.spool();
+        let next = spool.read(at);
+        for c in spool.take_corruptions() {
+            self.shared
+                .metrics
+                .spool_corrupt
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                segment = c.segment,
+                offset = c.offset,
+                bytes = c.bytes,
+                reason = %c.reason,
+                "spool segment damaged; its readable part is replayed, the rest is kept aside as .corrupt"
+            );
+        }
+        match next {
+            Ok(Next::Record(record, after)) => Some((record, after)),
+            Ok(Next::End) => None,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the spool");
+                None
+            }
+        }
+    }
+
+    /// Events still in the spool from `at` on.
+    fn count_unwritten(&self, mut at: Position) -> u64 {
+        let mut n = 0;
+        while let Some((record, next)) = self.read(at) {
+            n += record.rows.len() as u64;
+            at = next;
+        }
+        n
+    }
+
+    /// Waits for an append, shutdown, or `until`.
+    async fn wait(&self, until: Option<Instant>) {
+        let deadline = until.unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+        let mut shutdown = self.shutdown.clone();
+        let stopping = *shutdown.borrow();
+        tokio::select! {
+            () = self.shared.appended.notified() => {}
+            () = tokio::time::sleep_until(deadline) => {}
+            _ = shutdown.changed(), if !stopping => {}
+        }
+    }
+
+    /// Writes the pending records as one batch, retrying until they are stored; `false` when
+    /// the drain deadline passed first (they stay in the spool).
+    async fn write(&mut self, pending: &[Pending]) -> bool {
         let mut backoff = FIRST_BACKOFF;
         let mut outage_started = None;
         let mut drain_deadline = None;
+        let rows: Vec<EventRow> = pending
+            .iter()
+            .flat_map(|p| p.record.rows.iter().cloned())
+            .collect();
+        let Some(probe) = rows.first().cloned() else {
+            return true;
+        };
+        // After a failed attempt the store may hold the batch anyway (the failure came after
+        // it was sent); the batch is stored all or nothing, so its first row tells.
+        let mut check = false;
+        let metrics = self.shared.metrics.clone();
         loop {
-            let result =
-                match tokio::time::timeout(WRITE_TIMEOUT, self.store.insert_events(batch)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!("write timed out after {WRITE_TIMEOUT:?}")),
-                };
+            let attempt = async {
+                if check && self.store.batch_written(&probe).await? {
+                    tracing::info!(
+                        batch_id = probe.batch_id,
+                        "the failed write had stored the batch; not writing it again"
+                    );
+                    return Ok(());
+                }
+                let started = Instant::now();
+                self.store.insert_events(&rows).await?;
+                metrics.observe_batch(started.elapsed());
+                Ok::<(), crate::store::StoreError>(())
+            };
+            let result = match tokio::time::timeout(WRITE_TIMEOUT, attempt).await {
+                Ok(r) => r.map_err(|e| e.to_string()),
+                Err(_) => Err(format!("write timed out after {WRITE_TIMEOUT:?}")),
+            };
             match result {
                 Ok(()) => {
-                    self.metrics
-                        .written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    self.report.written += batch.len() as u64;
+                    let n = rows.len() as u64;
+                    metrics.written.fetch_add(n, Ordering::Relaxed);
+                    self.report.written += n;
                     if self.in_outage {
                         self.in_outage = false;
                         let secs = outage_started.map_or(0, |s: Instant| s.elapsed().as_secs());
                         tracing::warn!(outage_secs = secs, "store is back; writes resumed");
                     }
-                    return;
+                    return true;
                 }
                 Err(error) => {
-                    self.metrics.write_errors.fetch_add(1, Ordering::Relaxed);
+                    check = true;
+                    metrics.write_errors.fetch_add(1, Ordering::Relaxed);
                     outage_started.get_or_insert_with(Instant::now);
                     if !self.in_outage {
                         self.in_outage = true;
-                        tracing::error!(%error, batch = batch.len(), "store write failed; keeping events and retrying");
+                        tracing::error!(%error, "store write failed; events stay in the spool and are retried");
                     }
                 }
             }
-            if *self.shutdown.borrow() {
-                let deadline = *drain_deadline
-                    .get_or_insert_with(|| Instant::now() + self.config.drain_timeout);
-                if Instant::now() >= deadline {
-                    self.report.lost += batch.len() as u64;
-                    tracing::error!(
-                        lost = batch.len(),
-                        "store still failing at shutdown; events lost"
-                    );
-                    return;
-                }
+            if self.drain_expired(&mut drain_deadline) {
+                tracing::warn!(
+                    "store still failing at shutdown; events stay in the spool for the next start"
+                );
+                return false;
             }
-            if *self.shutdown.borrow() {
-                tokio::time::sleep(backoff).await;
-            } else {
-                // Wake early when shutdown begins, so the drain deadline starts on time.
-                let mut shutdown = self.shutdown.clone();
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => {}
-                }
-            }
+            self.pause(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+
+    /// Whether shutdown began more than `drain_timeout` ago (starting the clock at the first
+    /// call after it began).
+    fn drain_expired(&self, deadline: &mut Option<Instant>) -> bool {
+        if !*self.shutdown.borrow() {
+            return false;
+        }
+        Instant::now()
+            >= *deadline.get_or_insert_with(|| Instant::now() + self.config.drain_timeout)
+    }
+
+    /// Sleeps `d`, waking early when shutdown begins (so the drain deadline starts on time).
+    async fn pause(&self, d: Duration) {
+        if *self.shutdown.borrow() {
+            tokio::time::sleep(d).await;
+        } else {
+            let mut shutdown = self.shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(d) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+    }
+
+    /// Skips the records an earlier run spooled and also stored (it stopped before deleting
+    /// them): writes happen in spool order, so the stored ones are a prefix, found by a binary
+    /// search on their batch ids. Returns where writing starts.
+    async fn recover(&mut self, start: Position) -> Position {
+        let mut probes: Vec<(Position, EventRow)> = Vec::new();
+        let mut at = start;
+        while at < self.recovered_end {
+            let Some((record, next)) = self.read(at) else {
+                break;
+            };
+            if let Some(first) = record.rows.into_iter().next() {
+                probes.push((at, first));
+            }
+            at = next;
+        }
+        let (mut lo, mut hi) = (0, probes.len());
+        let mut backoff = FIRST_BACKOFF;
+        let mut drain_deadline = None;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            match self.store.batch_written(&probes[mid].1).await {
+                Ok(true) => lo = mid + 1,
+                Ok(false) => hi = mid,
+                Err(error) => {
+                    if backoff == FIRST_BACKOFF {
+                        tracing::warn!(%error, "cannot check the spool against the store yet; retrying");
+                    }
+                    if self.drain_expired(&mut drain_deadline) {
+                        return start;
+                    }
+                    self.pause(backoff).await;
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+        if lo > 0 {
+            tracing::info!(
+                batches = lo,
+                "spooled batches an earlier run had already stored are skipped"
+            );
+        }
+        probes.get(lo).map_or(at, |p| p.0)
     }
 }
