@@ -133,6 +133,15 @@ pub struct TestStore {
 
 impl TestStore {
     pub async fn new(backend: Backend, test: &str) -> TestStore {
+        Self::with_clickhouse_at(backend, test, &clickhouse_url()).await
+    }
+
+    /// A fresh database on the ClickHouse server at `url` (a test's own server).
+    pub async fn on_clickhouse(url: &str, test: &str) -> TestStore {
+        Self::with_clickhouse_at(Backend::ClickHouse, test, url).await
+    }
+
+    async fn with_clickhouse_at(backend: Backend, test: &str, url: &str) -> TestStore {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::load(None, Vec::new()).unwrap();
         config.flush_interval = Duration::from_millis(20);
@@ -144,7 +153,7 @@ impl TestStore {
                 Some(config.data_dir.clone()),
             ),
             Backend::ClickHouse => {
-                let ch = fresh_database(&clickhouse_url(), test).await;
+                let ch = fresh_database(url, test).await;
                 let files = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR")
                     .ok()
                     .map(|d| PathBuf::from(d).join("data").join(&ch.database));

@@ -490,3 +490,278 @@ impl StoreTask {
         probes.get(lo).map_or(at, |p| p.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use async_trait::async_trait;
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::ingest::visitor::Salt;
+    use crate::query::sql::{Dialect, Statement};
+    use crate::store::{ApiKey, RollupRow, Site, StoreError};
+
+    /// A store that keeps events in memory and can fail on purpose: `lose_answers` inserts
+    /// store their rows and then report an error (the answer lost on the way back);
+    /// `refuse` inserts fail without storing anything.
+    #[derive(Default)]
+    struct Events {
+        rows: Mutex<Vec<EventRow>>,
+        lose_answers: AtomicU32,
+        refuse: AtomicU32,
+    }
+
+    fn take(counter: &AtomicU32) -> bool {
+        counter
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    const ONLY: &str = "the writer only inserts events and checks batches";
+
+    #[async_trait]
+    impl Store for Events {
+        async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+            if take(&self.refuse) {
+                return Err(StoreError::Unavailable("refused on purpose".into()));
+            }
+            self.rows.lock().unwrap().extend_from_slice(events);
+            if take(&self.lose_answers) {
+                return Err(StoreError::Unavailable(
+                    "connection reset after sending".into(),
+                ));
+            }
+            Ok(())
+        }
+        async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+            Ok(self
+                .rows
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.batch_id == probe.batch_id))
+        }
+        async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn add_site(&self, _: &str, _: &str) -> Result<Site, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn update_site(&self, _: &Site) -> Result<bool, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn put_salt(&self, _: NaiveDate, _: &Salt) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn delete_salts_before(&self, _: NaiveDate) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn purge_events_before(&self, _: NaiveDate) -> Result<usize, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn read_events(
+            &self,
+            _: u32,
+            _: u32,
+            _: u32,
+            _: u32,
+        ) -> Result<Vec<EventRow>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn earliest_event(&self, _: u32) -> Result<Option<u32>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        fn dialect(&self) -> Dialect {
+            unreachable!("{ONLY}")
+        }
+        async fn run_statement(
+            &self,
+            _: &Statement,
+            _: usize,
+            _: usize,
+        ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn put_rollups(&self, _: &[RollupRow]) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn rollup_days(
+            &self,
+            _: u32,
+            _: NaiveDate,
+            _: NaiveDate,
+        ) -> Result<Vec<NaiveDate>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn read_rollups(
+            &self,
+            _: u32,
+            _: &str,
+            _: NaiveDate,
+            _: NaiveDate,
+        ) -> Result<Vec<RollupRow>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn purge_rollups_before(&self, _: NaiveDate) -> Result<usize, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn add_api_key(&self, _: &ApiKey) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn revoke_api_key(&self, _: &str) -> Result<bool, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn records(&self, _: &str) -> Result<Vec<(String, String)>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn record(&self, _: &str, _: &str) -> Result<Option<String>, StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn put_record(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
+            unreachable!("{ONLY}")
+        }
+        async fn delete_record(&self, _: &str, _: &str) -> Result<bool, StoreError> {
+            unreachable!("{ONLY}")
+        }
+    }
+
+    fn config(dir: &std::path::Path) -> WriterConfig {
+        WriterConfig {
+            batch_size: 1000,
+            flush_interval: Duration::from_millis(10),
+            queue_capacity: 100,
+            drain_timeout: Duration::from_secs(5),
+            spool_dir: dir.to_path_buf(),
+            spool_max_bytes: 1 << 30,
+        }
+    }
+
+    fn row(path: &str) -> EventRow {
+        EventRow {
+            site_id: 1,
+            timestamp: 1_700_000_000,
+            name: "pageview".into(),
+            pathname: path.into(),
+            ..EventRow::default()
+        }
+    }
+
+    /// Runs a writer over `store`, submits `paths` one request each, then shuts it down.
+    async fn run(
+        store: Arc<Events>,
+        dir: &std::path::Path,
+        paths: &[&str],
+    ) -> (WriterReport, Arc<Metrics>) {
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = watch::channel(false);
+        let (handle, task) = spawn(store, config(dir), metrics.clone(), stopped).unwrap();
+        for p in paths {
+            handle.submit(vec![row(p)]).await.unwrap();
+        }
+        drop(handle);
+        let _ = stop.send(true);
+        (task.await.unwrap(), metrics)
+    }
+
+    fn paths(store: &Events) -> Vec<String> {
+        let mut p: Vec<String> = store
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.pathname.clone())
+            .collect();
+        p.sort();
+        p
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_answer_was_lost_is_not_repeated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Events::default());
+        store.lose_answers.store(1, Ordering::SeqCst);
+        let (report, metrics) = run(store.clone(), dir.path(), &["/a", "/b", "/c"]).await;
+        assert_eq!(paths(&store), ["/a", "/b", "/c"], "each once");
+        assert_eq!(metrics.write_errors.load(Ordering::SeqCst), 1);
+        assert_eq!(report.left_in_spool, 0);
+        assert!(store.rows.lock().unwrap().iter().all(|r| r.batch_id != 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_is_retried_until_stored_and_the_spool_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Events::default());
+        store.refuse.store(3, Ordering::SeqCst);
+        let (report, metrics) = run(store.clone(), dir.path(), &["/a", "/b"]).await;
+        assert_eq!(paths(&store), ["/a", "/b"]);
+        assert_eq!(metrics.write_errors.load(Ordering::SeqCst), 3);
+        assert_eq!(report.written, 2);
+        assert_eq!(Spool::open(dir.path(), 1 << 30).unwrap().used_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn records_an_earlier_run_stored_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        // An earlier run spooled five batches, stored the first three, and died before
+        // deleting them.
+        let store = Arc::new(Events::default());
+        {
+            let mut spool = Spool::open(dir.path(), 1 << 30).unwrap();
+            for i in 1..=5u64 {
+                let rows = vec![EventRow {
+                    batch_id: i,
+                    ..row(&format!("/old{i}"))
+                }];
+                if i <= 3 {
+                    store.rows.lock().unwrap().extend(rows.clone());
+                }
+                spool.append(&Record { batch_id: i, rows }).unwrap();
+            }
+        }
+        let (report, _) = run(store.clone(), dir.path(), &["/new"]).await;
+        assert_eq!(
+            paths(&store),
+            ["/new", "/old1", "/old2", "/old3", "/old4", "/old5"]
+        );
+        assert_eq!(
+            report.written, 3,
+            "the two unstored batches and the new one"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_store_down_at_shutdown_leaves_events_in_the_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Events::default());
+        store.refuse.store(u32::MAX, Ordering::SeqCst);
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = watch::channel(false);
+        let mut c = config(dir.path());
+        c.drain_timeout = Duration::from_millis(200);
+        let (handle, task) = spawn(store.clone(), c, metrics, stopped).unwrap();
+        handle.submit(vec![row("/a"), row("/b")]).await.unwrap();
+        drop(handle);
+        let _ = stop.send(true);
+        let report = task.await.unwrap();
+        assert_eq!(report.left_in_spool, 2);
+        // The next run writes them.
+        store.refuse.store(0, Ordering::SeqCst);
+        let (report, _) = run(store.clone(), dir.path(), &[]).await;
+        assert_eq!(report.written, 2);
+        assert_eq!(paths(&store), ["/a", "/b"]);
+    }
+}
