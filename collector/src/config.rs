@@ -90,7 +90,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("aggregate_retention_days", Some("1825")),
     ("batch_size", Some("10000")),
     ("flush_interval_ms", Some("1000")),
-    ("queue_capacity", Some("100000")),
+    ("queue_capacity", Some("20000")),
     ("drain_timeout_secs", Some("30")),
     ("spool_max_mb", Some("1024")),
     ("rate_limit_per_ip", Some("100")),
@@ -388,6 +388,14 @@ mod tests {
             ("FOOTFALL_CLICKHOUSE_URL", "ftp://x", "clickhouse_url"),
             ("FOOTFALL_GEOIP_DB", "/nonexistent/file.mmdb", "geoip_db"),
             ("FOOTFALL_QUEUE_CAPACITY", "99999999999", "queue_capacity"),
+            ("FOOTFALL_SPOOL_MAX_MB", "0", "spool_max_mb"),
+            ("FOOTFALL_RATE_LIMIT_PER_IP", "-1", "rate_limit_per_ip"),
+            ("FOOTFALL_RATE_LIMIT_BURST", "0", "rate_limit_burst"),
+            (
+                "FOOTFALL_MAX_CONCURRENT_REQUESTS",
+                "lots",
+                "max_concurrent_requests",
+            ),
         ];
         for (key, value, field) in cases {
             let err = Config::load(None, env(&[(key, value)]))
