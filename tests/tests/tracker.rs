@@ -453,6 +453,11 @@ async fn ignore_flag_localhost_automation_and_do_not_track_send_nothing() {
     // A visitor with Global Privacy Control on a site that honours it; then one without.
     s.goto("shop.test", "/dnt.html?gpc").await;
     s.goto("shop.test", "/dnt.html").await;
+    // Stored before the page is left: this test is about what is not sent.
+    s.wait_until("the pageview without GPC", |e| {
+        e.iter().any(|e| e.pathname == "/dnt.html")
+    })
+    .await;
     s.goto("shop.test", "/thanks.html").await;
     s.wait_until("the last pageview", |e| {
         e.iter().any(|e| e.pathname == "/thanks.html")
