@@ -96,10 +96,7 @@ pub async fn get_export(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
-    let site_id = params
-        .get("site_id")
-        .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
-    let site = super::query::authorize(&state, &headers, site_id).await?;
+    let site = super::query::authorize_param(&state, &headers, &params).await?;
     let range = date_range(params.get("date_range").map_or("30d", String::as_str));
     let filters: Value = match params.get("filters") {
         Some(f) => serde_json::from_str(f)

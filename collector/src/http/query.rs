@@ -25,12 +25,20 @@ pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// The window of "current visitors", in seconds.
 pub const REALTIME_SECS: i64 = 300;
 
-/// The site `site_id` names, if the request's maker may read it (see [`super::auth`]).
-pub(super) async fn authorize(
+/// The site named by the `site_id` URL parameter, if the request's maker may read it.
+pub(super) async fn authorize_param(
     state: &AppState,
     headers: &HeaderMap,
-    site_id: &str,
+    params: &HashMap<String, String>,
 ) -> Result<Site, ApiError> {
+    let site_id = params
+        .get("site_id")
+        .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
+    authorize(state, headers, site_id).await
+}
+
+/// The site `site_id` names, if the request's maker may read it (see [`super::auth`]).
+async fn authorize(state: &AppState, headers: &HeaderMap, site_id: &str) -> Result<Site, ApiError> {
     let who = super::auth::principal(state, headers).await?;
     super::auth::readable_site(state, &who, site_id).await
 }
@@ -80,10 +88,7 @@ pub async fn get_realtime(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let site_id = params
-        .get("site_id")
-        .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
-    let site = authorize(&state, &headers, site_id).await?;
+    let site = authorize_param(&state, &headers, &params).await?;
     let tz: chrono_tz::Tz = site.timezone.parse().map_err(|_| ApiError::Unavailable)?;
     let now = state.clock.now();
     let today = now.with_timezone(&tz).date_naive();
@@ -143,13 +148,10 @@ pub async fn get_prop_keys(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
-    let site_id = params
-        .get("site_id")
-        .ok_or_else(|| ApiError::BadRequest("missing `site_id`".into()))?;
     let name = params
         .get("name")
         .ok_or_else(|| ApiError::BadRequest("missing `name` (an event name)".into()))?;
-    let site = authorize(&state, &headers, site_id).await?;
+    let site = authorize_param(&state, &headers, &params).await?;
     let range = params.get("date_range").map_or("30d", String::as_str);
     let range = super::export::date_range(range);
     let query =
