@@ -8,6 +8,10 @@
 //!                                    └─ acknowledged: delete the segment
 //! ```
 //!
+//! The spool thread also hands each record it appended to the store task in memory (up to
+//! [`live_capacity`] rows waiting), so a store that keeps up never reads the spool back; a store
+//! that falls behind, or a restart, reads it from disk.
+//!
 //! Promises:
 //! - An event answered 202 is on disk (fsynced) before the answer leaves, so it survives a
 //!   crash or SIGKILL of the collector and a store outage; it is written once the store
@@ -23,6 +27,7 @@
 
 pub mod spool;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -123,15 +128,17 @@ pub fn spawn(
     let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
     let shared = Arc::new(Shared {
         spool,
+        live: Mutex::new(Live::default()),
         appended: Notify::new(),
         closed: AtomicBool::new(false),
         metrics,
     });
     let group_rows = config.batch_size.max(1);
+    let live_rows = live_capacity(config.batch_size);
     let thread_shared = shared.clone();
     std::thread::Builder::new()
         .name("footfall-spool".into())
-        .spawn(move || spool_thread(rx, &thread_shared, group_rows))
+        .spawn(move || spool_thread(rx, &thread_shared, group_rows, live_rows))
         .map_err(SpoolError::Io)?;
     let writer = StoreTask {
         store,
@@ -145,8 +152,23 @@ pub fn spawn(
     Ok((WriterHandle { tx }, tokio::spawn(writer.run())))
 }
 
+/// Records appended and not yet read by the store task, kept in memory so it need not read
+/// them back from disk.
+#[derive(Default)]
+struct Live {
+    /// Each record with where it starts and ends in the spool, in spool order.
+    records: VecDeque<(Position, Position, Record)>,
+    rows: usize,
+}
+
+/// Rows the in-memory hand-off holds at most; appends past it are read from disk.
+pub fn live_capacity(batch_size: usize) -> usize {
+    batch_size.saturating_mul(2).clamp(1, 100_000)
+}
+
 struct Shared {
     spool: Arc<Mutex<Spool>>,
+    live: Mutex<Live>,
     appended: Notify,
     /// The queue is closed and the spool thread has appended its last record.
     closed: AtomicBool,
@@ -157,11 +179,20 @@ impl Shared {
     fn spool(&self) -> std::sync::MutexGuard<'_, Spool> {
         self.spool.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Appends what waits in the queue as one record per round (a group commit), then answers
 /// every request of the group.
-fn spool_thread(mut rx: mpsc::Receiver<Accepted>, shared: &Shared, group_rows: usize) {
+fn spool_thread(
+    mut rx: mpsc::Receiver<Accepted>,
+    shared: &Shared,
+    group_rows: usize,
+    live_rows: usize,
+) {
     let metrics = &shared.metrics;
     let mut group: Vec<Accepted> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -205,10 +236,15 @@ fn spool_thread(mut rx: mpsc::Receiver<Accepted>, shared: &Shared, group_rows: u
             result
         };
         let answer = match result {
-            Ok(()) => {
-                metrics
-                    .spooled
-                    .fetch_add(record.rows.len() as u64, Ordering::Relaxed);
+            Ok((start, end)) => {
+                let n = record.rows.len();
+                metrics.spooled.fetch_add(n as u64, Ordering::Relaxed);
+                let mut live = shared.live();
+                if live.rows + n <= live_rows {
+                    live.rows += n;
+                    live.records.push_back((start, end, record));
+                }
+                drop(live);
                 shared.appended.notify_one();
                 Ok(())
             }
@@ -241,28 +277,21 @@ struct StoreTask {
     report: WriterReport,
 }
 
-/// A record read from the spool.
-struct Pending {
-    record: Record,
-}
-
 impl StoreTask {
     async fn run(mut self) -> WriterReport {
         let batch_size = self.config.batch_size.max(1);
         let start = self.shared.spool().start();
         let mut cursor = self.recover(start).await;
         let mut read_at = cursor;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut pending_rows = 0;
+        let mut pending: Vec<EventRow> = Vec::new();
         let mut first_seen: Option<Instant> = None;
         loop {
             // Closed is read before the spool, so nothing appended before it is missed.
             let closed = self.shared.closed.load(Ordering::SeqCst);
-            while pending_rows < batch_size {
+            while pending.len() < batch_size {
                 match self.read(read_at) {
                     Some((record, next)) => {
-                        pending_rows += record.rows.len();
-                        pending.push(Pending { record });
+                        pending.extend(record.rows);
                         read_at = next;
                     }
                     None => break,
@@ -277,7 +306,7 @@ impl StoreTask {
             }
             let since = *first_seen.get_or_insert_with(Instant::now);
             let due = since + self.config.flush_interval;
-            if pending_rows < batch_size && !closed && Instant::now() < due {
+            if pending.len() < batch_size && !closed && Instant::now() < due {
                 self.wait(Some(due)).await;
                 continue;
             }
@@ -286,7 +315,6 @@ impl StoreTask {
             }
             cursor = read_at;
             pending.clear();
-            pending_rows = 0;
             first_seen = None;
             let mut spool = self.shared.spool();
             if let Err(error) = spool.release(cursor) {
@@ -306,8 +334,26 @@ impl StoreTask {
         self.report
     }
 
-    /// The next record at `at`, reporting corrupt tails it skipped.
+    /// The next record at `at`: from memory when the spool thread handed it over, else from
+    /// disk, reporting corrupt tails it skipped.
     fn read(&self, at: Position) -> Option<(Record, Position)> {
+        {
+            let mut live = self.shared.live();
+            while let Some((start, end, record)) = live.records.pop_front() {
+                if end <= at {
+                    // Already read from disk.
+                    live.rows -= record.rows.len();
+                    continue;
+                }
+                if start == at {
+                    live.rows -= record.rows.len();
+                    return Some((record, end));
+                }
+                // Ahead of `at` (the disk holds records first, or `at` is a segment's end).
+                live.records.push_front((start, end, record));
+                break;
+            }
+        }
         let mut spool = self.shared.spool();
         let next = spool.read(at);
         for c in spool.take_corruptions() {
@@ -357,14 +403,10 @@ impl StoreTask {
 
     /// Writes the pending records as one batch, retrying until they are stored; `false` when
     /// the drain deadline passed first (they stay in the spool).
-    async fn write(&mut self, pending: &[Pending]) -> bool {
+    async fn write(&mut self, rows: &[EventRow]) -> bool {
         let mut backoff = FIRST_BACKOFF;
         let mut outage_started = None;
         let mut drain_deadline = None;
-        let rows: Vec<EventRow> = pending
-            .iter()
-            .flat_map(|p| p.record.rows.iter().cloned())
-            .collect();
         let Some(probe) = rows.first().cloned() else {
             return true;
         };
@@ -382,7 +424,7 @@ impl StoreTask {
                     return Ok(());
                 }
                 let started = Instant::now();
-                self.store.insert_events(&rows).await?;
+                self.store.insert_events(rows).await?;
                 metrics.observe_batch(started.elapsed());
                 Ok::<(), crate::store::StoreError>(())
             };
@@ -511,6 +553,8 @@ mod tests {
         rows: Mutex<Vec<EventRow>>,
         lose_answers: AtomicU32,
         refuse: AtomicU32,
+        /// Milliseconds each insert takes.
+        slow_ms: AtomicU32,
     }
 
     fn take(counter: &AtomicU32) -> bool {
@@ -527,6 +571,8 @@ mod tests {
             if take(&self.refuse) {
                 return Err(StoreError::Unavailable("refused on purpose".into()));
             }
+            let slow = self.slow_ms.load(Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(slow.into())).await;
             self.rows.lock().unwrap().extend_from_slice(events);
             if take(&self.lose_answers) {
                 return Err(StoreError::Unavailable(
@@ -699,6 +745,42 @@ mod tests {
         assert_eq!(metrics.write_errors.load(Ordering::SeqCst), 1);
         assert_eq!(report.left_in_spool, 0);
         assert!(store.rows.lock().unwrap().iter().all(|r| r.batch_id != 0));
+    }
+
+    #[tokio::test]
+    async fn records_past_the_in_memory_hand_off_are_read_back_from_disk_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Events::default());
+        // The store takes 2 rows per 20 ms while 1,000 single-row records a second arrive: the
+        // hand-off (4 rows for a batch size of 2) overflows at once, so the store task reads
+        // the overflow from disk while newer records wait in memory.
+        store.slow_ms.store(20, Ordering::SeqCst);
+        let metrics = Arc::new(Metrics::default());
+        let (stop, stopped) = watch::channel(false);
+        let config = WriterConfig {
+            batch_size: 2,
+            ..config(dir.path())
+        };
+        assert_eq!(live_capacity(config.batch_size), 4);
+        let (handle, task) = spawn(store.clone(), config, metrics, stopped).unwrap();
+        let sent: Vec<String> = (0..200).map(|i| format!("/{i:03}")).collect();
+        for p in &sent {
+            handle.submit(vec![row(p)]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(handle);
+        let _ = stop.send(true);
+        let report = task.await.unwrap();
+        let stored: Vec<String> = store
+            .rows
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.pathname.clone())
+            .collect();
+        assert_eq!(stored, sent, "each once, in the order accepted");
+        assert_eq!(report.written, 200);
+        assert_eq!(report.left_in_spool, 0);
     }
 
     #[tokio::test]

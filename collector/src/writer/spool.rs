@@ -7,9 +7,9 @@
 //! Layout: `<data dir>/spool/<sequence>.seg` (20 digits, so names sort in order). A segment is
 //! a run of records, each
 //! `[payload length: u32 LE][checksum: first 8 bytes of blake3(payload)][payload]`, where the
-//! payload is the batch id (u64 LE) and the batch's rows as JSON. A process appends only to a
-//! segment it created itself, and starts a new one at start, so a torn write at a crash can only
-//! be a segment's tail. A record whose length runs past the end of its file, or whose checksum
+//! payload is the batch id (u64 LE), a format byte (1: postcard) and the batch's rows. A
+//! process appends only to a segment it created itself, and starts a new one at start, so a
+//! torn write at a crash can only be a segment's tail. A record whose length runs past the end of its file, or whose checksum
 //! does not match, ends the readable part of that segment: what came before is replayed, and the
 //! rest is moved aside to `<sequence>.seg.corrupt` and reported.
 
@@ -24,6 +24,26 @@ pub const SEGMENT_BYTES: u64 = 8 * 1024 * 1024;
 /// The largest record, so a corrupt length cannot ask for gigabytes.
 const MAX_RECORD_BYTES: u32 = 256 * 1024 * 1024;
 const HEADER_BYTES: u64 = 12;
+/// The first payload byte after the batch id: how the rows are encoded.
+const FORMAT_POSTCARD: u8 = 1;
+/// Rows as a JSON array, as the first development builds wrote them; still read.
+const FORMAT_JSON: u8 = b'[';
+
+/// Decodes a record's rows by their format byte.
+fn decode_rows(encoded: &[u8]) -> Result<Vec<EventRow>, String> {
+    match encoded.first() {
+        Some(&FORMAT_POSTCARD) => {
+            postcard::from_bytes(&encoded[1..]).map_err(|e| format!("unreadable rows: {e}"))
+        }
+        Some(&FORMAT_JSON) => {
+            serde_json::from_slice(encoded).map_err(|e| format!("unreadable rows: {e}"))
+        }
+        Some(other) => Err(format!(
+            "rows in an unknown format {other} (written by a newer Footfall?)"
+        )),
+        None => Err("a record without its rows".into()),
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
@@ -157,12 +177,12 @@ impl Spool {
     }
 
     /// Appends a batch and makes it durable; refuses it when the spool would grow past its
-    /// limit.
-    pub fn append(&mut self, record: &Record) -> Result<(), SpoolError> {
-        let json = serde_json::to_vec(&record.rows).map_err(std::io::Error::other)?;
-        let mut payload = Vec::with_capacity(8 + json.len());
+    /// limit. Returns where the record starts and where the next one will.
+    pub fn append(&mut self, record: &Record) -> Result<(Position, Position), SpoolError> {
+        let mut payload = Vec::with_capacity(9 + 256 * record.rows.len());
         payload.extend_from_slice(&record.batch_id.to_le_bytes());
-        payload.extend_from_slice(&json);
+        payload.push(FORMAT_POSTCARD);
+        let payload = postcard::to_extend(&record.rows, payload).map_err(std::io::Error::other)?;
         let len = u32::try_from(payload.len())
             .ok()
             .filter(|l| *l <= MAX_RECORD_BYTES)
@@ -197,10 +217,20 @@ impl Spool {
         buf.extend_from_slice(&payload);
         file.write_all(&buf)?;
         file.sync_data()?;
-        if let Some(last) = self.segments.last_mut() {
-            last.1 += size;
-        }
-        Ok(())
+        let last = self
+            .segments
+            .last_mut()
+            .expect("the current segment is listed");
+        let start = Position {
+            segment: last.0,
+            offset: last.1,
+        };
+        last.1 += size;
+        let end = Position {
+            segment: last.0,
+            offset: last.1,
+        };
+        Ok((start, end))
     }
 
     /// Reads the record at `at`, moving to the next segment at a segment's end. A corrupt tail
@@ -271,8 +301,7 @@ impl Spool {
             return Err("a record without its batch id".into());
         }
         let batch_id = u64::from_le_bytes(payload[..8].try_into().unwrap_or_default());
-        let rows: Vec<EventRow> =
-            serde_json::from_slice(&payload[8..]).map_err(|e| format!("unreadable rows: {e}"))?;
+        let rows = decode_rows(&payload[8..])?;
         Ok((
             Record { batch_id, rows },
             offset + HEADER_BYTES + u64::from(size),
@@ -461,5 +490,72 @@ mod tests {
         let (got, _) = read_all(&mut spool);
         assert_eq!(got, vec![record(1, 4), record(2, 4)]);
         assert!(spool.take_corruptions()[0].reason.contains("truncated"));
+    }
+
+    /// Writes one record with a valid checksum around `payload`, as a crash cannot.
+    fn write_raw(dir: &Path, payload: &[u8]) {
+        let mut bytes = (payload.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&checksum(payload));
+        bytes.extend_from_slice(payload);
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join(segment_name(1)), bytes).unwrap();
+    }
+
+    #[test]
+    fn every_field_survives_the_encoding() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spool = Spool::open(dir.path(), 1 << 30).unwrap();
+        let row = EventRow {
+            site_id: u32::MAX,
+            timestamp: 1_700_000_000,
+            name: "Signup \"quoted\" ✓".into(),
+            hostname: "xn--bcher-kva.example".into(),
+            pathname: "/ünï/\u{0}/\u{1F600}".into(),
+            visitor_id: u64::MAX,
+            session_id: 1,
+            referrer: "https://news.example/?q=a&b=c".into(),
+            props_keys: vec!["plan".into(), String::new()],
+            props_values: vec!["pro".into(), "\n".into()],
+            revenue_micros: i64::MIN,
+            revenue_currency: "EUR".into(),
+            interactive: 1,
+            engagement_ms: u32::MAX,
+            scroll_depth: 255,
+            screen_width: u16::MAX,
+            batch_id: 7,
+            ..EventRow::default()
+        };
+        let record = Record {
+            batch_id: 7,
+            rows: vec![row, EventRow::default()],
+        };
+        spool.append(&record).unwrap();
+        let (got, _) = read_all(&mut spool);
+        assert_eq!(got, vec![record]);
+    }
+
+    #[test]
+    fn rows_from_earlier_builds_are_read_and_an_unknown_format_is_set_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        // The first development builds wrote the rows as JSON.
+        let old = record(9, 2);
+        let mut payload = old.batch_id.to_le_bytes().to_vec();
+        payload.extend_from_slice(&serde_json::to_vec(&old.rows).unwrap());
+        write_raw(&dir.path().join("json"), &payload);
+        let mut spool = Spool::open(&dir.path().join("json"), 1 << 30).unwrap();
+        assert_eq!(read_all(&mut spool).0, vec![old]);
+
+        let mut payload = 9u64.to_le_bytes().to_vec();
+        payload.extend_from_slice(&[0x7f, 1, 2, 3]);
+        write_raw(&dir.path().join("new"), &payload);
+        let mut spool = Spool::open(&dir.path().join("new"), 1 << 30).unwrap();
+        assert!(read_all(&mut spool).0.is_empty());
+        let corrupt = spool.take_corruptions();
+        assert_eq!(corrupt.len(), 1);
+        assert!(
+            corrupt[0].reason.contains("unknown format 127"),
+            "{}",
+            corrupt[0].reason
+        );
     }
 }
