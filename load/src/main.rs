@@ -9,6 +9,11 @@
 //!   percentiles and every status and error seen.
 //! - `footfall-load baseline --listen 127.0.0.1:9000`: a minimal hyper server that reads each
 //!   request and answers 202, the ceiling an ingest endpoint on this machine can reach.
+//! - `footfall-load compare [--clickhouse-url URL]`: the end-to-end benchmark. In one run it
+//!   starts the baseline and `footfall serve` on each store (SQLite, and ClickHouse when a URL is
+//!   given) as child processes, loads each in turn for several alternating rounds, and prints
+//!   each target's median events/s, its ratio to the baseline, latency, and the server's
+//!   resident memory idle, sampled under load, and at its peak. See BENCHMARKS.md.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -19,6 +24,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use http_body_util::BodyExt;
 use rand::RngExt;
+
+mod compare;
 
 #[derive(Debug, Parser)]
 #[command(name = "footfall-load", version, about)]
@@ -36,28 +43,30 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:9000")]
         listen: SocketAddr,
     },
+    /// Benchmark Footfall on each store against the baseline, in one run.
+    Compare(compare::CompareArgs),
 }
 
-#[derive(Debug, clap::Args)]
-struct RunArgs {
+#[derive(Debug, Clone, clap::Args)]
+pub struct RunArgs {
     /// The server's base URL; events go to `<url>/api/event`.
     #[arg(long, default_value = "http://127.0.0.1:8000")]
-    url: String,
+    pub url: String,
     /// Seconds to send for.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
-    duration: u64,
+    pub duration: u64,
     /// Events per second in all; without it, as fast as the server answers.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
-    rate: Option<u64>,
+    pub rate: Option<u64>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
-    concurrency: u64,
+    pub concurrency: u64,
     /// The site's domain, as added to Footfall.
     #[arg(long, default_value = "example.com")]
-    domain: String,
+    pub domain: String,
     /// Distinct visitors (client addresses).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=16_000_000))]
-    visitors: u64,
+    pub visitors: u64,
 }
 
 const USER_AGENTS: &[&str] = &[
@@ -149,7 +158,27 @@ struct Tally {
     errors: BTreeMap<String, u64>,
 }
 
+/// What one load run achieved.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub events_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Transport errors and answers other than 202.
+    pub errors: u64,
+}
+
 async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let summary = load(&args, true).await?;
+    println!(
+        "RESULT events_per_sec={:.0} p50_ms={:.2} p99_ms={:.2} errors={}",
+        summary.events_per_sec, summary.p50_ms, summary.p99_ms, summary.errors
+    );
+    Ok(())
+}
+
+/// Sends the traffic `args` describe; prints the details when `verbose`.
+async fn load(args: &RunArgs, verbose: bool) -> anyhow::Result<Summary> {
     let endpoint = format!("{}/api/event", args.url.trim_end_matches('/'));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency as usize)
@@ -162,7 +191,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let interval = args
         .rate
         .map(|r| Duration::from_secs_f64(args.concurrency as f64 / r as f64));
-    let domain: Arc<str> = args.domain.into();
+    let domain: Arc<str> = args.domain.as_str().into();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
         let (http, endpoint, domain) = (http.clone(), endpoint.clone(), domain.clone());
@@ -234,10 +263,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         let i = ((all.latencies_us.len() as f64 - 1.0) * p).round() as usize;
         f64::from(all.latencies_us[i]) / 1000.0
     };
+    let errors = all.errors.values().sum::<u64>()
+        + all
+            .statuses
+            .iter()
+            .filter(|(k, _)| **k != 202)
+            .map(|(_, v)| v)
+            .sum::<u64>();
+    let summary = Summary {
+        events_per_sec: accepted as f64 / secs,
+        p50_ms: pct(0.5),
+        p99_ms: pct(0.99),
+        errors,
+    };
+    if !verbose {
+        return Ok(summary);
+    }
     println!(
         "sent {} requests in {secs:.1} s: {:.0} accepted events/s ({:.0} requests/s)",
         all.latencies_us.len(),
-        accepted as f64 / secs,
+        summary.events_per_sec,
         all.latencies_us.len() as f64 / secs
     );
     println!(
@@ -267,20 +312,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             errors.join(", ")
         }
     );
-    println!(
-        "RESULT events_per_sec={:.0} p50_ms={:.2} p99_ms={:.2} errors={}",
-        accepted as f64 / secs,
-        pct(0.5),
-        pct(0.99),
-        all.errors.values().sum::<u64>()
-            + all
-                .statuses
-                .iter()
-                .filter(|(k, _)| **k != 202)
-                .map(|(_, v)| v)
-                .sum::<u64>()
-    );
-    Ok(())
+    Ok(summary)
 }
 
 async fn baseline(listen: SocketAddr) -> anyhow::Result<()> {
@@ -314,5 +346,6 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(args).await,
         Command::Baseline { listen } => baseline(listen).await,
+        Command::Compare(args) => compare::compare(args).await,
     }
 }

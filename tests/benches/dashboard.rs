@@ -116,11 +116,17 @@ async fn bench(name: &str, store: Arc<dyn Store>, n: usize, now: DateTime<Utc>) 
     for e in events(n, now) {
         batch.push(e);
         if batch.len() == 50_000 {
-            store.insert_events(&batch).await.expect("insert");
+            store
+                .insert_events(batch.as_slice().into())
+                .await
+                .expect("insert");
             batch.clear();
         }
     }
-    store.insert_events(&batch).await.expect("insert");
+    store
+        .insert_events(batch.as_slice().into())
+        .await
+        .expect("insert");
     eprintln!("{name}: {n} events stored");
     let policy = Policy {
         now,

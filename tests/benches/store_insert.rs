@@ -68,8 +68,9 @@ fn events(n: usize) -> Vec<EventRow> {
 
 async fn measure(name: &str, store: Arc<dyn Store>, rows: &[EventRow], batch: usize) {
     store.migrate().await.expect("migrate");
+    let chunks: Vec<Arc<[EventRow]>> = rows.chunks(batch).map(Arc::from).collect();
     let start = Instant::now();
-    for chunk in rows.chunks(batch) {
+    for chunk in chunks {
         store.insert_events(chunk).await.expect("insert");
     }
     let secs = start.elapsed().as_secs_f64();

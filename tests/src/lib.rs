@@ -328,7 +328,7 @@ impl TestApp {
         for (domain, tz) in sites {
             t.store.add_site(domain, tz).await.unwrap();
         }
-        t.store.insert_events(events).await.unwrap();
+        t.store.insert_events(events.into()).await.unwrap();
         let clock = ManualClock::new(start);
         let app = App::start(&t.config, t.store.clone(), clock.clone())
             .await

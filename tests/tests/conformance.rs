@@ -86,8 +86,8 @@ async fn events_read_back_exactly(b: Backend) {
     let rows: Vec<EventRow> = (0..50)
         .map(|i| event(1, ts(20, i as u32 * 10), i))
         .collect();
-    t.store.insert_events(&rows).await.unwrap();
-    t.store.insert_events(&[]).await.unwrap();
+    t.store.insert_events(rows.as_slice().into()).await.unwrap();
+    t.store.insert_events(Vec::new().into()).await.unwrap();
     let back = t.store.read_events(1, 0, u32::MAX, 1000).await.unwrap();
     assert_eq!(back, rows);
 }
@@ -100,7 +100,7 @@ async fn reads_filter_by_site_and_half_open_range(b: Backend) {
         event(2, ts(20, 50), 3),
         event(1, ts(20, 200), 4),
     ];
-    t.store.insert_events(&rows).await.unwrap();
+    t.store.insert_events(rows.as_slice().into()).await.unwrap();
     let back = t
         .store
         .read_events(1, ts(20, 0), ts(20, 200), 1000)
@@ -170,7 +170,7 @@ async fn purge_drops_whole_days_before_the_cutoff(b: Backend) {
         event(2, ts(19, 0), 3),
         event(1, ts(20, 0), 4),
     ];
-    t.store.insert_events(&rows).await.unwrap();
+    t.store.insert_events(rows.as_slice().into()).await.unwrap();
     assert_eq!(t.store.purge_events_before(day(18)).await.unwrap(), 0);
     assert_eq!(t.store.purge_events_before(day(20)).await.unwrap(), 2);
     assert_eq!(
@@ -192,9 +192,9 @@ async fn large_batches_and_large_purges(b: Backend) {
     let rows: Vec<EventRow> = (0..25_000u64)
         .map(|i| event(1, ts(18, (i % 86_400) as u32), i))
         .collect();
-    t.store.insert_events(&rows).await.unwrap();
+    t.store.insert_events(rows.as_slice().into()).await.unwrap();
     t.store
-        .insert_events(&[event(1, ts(19, 5), 99)])
+        .insert_events(vec![event(1, ts(19, 5), 99)].into())
         .await
         .unwrap();
     assert_eq!(
@@ -354,7 +354,10 @@ async fn a_stored_batch_is_found_by_its_id(b: Backend) {
         .collect();
     let probe = batch[0].clone();
     assert!(!t.store.batch_written(&probe).await.unwrap());
-    t.store.insert_events(&batch).await.unwrap();
+    t.store
+        .insert_events(batch.as_slice().into())
+        .await
+        .unwrap();
     assert!(t.store.batch_written(&probe).await.unwrap());
     for other in [
         EventRow {

@@ -31,7 +31,7 @@ impl Dash {
         for domain in ["shop.test", "other.test"] {
             let site = t.store.add_site(domain, "UTC").await.unwrap();
             t.store
-                .insert_events(&seed::events(site.id, domain, now))
+                .insert_events(seed::events(site.id, domain, now).into())
                 .await
                 .unwrap();
         }

@@ -462,7 +462,10 @@ async fn setup(b: Backend, name: &str) -> (TestApp, String, Vec<EventRow>) {
     )
     .await;
     let events = fixture();
-    t.t.store.insert_events(&events).await.unwrap();
+    t.t.store
+        .insert_events(events.as_slice().into())
+        .await
+        .unwrap();
     let key = footfall::apikey::generate(1, 0);
     t.t.store.add_api_key(&key.record).await.unwrap();
     (t, key.secret, events)

@@ -7,6 +7,8 @@
 //! `footfall_migrations` table records which ones ran. Retention and salt deletion drop whole
 //! partitions, which removes their files.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use clickhouse::Client;
@@ -425,7 +427,7 @@ impl Store for ClickHouseStore {
         Ok(())
     }
 
-    async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+    async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -434,7 +436,7 @@ impl Store for ClickHouseStore {
             .insert::<EventRow>("events")
             .await
             .map_err(unavailable)?;
-        for event in events {
+        for event in events.iter() {
             insert.write(event).await.map_err(unavailable)?;
         }
         insert.end().await.map_err(unavailable)

@@ -17,6 +17,8 @@
 pub mod clickhouse_store;
 pub mod sqlite_store;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -131,7 +133,7 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Writes a batch of events, all or nothing.
-    async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError>;
+    async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError>;
     async fn sites(&self) -> Result<Vec<Site>, StoreError>;
     async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError>;
     /// Replaces the domain and time zone of the site with `site.id`; its events stay.

@@ -278,17 +278,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+    async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
-        let events = events.to_vec();
         self.with(move |conn| {
             let tx = conn.transaction().map_err(query_err)?;
             {
                 let sql = format!("INSERT INTO events ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)");
                 let mut stmt = tx.prepare_cached(&sql).map_err(query_err)?;
-                for e in &events {
+                for e in events.iter() {
                     stmt.execute(params![
                         e.site_id,
                         e.timestamp,

@@ -310,11 +310,10 @@ impl StoreTask {
                 self.wait(Some(due)).await;
                 continue;
             }
-            if !self.write(&pending).await {
+            if !self.write(std::mem::take(&mut pending).into()).await {
                 break;
             }
             cursor = read_at;
-            pending.clear();
             first_seen = None;
             let mut spool = self.shared.spool();
             if let Err(error) = spool.release(cursor) {
@@ -403,7 +402,7 @@ impl StoreTask {
 
     /// Writes the pending records as one batch, retrying until they are stored; `false` when
     /// the drain deadline passed first (they stay in the spool).
-    async fn write(&mut self, rows: &[EventRow]) -> bool {
+    async fn write(&mut self, rows: Arc<[EventRow]>) -> bool {
         let mut backoff = FIRST_BACKOFF;
         let mut outage_started = None;
         let mut drain_deadline = None;
@@ -424,7 +423,7 @@ impl StoreTask {
                     return Ok(());
                 }
                 let started = Instant::now();
-                self.store.insert_events(rows).await?;
+                self.store.insert_events(rows.clone()).await?;
                 metrics.observe_batch(started.elapsed());
                 Ok::<(), crate::store::StoreError>(())
             };
@@ -567,13 +566,13 @@ mod tests {
 
     #[async_trait]
     impl Store for Events {
-        async fn insert_events(&self, events: &[EventRow]) -> Result<(), StoreError> {
+        async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
             if take(&self.refuse) {
                 return Err(StoreError::Unavailable("refused on purpose".into()));
             }
             let slow = self.slow_ms.load(Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(slow.into())).await;
-            self.rows.lock().unwrap().extend_from_slice(events);
+            self.rows.lock().unwrap().extend_from_slice(&events);
             if take(&self.lose_answers) {
                 return Err(StoreError::Unavailable(
                     "connection reset after sending".into(),
