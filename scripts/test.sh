@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
 # installs what the tests need (Debian's clickhouse-server, chromium and chromium-driver, the
-# official Plausible tracker from npm, chDB in a venv, cargo-deny),
+# official Plausible tracker from npm, chDB in a venv, cargo-deny, cargo-fuzz),
 # checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
-# port, runs every unit and end-to-end test, and stops the server again.
+# port, runs every unit and end-to-end test, stops the server again, and fuzzes each input
+# parser briefly (scripts/fuzz.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -62,3 +63,6 @@ cargo test -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | gre
 
 step "tests"
 cargo test --workspace
+
+step "fuzz (short runs of each cargo fuzz target)"
+FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh

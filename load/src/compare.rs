@@ -255,7 +255,15 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
                         max.fetch_max(kb, Ordering::Relaxed);
                         let secs = started.elapsed().as_secs();
                         if every.is_some_and(|e| secs > 0 && secs.is_multiple_of(e)) {
-                            println!("  {name}: {secs:>5} s  RSS {:>7.1} MB", kb as f64 / 1024.0);
+                            // Anonymous memory is the heap; file pages are the store's
+                            // memory-mapped database, which the kernel can take back.
+                            let mb = |field| status_kb(pid, field) as f64 / 1024.0;
+                            println!(
+                                "  {name}: {secs:>5} s  RSS {:>7.1} MB (anonymous {:>7.1}, file {:>7.1})",
+                                kb as f64 / 1024.0,
+                                mb("RssAnon:"),
+                                mb("RssFile:")
+                            );
                         }
                     }
                 })
