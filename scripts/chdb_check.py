@@ -2,8 +2,8 @@
 """Runs Footfall's ClickHouse statements through chDB, the current ClickHouse engine in process.
 
 Usage: chdb_check.py STATEMENTS.json
-The JSON holds {"database": NAME, "statements": [SQL, ...]} as the store renders them
-(`ClickHouseStore::sample_statements`). The first statement creates the database; the rest run
+The JSON holds {"database": NAME, "statements": [SQL, ...], "parse_only": [SQL, ...]} as the
+store renders them (`ClickHouseStore::sample_statements`, `sample_cluster_statements`). The first statement creates the database; the rest run
 inside it, with a sample row in each table before the reads, so that syntax the current engine
 has removed or deprecated (old MergeTree parameters, runningDifference, ...) fails here.
 """
@@ -36,6 +36,15 @@ def main() -> int:
             print(f"FAILED on current ClickHouse ({sess.query('SELECT version()')!s}):\n{sql}\n{e}")
             return 1
         print(f"ok: {sql.splitlines()[0][:100]}")
+    # Statements for a cluster (ON CLUSTER, Replicated engines, Distributed): the current
+    # engine's parser must accept them; they run for real on the 18.16 test cluster.
+    for sql in spec.get("parse_only", []):
+        try:
+            sess.query(f"EXPLAIN AST {sql}")
+        except Exception as e:
+            print(f"FAILED to parse on current ClickHouse:\n{sql}\n{e}")
+            return 1
+        print(f"parsed: {sql.splitlines()[0][:100]}")
     return 0
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
-# installs what the tests need (Debian's clickhouse-server, chromium and chromium-driver, the
+# installs what the tests need (Debian's clickhouse-server, zookeeper, chromium and chromium-driver, the
 # official Plausible tracker from npm, chDB in a venv, cargo-deny, cargo-fuzz),
 # checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
 # port, runs every unit and end-to-end test, stops the server again, and fuzzes each input
@@ -17,6 +17,7 @@ step "test tools"
 # tracker's browser tests.
 missing=()
 command -v clickhouse-server >/dev/null || missing+=(clickhouse-server clickhouse-client)
+[ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -56,6 +57,12 @@ trap 'scripts/clickhouse-test-server.sh stop "$work/ch"; rm -rf "$work"' EXIT
 eval "$(scripts/clickhouse-test-server.sh start "$work/ch")"
 export FOOTFALL_TEST_CLICKHOUSE_DIR="$work/ch/data"
 echo "ClickHouse at $FOOTFALL_TEST_CLICKHOUSE_URL"
+
+step "ClickHouse test cluster (ZooKeeper, 2 shards x 2 replicas)"
+trap 'scripts/clickhouse-test-cluster.sh stop "$work/cluster"; scripts/clickhouse-test-server.sh stop "$work/ch"; rm -rf "$work"' EXIT
+eval "$(scripts/clickhouse-test-cluster.sh start "$work/cluster")"
+export FOOTFALL_TEST_CLUSTER_DIR="$work/cluster"
+echo "cluster nodes at $FOOTFALL_TEST_CLUSTER_URLS"
 
 step "shipped sizes"
 cargo test -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'

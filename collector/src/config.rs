@@ -43,6 +43,16 @@ pub struct ClickHouseConfig {
     pub user: String,
     pub password: String,
     pub database: String,
+    /// A cluster in the servers' `remote_servers`: the schema is created `ON CLUSTER`, with
+    /// replicated local tables and `Distributed` tables in front (see ARCHITECTURE.md).
+    pub cluster: Option<String>,
+}
+
+impl ClickHouseConfig {
+    /// The node URLs in order of preference (`url` may list several, comma-separated).
+    pub fn urls(&self) -> Vec<&str> {
+        self.url.split(',').filter(|u| !u.is_empty()).collect()
+    }
 }
 
 impl std::fmt::Debug for ClickHouseConfig {
@@ -52,6 +62,7 @@ impl std::fmt::Debug for ClickHouseConfig {
             .field("user", &self.user)
             .field("password", &"<redacted>")
             .field("database", &self.database)
+            .field("cluster", &self.cluster)
             .finish()
     }
 }
@@ -84,6 +95,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("clickhouse_user", Some("default")),
     ("clickhouse_password", Some("")),
     ("clickhouse_database", Some("footfall")),
+    ("clickhouse_cluster", None),
     ("geoip_db", None),
     ("trusted_proxies", Some("")),
     ("raw_retention_days", Some("30")),
@@ -143,6 +155,11 @@ impl Config {
                     "clickhouse_database",
                     &v.string("clickhouse_database")?,
                 )?,
+                cluster: v
+                    .opt("clickhouse_cluster")?
+                    .filter(|c| !c.trim().is_empty())
+                    .map(|c| parse_identifier("clickhouse_cluster", c.trim()))
+                    .transpose()?,
             }),
         };
         let data_dir = PathBuf::from(v.string("data_dir")?);
@@ -291,7 +308,26 @@ fn parse_cidrs(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
         .collect()
 }
 
+/// One URL or several, comma-separated (at most 16); returned comma-joined, each normalised.
 fn parse_clickhouse_url(raw: &str) -> Result<String, ConfigError> {
+    let parts: Vec<&str> = raw.split(',').map(str::trim).collect();
+    if parts.len() > 16 {
+        return Err(invalid("clickhouse_url", "lists more than 16 URLs"));
+    }
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(invalid(
+            "clickhouse_url",
+            "has an empty entry (URLs are separated by single commas)",
+        ));
+    }
+    let urls = parts
+        .into_iter()
+        .map(parse_one_clickhouse_url)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(urls.join(","))
+}
+
+fn parse_one_clickhouse_url(raw: &str) -> Result<String, ConfigError> {
     let url = url::Url::parse(raw.trim())
         .map_err(|e| invalid("clickhouse_url", format!("`{raw}` is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -413,6 +449,59 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("clickhouse_database"), "{err}");
+    }
+
+    #[test]
+    fn several_clickhouse_urls_and_a_cluster() {
+        let c = Config::load(
+            None,
+            env(&[
+                (
+                    "FOOTFALL_CLICKHOUSE_URL",
+                    "http://ch1:8123/, http://ch2:8123",
+                ),
+                ("FOOTFALL_CLICKHOUSE_CLUSTER", "analytics_2x2"),
+            ]),
+        )
+        .unwrap();
+        let ch = c.clickhouse.unwrap();
+        assert_eq!(ch.urls(), ["http://ch1:8123", "http://ch2:8123"]);
+        assert_eq!(ch.cluster.as_deref(), Some("analytics_2x2"));
+        let single = Config::load(None, env(&[("FOOTFALL_CLICKHOUSE_URL", "http://ch1:8123")]))
+            .unwrap()
+            .clickhouse
+            .unwrap();
+        assert_eq!(single.cluster, None);
+        for (url, cluster, field, says) in [
+            ("http://a,,http://b", "", "clickhouse_url", "empty entry"),
+            ("http://a,ftp://b", "", "clickhouse_url", "http://"),
+            ("http://a", "x y", "clickhouse_cluster", "letters, digits"),
+            (
+                "http://a",
+                "c'; DROP",
+                "clickhouse_cluster",
+                "letters, digits",
+            ),
+        ] {
+            let err = Config::load(
+                None,
+                env(&[
+                    ("FOOTFALL_CLICKHOUSE_URL", url),
+                    ("FOOTFALL_CLICKHOUSE_CLUSTER", cluster),
+                ]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(field) && err.contains(says),
+                "{url} {cluster}: {err}"
+            );
+        }
+        let many = vec!["http://a"; 17].join(",");
+        let err = Config::load(None, env(&[("FOOTFALL_CLICKHOUSE_URL", &many)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 16"), "{err}");
     }
 
     #[test]

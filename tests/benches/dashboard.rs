@@ -172,6 +172,7 @@ fn main() {
             user: "default".into(),
             password: String::new(),
             database: format!("footfall_dashboard_{n}"),
+            cluster: None,
         };
         runtime.block_on(async {
             let admin = clickhouse::Client::default()

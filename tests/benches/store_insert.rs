@@ -107,6 +107,7 @@ fn main() {
         user: "default".into(),
         password: String::new(),
         database: "footfall_bench".into(),
+        cluster: None,
     };
     runtime.block_on(async {
         let admin = ClickHouseStore::new(&ch);

@@ -61,13 +61,48 @@ pub async fn fresh_database(url: &str, test: &str) -> ClickHouseConfig {
         user: "default".into(),
         password: String::new(),
         database,
+        cluster: None,
     }
 }
 
-/// A client for reading what a test stored.
+/// The shared test cluster's node URLs, comma-separated (`scripts/clickhouse-test-cluster.sh`).
+pub fn cluster_urls() -> String {
+    std::env::var("FOOTFALL_TEST_CLUSTER_URLS")
+        .expect("FOOTFALL_TEST_CLUSTER_URLS is not set: run the tests with scripts/test.sh")
+}
+
+/// The name of the test clusters in their `remote_servers`.
+pub const CLUSTER: &str = "footfall";
+
+/// Connection settings for a database named after the test on the cluster at `urls`, dropped
+/// on every node first. The name carries the process id: a replicated table's ZooKeeper path
+/// is named after its database, and an earlier run's may linger.
+pub async fn fresh_cluster_database(urls: &str, test: &str) -> ClickHouseConfig {
+    let database = format!("t_{test}_{}", std::process::id());
+    let first = urls.split(',').next().unwrap_or_default();
+    let client = clickhouse::Client::default()
+        .with_url(first)
+        .with_validation(false);
+    client
+        .query("DROP DATABASE IF EXISTS ? ON CLUSTER ?")
+        .bind(clickhouse::sql::Identifier(&database))
+        .bind(clickhouse::sql::Identifier(CLUSTER))
+        .execute()
+        .await
+        .expect("dropping the test database on the cluster");
+    ClickHouseConfig {
+        url: urls.to_string(),
+        user: "default".into(),
+        password: String::new(),
+        database,
+        cluster: Some(CLUSTER.to_string()),
+    }
+}
+
+/// A client for reading what a test stored (on a cluster, through its first node).
 pub fn client(ch: &ClickHouseConfig) -> clickhouse::Client {
     clickhouse::Client::default()
-        .with_url(&ch.url)
+        .with_url(ch.urls().first().copied().unwrap_or_default())
         .with_database(&ch.database)
         .with_validation(false)
 }
@@ -102,6 +137,20 @@ pub async fn dump_clickhouse_tables(ch: &ClickHouseConfig) -> Vec<(String, Strin
 pub enum Backend {
     Sqlite,
     ClickHouse,
+    /// Two shards of two replicas (`FOOTFALL_TEST_CLUSTER_URLS`).
+    Cluster,
+}
+
+/// As [`both_stores!`], plus `mod cluster` running each function on the test cluster.
+#[macro_export]
+macro_rules! all_stores {
+    ($($name:ident),* $(,)?) => {
+        $crate::both_stores!($($name),*);
+        mod cluster {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::Cluster).await })*
+        }
+    };
 }
 
 /// Generates `mod sqlite` and `mod clickhouse`, each with one `#[tokio::test]` per listed
@@ -133,12 +182,22 @@ pub struct TestStore {
 
 impl TestStore {
     pub async fn new(backend: Backend, test: &str) -> TestStore {
-        Self::with_clickhouse_at(backend, test, &clickhouse_url()).await
+        let url = match backend {
+            Backend::Sqlite => String::new(),
+            Backend::ClickHouse => clickhouse_url(),
+            Backend::Cluster => cluster_urls(),
+        };
+        Self::with_clickhouse_at(backend, test, &url).await
     }
 
     /// A fresh database on the ClickHouse server at `url` (a test's own server).
     pub async fn on_clickhouse(url: &str, test: &str) -> TestStore {
         Self::with_clickhouse_at(Backend::ClickHouse, test, url).await
+    }
+
+    /// A fresh database on the cluster whose nodes are at `urls` (a test's own cluster).
+    pub async fn on_cluster(urls: &str, test: &str) -> TestStore {
+        Self::with_clickhouse_at(Backend::Cluster, test, urls).await
     }
 
     async fn with_clickhouse_at(backend: Backend, test: &str, url: &str) -> TestStore {
@@ -157,6 +216,14 @@ impl TestStore {
                 let files = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR")
                     .ok()
                     .map(|d| PathBuf::from(d).join("data").join(&ch.database));
+                config.clickhouse = Some(ch.clone());
+                (Arc::new(ClickHouseStore::new(&ch)), files)
+            }
+            Backend::Cluster => {
+                let ch = fresh_cluster_database(url, test).await;
+                let files = std::env::var("FOOTFALL_TEST_CLUSTER_DIR")
+                    .ok()
+                    .map(PathBuf::from);
                 config.clickhouse = Some(ch.clone());
                 (Arc::new(ClickHouseStore::new(&ch)), files)
             }
@@ -186,6 +253,9 @@ impl TestStore {
         if let Some(ch) = &self.config.clickhouse {
             env.push(("FOOTFALL_CLICKHOUSE_URL".into(), ch.url.clone()));
             env.push(("FOOTFALL_CLICKHOUSE_DATABASE".into(), ch.database.clone()));
+            if let Some(cluster) = &ch.cluster {
+                env.push(("FOOTFALL_CLICKHOUSE_CLUSTER".into(), cluster.clone()));
+            }
         }
         env
     }

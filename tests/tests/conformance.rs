@@ -4,9 +4,9 @@
 use chrono::NaiveDate;
 use footfall::ingest::visitor::Salt;
 use footfall::store::{EventRow, StoreError};
-use footfall_tests::{Backend, TestStore, both_stores};
+use footfall_tests::{Backend, TestStore, all_stores};
 
-both_stores!(
+all_stores!(
     migrations_apply_once,
     events_read_back_exactly,
     reads_filter_by_site_and_half_open_range,

@@ -12,6 +12,7 @@ fn schema_and_statements_run_on_current_clickhouse() {
         user: "default".into(),
         password: String::new(),
         database: "footfall_portability".into(),
+        cluster: None,
     });
     let mut statements = store.sample_statements();
     assert!(statements.len() >= 8);
@@ -52,7 +53,13 @@ fn schema_and_statements_run_on_current_clickhouse() {
         86_400,
         "Signup",
     )));
-    let spec = serde_json::json!({ "database": "footfall_portability", "statements": statements });
+    let parse_only = store.sample_cluster_statements();
+    assert!(
+        parse_only
+            .iter()
+            .any(|s| s.contains("ENGINE = Distributed("))
+    );
+    let spec = serde_json::json!({ "database": "footfall_portability", "statements": statements, "parse_only": parse_only });
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), spec.to_string()).unwrap();
     let out = std::process::Command::new(python)
@@ -69,6 +76,11 @@ fn schema_and_statements_run_on_current_clickhouse() {
     assert_eq!(
         stdout.matches("ok: ").count(),
         statements.len() + 4,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("parsed: ").count(),
+        parse_only.len(),
         "{stdout}"
     );
 }

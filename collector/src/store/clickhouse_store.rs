@@ -8,6 +8,7 @@
 //! partitions, which removes their files.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
@@ -57,8 +58,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
 // Every statement this store sends; `sample_statements` renders them for portability checks.
 const SQL_PARTITIONS: &str = "SELECT DISTINCT partition FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition";
 const SQL_DROP_PARTITION: &str = "ALTER TABLE ? DROP PARTITION ?";
+/// On a cluster: the partitions of one replica per shard, which together hold every day.
+const SQL_CLUSTER_PARTITIONS: &str = "SELECT DISTINCT partition FROM cluster(?, system.parts) WHERE database = ? AND table = ? AND active ORDER BY partition";
+const SQL_CLUSTER_DROP_PARTITION: &str = "ALTER TABLE ? ON CLUSTER ? DROP PARTITION ?";
 const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
-const SQL_CREATE_MIGRATIONS: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC')) ENGINE = MergeTree ORDER BY version";
+const SQL_CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC'))";
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
 const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites GROUP BY id ORDER BY id";
 const SQL_RECORDS: &str = "SELECT id, latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? GROUP BY id) WHERE gone = 0 ORDER BY id";
@@ -78,9 +82,12 @@ const SQL_SALTS: &str =
 
 /// A ClickHouse database holding one Footfall deployment.
 pub struct ClickHouseStore {
-    server: Client,
-    db: Client,
+    /// The nodes in order of preference, each as a server-wide and a database client.
+    nodes: Vec<Node>,
+    /// The node in use: the first that answered.
+    current: AtomicUsize,
     database: String,
+    cluster: Option<String>,
     /// The last record or site version written (microseconds; see `next_version`).
     version: std::sync::atomic::AtomicU64,
 }
@@ -206,25 +213,233 @@ pub fn statements(sql: &str) -> Vec<String> {
     out
 }
 
+struct Node {
+    url: String,
+    server: Client,
+    db: Client,
+}
+
+/// Tables sharded across the cluster (a replicated local table per shard, a `Distributed`
+/// table in front), with their sharding keys. Every other table is replicated to every node.
+const SHARDED: &[(&str, &str)] = &[
+    // One visitor's events of a day on one shard: the visitor hash changes daily.
+    ("events", "visitor_id"),
+    ("rollups", "cityHash64(site_id, day)"),
+];
+
+fn sharding_key(table: &str) -> Option<&'static str> {
+    SHARDED.iter().find(|(t, _)| *t == table).map(|(_, k)| *k)
+}
+
+/// A schema statement as it runs on a cluster: tables created `ON CLUSTER` in `database`,
+/// `MergeTree` engines made `Replicated…` (ZooKeeper paths from the `{shard}` and `{replica}`
+/// macros), sharded tables split into `<table>_local` and a `Distributed` table, and columns
+/// added to both. Statements it does not know are returned unchanged.
+pub fn cluster_statements(stmt: &str, cluster: &str, database: &str) -> Vec<String> {
+    if let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
+        let name_end = rest
+            .find(|c: char| c.is_whitespace() || c == '(')
+            .unwrap_or(rest.len());
+        let (name, body) = rest.split_at(name_end);
+        let Some(engine_at) = body.find("ENGINE = ") else {
+            return vec![stmt.to_string()];
+        };
+        let after = &body[engine_at + "ENGINE = ".len()..];
+        let engine_end = after.find('\n').unwrap_or(after.len());
+        let engine = after[..engine_end].trim();
+        let (engine_name, args) = match engine.split_once('(') {
+            Some((n, a)) => (n, a.trim_end_matches(')')),
+            None => (engine, ""),
+        };
+        let sharded = sharding_key(name);
+        let (table, path, replica) = match sharded {
+            Some(_) => (
+                format!("{name}_local"),
+                format!("/clickhouse/tables/{{shard}}/{database}/{name}_local"),
+                "{replica}",
+            ),
+            // Replicas of one path on every node of every shard: the replica name must be
+            // unique in the whole cluster, hence the shard in it.
+            None => (
+                name.to_string(),
+                format!("/clickhouse/tables/all/{database}/{name}"),
+                "{shard}-{replica}",
+            ),
+        };
+        let extra = if args.is_empty() {
+            String::new()
+        } else {
+            format!(", {args}")
+        };
+        let replicated = format!("Replicated{engine_name}('{path}', '{replica}'{extra})");
+        let mut out = vec![format!(
+            "CREATE TABLE IF NOT EXISTS {database}.{table} ON CLUSTER {cluster}{}ENGINE = {replicated}{}",
+            &body[..engine_at],
+            &after[engine_end..]
+        )];
+        if let Some(key) = sharded {
+            out.push(format!(
+                "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {database}.{table} ENGINE = Distributed({cluster}, {database}, {table}, {key})"
+            ));
+        }
+        return out;
+    }
+    if let Some(rest) = stmt.strip_prefix("ALTER TABLE ") {
+        let (name, action) = rest.split_once(' ').unwrap_or((rest, ""));
+        return match sharding_key(name) {
+            // ClickHouse refuses `ALTER … ON CLUSTER` of a Distributed table on a cluster whose
+            // shards replicate; it holds no rows (inserts are synchronous), so it is made
+            // again from the altered local table.
+            Some(key) => vec![
+                format!("ALTER TABLE {database}.{name}_local ON CLUSTER {cluster} {action}"),
+                format!("DROP TABLE IF EXISTS {database}.{name} ON CLUSTER {cluster}"),
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {database}.{name}_local ENGINE = Distributed({cluster}, {database}, {name}_local, {key})"
+                ),
+            ],
+            None => vec![format!(
+                "ALTER TABLE {database}.{name} ON CLUSTER {cluster} {action}"
+            )],
+        };
+    }
+    vec![stmt.to_string()]
+}
+
 impl ClickHouseStore {
     pub fn new(config: &ClickHouseConfig) -> Self {
-        let server = Client::default()
-            .with_url(&config.url)
-            .with_user(&config.user)
-            .with_password(&config.password)
-            .with_validation(false);
-        let db = server.clone().with_database(&config.database);
+        let nodes = config
+            .urls()
+            .into_iter()
+            .map(|url| {
+                let mut server = Client::default()
+                    .with_url(url)
+                    .with_user(&config.user)
+                    .with_password(&config.password)
+                    .with_validation(false);
+                if config.cluster.is_some() {
+                    // An insert through a Distributed table is answered once every shard has
+                    // its rows, so a 200 means stored and an error means retry (the
+                    // replicated tables drop a block they already hold).
+                    server = server.with_setting("insert_distributed_sync", "1");
+                }
+                let db = server.clone().with_database(&config.database);
+                Node {
+                    url: url.to_string(),
+                    server,
+                    db,
+                }
+            })
+            .collect();
         Self {
-            server,
-            db,
+            nodes,
+            current: AtomicUsize::new(0),
             database: config.database.clone(),
+            cluster: config.cluster.clone(),
             version: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
+    fn node(&self) -> &Node {
+        &self.nodes[self.current.load(Ordering::Relaxed) % self.nodes.len()]
+    }
+
+    fn server(&self) -> &Client {
+        &self.node().server
+    }
+
+    fn db(&self) -> &Client {
+        &self.node().db
+    }
+
+    /// The node in use now.
+    pub fn current_url(&self) -> &str {
+        &self.node().url
+    }
+
+    /// Converts a client error; a node that cannot be reached hands over to the next one.
+    fn failed(&self, e: clickhouse::error::Error) -> StoreError {
+        let error = unavailable(e);
+        if matches!(error, StoreError::Unavailable(_)) && self.nodes.len() > 1 {
+            let at = self.current.load(Ordering::Relaxed);
+            let next = (at + 1) % self.nodes.len();
+            if self
+                .current
+                .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                tracing::warn!(
+                    from = %self.nodes[at % self.nodes.len()].url,
+                    to = %self.nodes[next].url,
+                    %error,
+                    "ClickHouse node unreachable; using the next one"
+                );
+            }
+        }
+        error
+    }
+
+    /// `table` as it holds rows on this node: `<table>_local` for a sharded table on a
+    /// cluster.
+    fn local_table(&self, table: &str) -> String {
+        match (&self.cluster, sharding_key(table)) {
+            (Some(_), Some(_)) => format!("{table}_local"),
+            _ => table.to_string(),
+        }
+    }
+
+    /// Before the first schema change on a cluster: the cluster is known, ZooKeeper answers,
+    /// and every node has the `shard` and `replica` macros. Nothing is created otherwise.
+    async fn check_cluster(&self, cluster: &str) -> Result<(), StoreError> {
+        let refuse = |message: String| StoreError::Migration {
+            name: "cluster".into(),
+            message,
+        };
+        let hosts: Vec<(String, u16)> = self
+            .server()
+            .query("SELECT host_name, port FROM system.clusters WHERE cluster = ?")
+            .bind(cluster)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        if hosts.is_empty() {
+            return Err(refuse(format!(
+                "ClickHouse at {} has no cluster `{cluster}` in its remote_servers",
+                self.current_url()
+            )));
+        }
+        self.server()
+            .query("SELECT count() FROM system.zookeeper WHERE path = '/'")
+            .fetch_one::<u64>()
+            .await
+            .map_err(|e| {
+                refuse(format!(
+                    "ClickHouse at {} cannot reach ZooKeeper (or Keeper), which replicated tables need: {e}",
+                    self.current_url()
+                ))
+            })?;
+        for (host, port) in hosts {
+            let at = format!("{host}:{port}");
+            let macros: Vec<String> = self
+                .server()
+                .query("SELECT macro FROM remote(?, system.macros) WHERE macro IN ('shard', 'replica') ORDER BY macro")
+                .bind(at.as_str())
+                .fetch_all()
+                .await
+                .map_err(|e| refuse(format!("cannot read the macros of cluster node {at}: {e}")))?;
+            for wanted in ["replica", "shard"] {
+                if !macros.iter().any(|m| m == wanted) {
+                    return Err(refuse(format!(
+                        "cluster node {at} has no `{wanted}` macro (set <macros><shard>…</shard><replica>…</replica></macros> in its config)"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A planned statement with its values bound by the client.
     fn bound(&self, statement: &Statement) -> clickhouse::query::Query {
-        let mut query = self.db.query(&statement.sql);
+        let mut query = self.db().query(&statement.sql);
         for bind in &statement.binds {
             query = match bind {
                 Bind::Int(n) => query.bind(*n),
@@ -245,35 +460,40 @@ impl ClickHouseStore {
         let render = |q: clickhouse::query::Query| q.sql_display().to_string();
         let mut out = vec![
             render(
-                self.server
+                self.server()
                     .query(SQL_CREATE_DATABASE)
                     .bind(Identifier(&self.database)),
             ),
-            SQL_CREATE_MIGRATIONS.to_string(),
+            format!("{SQL_CREATE_MIGRATIONS_TABLE} ENGINE = MergeTree ORDER BY version"),
         ];
         out.extend(MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql)));
         out.extend([
             SQL_APPLIED_MIGRATIONS.to_string(),
             SQL_SITES.to_string(),
             SQL_SALTS.to_string(),
-            render(self.db.query(SQL_RECORDS).bind("user")),
-            render(self.db.query(SQL_RECORD).bind("user").bind("a@example.org")),
-            render(self.db.query(SQL_EARLIEST_EVENT).bind(1u32)),
+            render(self.db().query(SQL_RECORDS).bind("user")),
             render(
-                self.db
+                self.db()
+                    .query(SQL_RECORD)
+                    .bind("user")
+                    .bind("a@example.org"),
+            ),
+            render(self.db().query(SQL_EARLIEST_EVENT).bind(1u32)),
+            render(
+                self.db()
                     .query(SQL_BATCH_WRITTEN)
                     .bind(1u32)
                     .bind(1_700_000_000u32)
                     .bind(42u64),
             ),
             render(
-                self.db
+                self.db()
                     .query(SQL_PARTITIONS)
                     .bind(self.database.as_str())
                     .bind("events"),
             ),
             render(
-                self.db
+                self.db()
                     .query(SQL_DROP_PARTITION)
                     .bind(Identifier("events"))
                     .bind("2026-01-01"),
@@ -282,12 +502,45 @@ impl ClickHouseStore {
         out
     }
 
+    /// The statements only a cluster receives (for a cluster named `footfall`): the schema
+    /// `ON CLUSTER` and partition maintenance. A single engine has no cluster to run them on,
+    /// so the portability check parses them (`EXPLAIN AST`) instead.
+    pub fn sample_cluster_statements(&self) -> Vec<String> {
+        let render = |q: clickhouse::query::Query| q.sql_display().to_string();
+        let mut out = Vec::new();
+        out.push(format!(
+            "CREATE DATABASE IF NOT EXISTS {} ON CLUSTER footfall",
+            self.database
+        ));
+        out.extend(
+            MIGRATIONS
+                .iter()
+                .flat_map(|(_, _, sql)| statements(sql))
+                .flat_map(|s| cluster_statements(&s, "footfall", &self.database)),
+        );
+        out.push(render(
+            self.db()
+                .query(SQL_CLUSTER_PARTITIONS)
+                .bind("footfall")
+                .bind(self.database.as_str())
+                .bind("events_local"),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_CLUSTER_DROP_PARTITION)
+                .bind(Identifier("events_local"))
+                .bind(Identifier("footfall"))
+                .bind("2026-01-01"),
+        ));
+        out
+    }
+
     async fn write_api_key(&self, key: &ApiKey, version: u64) -> Result<(), StoreError> {
         let mut insert = self
-            .db
+            .db()
             .insert::<ApiKeyRow>("api_keys")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         insert
             .write(&ApiKeyRow {
                 id: key.id.clone(),
@@ -298,8 +551,8 @@ impl ClickHouseStore {
                 version,
             })
             .await
-            .map_err(unavailable)?;
-        insert.end().await.map_err(unavailable)
+            .map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     /// A version higher than every one this store wrote before, and than the clock's.
@@ -319,22 +572,48 @@ impl ClickHouseStore {
 
     async fn write_record(&self, row: RecordRow) -> Result<(), StoreError> {
         let mut insert = self
-            .db
+            .db()
             .insert::<RecordRow>("records")
             .await
-            .map_err(unavailable)?;
-        insert.write(&row).await.map_err(unavailable)?;
-        insert.end().await.map_err(unavailable)
+            .map_err(|e| self.failed(e))?;
+        insert.write(&row).await.map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     async fn partitions(&self, table: &str) -> Result<Vec<String>, StoreError> {
-        self.db
-            .query(SQL_PARTITIONS)
+        let local = self.local_table(table);
+        let query = match &self.cluster {
+            None => self.db().query(SQL_PARTITIONS),
+            Some(c) => self.db().query(SQL_CLUSTER_PARTITIONS).bind(c.as_str()),
+        };
+        query
             .bind(self.database.as_str())
-            .bind(table)
+            .bind(local.as_str())
             .fetch_all::<String>()
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
+    }
+
+    /// Drops one partition of `table`; on a cluster, of its local table on every node.
+    async fn drop_partition<T: Serialize>(
+        &self,
+        table: &str,
+        partition: T,
+    ) -> Result<(), StoreError> {
+        let local = self.local_table(table);
+        let query = match &self.cluster {
+            None => self.db().query(SQL_DROP_PARTITION).bind(Identifier(&local)),
+            Some(c) => self
+                .db()
+                .query(SQL_CLUSTER_DROP_PARTITION)
+                .bind(Identifier(&local))
+                .bind(Identifier(c)),
+        };
+        query
+            .bind(partition)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     /// Drops the day partitions of `table` before `day`; returns how many were dropped.
@@ -344,13 +623,7 @@ impl ClickHouseStore {
         for partition in self.partitions(table).await? {
             let date = partition.trim_matches('\'');
             if NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok() && date < cutoff.as_str() {
-                self.db
-                    .query(SQL_DROP_PARTITION)
-                    .bind(Identifier(table))
-                    .bind(date)
-                    .execute()
-                    .await
-                    .map_err(unavailable)?;
+                self.drop_partition(table, date).await?;
                 dropped += 1;
             }
         }
@@ -361,30 +634,70 @@ impl ClickHouseStore {
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        self.server
-            .query(SQL_CREATE_DATABASE)
-            .bind(Identifier(&self.database))
-            .execute()
-            .await
-            .map_err(unavailable)?;
-        self.db
-            .query(SQL_CREATE_MIGRATIONS)
-            .execute()
-            .await
-            .map_err(unavailable)?;
+        // Applied migrations, if the table is there yet: on a cluster, the checks run only
+        // when something is left to create.
         let applied: Vec<u32> = self
-            .db
+            .db()
             .query(SQL_APPLIED_MIGRATIONS)
             .fetch_all()
             .await
-            .map_err(unavailable)?;
+            .unwrap_or_default();
+        if MIGRATIONS.iter().all(|(v, _, _)| applied.contains(v)) {
+            return Ok(Vec::new());
+        }
+        let setup = match &self.cluster {
+            None => vec![
+                self.server()
+                    .query(SQL_CREATE_DATABASE)
+                    .bind(Identifier(&self.database))
+                    .sql_display()
+                    .to_string(),
+                format!("{SQL_CREATE_MIGRATIONS_TABLE} ENGINE = MergeTree ORDER BY version"),
+            ],
+            Some(cluster) => {
+                self.check_cluster(cluster).await?;
+                let mut v = vec![format!(
+                    "CREATE DATABASE IF NOT EXISTS {} ON CLUSTER {cluster}",
+                    self.database
+                )];
+                v.extend(cluster_statements(
+                    &format!("{SQL_CREATE_MIGRATIONS_TABLE} ENGINE = MergeTree\nORDER BY version"),
+                    cluster,
+                    &self.database,
+                ));
+                v
+            }
+        };
+        for stmt in setup {
+            self.server()
+                .query(&stmt)
+                .execute()
+                .await
+                .map_err(|e| StoreError::Migration {
+                    name: "setup".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        let applied: Vec<u32> = self
+            .db()
+            .query(SQL_APPLIED_MIGRATIONS)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
         let mut ran = Vec::new();
         for (version, name, sql) in MIGRATIONS {
             if applied.contains(version) {
                 continue;
             }
-            for stmt in statements(sql) {
-                match self.db.query(&stmt).execute().await {
+            let stmts: Vec<String> = match &self.cluster {
+                None => statements(sql),
+                Some(c) => statements(sql)
+                    .iter()
+                    .flat_map(|s| cluster_statements(s, c, &self.database))
+                    .collect(),
+            };
+            for stmt in stmts {
+                match self.db().query(&stmt).execute().await {
                     Ok(()) => {}
                     // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an interrupted
                     // earlier run of this migration is not an error.
@@ -400,10 +713,10 @@ impl Store for ClickHouseStore {
                 }
             }
             let mut insert = self
-                .db
+                .db()
                 .insert::<MigrationRow>("footfall_migrations")
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.failed(e))?;
             insert
                 .write(&MigrationRow {
                     version: *version,
@@ -411,20 +724,31 @@ impl Store for ClickHouseStore {
                     applied_at: Utc::now().timestamp() as u32,
                 })
                 .await
-                .map_err(unavailable)?;
-            insert.end().await.map_err(unavailable)?;
+                .map_err(|e| self.failed(e))?;
+            insert.end().await.map_err(|e| self.failed(e))?;
             ran.push((*name).to_string());
         }
         Ok(ran)
     }
 
+    /// Asks the nodes in order of preference and uses the first that answers.
     async fn ping(&self) -> Result<(), StoreError> {
-        self.server
-            .query("SELECT 1")
-            .fetch_one::<u8>()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let mut first_error = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node.server.query("SELECT 1").fetch_one::<u8>().await {
+                Ok(_) => {
+                    let was = self.current.swap(i, Ordering::Relaxed);
+                    if was != i {
+                        tracing::info!(url = %node.url, "using ClickHouse node");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    first_error.get_or_insert(unavailable(e));
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| StoreError::Unavailable("no ClickHouse URL".into())))
     }
 
     async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
@@ -432,23 +756,23 @@ impl Store for ClickHouseStore {
             return Ok(());
         }
         let mut insert = self
-            .db
+            .db()
             .insert::<EventRow>("events")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         for event in events.iter() {
-            insert.write(event).await.map_err(unavailable)?;
+            insert.write(event).await.map_err(|e| self.failed(e))?;
         }
-        insert.end().await.map_err(unavailable)
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
         let rows: Vec<SiteRow> = self
-            .db
+            .db()
             .query(SQL_SITES)
             .fetch_all()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(rows
             .into_iter()
             .map(|r| Site {
@@ -466,10 +790,10 @@ impl Store for ClickHouseStore {
         }
         let id = sites.iter().map(|s| s.id).max().unwrap_or(0) + 1;
         let mut insert = self
-            .db
+            .db()
             .insert::<SiteRow>("sites")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         insert
             .write(&SiteRow {
                 id,
@@ -478,8 +802,8 @@ impl Store for ClickHouseStore {
                 created_at: Utc::now().timestamp() as u32,
             })
             .await
-            .map_err(unavailable)?;
-        insert.end().await.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))?;
         Ok(Site {
             id,
             domain: domain.to_string(),
@@ -489,11 +813,11 @@ impl Store for ClickHouseStore {
 
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
         let rows: Vec<SaltOut> = self
-            .db
+            .db()
             .query(SQL_SALTS)
             .fetch_all()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(rows
             .into_iter()
             .filter_map(|r| {
@@ -509,10 +833,10 @@ impl Store for ClickHouseStore {
             return Ok(());
         }
         let mut insert = self
-            .db
+            .db()
             .insert::<SaltRow>("salts")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         insert
             .write(&SaltRow {
                 day: day_number(day),
@@ -520,8 +844,8 @@ impl Store for ClickHouseStore {
                 created_at: Utc::now().timestamp() as u32,
             })
             .await
-            .map_err(unavailable)?;
-        insert.end().await.map_err(unavailable)
+            .map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
@@ -539,7 +863,7 @@ impl Store for ClickHouseStore {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError> {
-        self.db
+        self.db()
             .query(SQL_READ_EVENTS)
             .bind(site_id)
             .bind(from)
@@ -547,30 +871,30 @@ impl Store for ClickHouseStore {
             .bind(limit)
             .fetch_all()
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
         let n: u64 = self
-            .db
+            .db()
             .query(SQL_BATCH_WRITTEN)
             .bind(probe.site_id)
             .bind(probe.timestamp)
             .bind(probe.batch_id)
             .fetch_one()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(n > 0)
     }
 
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         let (first, n) = self
-            .db
+            .db()
             .query(SQL_EARLIEST_EVENT)
             .bind(site_id)
             .fetch_one::<(u32, u64)>()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok((n > 0).then_some(first))
     }
 
@@ -579,11 +903,11 @@ impl Store for ClickHouseStore {
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.db
+        self.db()
             .query(SQL_API_KEYS)
             .fetch_all()
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
@@ -608,10 +932,10 @@ impl Store for ClickHouseStore {
             return Err(StoreError::SiteExists(site.domain.clone()));
         }
         let mut insert = self
-            .db
+            .db()
             .insert::<SiteVersionRow>("sites")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         insert
             .write(&SiteVersionRow {
                 id: site.id,
@@ -621,28 +945,28 @@ impl Store for ClickHouseStore {
                 version: self.next_version(),
             })
             .await
-            .map_err(unavailable)?;
-        insert.end().await.map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))?;
         Ok(true)
     }
 
     async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
-        self.db
+        self.db()
             .query(SQL_RECORDS)
             .bind(kind)
             .fetch_all::<(String, String)>()
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
-        self.db
+        self.db()
             .query(SQL_RECORD)
             .bind(kind)
             .bind(id)
             .fetch_optional::<String>()
             .await
-            .map_err(unavailable)
+            .map_err(|e| self.failed(e))
     }
 
     async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
@@ -684,9 +1008,9 @@ impl Store for ClickHouseStore {
         let mut cursor = self
             .bound(statement)
             .fetch_bytes("JSONCompact")
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         let mut body = Vec::new();
-        while let Some(chunk) = cursor.next().await.map_err(unavailable)? {
+        while let Some(chunk) = cursor.next().await.map_err(|e| self.failed(e))? {
             body.extend_from_slice(&chunk);
         }
         let parsed: serde_json::Value = serde_json::from_slice(&body)
@@ -723,10 +1047,10 @@ impl Store for ClickHouseStore {
         }
         let version = Utc::now().timestamp_micros().max(1) as u64;
         let mut insert = self
-            .db
+            .db()
             .insert::<RollupRecord>("rollups")
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         for r in rows {
             insert
                 .write(&RollupRecord {
@@ -743,9 +1067,9 @@ impl Store for ClickHouseStore {
                     version,
                 })
                 .await
-                .map_err(unavailable)?;
+                .map_err(|e| self.failed(e))?;
         }
-        insert.end().await.map_err(unavailable)
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     async fn rollup_days(
@@ -755,14 +1079,14 @@ impl Store for ClickHouseStore {
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
         let days: Vec<u16> = self
-            .db
+            .db()
             .query(SQL_ROLLUP_DAYS)
             .bind(site_id)
             .bind(from.to_string())
             .bind(to.to_string())
             .fetch_all()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(days.into_iter().map(date_of).collect())
     }
 
@@ -774,7 +1098,7 @@ impl Store for ClickHouseStore {
         to: NaiveDate,
     ) -> Result<Vec<RollupRow>, StoreError> {
         let rows: Vec<RollupRecord> = self
-            .db
+            .db()
             .query(SQL_READ_ROLLUPS)
             .bind(site_id)
             .bind(dimension)
@@ -782,7 +1106,7 @@ impl Store for ClickHouseStore {
             .bind(to.to_string())
             .fetch_all()
             .await
-            .map_err(unavailable)?;
+            .map_err(|e| self.failed(e))?;
         Ok(rows
             .into_iter()
             .map(|r| RollupRow {
@@ -809,12 +1133,8 @@ impl Store for ClickHouseStore {
                 && partition.bytes().all(|b| b.is_ascii_digit())
                 && partition < cutoff
             {
-                self.db
-                    .query("ALTER TABLE rollups DROP PARTITION ?")
-                    .bind(partition.parse::<u32>().unwrap_or(0))
-                    .execute()
-                    .await
-                    .map_err(unavailable)?;
+                self.drop_partition("rollups", partition.parse::<u32>().unwrap_or(0))
+                    .await?;
                 dropped += 1;
             }
         }
@@ -855,6 +1175,69 @@ mod tests {
             stmts.iter().all(|s| !s.contains('?')),
             "the client would treat ? as a bind"
         );
+    }
+
+    #[test]
+    fn cluster_schema_replicates_every_table_and_shards_events_and_rollups() {
+        let all: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.2))
+            .flat_map(|s| cluster_statements(&s, "c2x2", "ff"))
+            .collect();
+        assert!(
+            all.iter().all(|s| s.contains(" ON CLUSTER c2x2")),
+            "{all:#?}"
+        );
+        assert!(all.iter().all(|s| !s.contains(" ENGINE = MergeTree")));
+        let create = |t: &str| {
+            all.iter()
+                .find(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS ff.{t} ")))
+                .unwrap_or_else(|| panic!("no CREATE for {t}"))
+                .clone()
+        };
+        assert!(create("events_local").contains(
+            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/ff/events_local', '{replica}')\nPARTITION BY toDate(timestamp, 'UTC')"
+        ));
+        assert_eq!(
+            create("events"),
+            "CREATE TABLE IF NOT EXISTS ff.events ON CLUSTER c2x2 AS ff.events_local ENGINE = Distributed(c2x2, ff, events_local, visitor_id)"
+        );
+        assert!(create("rollups_local").contains(
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ff/rollups_local', '{replica}', version)"
+        ));
+        assert!(
+            create("rollups")
+                .contains("Distributed(c2x2, ff, rollups_local, cityHash64(site_id, day))")
+        );
+        // Shared metadata: one replicated table on every node, no Distributed table.
+        for t in ["sites", "salts", "api_keys", "records"] {
+            assert!(
+                create(t).contains(&format!(
+                    "ReplicatedMergeTree('/clickhouse/tables/all/ff/{t}', '{{shard}}-{{replica}}')"
+                )),
+                "{}",
+                create(t)
+            );
+            assert!(!all.iter().any(|s| s.contains(&format!("ff.{t}_local"))));
+        }
+        assert!(
+            all.contains(
+                &"ALTER TABLE ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id UInt64 DEFAULT 0"
+                    .to_string()
+            )
+        );
+        let last = all
+            .iter()
+            .rposition(|s| s.contains("ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id"))
+            .unwrap();
+        assert_eq!(
+            all[last + 1],
+            "DROP TABLE IF EXISTS ff.events ON CLUSTER c2x2"
+        );
+        assert_eq!(all[last + 2], create("events"));
+        assert!(all.contains(
+            &"ALTER TABLE ff.sites ON CLUSTER c2x2 ADD COLUMN version UInt64 DEFAULT 0".to_string()
+        ));
     }
 
     #[test]
