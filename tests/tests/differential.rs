@@ -1,6 +1,7 @@
 //! Differential test: the same few thousand varied requests (several sites, days, time zones,
-//! sources, devices, countries, bots) go through a collector on each store; both stores must
-//! end up with the same rows. Visitor hashes agree because both start from the same salt;
+//! sources, devices, countries, bots) go through a collector on each store: SQLite, one
+//! ClickHouse node and the ClickHouse cluster. All three must end up with the same rows and give
+//! the same Stats API answers. Visitor hashes agree because all start from the same salt;
 //! session ids are random, so sessions are compared by which rows share one.
 
 use std::sync::Arc;
@@ -111,12 +112,88 @@ fn canonical(mut rows: Vec<EventRow>) -> (Vec<String>, Vec<usize>) {
     (keys, groups)
 }
 
+/// Waits until the collector has written every event it accepted.
+async fn settle(s: &Side) {
+    use std::sync::atomic::Ordering;
+    let m = &s.app.state.metrics;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while m.written.load(Ordering::SeqCst) < m.accepted.load(Ordering::SeqCst) {
+        assert!(std::time::Instant::now() < deadline, "events not written");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn ask(s: &Side, key: &str, q: &serde_json::Value) -> serde_json::Value {
+    use tower::ServiceExt;
+    let req = Request::post("/api/v2/query")
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(Body::from(q.to_string()))
+        .unwrap();
+    let peer = std::net::SocketAddr::new([127, 0, 0, 1].into(), 1234);
+    let r = footfall::http::router(s.app.state.clone())
+        .layer(axum::extract::connect_info::MockConnectInfo(peer))
+        .oneshot(req)
+        .await
+        .unwrap();
+    let status = r.status();
+    let bytes = axum::body::to_bytes(r.into_body(), 10_000_000)
+        .await
+        .unwrap();
+    assert!(
+        status.is_success(),
+        "{status}: {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Stats API questions over the whole run: totals, every kind of breakdown, time series,
+/// filters, and a custom event's properties.
+fn questions(domain: &str) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let range = json!(["2026-11-16", "2026-11-21"]);
+    let all = json!([
+        "visitors",
+        "visits",
+        "pageviews",
+        "events",
+        "views_per_visit",
+        "bounce_rate",
+        "visit_duration"
+    ]);
+    let mut out = vec![json!({"site_id": domain, "metrics": all, "date_range": range})];
+    for dimension in [
+        "visit:source",
+        "visit:channel",
+        "visit:referrer",
+        "visit:utm_source",
+        "visit:country",
+        "visit:city",
+        "visit:device",
+        "visit:browser",
+        "visit:os",
+        "visit:entry_page",
+        "visit:exit_page",
+        "event:page",
+        "event:name",
+        "time:day",
+        "time:hour",
+    ] {
+        out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "pageviews", "bounce_rate"], "date_range": range, "dimensions": [dimension], "order_by": [["visitors", "desc"], [dimension, "asc"]]}));
+    }
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "events", "conversion_rate"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is", "event:name", ["Signup"]]], "order_by": [["visitors", "desc"], ["event:props:plan", "asc"]]}));
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "visit_duration"], "date_range": range, "dimensions": ["visit:device"], "filters": [["is_not", "visit:country", ["DK"]], ["contains", "event:page", ["/p1"]]], "order_by": [["visitors", "desc"], ["visit:device", "asc"]]}));
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn both_stores_keep_the_same_rows() {
+async fn all_stores_keep_the_same_rows_and_answer_alike() {
     let start: DateTime<Utc> = "2026-11-16T06:00:00Z".parse().unwrap();
     let salt = Salt([0x5a; 32]);
     let a = side(Backend::Sqlite, start, &salt).await;
     let b = side(Backend::ClickHouse, start, &salt).await;
+    let c = side(Backend::Cluster, start, &salt).await;
     let mut rng = StdRng::seed_from_u64(20261125);
     let mut sent = 0;
     for day in 0..5 {
@@ -144,24 +221,61 @@ async fn both_stores_keep_the_same_rows() {
                     rng.random_range(320..2560)
                 ),
             };
-            send(&a, &ip, ua, &body).await;
-            send(&b, &ip, ua, &body).await;
+            for s in [&a, &b, &c] {
+                send(s, &ip, ua, &body).await;
+            }
             sent += 1;
             let step = Span::seconds(rng.random_range(0..90));
-            a.clock.advance(step);
-            b.clock.advance(step);
+            for s in [&a, &b, &c] {
+                s.clock.advance(step);
+            }
         }
         let next = start + Span::days(day + 1);
-        a.clock.set(next);
-        b.clock.set(next);
-        a.app.maintenance.tick().await.unwrap();
-        b.app.maintenance.tick().await.unwrap();
+        for s in [&a, &b, &c] {
+            settle(s).await;
+            s.clock.set(next);
+            s.app.maintenance.tick().await.unwrap();
+        }
     }
     assert_eq!(sent, 3500);
-    let (ra, rb) = (a.app.shutdown().await, b.app.shutdown().await);
+    // The same Stats API answers from every store, for every site.
+    let mut asked = 0;
+    for (site_id, (domain, _)) in (1u32..).zip(SITES) {
+        let key = footfall::apikey::generate(site_id, 0);
+        for s in [&a, &b, &c] {
+            settle(s).await;
+            s.t.store.add_api_key(&key.record).await.unwrap();
+        }
+        for q in questions(domain) {
+            let answer = ask(&a, &key.secret, &q).await;
+            assert!(
+                !answer["results"].as_array().unwrap().is_empty(),
+                "{q}: no results"
+            );
+            assert_eq!(
+                answer,
+                ask(&b, &key.secret, &q).await,
+                "ClickHouse differs on {q}"
+            );
+            assert_eq!(
+                answer,
+                ask(&c, &key.secret, &q).await,
+                "the cluster differs on {q}"
+            );
+            asked += 1;
+        }
+    }
+    assert_eq!(asked, 3 * 18);
+    let (ra, rb, rc) = (
+        a.app.shutdown().await,
+        b.app.shutdown().await,
+        c.app.shutdown().await,
+    );
     assert_eq!(ra.written, rb.written);
+    assert_eq!(ra.written, rc.written);
     let rows_a = a.t.events().await;
     let rows_b = b.t.events().await;
+    let rows_c = c.t.events().await;
     assert_eq!(rows_a.len() as u64, ra.written);
     assert!(
         rows_a.len() > 1500,
@@ -181,10 +295,12 @@ async fn both_stores_keep_the_same_rows() {
     assert!(kinds(&rows_a, |e| e.channel.as_str()) >= 5, "channels vary");
     assert!(kinds(&rows_a, |e| e.device.as_str()) >= 3, "devices vary");
     let (ka, ga) = canonical(rows_a);
-    let (kb, gb) = canonical(rows_b);
-    assert_eq!(ka.len(), kb.len());
-    for (x, y) in ka.iter().zip(&kb) {
-        assert_eq!(x, y);
+    for (name, rows) in [("ClickHouse", rows_b), ("the cluster", rows_c)] {
+        let (kb, gb) = canonical(rows);
+        assert_eq!(ka.len(), kb.len(), "{name}");
+        for (x, y) in ka.iter().zip(&kb) {
+            assert_eq!(x, y, "{name}");
+        }
+        assert_eq!(ga, gb, "the same rows share sessions on {name}");
     }
-    assert_eq!(ga, gb, "the same rows share sessions on both stores");
 }

@@ -320,7 +320,11 @@ impl ClickHouseStore {
                     // An insert through a Distributed table is answered once every shard has
                     // its rows, so a 200 means stored and an error means retry (the
                     // replicated tables drop a block they already hold).
-                    server = server.with_setting("insert_distributed_sync", "1");
+                    server = server
+                        .with_setting("insert_distributed_sync", "1")
+                        // A subquery over a Distributed table inside another runs once, on
+                        // the node that asked, and its result goes to every shard.
+                        .with_setting("distributed_product_mode", "global");
                 }
                 let db = server.clone().with_database(&config.database);
                 Node {
@@ -668,9 +672,11 @@ impl Store for ClickHouseStore {
                 v
             }
         };
-        for stmt in setup {
-            self.server()
-                .query(&stmt)
+        for (i, stmt) in setup.iter().enumerate() {
+            // The database first, on the server; then the migrations table inside it.
+            let client = if i == 0 { self.server() } else { self.db() };
+            client
+                .query(stmt)
                 .execute()
                 .await
                 .map_err(|e| StoreError::Migration {
