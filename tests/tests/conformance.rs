@@ -353,12 +353,12 @@ async fn a_stored_batch_is_found_by_its_id(b: Backend) {
         })
         .collect();
     let probe = batch[0].clone();
-    assert!(!t.store.batch_written(&probe).await.unwrap());
+    assert!(!t.store.batch_written(&batch).await.unwrap());
     t.store
         .insert_events(batch.as_slice().into())
         .await
         .unwrap();
-    assert!(t.store.batch_written(&probe).await.unwrap());
+    assert!(t.store.batch_written(&batch).await.unwrap());
     for other in [
         EventRow {
             batch_id: 7,
@@ -373,6 +373,6 @@ async fn a_stored_batch_is_found_by_its_id(b: Backend) {
             ..probe.clone()
         },
     ] {
-        assert!(!t.store.batch_written(&other).await.unwrap());
+        assert!(!t.store.batch_written(&[other]).await.unwrap());
     }
 }

@@ -72,6 +72,7 @@ const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp,
 // `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
 const SQL_BATCH_WRITTEN: &str =
     "SELECT count() FROM events WHERE site_id = ? AND timestamp = toDateTime(?) AND batch_id = ?";
+const SQL_CLUSTER_BATCH_WRITTEN: &str = "SELECT count() FROM events WHERE timestamp >= toDateTime(?) AND timestamp <= toDateTime(?) AND has(?, site_id) AND has(?, batch_id)";
 const SQL_EARLIEST_EVENT: &str =
     "SELECT toUInt32(min(timestamp)) AS first, count() AS n FROM events WHERE site_id = ?";
 const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
@@ -524,6 +525,14 @@ impl ClickHouseStore {
         );
         out.push(render(
             self.db()
+                .query(SQL_CLUSTER_BATCH_WRITTEN)
+                .bind(1_700_000_000u32)
+                .bind(1_700_000_060u32)
+                .bind(vec![1u32, 2])
+                .bind(vec![42u64, 43]),
+        ));
+        out.push(render(
+            self.db()
                 .query(SQL_CLUSTER_PARTITIONS)
                 .bind("footfall")
                 .bind(self.database.as_str())
@@ -880,7 +889,32 @@ impl Store for ClickHouseStore {
             .map_err(|e| self.failed(e))
     }
 
-    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
+        if self.cluster.is_some() {
+            // Each shard took its part of the write, or did not: count them all.
+            let mut ids: Vec<u64> = rows.iter().map(|r| r.batch_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut sites: Vec<u32> = rows.iter().map(|r| r.site_id).collect();
+            sites.sort_unstable();
+            sites.dedup();
+            let from = rows.iter().map(|r| r.timestamp).min().unwrap_or(0);
+            let to = rows.iter().map(|r| r.timestamp).max().unwrap_or(0);
+            let n: u64 = self
+                .db()
+                .query(SQL_CLUSTER_BATCH_WRITTEN)
+                .bind(from)
+                .bind(to)
+                .bind(sites)
+                .bind(ids)
+                .fetch_one()
+                .await
+                .map_err(|e| self.failed(e))?;
+            return Ok(n >= rows.len() as u64);
+        }
         let n: u64 = self
             .db()
             .query(SQL_BATCH_WRITTEN)

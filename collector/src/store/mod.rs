@@ -155,9 +155,10 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
-    /// Whether the batch that `probe` (its first row) came in is stored: the batch is
-    /// written all or nothing, so finding one of its rows tells.
-    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError>;
+    /// Whether a write of `rows` (as [`Store::insert_events`] was given them) is stored. Where
+    /// an insert is all or nothing (SQLite, one ClickHouse node) finding the first row tells;
+    /// on a cluster each shard takes its part, so every row is counted.
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError>;
     /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
     /// `read_events(…, 1)`: it reads one column.
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;

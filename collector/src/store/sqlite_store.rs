@@ -482,7 +482,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
         let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id as i64);
         self.with(move |conn| {
             conn.query_row(

@@ -406,18 +406,18 @@ impl StoreTask {
         let mut backoff = FIRST_BACKOFF;
         let mut outage_started = None;
         let mut drain_deadline = None;
-        let Some(probe) = rows.first().cloned() else {
+        let Some(first_batch) = rows.first().map(|r| r.batch_id) else {
             return true;
         };
         // After a failed attempt the store may hold the batch anyway (the failure came after
-        // it was sent); the batch is stored all or nothing, so its first row tells.
+        // it was sent), or on a cluster some shards may hold their part: the store says.
         let mut check = false;
         let metrics = self.shared.metrics.clone();
         loop {
             let attempt = async {
-                if check && self.store.batch_written(&probe).await? {
+                if check && self.store.batch_written(&rows).await? {
                     tracing::info!(
-                        batch_id = probe.batch_id,
+                        batch_id = first_batch,
                         "the failed write had stored the batch; not writing it again"
                     );
                     return Ok(());
@@ -491,14 +491,16 @@ impl StoreTask {
     /// them): writes happen in spool order, so the stored ones are a prefix, found by a binary
     /// search on their batch ids. Returns where writing starts.
     async fn recover(&mut self, start: Position) -> Position {
-        let mut probes: Vec<(Position, EventRow)> = Vec::new();
+        // Positions only: the records are read again when probed, so a full spool is not
+        // held in memory.
+        let mut probes: Vec<Position> = Vec::new();
         let mut at = start;
         while at < self.recovered_end {
             let Some((record, next)) = self.read(at) else {
                 break;
             };
-            if let Some(first) = record.rows.into_iter().next() {
-                probes.push((at, first));
+            if !record.rows.is_empty() {
+                probes.push(at);
             }
             at = next;
         }
@@ -507,7 +509,11 @@ impl StoreTask {
         let mut drain_deadline = None;
         while lo < hi {
             let mid = (lo + hi) / 2;
-            match self.store.batch_written(&probes[mid].1).await {
+            let rows = self
+                .read(probes[mid])
+                .map(|(record, _)| record.rows)
+                .unwrap_or_default();
+            match self.store.batch_written(&rows).await {
                 Ok(true) => lo = mid + 1,
                 Ok(false) => hi = mid,
                 Err(error) => {
@@ -528,7 +534,7 @@ impl StoreTask {
                 "spooled batches an earlier run had already stored are skipped"
             );
         }
-        probes.get(lo).map_or(at, |p| p.0)
+        probes.get(lo).copied().unwrap_or(at)
     }
 }
 
@@ -580,7 +586,10 @@ mod tests {
             }
             Ok(())
         }
-        async fn batch_written(&self, probe: &EventRow) -> Result<bool, StoreError> {
+        async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+            let Some(probe) = rows.first() else {
+                return Ok(true);
+            };
             Ok(self
                 .rows
                 .lock()
