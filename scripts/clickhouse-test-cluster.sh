@@ -20,7 +20,7 @@ install() {
   fi
 }
 wait_http() { # url what
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 600); do
     curl -fsS "$1/ping" >/dev/null 2>&1 && return 0
     sleep 0.2
   done
@@ -117,7 +117,7 @@ XML
   urls=()
   for n in 1 2 3 4; do start_node "$n"; done
   for n in 1 2 3 4; do
-    wait_http "http://127.0.0.1:${http[$n]}" "clickhouse node $n" || { tail -20 "$dir/node$n/log/"*.log >&2; exit 1; }
+    wait_http "http://127.0.0.1:${http[$n]}" "clickhouse node $n" || { tail -n 20 "$dir/node$n/log/"*.log >&2; exit 1; }
     urls+=("http://127.0.0.1:${http[$n]}")
   done
   (IFS=,; echo "${urls[*]}" > "$dir/urls"; echo "export FOOTFALL_TEST_CLUSTER_URLS=${urls[*]}")

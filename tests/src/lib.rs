@@ -602,3 +602,71 @@ impl Drop for OwnClickHouse {
         self.stop();
     }
 }
+
+/// A ClickHouse cluster of a test's own (ZooKeeper and 2 shards × 2 replicas), whose nodes it
+/// may stop and start: `scripts/clickhouse-test-cluster.sh`.
+pub struct OwnCluster {
+    pub dir: tempfile::TempDir,
+    /// The four nodes' HTTP URLs; nodes 1 and 2 are shard 1, nodes 3 and 4 shard 2.
+    pub urls: Vec<String>,
+}
+
+impl OwnCluster {
+    pub fn start() -> OwnCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Self::script(dir.path(), &["start"]);
+        let urls = out
+            .trim()
+            .rsplit('=')
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>();
+        assert_eq!(urls.len(), 4, "{out}");
+        OwnCluster { dir, urls }
+    }
+
+    fn script(dir: &Path, args: &[&str]) -> String {
+        let out = Command::new(workspace_root().join("scripts/clickhouse-test-cluster.sh"))
+            .arg(args[0])
+            .arg(dir)
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "cluster {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Stops node `n` (1-4).
+    pub fn stop_node(&self, n: usize) {
+        Self::script(self.dir.path(), &["stop-node", &n.to_string()]);
+    }
+
+    pub fn start_node(&self, n: usize) {
+        Self::script(self.dir.path(), &["start-node", &n.to_string()]);
+    }
+
+    pub fn stop_zookeeper(&self) {
+        Self::script(self.dir.path(), &["stop-zookeeper"]);
+    }
+
+    /// The node URLs in the order given (1-based), comma-separated, as a collector lists them.
+    pub fn url_list(&self, order: &[usize]) -> String {
+        order
+            .iter()
+            .map(|n| self.urls[n - 1].as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        Self::script(self.dir.path(), &["stop"]);
+    }
+}
