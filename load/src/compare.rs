@@ -31,6 +31,10 @@ pub struct CompareArgs {
     /// own, dropped afterwards).
     #[arg(long)]
     clickhouse_url: Option<String>,
+    /// With `--clickhouse-url` listing a cluster's nodes: the cluster's name, so Footfall
+    /// creates its schema on the cluster (its database is dropped `ON CLUSTER` afterwards).
+    #[arg(long)]
+    clickhouse_cluster: Option<String>,
     /// Seconds of load per target per round.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     duration: u64,
@@ -52,6 +56,12 @@ pub struct CompareArgs {
     /// Leave the baseline out (for a long memory run of Footfall alone).
     #[arg(long)]
     no_baseline: bool,
+    /// Leave SQLite out.
+    #[arg(long)]
+    no_sqlite: bool,
+    /// Keep the ClickHouse database afterwards (to measure what the events take on disk).
+    #[arg(long)]
+    keep_database: bool,
 }
 
 struct Target {
@@ -216,15 +226,33 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
             runs: Vec::new(),
         });
     }
-    targets.push(start_footfall(&bin, "Footfall, SQLite", cpus, &[]).await?);
+    if !args.no_sqlite {
+        targets.push(start_footfall(&bin, "Footfall, SQLite", cpus, &[]).await?);
+    }
     let database = format!("footfall_bench_{}", std::process::id());
+    let on_cluster = args
+        .clickhouse_cluster
+        .as_ref()
+        .map_or(String::new(), |c| format!(" ON CLUSTER {c}"));
     if let Some(ch) = &args.clickhouse_url {
-        clickhouse(ch, &format!("DROP DATABASE IF EXISTS {database}")).await?;
-        let env = [
+        let first = ch.split(',').next().unwrap_or_default();
+        clickhouse(
+            first,
+            &format!("DROP DATABASE IF EXISTS {database}{on_cluster}"),
+        )
+        .await?;
+        let mut env = vec![
             ("FOOTFALL_CLICKHOUSE_URL", ch.clone()),
             ("FOOTFALL_CLICKHOUSE_DATABASE", database.clone()),
         ];
-        targets.push(start_footfall(&bin, "Footfall, ClickHouse", cpus, &env).await?);
+        let name = match &args.clickhouse_cluster {
+            Some(c) => {
+                env.push(("FOOTFALL_CLICKHOUSE_CLUSTER", c.clone()));
+                "Footfall, ClickHouse cluster"
+            }
+            None => "Footfall, ClickHouse",
+        };
+        targets.push(start_footfall(&bin, name, cpus, &env).await?);
     }
     // Let the servers settle (salts, site list) before idle memory is read.
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -317,7 +345,16 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
     }
     drop(targets);
     if let Some(ch) = &args.clickhouse_url {
-        clickhouse(ch, &format!("DROP DATABASE IF EXISTS {database}")).await?;
+        let first = ch.split(',').next().unwrap_or_default();
+        if args.keep_database {
+            println!("kept database {database}");
+        } else {
+            clickhouse(
+                first,
+                &format!("DROP DATABASE IF EXISTS {database}{on_cluster}"),
+            )
+            .await?;
+        }
     }
     Ok(())
 }
