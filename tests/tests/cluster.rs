@@ -146,6 +146,28 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
     let b = collector(&ch, cluster.url_list(&[3, 4, 1, 2])).await;
     assert!(b.store.current_url().ends_with(&cluster.urls[2]));
 
+    // The collectors agree on today's salt (the smallest written, once replication brings
+    // both to each node; each refreshes every 10 s), so a visitor has one hash whichever
+    // collector it reaches.
+    let salt = |c: &Collector| {
+        c.app
+            .state
+            .pipeline
+            .salts
+            .load()
+            .as_ref()
+            .as_ref()
+            .map(|s| s.today.1.0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while salt(&a).is_none() || salt(&a) != salt(&b) {
+        assert!(
+            Instant::now() < deadline,
+            "the collectors hold different salts"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // 1. Replica 2 of shard 1 stops for a while during steady load from both collectors.
     let c = cluster.clone();
     load(&a, &b, "replica", 120, async || {
@@ -169,21 +191,26 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
     assert_eq!(r.status(), StatusCode::OK);
     settle(&a, Duration::from_secs(60)).await;
     settle(&b, Duration::from_secs(60)).await;
-    assert_eq!(stored(&cluster.urls[0], &ch.database).await, (240, 240));
-    // The replica comes back and catches up with its twin.
+    // The replica comes back and the two replicas of shard 1 converge: an insert that
+    // replica 2 took just before it stopped reaches replica 1 now. Then every event is there,
+    // once.
     let c = cluster.clone();
     blocking(move || c.start_node(2)).await;
-    let twin = local_count(&cluster.urls[0], &ch.database).await;
-    assert!(
-        twin > 0 && twin < 240,
-        "shard 1 holds part of the events: {twin}"
-    );
     let deadline = Instant::now() + Duration::from_secs(60);
-    while local_count(&cluster.urls[1], &ch.database).await != twin {
+    loop {
+        let one = local_count(&cluster.urls[0], &ch.database).await;
+        let two = local_count(&cluster.urls[1], &ch.database).await;
+        if one == two && stored(&cluster.urls[0], &ch.database).await == (240, 240) {
+            assert!(
+                one > 0 && one < 240,
+                "shard 1 holds part of the events: {one}"
+            );
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "replica 2 did not catch up: {} of {twin}",
-            local_count(&cluster.urls[1], &ch.database).await
+            "replicas of shard 1 at {one} and {two}; stored {:?}",
+            stored(&cluster.urls[0], &ch.database).await
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -280,4 +307,52 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
         other => panic!("a cluster without ZooKeeper was accepted: {other:?}"),
     }
     assert_eq!(databases(no_zk.database.clone()).await, 0);
+}
+
+/// `clickhouse.url` listing several nodes: the first that answers is used and `/readyz` is
+/// ready while one answers; with none answering, `ping` fails and a collector does not start.
+/// Runs against the shared single test server, listed after an unreachable address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_answering_url_is_used_and_readyz_says_when_none_answers() {
+    let real = footfall_tests::clickhouse_url();
+    let ch = footfall_tests::fresh_database(&real, "failover").await;
+    let dead = "http://127.0.0.1:1";
+    let listed = ClickHouseConfig {
+        url: format!("{dead},{real}"),
+        ..ch.clone()
+    };
+    let store = ClickHouseStore::new(&listed);
+    store.migrate().await.unwrap();
+    assert_eq!(store.current_url(), real.trim_end_matches('/'));
+    store.ping().await.unwrap();
+    store.add_site("example.com", "UTC").await.unwrap();
+    let readyz = async |config: &ClickHouseConfig| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Config::load(None, Vec::new()).unwrap();
+        c.data_dir = dir.path().join("data");
+        c.clickhouse = Some(config.clone());
+        // As `footfall serve` does: the schema first, then the collector.
+        let store = Arc::new(ClickHouseStore::new(config));
+        store.migrate().await.ok()?;
+        let app = App::start(&c, store, ManualClock::new(Utc::now())).await;
+        let Ok(app) = app else {
+            return None;
+        };
+        let peer = std::net::SocketAddr::new([127, 0, 0, 1].into(), 1);
+        let r = footfall::http::router(app.state.clone())
+            .layer(axum::extract::connect_info::MockConnectInfo(peer))
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        app.shutdown().await;
+        Some(r.status())
+    };
+    assert_eq!(readyz(&listed).await, Some(StatusCode::OK));
+    // Nodes that never answer: the collector cannot start (it loads sites and salts first).
+    let none = ClickHouseConfig {
+        url: format!("{dead},http://127.0.0.1:2"),
+        ..ch.clone()
+    };
+    assert!(ClickHouseStore::new(&none).ping().await.is_err());
+    assert_eq!(readyz(&none).await, None);
 }

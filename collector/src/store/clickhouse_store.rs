@@ -647,6 +647,8 @@ impl ClickHouseStore {
 #[async_trait]
 impl Store for ClickHouseStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        // Start on the first node that answers.
+        self.ping().await?;
         // Applied migrations, if the table is there yet: on a cluster, the checks run only
         // when something is left to create.
         let applied: Vec<u32> = self
