@@ -5,7 +5,7 @@
 # Prints the four nodes' HTTP URLs, comma-separated, as "export FOOTFALL_TEST_CLUSTER_URLS=…".
 # Usage: scripts/clickhouse-test-cluster.sh start DIR | stop DIR
 #        scripts/clickhouse-test-cluster.sh stop-node DIR N | start-node DIR N   (N = 1…4)
-#        scripts/clickhouse-test-cluster.sh stop-zookeeper DIR
+#        scripts/clickhouse-test-cluster.sh stop-zookeeper DIR | drop-macros|restore-macros DIR N
 set -euo pipefail
 cmd=${1:?start|stop|stop-node|start-node}; dir=${2:?cluster dir}
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
@@ -131,5 +131,18 @@ start-node)
   start_node "$n"
   wait_http "http://127.0.0.1:$(cat "$dir/node$n/http_port")" "clickhouse node $n" ;;
 stop-zookeeper) stop_pid "$dir/zk/pid" ;;
-*) echo "usage: $0 start|stop DIR | stop-node|start-node DIR N | stop-zookeeper DIR" >&2; exit 2 ;;
+drop-macros | restore-macros)
+  # Restarts node N without its <macros>, as a misconfigured node would be, or with them
+  # again. (A node whose replicated tables exist does not start without its macros.)
+  n=${3:?node}
+  stop_pid "$dir/node$n/pid"
+  if [ "$cmd" = drop-macros ]; then
+    cp "$dir/node$n/config.xml" "$dir/node$n/config.xml.orig"
+    sed -i '/<macros>/d' "$dir/node$n/config.xml"
+  else
+    mv "$dir/node$n/config.xml.orig" "$dir/node$n/config.xml"
+  fi
+  start_node "$n"
+  wait_http "http://127.0.0.1:$(cat "$dir/node$n/http_port")" "clickhouse node $n" ;;
+*) echo "usage: $0 start|stop DIR | stop-node|start-node|drop-macros|restore-macros DIR N | stop-zookeeper DIR" >&2; exit 2 ;;
 esac

@@ -83,13 +83,20 @@ pub async fn fresh_cluster_database(urls: &str, test: &str) -> ClickHouseConfig 
     let client = clickhouse::Client::default()
         .with_url(first)
         .with_validation(false);
-    client
+    // A node that has just started may drop the first connection while it sets up its
+    // ZooKeeper session: a few tries.
+    let mut tries = 0;
+    while let Err(e) = client
         .query("DROP DATABASE IF EXISTS ? ON CLUSTER ?")
         .bind(clickhouse::sql::Identifier(&database))
         .bind(clickhouse::sql::Identifier(CLUSTER))
         .execute()
         .await
-        .expect("dropping the test database on the cluster");
+    {
+        tries += 1;
+        assert!(tries < 10, "dropping the test database on the cluster: {e}");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
     ClickHouseConfig {
         url: urls.to_string(),
         user: "default".into(),
@@ -649,6 +656,17 @@ impl OwnCluster {
 
     pub fn start_node(&self, n: usize) {
         Self::script(self.dir.path(), &["start-node", &n.to_string()]);
+    }
+
+    /// Restarts node `n` without its `shard` and `replica` macros (before any replicated table
+    /// exists: a node holding one does not start without them).
+    pub fn drop_macros(&self, n: usize) {
+        Self::script(self.dir.path(), &["drop-macros", &n.to_string()]);
+    }
+
+    /// Restarts node `n` with its macros again.
+    pub fn restore_macros(&self, n: usize) {
+        Self::script(self.dir.path(), &["restore-macros", &n.to_string()]);
     }
 
     pub fn stop_zookeeper(&self) {

@@ -103,6 +103,18 @@ async fn local_count(url: &str, database: &str) -> u64 {
         .unwrap_or(u64::MAX)
 }
 
+/// How many databases named `name` the node at `url` has.
+async fn databases(url: &str, name: String) -> u64 {
+    clickhouse::Client::default()
+        .with_url(url)
+        .with_validation(false)
+        .query("SELECT count() FROM system.databases WHERE name = ?")
+        .bind(name)
+        .fetch_one::<u64>()
+        .await
+        .unwrap()
+}
+
 async fn blocking(f: impl FnOnce() + Send + 'static) {
     tokio::task::spawn_blocking(f).await.unwrap();
 }
@@ -127,8 +139,38 @@ async fn load(a: &Collector, b: &Collector, tag: &str, n: usize, during: impl As
 async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stops() {
     let cluster = Arc::new(OwnCluster::start());
     let ch = fresh_cluster_database(&cluster.url_list(&[1, 2, 3, 4]), "faults").await;
+
+    // Before anything exists: a node without its macros is named, and nothing is created.
+    let c = cluster.clone();
+    blocking(move || c.drop_macros(4)).await;
+    match ClickHouseStore::new(&ch).migrate().await {
+        Err(StoreError::Migration { message, .. }) => {
+            assert!(
+                message.contains("has no `replica` macro")
+                    || message.contains("has no `shard` macro"),
+                "{message}"
+            );
+        }
+        other => panic!("a node without macros was accepted: {other:?}"),
+    }
+    for url in &cluster.urls {
+        assert_eq!(databases(url, ch.database.clone()).await, 0);
+    }
+    let c = cluster.clone();
+    blocking(move || c.restore_macros(4)).await;
+    // Two collectors creating the schema at the same moment, through different nodes.
     let setup = ClickHouseStore::new(&ch);
-    setup.migrate().await.unwrap();
+    let other = ClickHouseStore::new(&ClickHouseConfig {
+        url: cluster.url_list(&[4]),
+        ..ch.clone()
+    });
+    let (one, two) = tokio::join!(setup.migrate(), other.migrate());
+    let (one, two) = (one.unwrap(), two.unwrap());
+    assert!(!one.is_empty() || !two.is_empty());
+    assert!(
+        setup.migrate().await.unwrap().is_empty(),
+        "nothing left to run"
+    );
     let site = setup.add_site("example.com", "UTC").await.unwrap();
     let key = footfall::apikey::generate(site.id, 0);
     setup.add_api_key(&key.record).await.unwrap();
@@ -242,29 +284,39 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
     .await;
     settle(&a, Duration::from_secs(120)).await;
     settle(&b, Duration::from_secs(120)).await;
-    assert_eq!(
-        stored(&cluster.urls[0], &ch.database).await,
-        (420, 420),
-        "every event once"
+    // A read may reach the shard's replica that is still fetching what its twin took; wait for
+    // the shard to converge. Never more than once each.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (rows, pages) = stored(&cluster.urls[0], &ch.database).await;
+        assert_eq!(rows, pages, "an event stored twice");
+        if rows == 420 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{rows} of 420 events stored");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (three, four) = (
+        local_count(&cluster.urls[2], &ch.database).await,
+        local_count(&cluster.urls[3], &ch.database).await,
     );
+    assert!(three > 0, "shard 2 holds part of the events");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while local_count(&cluster.urls[2], &ch.database).await
+        != local_count(&cluster.urls[3], &ch.database).await
+    {
+        assert!(
+            Instant::now() < deadline,
+            "shard 2's replicas at {three} and {four} do not converge"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (ra, rb) = (a.app.shutdown().await, b.app.shutdown().await);
     assert_eq!((ra.left_in_spool, rb.left_in_spool), (0, 0));
     assert_eq!(ra.written + rb.written, 420);
 
     // 3. Mistakes at start: each named, and nothing created.
-    let databases = |name: String| {
-        let url = cluster.urls[0].clone();
-        async move {
-            clickhouse::Client::default()
-                .with_url(url)
-                .with_validation(false)
-                .query("SELECT count() FROM system.databases WHERE name = ?")
-                .bind(name)
-                .fetch_one::<u64>()
-                .await
-                .unwrap()
-        }
-    };
+    let databases = |name: String| databases(&cluster.urls[0], name);
     let unknown = ClickHouseConfig {
         cluster: Some("nope".into()),
         database: format!("t_unknown_cluster_{}", std::process::id()),
