@@ -234,8 +234,9 @@ fn sharding_key(table: &str) -> Option<&'static str> {
 
 /// A schema statement as it runs on a cluster: tables created `ON CLUSTER` in `database`,
 /// `MergeTree` engines made `Replicated…` (ZooKeeper paths from the `{shard}` and `{replica}`
-/// macros), sharded tables split into `<table>_local` and a `Distributed` table, and columns
-/// added to both. Statements it does not know are returned unchanged.
+/// macros), sharded tables split into `<table>_local` and a `Distributed` table; a column is
+/// added to the local table and the Distributed table made again over it. Statements it does
+/// not know are returned unchanged.
 pub fn cluster_statements(stmt: &str, cluster: &str, database: &str) -> Vec<String> {
     if let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
         let name_end = rest
@@ -325,7 +326,11 @@ impl ClickHouseStore {
                         .with_setting("insert_distributed_sync", "1")
                         // A subquery over a Distributed table inside another runs once, on
                         // the node that asked, and its result goes to every shard.
-                        .with_setting("distributed_product_mode", "global");
+                        .with_setting("distributed_product_mode", "global")
+                        // Writes and reads go to the first healthy replica of each shard, in
+                        // the order of remote_servers, so a collector reads what it has just
+                        // written instead of a replica still fetching it.
+                        .with_setting("load_balancing", "in_order");
                 }
                 let db = server.clone().with_database(&config.database);
                 Node {
