@@ -245,6 +245,14 @@ impl TestStore {
         }
     }
 
+    /// A second handle on the same store, as another collector would open it.
+    pub fn another_collector(&self) -> Arc<dyn Store> {
+        match &self.config.clickhouse {
+            Some(ch) => Arc::new(ClickHouseStore::new(ch)),
+            None => Arc::new(SqliteStore::open(&self.config.data_dir).unwrap()),
+        }
+    }
+
     /// The environment that points a `footfall` process at this store.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![

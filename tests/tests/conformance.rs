@@ -11,6 +11,7 @@ all_stores!(
     events_read_back_exactly,
     reads_filter_by_site_and_half_open_range,
     sites_are_listed_and_unique,
+    sites_added_at_once_by_two_collectors_stay_apart,
     salts_first_written_wins_and_old_ones_are_deleted,
     purge_drops_whole_days_before_the_cutoff,
     large_batches_and_large_purges,
@@ -144,6 +145,62 @@ async fn sites_are_listed_and_unique(b: Backend) {
     ));
     let sites = t.store.sites().await.unwrap();
     assert_eq!(sites, vec![a, c]);
+}
+
+async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
+    let t = TestStore::new(b, "conf_sites_at_once").await;
+    let other = t.another_collector();
+    let third = t.another_collector();
+    let mut added = Vec::new();
+    for round in 0..4 {
+        let names = ["a", "b", "c"].map(|p| format!("{p}{round}.example"));
+        let (x, y, z) = tokio::join!(
+            t.store.add_site(&names[0], "UTC"),
+            other.add_site(&names[1], "Europe/Paris"),
+            third.add_site(&names[2], "Asia/Tokyo"),
+        );
+        let new = [x.unwrap(), y.unwrap(), z.unwrap()];
+        for (i, site) in new.iter().enumerate() {
+            assert_eq!(site.domain, names[i]);
+            assert!(
+                new.iter().filter(|s| s.id == site.id).count() == 1,
+                "round {round}: one id for two sites: {new:?}"
+            );
+        }
+        added.extend(new);
+    }
+    // Every collector lists every site, each under the id it was given.
+    added.sort_by_key(|s| s.id);
+    assert_eq!(t.store.sites().await.unwrap(), added);
+    assert_eq!(other.sites().await.unwrap(), added);
+    assert_eq!(third.sites().await.unwrap(), added);
+    // The same domain added at once by both is one site.
+    let (x, y) = tokio::join!(
+        t.store.add_site("same.example", "UTC"),
+        other.add_site("same.example", "UTC"),
+    );
+    let ids: Vec<u32> = [x, y]
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(site) => Some(site.id),
+            Err(StoreError::SiteExists(_)) => None,
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert!(
+        !ids.is_empty() && ids.iter().all(|id| *id == ids[0]),
+        "{ids:?}"
+    );
+    let same: Vec<_> = t
+        .store
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|s| s.domain == "same.example")
+        .collect();
+    assert_eq!(same.len(), 1);
+    assert_eq!(same[0].id, ids[0]);
 }
 
 async fn salts_first_written_wins_and_old_ones_are_deleted(b: Backend) {

@@ -65,6 +65,14 @@ const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
 const SQL_CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC'))";
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
 const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites GROUP BY id ORDER BY id";
+// Every row of one site id, its first claim first.
+const SQL_SITE_CLAIMS: &str =
+    "SELECT domain, timezone, version FROM sites WHERE id = ? ORDER BY version, domain";
+/// How many site ids `add_site` tries when other collectors take them first.
+const ADD_SITE_ATTEMPTS: usize = 8;
+/// How long `add_site` waits after writing its claim before reading the claims back: longer
+/// than a metadata write takes, and than replication between nodes usually takes.
+const CLAIM_SETTLE: std::time::Duration = std::time::Duration::from_millis(300);
 const SQL_RECORDS: &str = "SELECT id, latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? GROUP BY id) WHERE gone = 0 ORDER BY id";
 // Grouped by id, so no record gives no row (an ungrouped aggregate would give defaults).
 const SQL_RECORD: &str = "SELECT latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? AND id = ? GROUP BY id) WHERE gone = 0";
@@ -488,6 +496,7 @@ impl ClickHouseStore {
                     .bind("user")
                     .bind("a@example.org"),
             ),
+            render(self.db().query(SQL_SITE_CLAIMS).bind(1u32)),
             render(self.db().query(SQL_EARLIEST_EVENT).bind(1u32)),
             render(
                 self.db()
@@ -586,6 +595,16 @@ impl ClickHouseStore {
         } else {
             now
         }
+    }
+
+    async fn write_site(&self, row: SiteVersionRow) -> Result<(), StoreError> {
+        let mut insert = self
+            .db()
+            .insert::<SiteVersionRow>("sites")
+            .await
+            .map_err(|e| self.failed(e))?;
+        insert.write(&row).await.map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))
     }
 
     async fn write_record(&self, row: RecordRow) -> Result<(), StoreError> {
@@ -806,31 +825,71 @@ impl Store for ClickHouseStore {
     }
 
     async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
-        let sites = self.sites().await?;
-        if sites.iter().any(|s| s.domain == domain) {
-            return Err(StoreError::SiteExists(domain.to_string()));
-        }
-        let id = sites.iter().map(|s| s.id).max().unwrap_or(0) + 1;
-        let mut insert = self
-            .db()
-            .insert::<SiteRow>("sites")
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert
-            .write(&SiteRow {
+        // ClickHouse has no unique key, so collectors adding sites at once may pick the same
+        // next id. Each claims the id with a row stamped with its version (microseconds),
+        // waits CLAIM_SETTLE after the write returned, and reads the id's rows back. The
+        // claim with the lowest version keeps the id. A claim whose own write took longer
+        // than CLAIM_SETTLE gives way to any other: a rival that read before it arrived has
+        // already decided. The loser puts the first rival's row back on top and tries the next id.
+        for _ in 0..ADD_SITE_ATTEMPTS {
+            let sites = self.sites().await?;
+            if sites.iter().any(|s| s.domain == domain) {
+                return Err(StoreError::SiteExists(domain.to_string()));
+            }
+            let id = sites.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            let version = self.next_version();
+            self.write_site(SiteVersionRow {
                 id,
                 domain: domain.to_string(),
                 timezone: timezone.to_string(),
                 created_at: Utc::now().timestamp() as u32,
+                version,
             })
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert.end().await.map_err(|e| self.failed(e))?;
-        Ok(Site {
-            id,
-            domain: domain.to_string(),
-            timezone: timezone.to_string(),
-        })
+            .await?;
+            let settle = CLAIM_SETTLE.as_micros() as u64;
+            let late =
+                (Utc::now().timestamp_micros().max(0) as u64).saturating_sub(version) > settle;
+            tokio::time::sleep(CLAIM_SETTLE).await;
+            let claims: Vec<(String, String, u64)> = self
+                .db()
+                .query(SQL_SITE_CLAIMS)
+                .bind(id)
+                .fetch_all()
+                .await
+                .map_err(|e| self.failed(e))?;
+            let rivals = claims.iter().any(|c| c.0 != domain);
+            let first_is_ours = claims.first().is_some_and(|c| c.0 == domain);
+            if !rivals || (first_is_ours && !late) {
+                // Ours, or the same domain added at the same moment elsewhere: one site.
+                return Ok(Site {
+                    id,
+                    domain: domain.to_string(),
+                    timezone: timezone.to_string(),
+                });
+            }
+            // Lost the id. If our row is on top, put the first rival claim back on top (a
+            // site is not renamed within moments of being added; a third claim may be
+            // between).
+            if claims.last().map(|c| c.2) == Some(version)
+                && let Some((d, tz, _)) = claims.iter().find(|c| c.0 != domain)
+            {
+                self.write_site(SiteVersionRow {
+                    id,
+                    domain: d.clone(),
+                    timezone: tz.clone(),
+                    created_at: Utc::now().timestamp() as u32,
+                    version: self.next_version(),
+                })
+                .await?;
+            }
+            tracing::info!(
+                site_id = id,
+                "another collector took this site id; trying the next"
+            );
+        }
+        Err(StoreError::Query(format!(
+            "could not add {domain}: other collectors took {ADD_SITE_ATTEMPTS} site ids in a row"
+        )))
     }
 
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
@@ -978,22 +1037,14 @@ impl Store for ClickHouseStore {
         {
             return Err(StoreError::SiteExists(site.domain.clone()));
         }
-        let mut insert = self
-            .db()
-            .insert::<SiteVersionRow>("sites")
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert
-            .write(&SiteVersionRow {
-                id: site.id,
-                domain: site.domain.clone(),
-                timezone: site.timezone.clone(),
-                created_at: Utc::now().timestamp() as u32,
-                version: self.next_version(),
-            })
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert.end().await.map_err(|e| self.failed(e))?;
+        self.write_site(SiteVersionRow {
+            id: site.id,
+            domain: site.domain.clone(),
+            timezone: site.timezone.clone(),
+            created_at: Utc::now().timestamp() as u32,
+            version: self.next_version(),
+        })
+        .await?;
         Ok(true)
     }
 
