@@ -245,9 +245,19 @@ impl TestStore {
         }
     }
 
-    /// A second handle on the same store, as another collector would open it.
+    /// Another handle on the same store, as another collector would open it. On a cluster
+    /// it lists the nodes from the third on, so it reads and writes through another node.
     pub fn another_collector(&self) -> Arc<dyn Store> {
         match &self.config.clickhouse {
+            Some(ch) if ch.cluster.is_some() => {
+                let mut urls: Vec<&str> = ch.url.split(',').collect();
+                let turn = 2.min(urls.len());
+                urls.rotate_left(turn);
+                Arc::new(ClickHouseStore::new(&ClickHouseConfig {
+                    url: urls.join(","),
+                    ..ch.clone()
+                }))
+            }
             Some(ch) => Arc::new(ClickHouseStore::new(ch)),
             None => Arc::new(SqliteStore::open(&self.config.data_dir).unwrap()),
         }

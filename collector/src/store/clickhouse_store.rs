@@ -68,6 +68,8 @@ const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argM
 // Every row of one site id, its first claim first.
 const SQL_SITE_CLAIMS: &str =
     "SELECT domain, timezone, version FROM sites WHERE id = ? ORDER BY version, domain";
+const SQL_SYNC_SITES: &str = "SYSTEM SYNC REPLICA sites";
+const SYNC_SITES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many site ids `add_site` tries when other collectors take them first.
 const ADD_SITE_ATTEMPTS: usize = 8;
 /// How long `add_site` waits after writing its claim before reading the claims back: longer
@@ -559,6 +561,7 @@ impl ClickHouseStore {
                 .bind(Identifier("footfall"))
                 .bind("2026-01-01"),
         ));
+        out.push(SQL_SYNC_SITES.to_string());
         out
     }
 
@@ -850,6 +853,16 @@ impl Store for ClickHouseStore {
             let late =
                 (Utc::now().timestamp_micros().max(0) as u64).saturating_sub(version) > settle;
             tokio::time::sleep(CLAIM_SETTLE).await;
+            if self.cluster.is_some() {
+                // Rival claims written through other nodes: fetch what their replicas
+                // have announced. A node that cannot sync soon leaves the settle time alone.
+                let sync = self.db().query(SQL_SYNC_SITES).execute();
+                match tokio::time::timeout(SYNC_SITES_TIMEOUT, sync).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "could not sync the sites replica"),
+                    Err(_) => tracing::warn!("syncing the sites replica took too long"),
+                }
+            }
             let claims: Vec<(String, String, u64)> = self
                 .db()
                 .query(SQL_SITE_CLAIMS)
