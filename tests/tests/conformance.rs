@@ -12,6 +12,7 @@ all_stores!(
     reads_filter_by_site_and_half_open_range,
     sites_are_listed_and_unique,
     sites_added_at_once_by_two_collectors_stay_apart,
+    sites_renamed_to_one_domain_at_once_keep_one,
     salts_first_written_wins_and_old_ones_are_deleted,
     purge_drops_whole_days_before_the_cutoff,
     large_batches_and_large_purges,
@@ -159,7 +160,7 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
             other.add_site(&names[1], "Europe/Paris"),
             third.add_site(&names[2], "Asia/Tokyo"),
         );
-        let new = [x.unwrap(), y.unwrap(), z.unwrap()];
+        let new = [x, y, z].map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")));
         for (i, site) in new.iter().enumerate() {
             assert_eq!(site.domain, names[i]);
             assert!(
@@ -213,6 +214,62 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
         .collect();
     assert_eq!(same.len(), 1);
     assert_eq!(same[0].id, ids[0]);
+}
+
+async fn sites_renamed_to_one_domain_at_once_keep_one(b: Backend) {
+    let t = TestStore::new(b, "conf_sites_renamed_at_once").await;
+    let other = t.another_collector();
+    let one = t.store.add_site("one.example", "UTC").await.unwrap();
+    let two = t.store.add_site("two.example", "Asia/Tokyo").await.unwrap();
+    let before = vec![one.clone(), two.clone()];
+    // Both stores must know both sites before the renames start.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while other.sites().await.unwrap() != before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sites never reached the other store"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    for round in 0..3 {
+        let domain = format!("taken{round}.example");
+        let sites = t.store.sites().await.unwrap();
+        let renamed = [0, 1].map(|i| footfall::store::Site {
+            domain: domain.clone(),
+            ..sites[i].clone()
+        });
+        let (x, y) = tokio::join!(
+            t.store.update_site(&renamed[0]),
+            other.update_site(&renamed[1]),
+        );
+        let won: Vec<usize> = [x, y]
+            .into_iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Ok(true) => Some(i),
+                Err(StoreError::SiteExists(d)) => {
+                    assert_eq!(d, domain);
+                    None
+                }
+                other => panic!("round {round}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: both renames were accepted");
+        // The winner has the domain; the loser keeps its old domain and time zone.
+        let mut want = sites.clone();
+        want[won[0]].domain = domain.clone();
+        for store in [&t.store, &other] {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let now = store.sites().await.unwrap();
+                if now == want {
+                    break;
+                }
+                assert!(std::time::Instant::now() < deadline, "{now:?} != {want:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
 }
 
 async fn salts_first_written_wins_and_old_ones_are_deleted(b: Backend) {

@@ -65,10 +65,16 @@ const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
 const SQL_CREATE_MIGRATIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS footfall_migrations (version UInt32, name String, applied_at DateTime('UTC'))";
 const SQL_APPLIED_MIGRATIONS: &str = "SELECT DISTINCT version FROM footfall_migrations";
 const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites GROUP BY id ORDER BY id";
-// Every row of one site id, its first claim first.
+// The claims of one site id (see `add_site`), the first first.
 const SQL_SITE_CLAIMS: &str =
-    "SELECT domain, timezone, version FROM sites WHERE id = ? ORDER BY version, domain";
-const SQL_SYNC_SITES: &str = "SYSTEM SYNC REPLICA sites";
+    "SELECT body, deleted, version FROM records WHERE kind = ? AND id = ? ORDER BY version, body";
+const SQL_SITE_LATEST: &str = "SELECT max(version) FROM sites WHERE id = ?";
+/// The record kind of site id claims.
+const SITE_CLAIM: &str = "site-claim";
+// When each site first took a domain.
+const SQL_DOMAIN_CLAIMS: &str =
+    "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
+const SQL_SYNC_REPLICA: &str = "SYSTEM SYNC REPLICA ?";
 const SYNC_SITES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many site ids `add_site` tries when other collectors take them first.
 const ADD_SITE_ATTEMPTS: usize = 8;
@@ -498,7 +504,9 @@ impl ClickHouseStore {
                     .bind("user")
                     .bind("a@example.org"),
             ),
-            render(self.db().query(SQL_SITE_CLAIMS).bind(1u32)),
+            render(self.db().query(SQL_SITE_CLAIMS).bind(SITE_CLAIM).bind("1")),
+            render(self.db().query(SQL_DOMAIN_CLAIMS).bind("example.com")),
+            render(self.db().query(SQL_SITE_LATEST).bind(1u32)),
             render(self.db().query(SQL_EARLIEST_EVENT).bind(1u32)),
             render(
                 self.db()
@@ -561,7 +569,11 @@ impl ClickHouseStore {
                 .bind(Identifier("footfall"))
                 .bind("2026-01-01"),
         ));
-        out.push(SQL_SYNC_SITES.to_string());
+        out.push(render(
+            self.db()
+                .query(SQL_SYNC_REPLICA)
+                .bind(Identifier("records")),
+        ));
         out
     }
 
@@ -598,6 +610,40 @@ impl ClickHouseStore {
         } else {
             now
         }
+    }
+
+    /// Waits until rival claims written with versions below `version` can be read (see
+    /// `add_site`); true when our own write took longer than that wait, so it yields.
+    async fn settle_claim(&self, table: &str, version: u64) -> bool {
+        let settle = CLAIM_SETTLE.as_micros() as u64;
+        let late = (Utc::now().timestamp_micros().max(0) as u64).saturating_sub(version) > settle;
+        tokio::time::sleep(CLAIM_SETTLE).await;
+        if self.cluster.is_some() {
+            // Rival claims written through other nodes: fetch what their replicas have
+            // announced. A node that cannot sync soon leaves the settle time alone.
+            let sync = self
+                .db()
+                .query(SQL_SYNC_REPLICA)
+                .bind(Identifier(table))
+                .execute();
+            match tokio::time::timeout(SYNC_SITES_TIMEOUT, sync).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, table, "could not sync the replica"),
+                Err(_) => tracing::warn!(table, "syncing the replica took too long"),
+            }
+        }
+        late
+    }
+
+    async fn withdraw_claim(&self, id: u32, domain: &str) -> Result<(), StoreError> {
+        self.write_record(RecordRow {
+            kind: SITE_CLAIM.into(),
+            id: id.to_string(),
+            body: domain.to_string(),
+            deleted: 1,
+            version: self.next_version(),
+        })
+        .await
     }
 
     async fn write_site(&self, row: SiteVersionRow) -> Result<(), StoreError> {
@@ -829,79 +875,72 @@ impl Store for ClickHouseStore {
 
     async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
         // ClickHouse has no unique key, so collectors adding sites at once may pick the same
-        // next id. Each claims the id with a row stamped with its version (microseconds),
-        // waits CLAIM_SETTLE after the write returned, and reads the id's rows back. The
-        // claim with the lowest version keeps the id. A claim whose own write took longer
-        // than CLAIM_SETTLE gives way to any other: a rival that read before it arrived has
-        // already decided. The loser puts the first rival's row back on top and tries the next id.
+        // next id. Each first claims the id: a `site-claim` record stamped with its version
+        // (microseconds). It waits CLAIM_SETTLE after the write returned, then reads the id's
+        // claims. The first claim not withdrawn keeps the id, and only its owner writes the
+        // site. A claim whose own write took longer than CLAIM_SETTLE yields even when first,
+        // because a rival that read before it arrived has already decided. Losers withdraw
+        // their claim and try the next id.
+        let mut next = 0;
         for _ in 0..ADD_SITE_ATTEMPTS {
             let sites = self.sites().await?;
             if sites.iter().any(|s| s.domain == domain) {
                 return Err(StoreError::SiteExists(domain.to_string()));
             }
-            let id = sites.iter().map(|s| s.id).max().unwrap_or(0) + 1;
+            let id = (sites.iter().map(|s| s.id).max().unwrap_or(0) + 1).max(next);
+            next = id + 1;
             let version = self.next_version();
-            self.write_site(SiteVersionRow {
-                id,
-                domain: domain.to_string(),
-                timezone: timezone.to_string(),
-                created_at: Utc::now().timestamp() as u32,
+            self.write_record(RecordRow {
+                kind: SITE_CLAIM.into(),
+                id: id.to_string(),
+                body: domain.to_string(),
+                deleted: 0,
                 version,
             })
             .await?;
-            let settle = CLAIM_SETTLE.as_micros() as u64;
-            let late =
-                (Utc::now().timestamp_micros().max(0) as u64).saturating_sub(version) > settle;
-            tokio::time::sleep(CLAIM_SETTLE).await;
-            if self.cluster.is_some() {
-                // Rival claims written through other nodes: fetch what their replicas
-                // have announced. A node that cannot sync soon leaves the settle time alone.
-                let sync = self.db().query(SQL_SYNC_SITES).execute();
-                match tokio::time::timeout(SYNC_SITES_TIMEOUT, sync).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "could not sync the sites replica"),
-                    Err(_) => tracing::warn!("syncing the sites replica took too long"),
-                }
-            }
-            let claims: Vec<(String, String, u64)> = self
+            let late = self.settle_claim("records", version).await;
+            let claims: Vec<(String, u8, u64)> = self
                 .db()
                 .query(SQL_SITE_CLAIMS)
-                .bind(id)
+                .bind(SITE_CLAIM)
+                .bind(id.to_string())
                 .fetch_all()
                 .await
                 .map_err(|e| self.failed(e))?;
-            let rivals = claims.iter().any(|c| c.0 != domain);
-            let first_is_ours = claims.first().is_some_and(|c| c.0 == domain);
-            if !rivals || (first_is_ours && !late) {
-                // Ours, or the same domain added at the same moment elsewhere: one site.
+            let withdrawn = |d: &str| claims.iter().any(|c| c.1 == 1 && c.0 == d);
+            let first = claims
+                .iter()
+                .find(|c| c.1 == 0 && !withdrawn(&c.0))
+                .map(|c| c.0.as_str());
+            // The same domain claimed at the same moment elsewhere is one site.
+            if first == Some(domain) && !late {
+                let others = self.sites().await?;
+                if others.iter().any(|s| s.domain == domain && s.id != id) {
+                    self.withdraw_claim(id, domain).await?;
+                    return Err(StoreError::SiteExists(domain.to_string()));
+                }
+                self.write_site(SiteVersionRow {
+                    id,
+                    domain: domain.to_string(),
+                    timezone: timezone.to_string(),
+                    created_at: Utc::now().timestamp() as u32,
+                    version: self.next_version(),
+                })
+                .await?;
                 return Ok(Site {
                     id,
                     domain: domain.to_string(),
                     timezone: timezone.to_string(),
                 });
             }
-            // Lost the id. If our row is on top, put the first rival claim back on top (a
-            // site is not renamed within moments of being added; a third claim may be
-            // between).
-            if claims.last().map(|c| c.2) == Some(version)
-                && let Some((d, tz, _)) = claims.iter().find(|c| c.0 != domain)
-            {
-                self.write_site(SiteVersionRow {
-                    id,
-                    domain: d.clone(),
-                    timezone: tz.clone(),
-                    created_at: Utc::now().timestamp() as u32,
-                    version: self.next_version(),
-                })
-                .await?;
-            }
+            self.withdraw_claim(id, domain).await?;
             tracing::info!(
                 site_id = id,
-                "another collector took this site id; trying the next"
+                "another collector claimed this site id first; trying the next"
             );
         }
         Err(StoreError::Query(format!(
-            "could not add {domain}: other collectors took {ADD_SITE_ATTEMPTS} site ids in a row"
+            "could not add {domain}: other collectors claimed {ADD_SITE_ATTEMPTS} site ids first"
         )))
     }
 
@@ -1041,24 +1080,71 @@ impl Store for ClickHouseStore {
 
     async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
         let sites = self.sites().await?;
-        if !sites.iter().any(|s| s.id == site.id) {
+        let Some(previous) = sites.iter().find(|s| s.id == site.id) else {
             return Ok(false);
-        }
+        };
         if sites
             .iter()
             .any(|s| s.domain == site.domain && s.id != site.id)
         {
             return Err(StoreError::SiteExists(site.domain.clone()));
         }
+        let version = self.next_version();
         self.write_site(SiteVersionRow {
             id: site.id,
             domain: site.domain.clone(),
             timezone: site.timezone.clone(),
             created_at: Utc::now().timestamp() as u32,
-            version: self.next_version(),
+            version,
         })
         .await?;
-        Ok(true)
+        if previous.domain == site.domain {
+            return Ok(true);
+        }
+        // A new domain is a claim, as a new id is in `add_site`: if another site took the
+        // same domain at the same moment, the earlier claim keeps it and the other rename
+        // is undone.
+        let late = self.settle_claim("sites", version).await;
+        let claims: Vec<(u32, u64)> = self
+            .db()
+            .query(SQL_DOMAIN_CLAIMS)
+            .bind(site.domain.as_str())
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        let holders = self.sites().await?;
+        let rivals: Vec<u64> = claims
+            .iter()
+            .filter(|(id, _)| {
+                *id != site.id
+                    && holders
+                        .iter()
+                        .any(|h| h.id == *id && h.domain == site.domain)
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        if rivals.is_empty() || (!late && rivals.iter().all(|v| *v > version)) {
+            return Ok(true);
+        }
+        let latest: u64 = self
+            .db()
+            .query(SQL_SITE_LATEST)
+            .bind(site.id)
+            .fetch_one()
+            .await
+            .map_err(|e| self.failed(e))?;
+        // Undo the rename unless a later change is already on top.
+        if latest == version {
+            self.write_site(SiteVersionRow {
+                id: site.id,
+                domain: previous.domain.clone(),
+                timezone: previous.timezone.clone(),
+                created_at: Utc::now().timestamp() as u32,
+                version: self.next_version(),
+            })
+            .await?;
+        }
+        Err(StoreError::SiteExists(site.domain.clone()))
     }
 
     async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
