@@ -75,7 +75,7 @@ const SITE_CLAIM: &str = "site-claim";
 const SQL_DOMAIN_CLAIMS: &str =
     "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
 const SQL_SYNC_REPLICA: &str = "SYSTEM SYNC REPLICA ?";
-const SYNC_SITES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const SYNC_REPLICA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many site ids `add_site` tries when other collectors take them first.
 const ADD_SITE_ATTEMPTS: usize = 8;
 /// How long `add_site` waits after writing its claim before reading the claims back: longer
@@ -578,23 +578,15 @@ impl ClickHouseStore {
     }
 
     async fn write_api_key(&self, key: &ApiKey, version: u64) -> Result<(), StoreError> {
-        let mut insert = self
-            .db()
-            .insert::<ApiKeyRow>("api_keys")
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert
-            .write(&ApiKeyRow {
-                id: key.id.clone(),
-                site_id: key.site_id,
-                hash: key.hash.clone(),
-                created_at: key.created_at,
-                revoked: key.revoked,
-                version,
-            })
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert.end().await.map_err(|e| self.failed(e))
+        let row = ApiKeyRow {
+            id: key.id.clone(),
+            site_id: key.site_id,
+            hash: key.hash.clone(),
+            created_at: key.created_at,
+            revoked: key.revoked,
+            version,
+        };
+        self.insert_row("api_keys", &row).await
     }
 
     /// A version higher than every one this store wrote before, and than the clock's.
@@ -626,7 +618,7 @@ impl ClickHouseStore {
                 .query(SQL_SYNC_REPLICA)
                 .bind(Identifier(table))
                 .execute();
-            match tokio::time::timeout(SYNC_SITES_TIMEOUT, sync).await {
+            match tokio::time::timeout(SYNC_REPLICA_TIMEOUT, sync).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, table, "could not sync the replica"),
                 Err(_) => tracing::warn!(table, "syncing the replica took too long"),
@@ -646,24 +638,26 @@ impl ClickHouseStore {
         .await
     }
 
-    async fn write_site(&self, row: SiteVersionRow) -> Result<(), StoreError> {
+    /// Inserts one row into `table`.
+    async fn insert_row<R>(&self, table: &str, row: &R) -> Result<(), StoreError>
+    where
+        R: clickhouse::RowOwned + clickhouse::RowWrite + Sync,
+    {
         let mut insert = self
             .db()
-            .insert::<SiteVersionRow>("sites")
+            .insert::<R>(table)
             .await
             .map_err(|e| self.failed(e))?;
-        insert.write(&row).await.map_err(|e| self.failed(e))?;
+        insert.write(row).await.map_err(|e| self.failed(e))?;
         insert.end().await.map_err(|e| self.failed(e))
     }
 
+    async fn write_site(&self, row: SiteVersionRow) -> Result<(), StoreError> {
+        self.insert_row("sites", &row).await
+    }
+
     async fn write_record(&self, row: RecordRow) -> Result<(), StoreError> {
-        let mut insert = self
-            .db()
-            .insert::<RecordRow>("records")
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert.write(&row).await.map_err(|e| self.failed(e))?;
-        insert.end().await.map_err(|e| self.failed(e))
+        self.insert_row("records", &row).await
     }
 
     async fn partitions(&self, table: &str) -> Result<Vec<String>, StoreError> {
@@ -802,20 +796,12 @@ impl Store for ClickHouseStore {
                     }
                 }
             }
-            let mut insert = self
-                .db()
-                .insert::<MigrationRow>("footfall_migrations")
-                .await
-                .map_err(|e| self.failed(e))?;
-            insert
-                .write(&MigrationRow {
-                    version: *version,
-                    name: (*name).to_string(),
-                    applied_at: Utc::now().timestamp() as u32,
-                })
-                .await
-                .map_err(|e| self.failed(e))?;
-            insert.end().await.map_err(|e| self.failed(e))?;
+            let row = MigrationRow {
+                version: *version,
+                name: (*name).to_string(),
+                applied_at: Utc::now().timestamp() as u32,
+            };
+            self.insert_row("footfall_migrations", &row).await?;
             ran.push((*name).to_string());
         }
         Ok(ran)
@@ -965,20 +951,12 @@ impl Store for ClickHouseStore {
         if self.salts().await?.iter().any(|(d, _)| *d == day) {
             return Ok(());
         }
-        let mut insert = self
-            .db()
-            .insert::<SaltRow>("salts")
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert
-            .write(&SaltRow {
-                day: day_number(day),
-                salt: hex_encode(&salt.0),
-                created_at: Utc::now().timestamp() as u32,
-            })
-            .await
-            .map_err(|e| self.failed(e))?;
-        insert.end().await.map_err(|e| self.failed(e))
+        let row = SaltRow {
+            day: day_number(day),
+            salt: hex_encode(&salt.0),
+            created_at: Utc::now().timestamp() as u32,
+        };
+        self.insert_row("salts", &row).await
     }
 
     async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
