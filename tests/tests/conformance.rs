@@ -1,9 +1,11 @@
 //! The store conformance suite: what every `Store` promises, written once, run on each store
 //! (a fresh database per test).
 
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use footfall::ingest::visitor::Salt;
-use footfall::store::{EventRow, StoreError};
+use footfall::store::{EventRow, Store, StoreError};
 use footfall_tests::{Backend, TestStore, all_stores};
 
 all_stores!(
@@ -148,6 +150,20 @@ async fn sites_are_listed_and_unique(b: Backend) {
     assert_eq!(sites, vec![a, c]);
 }
 
+/// Waits up to 10 s for `store` to list exactly `want` (on a cluster, replication brings the
+/// last rows to each node a moment later).
+async fn sites_become(store: &Arc<dyn Store>, want: &[footfall::store::Site]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = store.sites().await.unwrap();
+        if now == want {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{now:?} != {want:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
 async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
     let t = TestStore::new(b, "conf_sites_at_once").await;
     let other = t.another_collector();
@@ -174,18 +190,7 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
     // replication has brought the last rows to each node).
     added.sort_by_key(|s| s.id);
     for store in [&t.store, &other, &third] {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            let sites = store.sites().await.unwrap();
-            if sites == added {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{sites:?} != {added:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        sites_become(store, &added).await;
     }
     // The same domain added at once by both is one site.
     let (x, y) = tokio::join!(
@@ -223,14 +228,7 @@ async fn sites_renamed_to_one_domain_at_once_keep_one(b: Backend) {
     let two = t.store.add_site("two.example", "Asia/Tokyo").await.unwrap();
     let before = vec![one.clone(), two.clone()];
     // Both stores must know both sites before the renames start.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while other.sites().await.unwrap() != before {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "sites never reached the other store"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    sites_become(&other, &before).await;
     for round in 0..3 {
         let domain = format!("taken{round}.example");
         let sites = t.store.sites().await.unwrap();
@@ -259,15 +257,7 @@ async fn sites_renamed_to_one_domain_at_once_keep_one(b: Backend) {
         let mut want = sites.clone();
         want[won[0]].domain = domain.clone();
         for store in [&t.store, &other] {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-            loop {
-                let now = store.sites().await.unwrap();
-                if now == want {
-                    break;
-                }
-                assert!(std::time::Instant::now() < deadline, "{now:?} != {want:?}");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
+            sites_become(store, &want).await;
         }
     }
 }
