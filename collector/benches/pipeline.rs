@@ -54,7 +54,7 @@ fn steps(c: &mut Criterion) {
         b.iter(|| parse_body(black_box(BODY)).unwrap())
     });
     c.bench_function("body: parse pixel query", |b| {
-        b.iter(|| parse_query(black_box(PIXEL_QUERY)).unwrap())
+        b.iter(|| parse_query(black_box(PIXEL_QUERY), None).unwrap())
     });
     let url = "https://example.com/blog/why-footfall?utm_source=newsletter&utm_medium=email&utm_campaign=launch";
     c.bench_function("url: normalise page URL", |b| {

@@ -27,7 +27,7 @@ proptest! {
 
     #[test]
     fn any_query_string(q in ".{0,300}") {
-        let _ = parse_query(&q);
+        let _ = parse_query(&q, Some(&q));
     }
 
     #[test]

@@ -319,6 +319,24 @@ impl TestStore {
         }
     }
 
+    /// Waits until an event with `pathname` is stored (a barrier: events are written in the
+    /// order they were accepted, so once it is there, every event accepted before it is too)
+    /// and returns every stored event. Panics after `timeout`.
+    pub async fn wait_for_barrier(&self, pathname: &str, timeout: Duration) -> Vec<EventRow> {
+        let start = Instant::now();
+        loop {
+            let events = self.events().await;
+            if events.iter().any(|e| e.pathname == pathname) {
+                return events;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "the barrier event {pathname} was not stored within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Every table of the store as text (BLOBs as hex): for searching what is stored.
     pub async fn dump_tables(&self) -> Vec<(String, String)> {
         match &self.config.clickhouse {

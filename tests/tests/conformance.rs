@@ -22,6 +22,7 @@ all_stores!(
     sites_change_domain_and_time_zone,
     records_are_replaced_and_deleted,
     a_stored_batch_is_found_by_its_id,
+    what_one_collector_writes_another_reads_at_once,
 );
 
 fn day(d: u32) -> NaiveDate {
@@ -491,4 +492,52 @@ async fn a_stored_batch_is_found_by_its_id(b: Backend) {
     ] {
         assert!(!t.store.batch_written(&[other]).await.unwrap());
     }
+}
+
+/// Metadata written through one collector is read through another as soon as the write has
+/// returned (on a cluster the other collector uses another node): a site added through one
+/// and given an API key through the other at once, a record, a salt; 20 times in a row.
+async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
+    let t = TestStore::new(b, "conf_read_your_peer").await;
+    let other = t.another_collector();
+    for i in 0..20u32 {
+        let domain = format!("peer{i}.example");
+        let site = t.store.add_site(&domain, "UTC").await.unwrap();
+        let seen = other.sites().await.unwrap();
+        assert!(
+            seen.iter().any(|s| s.domain == domain && s.id == site.id),
+            "round {i}: {domain} added through one collector is not listed by the other"
+        );
+        let key = footfall::store::ApiKey {
+            id: format!("key{i}"),
+            site_id: site.id,
+            hash: format!("{i:064x}"),
+            created_at: 1_700_000_000,
+            revoked: 0,
+        };
+        other.add_api_key(&key).await.unwrap();
+        assert!(
+            t.store.api_keys().await.unwrap().iter().any(|k| k.id == key.id),
+            "round {i}: an API key added through the other collector is not read back"
+        );
+        t.store
+            .put_record("peer-test", &format!("r{i}"), "body")
+            .await
+            .unwrap();
+        assert_eq!(
+            other.record("peer-test", &format!("r{i}")).await.unwrap(),
+            Some("body".to_string()),
+            "round {i}: a record is not read through the other collector"
+        );
+    }
+    let salt_day = day(20);
+    t.store.put_salt(salt_day, &Salt([7; 32])).await.unwrap();
+    assert!(
+        other
+            .salts()
+            .await
+            .unwrap()
+            .iter()
+            .any(|(d, s)| *d == salt_day && s.0 == [7; 32])
+    );
 }

@@ -184,12 +184,11 @@ async fn bots_spam_and_unknown_sites_are_dropped_with_reasons(b: Backend) {
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         assert_eq!(r.headers()["x-footfall-dropped"], *reason, "{ua} {body}");
     }
-    // One real event afterwards proves the writer ran; none of the dropped ones is there.
+    // A barrier: one real event afterwards. Events are written in the order they were
+    // accepted, so once it is stored, none of the dropped ones can still arrive.
     t.post_event("2.2.3.77", CHROME_UA, &pageview("/real"))
         .await;
-    t.t.wait_for_events(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let rows = t.t.events().await;
+    let rows = t.t.wait_for_barrier("/real", WAIT).await;
     assert_eq!(
         rows.iter().map(|e| e.pathname.as_str()).collect::<Vec<_>>(),
         vec!["/real"]
@@ -249,8 +248,14 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_written(b: Backend) {
         t.send("2.2.3.77", invalid_utf8).await.status(),
         StatusCode::BAD_REQUEST
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(t.t.events().await.is_empty());
+    // A barrier: a valid event sent last is stored; nothing refused before it is.
+    let r = t.post_event("2.2.3.77", CHROME_UA, &pageview("/barrier")).await;
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let rows = t.t.wait_for_barrier("/barrier", WAIT).await;
+    assert_eq!(
+        rows.iter().map(|e| e.pathname.as_str()).collect::<Vec<_>>(),
+        vec!["/barrier"]
+    );
 }
 
 async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
@@ -296,13 +301,31 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+    // A pixel is a pageview: without `n` it is one, and without `u` its page is the Referer
+    // (the page that shows the image).
+    let r = t
+        .send(
+            "81.2.69.161",
+            req("d=example.com&u=https%3A%2F%2Fexample.com%2Fno-name", CHROME_UA),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("x-footfall-error").is_none());
+    let with_referer = Request::get("/api/event.gif?d=example.com")
+        .header("user-agent", CHROME_UA)
+        .header("referer", "https://example.com/from-referer?utm_source=mail")
+        .body(Body::empty())
+        .unwrap();
+    let r = t.send("81.2.69.162", with_referer).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers().get("x-footfall-error").is_none());
     // A request with a mistake still answers a GIF, so no image shows as broken; the status
     // and a header name the mistake, and nothing is stored.
     for (query, status, needle) in [
         (
             "d=example.com",
             StatusCode::BAD_REQUEST,
-            "missing required field",
+            "missing required field `url`",
         ),
         (
             "n=pageview&u=https%3A%2F%2Fexample.com%2F&p=%7Bbroken",
@@ -326,15 +349,32 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
         let bytes = axum::body::to_bytes(r.into_body(), 1000).await.unwrap();
         assert!(bytes.starts_with(b"GIF89a"), "{query}");
     }
-    t.t.wait_for_events(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut rows = t.t.events().await;
+    // A barrier: a pixel sent last; once it is stored, none of the refused ones can arrive.
+    let r = t
+        .send(
+            "81.2.69.163",
+            req("n=pageview&u=https%3A%2F%2Fexample.com%2Fzz-barrier&d=example.com", CHROME_UA),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut rows = t.t.wait_for_barrier("/zz-barrier", WAIT).await;
     rows.sort_by(|a, b| a.pathname.cmp(&b.pathname));
     let seen: Vec<_> = rows
         .iter()
-        .map(|e| (e.pathname.as_str(), e.referrer_source.as_str()))
+        .map(|e| (e.name.as_str(), e.pathname.as_str(), e.referrer_source.as_str()))
         .collect();
-    assert_eq!(seen, vec![("/newsletter", ""), ("/promo", "Hacker News")]);
+    assert_eq!(
+        seen,
+        vec![
+            ("pageview", "/from-referer", "mail"),
+            ("pageview", "/newsletter", ""),
+            ("pageview", "/no-name", ""),
+            ("pageview", "/promo", "Hacker News"),
+            ("pageview", "/zz-barrier", ""),
+        ]
+    );
+    let from_referer = rows.iter().find(|e| e.pathname == "/from-referer").unwrap();
+    assert_eq!(from_referer.utm_source, "mail");
 }
 
 async fn trusted_proxy_header_is_used_only_from_the_proxy(b: Backend) {

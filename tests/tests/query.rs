@@ -17,6 +17,7 @@ both_stores!(
     comparisons_pair_rows_with_the_earlier_period,
     realtime_counts_the_last_five_minutes,
     rollups_keep_answers_after_raw_events_are_purged,
+    date_times_and_24h_answer_exactly_those_instants,
 );
 
 const TZ: &str = "Europe/Copenhagen";
@@ -938,4 +939,105 @@ async fn rollups_keep_answers_after_raw_events_are_purged(b: Backend) {
     // The same question about a recent day is answered.
     let recent = json!({"site_id": "example.com", "metrics": ["visitors"], "date_range": ["2026-11-10", "2026-11-10"], "filters": [["is", "visit:country", ["DK"]], ["is", "visit:device", ["Desktop"]]]});
     assert_eq!(ask(&t, &key.secret, &recent).await.0, StatusCode::OK);
+}
+
+/// Visitors, pageviews and events of site 1 with a timestamp in `[from, to)`, counted here
+/// from the fixture (visitors per site-local day, added up, as the hashes rotate daily).
+fn counted_between(events: &[EventRow], from: i64, to: i64) -> (i64, i64, i64) {
+    let tz: Tz = TZ.parse().unwrap();
+    let inside: Vec<&EventRow> = events
+        .iter()
+        .filter(|e| {
+            e.site_id == 1
+                && e.name != "engagement"
+                && (from..to).contains(&i64::from(e.timestamp))
+        })
+        .collect();
+    let visitors: BTreeSet<(NaiveDate, u64)> = inside
+        .iter()
+        .map(|e| {
+            let day = Utc
+                .timestamp_opt(i64::from(e.timestamp), 0)
+                .unwrap()
+                .with_timezone(&tz)
+                .date_naive();
+            (day, e.visitor_id)
+        })
+        .collect();
+    let pageviews = inside.iter().filter(|e| e.name == "pageview").count();
+    (visitors.len() as i64, pageviews as i64, inside.len() as i64)
+}
+
+async fn date_times_and_24h_answer_exactly_those_instants(b: Backend) {
+    let (t, key, events) = setup(b, "query_date_times").await;
+    let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap().timestamp();
+    let metrics = json!(["visitors", "pageviews", "events"]);
+    // Two hours of one afternoon, given with an offset, without one (the site's zone, UTC+1
+    // in November), and as UTC; the end is inclusive to the second.
+    let cases = [
+        (
+            json!(["2026-11-12T13:00:00+01:00", "2026-11-12T14:59:59+01:00"]),
+            at("2026-11-12T12:00:00Z"),
+            at("2026-11-12T14:00:00Z"),
+        ),
+        (
+            json!(["2026-11-12T13:00:00", "2026-11-12T14:59:59"]),
+            at("2026-11-12T12:00:00Z"),
+            at("2026-11-12T14:00:00Z"),
+        ),
+        (
+            json!(["2026-11-13T22:30:00Z", "2026-11-14T01:29:59Z"]),
+            at("2026-11-13T22:30:00Z"),
+            at("2026-11-14T01:30:00Z"),
+        ),
+        (json!("24h"), now().timestamp() + 1 - 86_400, now().timestamp() + 1),
+    ];
+    for (range, from, to) in cases {
+        let (visitors, pageviews, count) = counted_between(&events, from, to);
+        assert!(pageviews > 0, "{range}: the fixture has pageviews in the range");
+        let whole_days = counted_between(&events, from - 86_400, to + 86_400);
+        assert!(whole_days.1 > pageviews, "{range}: the range is not whole days");
+        let (status, answer) = ask(
+            &t,
+            &key,
+            &json!({"site_id": "example.com", "metrics": metrics, "date_range": range}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{range}: {answer}");
+        assert_eq!(
+            answer["results"][0]["metrics"],
+            json!([visitors, pageviews, count]),
+            "{range}"
+        );
+    }
+    // The hours of `24h` are the 25 hours it touches, in the site's zone.
+    let (_, hourly) = ask(
+        &t,
+        &key,
+        &json!({"site_id": "example.com", "metrics": ["pageviews"], "date_range": "24h",
+                "dimensions": ["time:hour"], "include": {"time_labels": true}}),
+    )
+    .await;
+    let labels = hourly["meta"]["time_labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 25, "{labels:?}");
+    assert_eq!(labels[0], "2026-11-15 21:00:00");
+    assert_eq!(labels[24], "2026-11-16 21:00:00");
+    let summed: i64 = hourly["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metrics"][0].as_i64().unwrap())
+        .sum();
+    let day = counted_between(&events, now().timestamp() + 1 - 86_400, now().timestamp() + 1);
+    assert_eq!(summed, day.1);
+    // Mistakes are named.
+    let (status, answer) = ask(
+        &t,
+        &key,
+        &json!({"site_id": "example.com", "metrics": metrics,
+                "date_range": ["2026-11-12T15:00:00Z", "2026-11-12T14:00:00Z"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("date_range"), "{answer}");
 }

@@ -35,6 +35,8 @@ const ERROR_HEADER: &str = "x-footfall-error";
 
 /// User-agents longer than this are not a browser's.
 const MAX_USER_AGENT_BYTES: usize = 2048;
+/// A `Referer` longer than this is not used as the pixel's page.
+const MAX_REFERER_BYTES: usize = 2048;
 /// Seconds a client is told to wait when the queue is full.
 const RETRY_AFTER_SECS: u32 = 5;
 
@@ -92,7 +94,11 @@ pub async fn get_pixel(
     let result = async {
         let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
         let _permit = admit(&state, ip)?;
-        let input = parse_query(query.as_deref().unwrap_or(""))?;
+        let referer = headers
+            .get(header::REFERER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|r| r.len() <= MAX_REFERER_BYTES);
+        let input = parse_query(query.as_deref().unwrap_or(""), referer)?;
         ingest(&state, input, ip, &headers).await
     }
     .await;

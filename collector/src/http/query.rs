@@ -97,6 +97,7 @@ pub async fn get_realtime(
         last_day: today,
         from: now.timestamp() - REALTIME_SECS,
         to: now.timestamp() + 1,
+        partial: true,
     };
     let mut q = Query {
         site_id: site.domain.clone(),

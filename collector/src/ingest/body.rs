@@ -114,7 +114,10 @@ pub fn parse_body(bytes: &[u8]) -> Result<EventInput, BodyError> {
 }
 
 /// Parses the pixel's query string (`n`, `u`, `d`, `r`, `w`, and JSON-encoded `p` and `$`).
-pub fn parse_query(query: &str) -> Result<EventInput, BodyError> {
+///
+/// A pixel is a pageview: without `n` the name is `pageview`, and without `u` the page is
+/// `referer` (the request's `Referer` header, the page that shows the image).
+pub fn parse_query(query: &str, referer: Option<&str>) -> Result<EventInput, BodyError> {
     if query.len() > MAX_BODY_BYTES {
         return Err(BodyError::TooLarge);
     }
@@ -129,6 +132,15 @@ pub fn parse_query(query: &str) -> Result<EventInput, BodyError> {
         if map.insert(key.clone(), value).is_some() {
             return Err(invalid(field_name(&key), "given more than once"));
         }
+    }
+    if !map.contains_key("n") && !map.contains_key("name") {
+        map.insert("n".into(), Value::String("pageview".into()));
+    }
+    if !map.contains_key("u")
+        && !map.contains_key("url")
+        && let Some(page) = referer.filter(|r| !r.is_empty())
+    {
+        map.insert("u".into(), Value::String(page.to_string()));
     }
     let wire: Wire =
         serde_json::from_value(Value::Object(map)).map_err(|e| BodyError::Json(e.to_string()))?;
@@ -479,17 +491,31 @@ mod tests {
 
     #[test]
     fn pixel_query() {
-        let e = parse_query("n=pageview&u=https%3A%2F%2Fa.org%2Fnews&d=a.org&r=https%3A%2F%2Fnews.ycombinator.com%2F&p=%7B%22k%22%3A%22v%22%7D").unwrap();
+        let e = parse_query("n=pageview&u=https%3A%2F%2Fa.org%2Fnews&d=a.org&r=https%3A%2F%2Fnews.ycombinator.com%2F&p=%7B%22k%22%3A%22v%22%7D", None).unwrap();
         assert_eq!(e.url, "https://a.org/news");
         assert_eq!(e.props, vec![("k".into(), "v".into())]);
         assert!(
-            parse_query("n=pageview")
+            parse_query("n=pageview", None)
                 .unwrap_err()
                 .to_string()
                 .contains("url")
         );
-        assert!(parse_query("n=a&u=https://a.org/&p=notjson").is_err());
-        assert!(parse_query("n=a&n=b&u=https://a.org/").is_err());
+        assert!(parse_query("n=a&u=https://a.org/&p=notjson", None).is_err());
+        assert!(parse_query("n=a&n=b&u=https://a.org/", None).is_err());
+    }
+
+    #[test]
+    fn a_pixel_without_a_name_is_a_pageview_of_its_referer() {
+        let e = parse_query("d=a.org&u=https%3A%2F%2Fa.org%2Fpricing", None).unwrap();
+        assert_eq!((e.name.as_str(), e.url.as_str()), ("pageview", "https://a.org/pricing"));
+        let e = parse_query("d=a.org", Some("https://a.org/news?id=7")).unwrap();
+        assert_eq!((e.name.as_str(), e.url.as_str()), ("pageview", "https://a.org/news?id=7"));
+        // An explicit page and name win over the defaults.
+        let e = parse_query("n=Signup&u=https%3A%2F%2Fa.org%2Fx", Some("https://a.org/y")).unwrap();
+        assert_eq!((e.name.as_str(), e.url.as_str()), ("Signup", "https://a.org/x"));
+        // Neither `u` nor a Referer: the page is still required.
+        assert!(parse_query("d=a.org", None).unwrap_err().to_string().contains("url"));
+        assert!(parse_query("d=a.org", Some("")).unwrap_err().to_string().contains("url"));
     }
 
     #[test]

@@ -253,6 +253,18 @@ pub enum DateRange {
     Year,
     All,
     Custom(NaiveDate, NaiveDate),
+    /// The 24 hours up to now (`"24h"`).
+    Hours24,
+    /// `[from, to]` given as date-times: `to` is inclusive, to the second.
+    Instants(Moment, Moment),
+}
+
+/// A date-time from a query: a local date-time with the offset it was given in, or none (then
+/// it is read in the site's time zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moment {
+    pub local: chrono::NaiveDateTime,
+    pub offset: Option<chrono::FixedOffset>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -608,11 +620,45 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
     }
 }
 
-fn parse_date(s: &str) -> Result<NaiveDate, QueryError> {
-    let day = s.get(..10).unwrap_or(s);
-    NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map_err(|_| QueryError(format!("`{s}` is not a date (YYYY-MM-DD)")))
+/// A `date_range` bound: a date (`YYYY-MM-DD`) or a date-time (`YYYY-MM-DDTHH:MM:SS`, with
+/// an optional fraction and an optional offset such as `+01:00` or `Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bound {
+    Date(NaiveDate),
+    DateTime(Moment),
 }
+
+fn parse_bound(s: &str) -> Result<Bound, QueryError> {
+    let bad = || {
+        QueryError(format!(
+            "`{s}` is not a date (YYYY-MM-DD) or a date-time (YYYY-MM-DDTHH:MM:SS, optionally with an offset like +01:00)"
+        ))
+    };
+    if s.len() > 40 {
+        return Err(bad());
+    }
+    if s.len() == 10 {
+        return NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Bound::Date)
+            .map_err(|_| bad());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(Bound::DateTime(Moment {
+            local: t.naive_local(),
+            offset: Some(*t.offset()),
+        }));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(local) = chrono::NaiveDateTime::parse_from_str(s, format) {
+            return Ok(Bound::DateTime(Moment {
+                local,
+                offset: None,
+            }));
+        }
+    }
+    Err(bad())
+}
+
 
 fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
     match v {
@@ -627,9 +673,10 @@ fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
             "12mo" => DateRange::Months(12),
             "year" => DateRange::Year,
             "all" => DateRange::All,
+            "24h" => DateRange::Hours24,
             other => {
                 return err(format!(
-                    "unknown date_range `{other}`; expected day, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all or [from, to]"
+                    "unknown date_range `{other}`; expected day, 24h, 7d, 28d, 30d, 91d, month, 6mo, 12mo, year, all or [from, to]"
                 ));
             }
         }),
@@ -638,9 +685,32 @@ fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
                 return err("a custom date_range is [from, to]");
             };
             let (from, to) = (
-                parse_date(as_str(from, "date_range start")?)?,
-                parse_date(as_str(to, "date_range end")?)?,
+                parse_bound(as_str(from, "date_range start")?)?,
+                parse_bound(as_str(to, "date_range end")?)?,
             );
+            let (from, to) = match (from, to) {
+                (Bound::Date(from), Bound::Date(to)) => (from, to),
+                (from, to) => {
+                    // Date-times: a date stands for its first second as a start and its last
+                    // as an end.
+                    let moment = |b: Bound, end: bool| match b {
+                        Bound::DateTime(m) => m,
+                        Bound::Date(d) => Moment {
+                            local: if end {
+                                d.and_hms_opt(23, 59, 59).unwrap_or_default()
+                            } else {
+                                d.and_hms_opt(0, 0, 0).unwrap_or_default()
+                            },
+                            offset: None,
+                        },
+                    };
+                    let (from, to) = (moment(from, false), moment(to, true));
+                    if (to.local - from.local).num_days().abs() > 3660 {
+                        return err("a custom date_range spans at most 10 years");
+                    }
+                    return Ok(DateRange::Instants(from, to));
+                }
+            };
             if from > to {
                 return err(format!("date_range starts ({from}) after it ends ({to})"));
             }

@@ -69,12 +69,7 @@ fn raw_from(policy: &Policy) -> i64 {
 }
 
 fn day_span(tz: Tz, first: NaiveDate, last: NaiveDate) -> Span {
-    Span {
-        first_day: first,
-        last_day: last,
-        from: local_midnight(tz, first),
-        to: local_midnight(tz, last + Days::new(1)),
-    }
+    Span::days(tz, first, last)
 }
 
 /// Counts of `q` over `span` (whole site-local days), from rollups where they answer.
@@ -86,6 +81,16 @@ pub async fn counts(
     span: &Span,
     policy: &Policy,
 ) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
+    if span.partial {
+        // Part of a day: only raw events know the time of each visit.
+        if span.from < raw_from(policy) {
+            return Err(RunError::Purged(format!(
+                "this question needs raw events from {}, but raw events are kept for {} days",
+                span.first_day, policy.raw_retention_days
+            )));
+        }
+        return raw_counts(store, site.id, q, tz, span).await;
+    }
     let today = policy.now.with_timezone(&tz).date_naive();
     let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
     let mut covered = BTreeSet::new();

@@ -264,6 +264,20 @@ async fn planned(
     Ok(derive(q, counts, total))
 }
 
+/// The range as the answer echoes it: days, or date-times in the site's zone for a partial span.
+fn range_label(span: &Span, tz: Tz) -> Value {
+    if !span.partial {
+        return json!([span.first_day.to_string(), span.last_day.to_string()]);
+    }
+    let at = |t: i64| {
+        DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .with_timezone(&tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    };
+    json!([at(span.from), at(span.to - 1)])
+}
+
 /// Answers `q` for `site` at `now`.
 pub async fn run(
     store: &dyn Store,
@@ -279,7 +293,7 @@ pub async fn run(
     let span = resolve(&q.date_range, tz, now)?;
     let time = time_bucket(q);
     let time_labels = match time {
-        Some((_, bucket)) => labels(bucket, &span)?,
+        Some((_, bucket)) => labels(bucket, &span, tz)?,
         None => Vec::new(),
     };
     let current = planned(store, site, q, tz, &span, policy).await?;
@@ -288,7 +302,7 @@ pub async fn run(
     if let Some(c) = &q.comparison {
         let other = comparison_span(c, &span, tz);
         let other_labels = match time {
-            Some((_, bucket)) => labels(bucket, &other)?,
+            Some((_, bucket)) => labels(bucket, &other, tz)?,
             None => Vec::new(),
         };
         compared = Some(Compared {
@@ -368,13 +382,13 @@ pub async fn run(
     let mut query = json!({
         "site_id": site.domain,
         "metrics": q.metrics.iter().map(|m| m.name()).collect::<Vec<_>>(),
-        "date_range": [span.first_day.to_string(), span.last_day.to_string()],
+        "date_range": range_label(&span, tz),
         "dimensions": q.dimensions.iter().map(Dimension::label).collect::<Vec<_>>(),
         "time_zone": tz.name(),
     });
     if let Some(c) = &compared {
         query["comparison_date_range"] =
-            json!([c.span.first_day.to_string(), c.span.last_day.to_string()]);
+            range_label(&c.span, tz);
     }
     Ok(json!({"results": results, "meta": meta, "query": query}))
 }

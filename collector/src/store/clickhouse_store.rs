@@ -610,21 +610,29 @@ impl ClickHouseStore {
         let settle = CLAIM_SETTLE.as_micros() as u64;
         let late = (Utc::now().timestamp_micros().max(0) as u64).saturating_sub(version) > settle;
         tokio::time::sleep(CLAIM_SETTLE).await;
-        if self.cluster.is_some() {
-            // Rival claims written through other nodes: fetch what their replicas have
-            // announced. A node that cannot sync soon leaves the settle time alone.
-            let sync = self
-                .db()
-                .query(SQL_SYNC_REPLICA)
-                .bind(Identifier(table))
-                .execute();
-            match tokio::time::timeout(SYNC_REPLICA_TIMEOUT, sync).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::warn!(error = %e, table, "could not sync the replica"),
-                Err(_) => tracing::warn!(table, "syncing the replica took too long"),
-            }
-        }
+        // Rival claims written through other nodes.
+        self.sync_replica(table).await;
         late
+    }
+
+    /// On a cluster: fetches what other replicas of the metadata table `table` have
+    /// announced, so a read through this node sees every write that has returned through any
+    /// other (a site added through one collector and used through another at once). A node
+    /// that cannot sync soon is read as it is, with a warning.
+    async fn sync_replica(&self, table: &str) {
+        if self.cluster.is_none() {
+            return;
+        }
+        let sync = self
+            .db()
+            .query(SQL_SYNC_REPLICA)
+            .bind(Identifier(table))
+            .execute();
+        match tokio::time::timeout(SYNC_REPLICA_TIMEOUT, sync).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, table, "could not sync the replica"),
+            Err(_) => tracing::warn!(table, "syncing the replica took too long"),
+        }
     }
 
     async fn withdraw_claim(&self, id: u32, domain: &str) -> Result<(), StoreError> {
@@ -843,6 +851,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.sync_replica("sites").await;
         let rows: Vec<SiteRow> = self
             .db()
             .query(SQL_SITES)
@@ -931,6 +940,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+        self.sync_replica("salts").await;
         let rows: Vec<SaltOut> = self
             .db()
             .query(SQL_SALTS)
@@ -1039,6 +1049,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.sync_replica("api_keys").await;
         self.db()
             .query(SQL_API_KEYS)
             .fetch_all()
@@ -1126,6 +1137,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.sync_replica("records").await;
         self.db()
             .query(SQL_RECORDS)
             .bind(kind)
@@ -1135,6 +1147,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.sync_replica("records").await;
         self.db()
             .query(SQL_RECORD)
             .bind(kind)
