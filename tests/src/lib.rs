@@ -211,7 +211,7 @@ impl TestStore {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::load(None, Vec::new()).unwrap();
         config.flush_interval = Duration::from_millis(20);
-        config.geoip_db = Some(geoip_city_db());
+        config.geoip_db = vec![geoip_city_db()];
         config.data_dir = dir.path().join("data");
         let (store, files): (Arc<dyn Store>, _) = match backend {
             Backend::Sqlite => (

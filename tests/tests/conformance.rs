@@ -517,7 +517,12 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
         };
         other.add_api_key(&key).await.unwrap();
         assert!(
-            t.store.api_keys().await.unwrap().iter().any(|k| k.id == key.id),
+            t.store
+                .api_keys()
+                .await
+                .unwrap()
+                .iter()
+                .any(|k| k.id == key.id),
             "round {i}: an API key added through the other collector is not read back"
         );
         t.store

@@ -249,7 +249,9 @@ async fn bad_input_gets_a_clear_error_and_nothing_is_written(b: Backend) {
         StatusCode::BAD_REQUEST
     );
     // A barrier: a valid event sent last is stored; nothing refused before it is.
-    let r = t.post_event("2.2.3.77", CHROME_UA, &pageview("/barrier")).await;
+    let r = t
+        .post_event("2.2.3.77", CHROME_UA, &pageview("/barrier"))
+        .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let rows = t.t.wait_for_barrier("/barrier", WAIT).await;
     assert_eq!(
@@ -306,14 +308,20 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
     let r = t
         .send(
             "81.2.69.161",
-            req("d=example.com&u=https%3A%2F%2Fexample.com%2Fno-name", CHROME_UA),
+            req(
+                "d=example.com&u=https%3A%2F%2Fexample.com%2Fno-name",
+                CHROME_UA,
+            ),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get("x-footfall-error").is_none());
     let with_referer = Request::get("/api/event.gif?d=example.com")
         .header("user-agent", CHROME_UA)
-        .header("referer", "https://example.com/from-referer?utm_source=mail")
+        .header(
+            "referer",
+            "https://example.com/from-referer?utm_source=mail",
+        )
         .body(Body::empty())
         .unwrap();
     let r = t.send("81.2.69.162", with_referer).await;
@@ -353,7 +361,10 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
     let r = t
         .send(
             "81.2.69.163",
-            req("n=pageview&u=https%3A%2F%2Fexample.com%2Fzz-barrier&d=example.com", CHROME_UA),
+            req(
+                "n=pageview&u=https%3A%2F%2Fexample.com%2Fzz-barrier&d=example.com",
+                CHROME_UA,
+            ),
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
@@ -361,7 +372,13 @@ async fn pixel_stores_and_answers_a_gif_even_when_dropped(b: Backend) {
     rows.sort_by(|a, b| a.pathname.cmp(&b.pathname));
     let seen: Vec<_> = rows
         .iter()
-        .map(|e| (e.name.as_str(), e.pathname.as_str(), e.referrer_source.as_str()))
+        .map(|e| {
+            (
+                e.name.as_str(),
+                e.pathname.as_str(),
+                e.referrer_source.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,

@@ -948,9 +948,7 @@ fn counted_between(events: &[EventRow], from: i64, to: i64) -> (i64, i64, i64) {
     let inside: Vec<&EventRow> = events
         .iter()
         .filter(|e| {
-            e.site_id == 1
-                && e.name != "engagement"
-                && (from..to).contains(&i64::from(e.timestamp))
+            e.site_id == 1 && e.name != "engagement" && (from..to).contains(&i64::from(e.timestamp))
         })
         .collect();
     let visitors: BTreeSet<(NaiveDate, u64)> = inside
@@ -990,13 +988,23 @@ async fn date_times_and_24h_answer_exactly_those_instants(b: Backend) {
             at("2026-11-13T22:30:00Z"),
             at("2026-11-14T01:30:00Z"),
         ),
-        (json!("24h"), now().timestamp() + 1 - 86_400, now().timestamp() + 1),
+        (
+            json!("24h"),
+            now().timestamp() + 1 - 86_400,
+            now().timestamp() + 1,
+        ),
     ];
     for (range, from, to) in cases {
         let (visitors, pageviews, count) = counted_between(&events, from, to);
-        assert!(pageviews > 0, "{range}: the fixture has pageviews in the range");
+        assert!(
+            pageviews > 0,
+            "{range}: the fixture has pageviews in the range"
+        );
         let whole_days = counted_between(&events, from - 86_400, to + 86_400);
-        assert!(whole_days.1 > pageviews, "{range}: the range is not whole days");
+        assert!(
+            whole_days.1 > pageviews,
+            "{range}: the range is not whole days"
+        );
         let (status, answer) = ask(
             &t,
             &key,
@@ -1028,7 +1036,11 @@ async fn date_times_and_24h_answer_exactly_those_instants(b: Backend) {
         .iter()
         .map(|r| r["metrics"][0].as_i64().unwrap())
         .sum();
-    let day = counted_between(&events, now().timestamp() + 1 - 86_400, now().timestamp() + 1);
+    let day = counted_between(
+        &events,
+        now().timestamp() + 1 - 86_400,
+        now().timestamp() + 1,
+    );
     assert_eq!(summed, day.1);
     // Mistakes are named.
     let (status, answer) = ask(
@@ -1039,5 +1051,8 @@ async fn date_times_and_24h_answer_exactly_those_instants(b: Backend) {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("date_range"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("date_range"),
+        "{answer}"
+    );
 }

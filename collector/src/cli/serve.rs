@@ -36,13 +36,16 @@ impl App {
         store: Arc<dyn Store>,
         clock: SharedClock,
     ) -> anyhow::Result<App> {
-        let geoip = match &config.geoip_db {
-            Some(path) => {
-                let db = GeoIp::open(path)?;
-                tracing::info!(database_type = db.database_type(), "GeoIP database loaded");
-                Some(db)
-            }
-            None => None,
+        let geoip = if config.geoip_db.is_empty() {
+            None
+        } else {
+            let db = GeoIp::open_all(&config.geoip_db)?;
+            tracing::info!(
+                database_type = %db.database_type(),
+                files = config.geoip_db.len(),
+                "GeoIP databases loaded"
+            );
+            Some(db)
         };
         let pipeline = Arc::new(Pipeline::new(geoip));
         let metrics = Arc::new(Metrics::default());

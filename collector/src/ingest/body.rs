@@ -507,15 +507,38 @@ mod tests {
     #[test]
     fn a_pixel_without_a_name_is_a_pageview_of_its_referer() {
         let e = parse_query("d=a.org&u=https%3A%2F%2Fa.org%2Fpricing", None).unwrap();
-        assert_eq!((e.name.as_str(), e.url.as_str()), ("pageview", "https://a.org/pricing"));
+        assert_eq!(
+            (e.name.as_str(), e.url.as_str()),
+            ("pageview", "https://a.org/pricing")
+        );
         let e = parse_query("d=a.org", Some("https://a.org/news?id=7")).unwrap();
-        assert_eq!((e.name.as_str(), e.url.as_str()), ("pageview", "https://a.org/news?id=7"));
+        assert_eq!(
+            (e.name.as_str(), e.url.as_str()),
+            ("pageview", "https://a.org/news?id=7")
+        );
         // An explicit page and name win over the defaults.
-        let e = parse_query("n=Signup&u=https%3A%2F%2Fa.org%2Fx", Some("https://a.org/y")).unwrap();
-        assert_eq!((e.name.as_str(), e.url.as_str()), ("Signup", "https://a.org/x"));
+        let e = parse_query(
+            "n=Signup&u=https%3A%2F%2Fa.org%2Fx",
+            Some("https://a.org/y"),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.name.as_str(), e.url.as_str()),
+            ("Signup", "https://a.org/x")
+        );
         // Neither `u` nor a Referer: the page is still required.
-        assert!(parse_query("d=a.org", None).unwrap_err().to_string().contains("url"));
-        assert!(parse_query("d=a.org", Some("")).unwrap_err().to_string().contains("url"));
+        assert!(
+            parse_query("d=a.org", None)
+                .unwrap_err()
+                .to_string()
+                .contains("url")
+        );
+        assert!(
+            parse_query("d=a.org", Some(""))
+                .unwrap_err()
+                .to_string()
+                .contains("url")
+        );
     }
 
     #[test]

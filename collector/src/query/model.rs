@@ -648,7 +648,11 @@ fn parse_bound(s: &str) -> Result<Bound, QueryError> {
             offset: Some(*t.offset()),
         }));
     }
-    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(local) = chrono::NaiveDateTime::parse_from_str(s, format) {
             return Ok(Bound::DateTime(Moment {
                 local,
@@ -658,7 +662,6 @@ fn parse_bound(s: &str) -> Result<Bound, QueryError> {
     }
     Err(bad())
 }
-
 
 fn parse_date_range(v: &Value) -> Result<DateRange, QueryError> {
     match v {

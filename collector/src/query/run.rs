@@ -387,8 +387,7 @@ pub async fn run(
         "time_zone": tz.name(),
     });
     if let Some(c) = &compared {
-        query["comparison_date_range"] =
-            range_label(&c.span, tz);
+        query["comparison_date_range"] = range_label(&c.span, tz);
     }
     Ok(json!({"results": results, "meta": meta, "query": query}))
 }

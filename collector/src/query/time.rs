@@ -320,14 +320,20 @@ mod tests {
         assert_eq!(s.from, utc("2026-12-01T09:00:00Z").timestamp());
         assert_eq!(s.to, utc("2026-12-01T09:05:01Z").timestamp());
         assert!(s.partial);
-        assert_eq!((s.first_day, s.last_day), (d("2026-12-01"), d("2026-12-01")));
+        assert_eq!(
+            (s.first_day, s.last_day),
+            (d("2026-12-01"), d("2026-12-01"))
+        );
         // Without one: the site's zone (UTC+1 in December).
         let s = span(r#"["2026-12-01T10:00:00", "2026-12-01T10:05:00"]"#);
         assert_eq!(s.from, utc("2026-12-01T09:00:00Z").timestamp());
         // `Z` and a fraction; a span across local midnight touches two days.
         let s = span(r#"["2026-12-01T10:00:00.5Z", "2026-12-01T23:30:00Z"]"#);
         assert_eq!(s.from, utc("2026-12-01T10:00:00Z").timestamp());
-        assert_eq!((s.first_day, s.last_day), (d("2026-12-01"), d("2026-12-02")));
+        assert_eq!(
+            (s.first_day, s.last_day),
+            (d("2026-12-01"), d("2026-12-02"))
+        );
         // The last 24 hours, with the hours it overlaps as labels.
         let s = span(r#""24h""#);
         assert_eq!((s.to - s.from, s.to), (86_400, now.timestamp() + 1));
