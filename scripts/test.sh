@@ -37,6 +37,11 @@ if ! "$tools/chdb/bin/python" -c 'import chdb' 2>/dev/null; then
   "$tools/chdb/bin/pip" install -q chdb-core-lite
 fi
 export FOOTFALL_TEST_CHDB_PYTHON="$tools/chdb/bin/python"
+# Public user-agent and crawler corpora for the accuracy tests (licences in the script).
+scripts/fetch-corpora.sh "$tools/corpora"
+export FOOTFALL_TEST_CORPORA="$tools/corpora"
+# Tests that read downloaded data fail, rather than skip, when it is missing.
+export FOOTFALL_TEST_REQUIRE_DATA=1
 if ! cargo deny --version >/dev/null 2>&1; then
   cargo install cargo-deny --locked
 fi
@@ -52,6 +57,9 @@ cargo deny check licenses bans
 
 step "build"
 cargo build --workspace --all-targets
+# The README's run line is `cargo run --release`, the Dockerfile builds with `--locked`;
+# tests/tests/readme.rs runs the README's commands as written.
+cargo build --release --locked --bin footfall
 
 step "ClickHouse test server"
 work=$(mktemp -d)
@@ -70,8 +78,11 @@ step "shipped sizes"
 cargo test -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
 cargo test -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | grep '^dashboard:'
 
+step "bots and user-agents on public corpora"
+cargo test -q -p footfall-tests --test corpora -- --nocapture 2>&1 | grep -E '^(bots|user-agents):|test result|panicked|FAILED'
+
 step "tests"
-cargo test --workspace
+cargo test --workspace -- --skip corpus_
 
 step "fuzz (short runs of each cargo fuzz target)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh

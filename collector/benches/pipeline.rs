@@ -14,7 +14,7 @@ use footfall::ingest::body::{parse_body, parse_query};
 use footfall::ingest::geoip::GeoIp;
 use footfall::ingest::page::normalise;
 use footfall::ingest::pipeline::{Pipeline, Request};
-use footfall::ingest::useragent::UaParser;
+use footfall::ingest::useragent::{ClientHints, UaParser};
 use footfall::ingest::visitor::{Salt, Salts, visitor_id};
 use footfall::ingest::{bots, ip, referrer};
 use footfall::store::Site;
@@ -68,22 +68,23 @@ fn steps(c: &mut Criterion) {
         b.iter(|| bots::is_bot_user_agent(black_box(USER_AGENTS[0])))
     });
 
+    let none = ClientHints::default();
     let cached = UaParser::default();
     for ua in USER_AGENTS {
-        cached.parse(ua);
+        cached.parse(ua, &none);
     }
     let mut i = 0;
     c.bench_function("user-agent: parse, cached", |b| {
         b.iter(|| {
             i += 1;
-            cached.parse(black_box(USER_AGENTS[i % USER_AGENTS.len()]))
+            cached.parse(black_box(USER_AGENTS[i % USER_AGENTS.len()]), &none)
         })
     });
     let uncached = UaParser::new(1);
     c.bench_function("user-agent: parse, uncached", |b| {
         b.iter(|| {
             i += 1;
-            uncached.parse_uncached(black_box(USER_AGENTS[i % USER_AGENTS.len()]))
+            uncached.parse_uncached(black_box(USER_AGENTS[i % USER_AGENTS.len()]), &none)
         })
     });
 
@@ -117,6 +118,7 @@ fn steps(c: &mut Criterion) {
                     // A new visitor each time, so sessions are opened as well as found.
                     client_ip: IpAddr::from([2, 2, (n >> 8) as u8, n as u8]),
                     user_agent: USER_AGENTS[n as usize % USER_AGENTS.len()],
+                    client_hints: Default::default(),
                     received_at,
                 }
             },
@@ -131,6 +133,7 @@ fn steps(c: &mut Criterion) {
             input: parse_body(BODY).unwrap(),
             client_ip: address,
             user_agent: USER_AGENTS[0],
+            client_hints: Default::default(),
             received_at,
         })
         .unwrap()

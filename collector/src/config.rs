@@ -181,7 +181,7 @@ impl Config {
         if geoip_db.len() > MAX_GEOIP_FILES {
             return Err(invalid(
                 "geoip_db",
-                format!("at most {} files", MAX_GEOIP_FILES),
+                format!("at most {MAX_GEOIP_FILES} files"),
             ));
         }
         if let Some(p) = geoip_db.iter().find(|p| !p.is_file()) {
@@ -525,7 +525,11 @@ mod tests {
         let file = dir.path().join("footfall.toml");
         std::fs::write(
             &file,
-            format!("geoip_db = [{:?}, {:?}]\n", a.display().to_string(), b.display().to_string()),
+            format!(
+                "geoip_db = [{:?}, {:?}]\n",
+                a.display().to_string(),
+                b.display().to_string()
+            ),
         )
         .unwrap();
         let c = Config::load(Some(&file), Vec::new()).unwrap();
@@ -534,12 +538,20 @@ mod tests {
             "FOOTFALL_GEOIP_DB".to_string(),
             format!("{}, {}", b.display(), a.display()),
         )];
-        assert_eq!(Config::load(None, env).unwrap().geoip_db, vec![b.clone(), a.clone()]);
+        assert_eq!(
+            Config::load(None, env).unwrap().geoip_db,
+            vec![b.clone(), a.clone()]
+        );
         let nine = vec![(
             "FOOTFALL_GEOIP_DB".to_string(),
             vec![a.display().to_string(); 9].join(","),
         )];
-        assert!(Config::load(None, nine).unwrap_err().to_string().contains("at most 8"));
+        assert!(
+            Config::load(None, nine)
+                .unwrap_err()
+                .to_string()
+                .contains("at most 8")
+        );
         let missing = vec![(
             "FOOTFALL_GEOIP_DB".to_string(),
             format!("{},/nonexistent.mmdb", a.display()),

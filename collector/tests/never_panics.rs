@@ -8,7 +8,7 @@ use footfall::ingest::body::{parse_body, parse_query};
 use footfall::ingest::ip::{client_ip, truncate};
 use footfall::ingest::page::normalise;
 use footfall::ingest::referrer::classify;
-use footfall::ingest::useragent::UaParser;
+use footfall::ingest::useragent::{ClientHints, UaParser};
 use proptest::prelude::*;
 
 proptest! {
@@ -40,10 +40,14 @@ proptest! {
     }
 
     #[test]
-    fn any_user_agent(ua in ".{0,300}") {
+    fn any_user_agent_and_client_hints(ua in ".{0,300}", brands in ".{0,120}", mobile in ".{0,4}", platform in ".{0,20}") {
         let parser = UaParser::new(16);
-        let info = parser.parse(&ua);
-        prop_assert!(!info.device.is_empty());
+        let none = ClientHints::default();
+        let info = parser.parse(&ua, &none);
+        // Every stored name is one of the known classes or empty (shown as "(not set)").
+        prop_assert!(["", "Desktop", "Mobile", "Tablet"].contains(&info.device.as_str()));
+        let hinted = parser.parse(&ua, &ClientHints { brands: &brands, mobile: &mobile, platform: &platform });
+        prop_assert!(["", "Desktop", "Mobile", "Tablet"].contains(&hinted.device.as_str()));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub fn process(input: EventInput, user_agent: &str) {
         input,
         client_ip: IpAddr::from([203, 0, 113, 9]),
         user_agent,
+        client_hints: Default::default(),
         received_at: DateTime::from_timestamp(1_764_072_000, 0).unwrap(),
     };
     if let Ok(Outcome::Accepted(rows)) = pipeline().process(&request) {

@@ -32,7 +32,7 @@ const SOURCES: [(&str, &str, &str); 6] = [
 const COUNTRIES: [&str; 8] = ["DK", "SE", "DE", "US", "GB", "FR", "NL", "NO"];
 const DEVICES: [(&str, &str, &str); 4] = [
     ("Desktop", "Chrome", "Windows"),
-    ("Desktop", "Firefox", "macOS"),
+    ("Desktop", "Firefox", "Mac"),
     ("Mobile", "Safari", "iOS"),
     ("Tablet", "Chrome", "Android"),
 ];

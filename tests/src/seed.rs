@@ -42,7 +42,7 @@ fn event(v: &Visit, ts: i64, name: &str, path: &str, entry: &str) -> EventRow {
         channel: v.channel.to_string(),
         browser: v.browser.to_string(),
         browser_version: "120".into(),
-        os: "Linux".into(),
+        os: "GNU/Linux".into(),
         os_version: String::new(),
         device: "Desktop".into(),
         country_code: v.country.0.to_string(),

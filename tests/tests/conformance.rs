@@ -56,7 +56,7 @@ fn event(site_id: u32, timestamp: u32, i: u64) -> EventRow {
         utm_term: "a'b\"c\\d".into(),
         browser: "Firefox".into(),
         browser_version: "133".into(),
-        os: "macOS".into(),
+        os: "Mac".into(),
         os_version: "10.15".into(),
         device: "Desktop".into(),
         country_code: "SE".into(),

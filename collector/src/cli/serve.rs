@@ -47,6 +47,8 @@ impl App {
             );
             Some(db)
         };
+        // The user-agent rules and bot lists compile in about half a second: before serving.
+        tokio::task::spawn_blocking(crate::ingest::useragent::UaParser::warm_up).await?;
         let pipeline = Arc::new(Pipeline::new(geoip));
         let metrics = Arc::new(Metrics::default());
         let maintenance = Arc::new(Maintenance {

