@@ -556,7 +556,7 @@ function plot(labels, series, metric) {
 function toCsv(header, rows) {
   const cell = (c) => {
     let s = String(c ?? '');
-    if (/^[=+\-@]/.test(s)) s = `'${s}`;
+    if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
     return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
   };
   return [header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n') + '\r\n';

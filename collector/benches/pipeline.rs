@@ -37,15 +37,18 @@ fn geoip() -> GeoIp {
 }
 
 fn salts() -> Salts {
+    // The days of the benchmark's events (2025-11-25) and the one before.
     Salts {
-        today: (
-            NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(),
-            Salt([7; 32]),
-        ),
-        yesterday: Some((
-            NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
-            Salt([8; 32]),
-        )),
+        days: vec![
+            (
+                NaiveDate::from_ymd_opt(2025, 11, 25).unwrap(),
+                Salt([7; 32]),
+            ),
+            (
+                NaiveDate::from_ymd_opt(2025, 11, 24).unwrap(),
+                Salt([8; 32]),
+            ),
+        ],
     }
 }
 

@@ -1,5 +1,6 @@
 //! Housekeeping that keeps the pipeline's shared state current: the site list, the daily
-//! salts (created, ratcheted, deleted after 48 hours), idle sessions, daily rollups of closed
+//! salts (each drawn at random an hour before its day, deleted 48 hours after it began), idle
+//! sessions, daily rollups of closed
 //! days, and retention of raw events and rollups.
 //!
 //! Every collector runs it; they agree through the store. [`Maintenance::tick`] does one
@@ -20,6 +21,8 @@ use crate::store::{Store, StoreError};
 
 /// How often the site list and the salts are refreshed.
 pub const REFRESH_EVERY: Duration = Duration::from_secs(10);
+/// How long before its UTC day a day's salt is drawn.
+pub const SALT_AHEAD: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 /// Days each site rolls up per refresh round, so a backlog never holds up the others.
 pub const ROLLUP_DAYS_PER_TICK: usize = 2;
 /// How often retention runs.
@@ -43,35 +46,39 @@ impl Maintenance {
         Ok(())
     }
 
-    /// Makes sure today's salt exists (ratcheted from yesterday's when there is one),
-    /// deletes salts older than yesterday, and hands today's and yesterday's to the pipeline.
+    /// Makes sure today's salt exists, and tomorrow's from [`SALT_AHEAD`] before midnight
+    /// (UTC), each drawn at random; deletes salts older than yesterday; hands the pipeline
+    /// yesterday's, today's and tomorrow's. Collectors that draw at once settle on the
+    /// smallest salt stored for the day, and have agreed well before the day starts, so an
+    /// outage of the store at midnight changes nothing.
     pub async fn refresh_salts(&self) -> Result<(), StoreError> {
-        let today = self.clock.now().date_naive();
+        let now = self.clock.now();
+        let today = now.date_naive();
         let yesterday = today.pred_opt().unwrap_or(today);
+        let tomorrow = today.succ_opt().unwrap_or(today);
+        let mut due = vec![today];
+        let tomorrow_starts = tomorrow.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+        if tomorrow_starts - now <= SALT_AHEAD {
+            due.push(tomorrow);
+        }
         let mut salts = self.store.salts().await?;
-        if !salts.iter().any(|(d, _)| *d == today) {
-            let next = match salts.iter().find(|(d, _)| *d == yesterday) {
-                Some((_, salt)) => salt.ratchet(),
-                None => Salt::random(),
-            };
-            self.store.put_salt(today, &next).await?;
+        let missing: Vec<NaiveDate> = due
+            .into_iter()
+            .filter(|day| !salts.iter().any(|(d, _)| d == day))
+            .collect();
+        if !missing.is_empty() {
+            for day in missing {
+                self.store.put_salt(day, &Salt::random()).await?;
+            }
             // Read back: if another collector wrote first, its salt is the one.
             salts = self.store.salts().await?;
         }
         self.store.delete_salts_before(yesterday).await?;
-        let find = |day: NaiveDate| {
-            salts
-                .iter()
-                .find(|(d, _)| *d == day)
-                .map(|(_, s)| (day, s.clone()))
-        };
-        let Some(current) = find(today) else {
+        if !salts.iter().any(|(d, _)| *d == today) {
             return Err(StoreError::Query("today's salt was not stored".into()));
-        };
-        self.pipeline.set_salts(Salts {
-            today: current,
-            yesterday: find(yesterday),
-        });
+        }
+        salts.retain(|(d, _)| (yesterday..=tomorrow).contains(d));
+        self.pipeline.set_salts(Salts { days: salts });
         Ok(())
     }
 

@@ -57,6 +57,12 @@ proptest! {
         let v6 = truncate(IpAddr::V6(Ipv6Addr::from(b)));
         let expected = if Ipv6Addr::from(b).to_ipv4_mapped().is_some() {
             IpAddr::V4(Ipv4Addr::from((b as u32) & 0xffff_ff00))
+        } else if b >> 112 == 0x2002 {
+            // 6to4: the IPv4 address in bits 16..48.
+            IpAddr::V4(Ipv4Addr::from(((b >> 80) as u32) & 0xffff_ff00))
+        } else if b >> 96 == 0x2001_0000 {
+            // Teredo: the client's IPv4 address, inverted, in the last 32 bits.
+            IpAddr::V4(Ipv4Addr::from(!(b as u32) & 0xffff_ff00))
         } else {
             IpAddr::V6(Ipv6Addr::from(b & (!0u128 << 80)))
         };

@@ -26,9 +26,12 @@ fn pipeline() -> &'static Pipeline {
                 timezone: "Europe/Copenhagen".into(),
             },
         ]);
+        // The day of the events `process` sends (2025-11-25) and the one before.
         p.set_salts(Salts {
-            today: (NaiveDate::from_ymd_opt(2026, 11, 25).unwrap(), Salt([1; 32])),
-            yesterday: Some((NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(), Salt([2; 32]))),
+            days: vec![
+                (NaiveDate::from_ymd_opt(2025, 11, 25).unwrap(), Salt([1; 32])),
+                (NaiveDate::from_ymd_opt(2025, 11, 24).unwrap(), Salt([2; 32])),
+            ],
         });
         p
     })

@@ -199,7 +199,7 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
             .load()
             .as_ref()
             .as_ref()
-            .map(|s| s.today.1.0)
+            .and_then(|s| s.for_day(chrono::Utc::now().date_naive()).map(|s| s.0))
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while salt(&a).is_none() || salt(&a) != salt(&b) {

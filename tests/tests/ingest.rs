@@ -12,6 +12,7 @@ both_stores!(
     pageview_lands_with_every_field,
     sessions_end_after_thirty_minutes_and_hashes_change_daily,
     a_session_continues_across_midnight,
+    an_event_is_hashed_with_its_own_days_salt,
     bots_spam_and_unknown_sites_are_dropped_with_reasons,
     bad_input_gets_a_clear_error_and_nothing_is_written,
     pixel_stores_and_answers_a_gif_even_when_dropped,
@@ -141,10 +142,67 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily(b: Backend) {
     send("/d").await;
     let rows = t.t.wait_for_events(4, WAIT).await;
     assert_ne!(rows[3].visitor_id, rows[0].visitor_id);
-    // The new day's salt is the ratchet of the previous one.
+    // The new day's salt is drawn on its own: not the old ratchet of the previous one
+    // (`derive_key` of it), which would let one leaked salt unmask every later day.
     let salts = t.t.store.salts().await.unwrap();
     assert_eq!(salts.len(), 2);
-    assert_eq!(salts[1].1, salts[0].1.ratchet());
+    assert_ne!(salts[1].1, salts[0].1);
+    let old_ratchet =
+        blake3::derive_key("footfall 2026-11 daily visitor salt ratchet", &salts[0].1.0);
+    assert_ne!(salts[1].1.0, old_ratchet);
+}
+
+/// Each day's salt is drawn an hour before the day, so the first events after UTC midnight
+/// are hashed with their own day's salt even before the next maintenance round (or through a
+/// store outage); a day whose salt is not held drops its events as `no_salt` rather than
+/// hashing them with another day's.
+async fn an_event_is_hashed_with_its_own_days_salt(b: Backend) {
+    let t = TestApp::start(
+        b,
+        "own_day_salt",
+        &[("example.com", "UTC")],
+        "2026-11-20T23:40:00Z".parse().unwrap(),
+    )
+    .await;
+    let day = |s: &str| s.parse::<NaiveDate>().unwrap();
+    let salts = t.t.store.salts().await.unwrap();
+    let of = |d: NaiveDate| salts.iter().find(|(x, _)| *x == d).unwrap().1.clone();
+    assert_eq!(
+        salts.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
+        vec![day("2026-11-20"), day("2026-11-21")],
+        "tomorrow's salt exists from 23:00"
+    );
+    t.post_event("2.2.3.77", CHROME_UA, &pageview("/late"))
+        .await;
+    // Past midnight, with no maintenance round since 23:40.
+    t.clock.advance(Span::minutes(25));
+    let r = t
+        .post_event("2.2.3.77", CHROME_UA, &pageview("/early"))
+        .await;
+    assert!(r.headers().get("x-footfall-dropped").is_none());
+    let rows = t.t.wait_for_barrier("/early", WAIT).await;
+    let ip = "2.2.3.77".parse().unwrap();
+    let late = rows.iter().find(|e| e.pathname == "/late").unwrap();
+    let early = rows.iter().find(|e| e.pathname == "/early").unwrap();
+    assert_eq!(
+        late.visitor_id,
+        visitor_id(&of(day("2026-11-20")), "example.com", ip, CHROME_UA)
+    );
+    assert_eq!(
+        early.visitor_id,
+        visitor_id(&of(day("2026-11-21")), "example.com", ip, CHROME_UA)
+    );
+    assert_eq!(
+        late.session_id, early.session_id,
+        "the visit goes on across midnight"
+    );
+    // A day later still without maintenance (a store outage): no salt for the 22nd is held,
+    // so its events are dropped, not hashed with the 21st's.
+    t.clock.advance(Span::days(1));
+    let r = t
+        .post_event("2.2.3.77", CHROME_UA, &pageview("/outage"))
+        .await;
+    assert_eq!(r.headers()["x-footfall-dropped"], "no_salt");
 }
 
 async fn a_session_continues_across_midnight(b: Backend) {

@@ -64,14 +64,15 @@ const PANELS: &[(&str, &str, &[&str])] = &[
 ];
 
 /// One CSV field: quoted when it holds a comma, quote or line break; a leading `=`, `+`,
-/// `-` or `@` is prefixed with `'` so a spreadsheet does not run it as a formula.
+/// `-`, `@`, tab or carriage return is prefixed with `'` so a spreadsheet does not run it as a
+/// formula (OWASP's list: a tab or CR may precede one).
 pub fn csv_field(v: &Value) -> String {
     let text = match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
         other => return other.to_string(),
     };
-    let text = if text.starts_with(['=', '+', '-', '@']) {
+    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
         text
@@ -188,6 +189,8 @@ mod tests {
         assert_eq!(csv_field(&json!("a,b")), "\"a,b\"");
         assert_eq!(csv_field(&json!("say \"hi\"")), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field(&json!("=HYPERLINK(1)")), "'=HYPERLINK(1)");
+        assert_eq!(csv_field(&json!("\t=1+1")), "'\t=1+1");
+        assert_eq!(csv_field(&json!("\r=1+1")), "\"'\r=1+1\"");
         assert_eq!(csv_field(&json!(12)), "12");
         assert_eq!(csv_field(&json!(1.5)), "1.5");
         assert_eq!(csv_field(&Value::Null), "");

@@ -24,6 +24,8 @@ pub const MAX_PROP_KEY_CHARS: usize = 300;
 pub const MAX_PROP_VALUE_BYTES: usize = 2000;
 /// Longest accepted domain list, in bytes.
 pub const MAX_DOMAIN_BYTES: usize = 1000;
+/// Most sites one event may be recorded for (`"d":"a.com,b.com"`).
+pub const MAX_DOMAINS: usize = 10;
 /// Longest engagement time one event may report (a day, in milliseconds).
 pub const MAX_ENGAGEMENT_MS: u64 = 24 * 60 * 60 * 1000;
 
@@ -176,6 +178,15 @@ fn from_wire(wire: Wire) -> Result<EventInput, BodyError> {
         return Err(invalid(
             "domain",
             format!("longer than {MAX_DOMAIN_BYTES} bytes"),
+        ));
+    }
+    if domain
+        .as_ref()
+        .is_some_and(|d| d.split(',').filter(|s| !s.trim().is_empty()).count() > MAX_DOMAINS)
+    {
+        return Err(invalid(
+            "domain",
+            format!("more than {MAX_DOMAINS} comma-separated domains"),
         ));
     }
     // An over-long or empty referrer is not worth refusing the event for: it is ignored.

@@ -61,16 +61,25 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// IPv4 to its /24, IPv6 to its /48.
+/// IPv4 to its /24, IPv6 to its /48. An IPv6 address that carries a client's IPv4 address
+/// becomes that IPv4 address's /24: 6to4 (`2002:AABB:CCDD::/48` is the whole IPv4 address
+/// `AA.BB.CC.DD`, so its /48 would keep it all) and Teredo (`2001:0::/32`, the client's
+/// address inverted in the last 32 bits).
 pub fn truncate(ip: IpAddr) -> IpAddr {
+    let v4_24 = |v4: Ipv4Addr| {
+        let [a, b, c, _] = v4.octets();
+        IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+    };
     match canonical(ip) {
-        IpAddr::V4(v4) => {
-            let [a, b, c, _] = v4.octets();
-            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
-        }
+        IpAddr::V4(v4) => v4_24(v4),
         IpAddr::V6(v6) => {
             let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0))
+            let word = |hi: u16, lo: u16| (u32::from(hi) << 16) | u32::from(lo);
+            match (s[0], s[1]) {
+                (0x2002, _) => v4_24(Ipv4Addr::from(word(s[1], s[2]))),
+                (0x2001, 0x0000) => v4_24(Ipv4Addr::from(!word(s[6], s[7]))),
+                _ => IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], 0, 0, 0, 0, 0)),
+            }
         }
     }
 }
@@ -121,5 +130,11 @@ mod tests {
         assert_eq!(truncate(ip("81.2.69.142")), ip("81.2.69.0"));
         assert_eq!(truncate(ip("::ffff:81.2.69.142")), ip("81.2.69.0"));
         assert_eq!(truncate(ip("2001:db8:abcd:1234::1")), ip("2001:db8:abcd::"));
+        // 6to4 carries 81.2.69.142 in its /48; Teredo carries 81.2.69.142 inverted.
+        assert_eq!(truncate(ip("2002:5102:458e::1")), ip("81.2.69.0"));
+        assert_eq!(
+            truncate(ip("2001:0:4136:e378:8000:63bf:aefd:ba71")),
+            ip("81.2.69.0")
+        );
     }
 }

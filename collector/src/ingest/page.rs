@@ -3,7 +3,8 @@
 //! Keeps the hostname (lower case, without a leading `www.`) and the path; drops the query
 //! string except the UTM parameters and the `ref`/`source` source hints, which are returned
 //! as fields rather than kept in the path. In hash mode (single-page apps routing on the
-//! fragment) the fragment is part of the path; otherwise it is dropped.
+//! fragment) the fragment's route is part of the path (its own query string, and fragments
+//! that hold parameters such as `#access_token=…`, are dropped); otherwise it is dropped.
 
 /// The parts of a page URL that are kept.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -54,9 +55,9 @@ pub fn normalise(raw: &str, hash_mode: bool) -> Result<Page, PageError> {
     if pathname.is_empty() {
         pathname.push('/');
     }
-    if hash_mode && let Some(fragment) = url.fragment().filter(|f| !f.is_empty()) {
+    if hash_mode && let Some(route) = url.fragment().and_then(fragment_route) {
         pathname.push('#');
-        pathname.push_str(&percent_encoding::percent_decode_str(fragment).decode_utf8_lossy());
+        pathname.push_str(&percent_encoding::percent_decode_str(route).decode_utf8_lossy());
     }
     let mut page = Page {
         hostname: strip_www(&host.to_ascii_lowercase()).to_string(),
@@ -87,6 +88,14 @@ pub fn normalise(raw: &str, hash_mode: bool) -> Result<Page, PageError> {
     Ok(page)
 }
 
+/// The route part of a fragment in hash mode: up to its own query string (`#/inbox?token=…`
+/// keeps `#/inbox`), and nothing when it holds parameters rather than a route
+/// (`#access_token=…&state=…`), as query strings are handled.
+fn fragment_route(fragment: &str) -> Option<&str> {
+    let route = fragment.split(['?', '&']).next().unwrap_or("");
+    (!route.is_empty() && !route.contains('=')).then_some(route)
+}
+
 /// `www.example.com` → `example.com`; other hosts unchanged.
 pub fn strip_www(host: &str) -> &str {
     host.strip_prefix("www.")
@@ -106,6 +115,21 @@ mod tests {
         assert_eq!(p.utm.source, "news");
         assert_eq!(p.utm.medium, "email");
         assert_eq!(p.source_hint.as_deref(), Some("hn"));
+    }
+
+    #[test]
+    fn hash_mode_keeps_the_route_and_drops_tokens() {
+        let path = |u: &str| normalise(u, true).unwrap().pathname;
+        assert_eq!(path("https://a.org/app#/inbox?token=s3cret"), "/app#/inbox");
+        assert_eq!(
+            path("https://a.org/cb#access_token=abc&token_type=bearer"),
+            "/cb"
+        );
+        assert_eq!(path("https://a.org/cb#id_token=x"), "/cb");
+        assert_eq!(path("https://a.org/app#/list&sort=name"), "/app#/list");
+        assert_eq!(path("https://a.org/app#!/settings"), "/app#!/settings");
+        assert_eq!(path("https://a.org/app#"), "/app");
+        assert_eq!(path("https://a.org/app#?x=1"), "/app");
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub enum DropReason {
     SpamReferrer,
     /// An engagement event without an open session.
     NoSession,
-    /// No salt is held yet (the store has not answered since start).
+    /// No salt is held for the event's UTC day (the store has not answered since before the
+    /// day's salt was due).
     NoSalt,
 }
 
@@ -122,13 +123,20 @@ impl Pipeline {
 
         // Step: site allowlist. A missing domain means the URL's host.
         let sites = self.sites.load();
-        let targets: Vec<&Site> = match &input.domain {
+        let mut targets: Vec<&Site> = match &input.domain {
             Some(list) => list
                 .split(',')
                 .filter_map(|d| sites.get(page::strip_www(&d.trim().to_ascii_lowercase())))
                 .collect(),
             None => sites.get(&page.hostname).into_iter().collect(),
         };
+        // A site named twice (`a.com,www.a.com,a.com`) records the event once.
+        let mut seen = Vec::with_capacity(targets.len());
+        targets.retain(|s| {
+            let first = !seen.contains(&s.id);
+            seen.push(s.id);
+            first
+        });
         if targets.is_empty() {
             return Ok(Outcome::Dropped(DropReason::UnknownSite));
         }
@@ -160,9 +168,14 @@ impl Pipeline {
             .map(|g| g.lookup(ip::truncate(req.client_ip)))
             .unwrap_or_default();
 
-        // Step: visitor hash and session, per target site.
+        // Step: visitor hash and session, per target site, under the event's own UTC day's
+        // salt (never another day's: that would link visitors across days).
         let salts = self.salts.load();
-        let Some(salts) = salts.as_ref() else {
+        let day = req.received_at.date_naive();
+        let Some((salt, previous_salt)) = salts.as_ref().as_ref().and_then(|s| {
+            let previous = day.pred_opt().and_then(|d| s.for_day(d));
+            s.for_day(day).map(|salt| (salt, previous))
+        }) else {
             return Ok(Outcome::Dropped(DropReason::NoSalt));
         };
         let is_engagement = input.name == "engagement";
@@ -175,11 +188,9 @@ impl Pipeline {
             input.props.iter().cloned().unzip();
         let mut rows = Vec::with_capacity(targets.len());
         for site in targets {
-            let visitor = visitor_id(&salts.today.1, &site.domain, req.client_ip, req.user_agent);
-            let previous = salts
-                .yesterday
-                .as_ref()
-                .map(|(_, salt)| visitor_id(salt, &site.domain, req.client_ip, req.user_agent));
+            let visitor = visitor_id(salt, &site.domain, req.client_ip, req.user_agent);
+            let previous = previous_salt
+                .map(|salt| visitor_id(salt, &site.domain, req.client_ip, req.user_agent));
             let arriving = Visit {
                 source: source.clone(),
                 utm: page.utm.clone(),
@@ -263,10 +274,10 @@ mod tests {
                 timezone: "Europe/Copenhagen".into(),
             },
         ]);
-        let day = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        // The day of `at()`.
+        let day = NaiveDate::from_ymd_opt(2025, 11, 25).unwrap();
         p.set_salts(Salts {
-            today: (day, Salt([1; 32])),
-            yesterday: None,
+            days: vec![(day, Salt([1; 32]))],
         });
         p
     }
@@ -390,6 +401,26 @@ mod tests {
         ));
         assert_eq!(r.iter().map(|e| e.site_id).collect::<Vec<_>>(), vec![1, 2]);
         assert_ne!(r[0].visitor_id, r[1].visitor_id, "hashes are per site");
+        // A site named several times, in any spelling, is recorded once.
+        let r = rows(run(
+            &p,
+            r#"{"n":"pageview","u":"https://a.org/","d":"a.org,www.a.org, A.org,b.org,a.org"}"#,
+            CHROME,
+            at(0),
+        ));
+        assert_eq!(r.iter().map(|e| e.site_id).collect::<Vec<_>>(), vec![1, 2]);
+        // More than ten domains is a client error.
+        let eleven = (0..11)
+            .map(|i| format!("s{i}.org"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let body = format!(r#"{{"n":"pageview","u":"https://a.org/","d":"{eleven}"}}"#);
+        assert!(
+            parse_body(body.as_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("more than 10")
+        );
     }
 
     #[test]

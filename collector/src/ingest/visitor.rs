@@ -1,17 +1,16 @@
 //! Visitor identity without cookies: a daily salt and a keyed hash.
 //!
 //! `visitor_id = first 8 bytes of blake3::keyed_hash(salt[day], site ‖ 0 ‖ ip ‖ 0 ‖ ua)`.
-//! Salts are per UTC day. The salt of a new day is derived from the previous one by a
-//! forward-only ratchet (`salt[d+1] = blake3::derive_key(CONTEXT, salt[d])`), so every
-//! collector that holds yesterday's salt computes the same one for today, and nobody can go
-//! back. The previous day's salt is kept only to continue sessions across midnight; salts are
+//! Salts are per UTC day, each drawn at random on its own: no salt can be computed from
+//! another, so a backup that holds one day's salt unmasks that day and no other. Each day's
+//! salt is created ahead of its day (see `maintenance`), and collectors settle on the smallest
+//! one stored for the day. An event is hashed with its own UTC day's salt or not at all; the
+//! previous day's salt is kept only to continue sessions across midnight, and salts are
 //! deleted 48 hours after their day began. Salts never appear in `Debug` output or logs.
 
 use std::net::IpAddr;
 
 use chrono::NaiveDate;
-
-const RATCHET_CONTEXT: &str = "footfall 2026-11 daily visitor salt ratchet";
 
 /// A 32-byte salt; its `Debug` does not show the bytes.
 #[derive(Clone, PartialEq, Eq)]
@@ -29,18 +28,20 @@ impl Salt {
         rand::fill(&mut bytes);
         Salt(bytes)
     }
-
-    /// The salt of the next day.
-    pub fn ratchet(&self) -> Salt {
-        Salt(blake3::derive_key(RATCHET_CONTEXT, &self.0))
-    }
 }
 
-/// The salts a collector currently holds: today's, and yesterday's while it lives.
-#[derive(Debug, Clone)]
+/// The salts a collector currently holds, by UTC day: yesterday's while it lives, today's,
+/// and tomorrow's once it has been drawn.
+#[derive(Debug, Clone, Default)]
 pub struct Salts {
-    pub today: (NaiveDate, Salt),
-    pub yesterday: Option<(NaiveDate, Salt)>,
+    pub days: Vec<(NaiveDate, Salt)>,
+}
+
+impl Salts {
+    /// The salt of `day`, if it is held.
+    pub fn for_day(&self, day: NaiveDate) -> Option<&Salt> {
+        self.days.iter().find(|(d, _)| *d == day).map(|(_, s)| s)
+    }
 }
 
 /// The visitor hash of `(site, ip, user_agent)` under `salt`.
@@ -76,7 +77,7 @@ mod tests {
             visitor_id(&salt, "a.org", "1.2.3.5".parse().unwrap(), "UA")
         );
         assert_ne!(base, visitor_id(&salt, "a.org", ip, "UB"));
-        assert_ne!(base, visitor_id(&salt.ratchet(), "a.org", ip, "UA"));
+        assert_ne!(base, visitor_id(&Salt([8; 32]), "a.org", ip, "UA"));
         // The mapped IPv6 form of an IPv4 address is the same visitor.
         assert_eq!(
             base,
@@ -85,11 +86,14 @@ mod tests {
     }
 
     #[test]
-    fn ratchet_is_deterministic_and_moves() {
-        let s = Salt::random();
-        assert_eq!(s.ratchet(), s.ratchet());
-        assert_ne!(s.ratchet(), s);
-        assert_ne!(s.ratchet().ratchet(), s.ratchet());
+    fn salts_are_random_and_found_by_day() {
+        assert_ne!(Salt::random(), Salt::random());
+        let day = NaiveDate::from_ymd_opt(2026, 12, 5).unwrap();
+        let salts = Salts {
+            days: vec![(day, Salt([1; 32]))],
+        };
+        assert_eq!(salts.for_day(day), Some(&Salt([1; 32])));
+        assert_eq!(salts.for_day(day.succ_opt().unwrap()), None);
     }
 
     #[test]
