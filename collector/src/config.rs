@@ -21,6 +21,9 @@ pub struct Config {
     /// GeoIP files, asked in order (see [`crate::ingest::geoip`]); empty: no locations.
     pub geoip_db: Vec<PathBuf>,
     pub trusted_proxies: Vec<IpNet>,
+    /// The header the trusted proxies name the client in (`X-Forwarded-For`, `X-Real-IP`,
+    /// `CF-Connecting-IP`…); no other is believed.
+    pub client_ip_header: axum::http::HeaderName,
     pub raw_retention_days: u32,
     pub aggregate_retention_days: u32,
     pub batch_size: usize,
@@ -99,6 +102,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("clickhouse_cluster", None),
     ("geoip_db", None),
     ("trusted_proxies", Some("")),
+    ("client_ip_header", Some("X-Forwarded-For")),
     ("raw_retention_days", Some("30")),
     ("aggregate_retention_days", Some("1825")),
     ("batch_size", Some("10000")),
@@ -196,6 +200,15 @@ impl Config {
             clickhouse,
             geoip_db,
             trusted_proxies: parse_cidrs(&v.string("trusted_proxies")?)?,
+            client_ip_header: {
+                let name = v.string("client_ip_header")?;
+                axum::http::HeaderName::from_bytes(name.trim().as_bytes())
+                    .ok()
+                    .filter(|_| !name.trim().is_empty() && name.len() <= 64)
+                    .ok_or_else(|| {
+                        invalid("client_ip_header", format!("`{name}` is not a header name"))
+                    })?
+            },
             raw_retention_days: v.number("raw_retention_days", 1, 3650)? as u32,
             aggregate_retention_days: v.number("aggregate_retention_days", 1, 36_500)? as u32,
             batch_size: v.number("batch_size", 1, 1_000_000)? as usize,
@@ -435,6 +448,7 @@ mod tests {
             ),
             ("FOOTFALL_CLICKHOUSE_URL", "ftp://x", "clickhouse_url"),
             ("FOOTFALL_GEOIP_DB", "/nonexistent/file.mmdb", "geoip_db"),
+            ("FOOTFALL_CLIENT_IP_HEADER", "X Real IP", "client_ip_header"),
             ("FOOTFALL_QUEUE_CAPACITY", "99999999999", "queue_capacity"),
             ("FOOTFALL_SPOOL_MAX_MB", "0", "spool_max_mb"),
             ("FOOTFALL_RATE_LIMIT_PER_IP", "-1", "rate_limit_per_ip"),

@@ -76,7 +76,12 @@ proptest! {
             headers.insert("x-forwarded-for", v.clone());
             headers.insert("x-real-ip", v);
         }
-        let trusted = ["0.0.0.0/0".parse().unwrap()];
-        let _ = client_ip(IpAddr::V4(Ipv4Addr::from(peer)), &headers, &trusted);
+        for header in ["x-forwarded-for", "x-real-ip"] {
+            let proxies = footfall::ingest::ip::Proxies {
+                trusted: vec!["0.0.0.0/0".parse().unwrap()],
+                header: axum::http::HeaderName::from_static(header),
+            };
+            let _ = client_ip(IpAddr::V4(Ipv4Addr::from(peer)), &headers, &proxies);
+        }
     }
 }

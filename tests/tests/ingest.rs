@@ -17,6 +17,7 @@ both_stores!(
     bad_input_gets_a_clear_error_and_nothing_is_written,
     pixel_stores_and_answers_a_gif_even_when_dropped,
     trusted_proxy_header_is_used_only_from_the_proxy,
+    only_the_header_the_proxy_sets_names_the_client,
     salts_are_deleted_after_48_hours_and_purge_drops_old_days,
     cors_preflight_allows_post_from_any_origin_without_credentials,
 );
@@ -473,6 +474,34 @@ async fn trusted_proxy_header_is_used_only_from_the_proxy(b: Backend) {
         by_path("/direct").city,
         "Boxford",
         "a spoofed header from a non-proxy is ignored"
+    );
+}
+
+/// Behind a proxy that sets X-Real-IP (`client_ip_header`), the client's own X-Forwarded-For,
+/// passed through by that proxy, is not believed.
+async fn only_the_header_the_proxy_sets_names_the_client(b: Backend) {
+    let t = TestApp::start_with(
+        b,
+        "proxy_header",
+        &[("example.com", "UTC")],
+        start_time(),
+        |c| {
+            c.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
+            c.client_ip_header = axum::http::HeaderName::from_static("x-real-ip");
+        },
+    )
+    .await;
+    let req = Request::post("/api/event")
+        .header("user-agent", CHROME_UA)
+        .header("x-forwarded-for", "2.2.3.77")
+        .header("x-real-ip", "175.16.199.9")
+        .body(Body::from(pageview("/real-ip")))
+        .unwrap();
+    t.send("10.1.2.3", req).await;
+    let rows = t.t.wait_for_barrier("/real-ip", WAIT).await;
+    assert_eq!(
+        rows[0].city, "Changchun",
+        "the proxy's X-Real-IP, not the client's XFF"
     );
 }
 

@@ -10,6 +10,7 @@ both_stores!(
     sigterm_drains_every_queued_event,
     an_acknowledged_batch_survives_sigkill,
     users_are_managed_from_the_cli,
+    the_data_directory_is_the_owners_alone,
 );
 
 const PROBE_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 PrivacyProbe/7.3";
@@ -424,4 +425,37 @@ async fn users_are_managed_from_the_cli(b: Backend) {
         );
     }
     assert!(!footfall.log_text().contains("password 2"));
+}
+
+/// The data directory, the spool and the database files are created `0700`/`0600` whatever
+/// the umask (the test's is the usual 022), and an existing directory is tightened.
+async fn the_data_directory_is_the_owners_alone(b: Backend) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let t = TestStore::new(b, "private_files").await;
+    add_site(&t.env(), "example.com");
+    let data_dir = t.config.data_dir.clone();
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let p = Process::serve(&env_for(&t, &[]), log.path().to_path_buf()).await;
+    let http = reqwest::Client::new();
+    assert_eq!(post(&http, &p.base, "2.2.3.77", CHROME_UA, "/x").await, 202);
+    assert_eq!(t.wait_for_events(1, Duration::from_secs(10)).await.len(), 1);
+    let mut seen = 0;
+    let mut stack = vec![data_dir.clone()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::metadata(&path).unwrap();
+        let mode = meta.permissions().mode() & 0o777;
+        if meta.is_dir() {
+            assert_eq!(mode, 0o700, "{}", path.display());
+            stack.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode & 0o077, 0, "{} is {mode:o}", path.display());
+            seen += 1;
+        }
+    }
+    if matches!(b, Backend::Sqlite) {
+        assert!(seen >= 3, "footfall.db, its WAL and shared memory at least");
+    }
+    drop(p);
 }

@@ -36,6 +36,10 @@ impl App {
         store: Arc<dyn Store>,
         clock: SharedClock,
     ) -> anyhow::Result<App> {
+        // The data directory holds the spool (and the embedded store): its owner's alone.
+        crate::store::files::create_private_dir(&config.data_dir).with_context(|| {
+            format!("creating the data directory {}", config.data_dir.display())
+        })?;
         let geoip = if config.geoip_db.is_empty() {
             None
         } else {
@@ -84,7 +88,10 @@ impl App {
             store,
             metrics,
             clock,
-            trusted_proxies: config.trusted_proxies.clone().into(),
+            proxies: Arc::new(crate::ingest::ip::Proxies {
+                trusted: config.trusted_proxies.clone(),
+                header: config.client_ip_header.clone(),
+            }),
             raw_retention_days: config.raw_retention_days,
             aggregate_retention_days: config.aggregate_retention_days,
             login_limiter: Default::default(),

@@ -349,7 +349,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let body: LoginBody = json_body(&headers, body).await?;
     let email = body.email.trim().to_lowercase();
-    let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let ip = client_ip(peer.ip(), &headers, &state.proxies);
     let keys = [format!("ip:{ip}"), format!("email:{email}")];
     let t = now(&state);
     if let Some(retry_after_secs) = state.login_limiter.blocked(&keys, t) {
@@ -474,7 +474,7 @@ pub async fn unlock_share(
     body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let body: UnlockBody = json_body(&headers, body).await?;
-    let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let ip = client_ip(peer.ip(), &headers, &state.proxies);
     let keys = [format!("ip:{ip}")];
     let t = now(&state);
     if let Some(retry_after_secs) = state.login_limiter.blocked(&keys, t) {

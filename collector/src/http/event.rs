@@ -50,7 +50,7 @@ pub async fn post_event(
     state.metrics.received.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let result = async {
-        let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+        let ip = client_ip(peer.ip(), &headers, &state.proxies);
         let _permit = admit(&state, ip)?;
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
@@ -93,7 +93,7 @@ pub async fn get_pixel(
     state.metrics.received.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let result = async {
-        let ip = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+        let ip = client_ip(peer.ip(), &headers, &state.proxies);
         let _permit = admit(&state, ip)?;
         let referer = headers
             .get(header::REFERER)

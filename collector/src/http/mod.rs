@@ -20,7 +20,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::http::{Method, header};
 use axum::routing::{delete, get, post, put};
-use ipnet::IpNet;
 use tower_http::cors::{Any, CorsLayer};
 
 pub use dashboard::shipped_sizes;
@@ -41,7 +40,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub metrics: Arc<Metrics>,
     pub clock: SharedClock,
-    pub trusted_proxies: Arc<[IpNet]>,
+    /// Trusted proxies and the header they name the client in.
+    pub proxies: Arc<crate::ingest::ip::Proxies>,
     /// Days of raw events kept: the query planner refuses questions beyond them.
     pub raw_retention_days: u32,
     /// Days of daily rollups kept (shown in site settings).

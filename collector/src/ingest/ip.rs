@@ -1,24 +1,51 @@
 //! The client's IP address: where it comes from and how it is truncated.
 //!
-//! The socket peer is the client unless the peer is a trusted proxy; then the right-most
-//! address of `X-Forwarded-For` that is not itself a trusted proxy is the client (or
-//! `X-Real-IP` when there is no `X-Forwarded-For`). The full address is used only in memory
-//! for the visitor hash; everything else sees [`truncate`]d addresses (IPv4 /24, IPv6 /48).
+//! The socket peer is the client unless the peer is a trusted proxy; then the header that
+//! proxy sets names the client ([`Proxies::header`], the `client_ip_header` setting; only that
+//! one header is believed, so a client cannot add another to spoof its address). With
+//! `X-Forwarded-For` the right-most address that is not itself a trusted proxy is the client;
+//! with a single-address header (`X-Real-IP`, `CF-Connecting-IP`…) its address is. The full
+//! address is used only in memory for the visitor hash; everything else sees [`truncate`]d
+//! addresses (IPv4 /24, IPv6 /48).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
 /// Most `X-Forwarded-For` entries looked at.
 const MAX_FORWARDED_HOPS: usize = 20;
 
+/// The proxies whose word about the client is believed, and the header they set.
+#[derive(Debug, Clone)]
+pub struct Proxies {
+    pub trusted: Vec<IpNet>,
+    pub header: HeaderName,
+}
+
+impl Default for Proxies {
+    fn default() -> Self {
+        Proxies {
+            trusted: Vec::new(),
+            header: HeaderName::from_static("x-forwarded-for"),
+        }
+    }
+}
+
 /// The client address of a request that arrived from `peer`.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, proxies: &Proxies) -> IpAddr {
     let peer = canonical(peer);
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let is_trusted = |ip: &IpAddr| proxies.trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
+    }
+    if proxies.header != "x-forwarded-for" {
+        // One address, set by the proxy; a client's own copy is replaced by it.
+        return headers
+            .get(&proxies.header)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_forwarded)
+            .unwrap_or(peer);
     }
     let forwarded: Vec<IpAddr> = headers
         .get_all("x-forwarded-for")
@@ -27,22 +54,15 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
         .flat_map(|v| v.split(','))
         .filter_map(parse_forwarded)
         .collect();
-    if !forwarded.is_empty() {
-        let hops = forwarded.iter().rev().take(MAX_FORWARDED_HOPS);
-        let mut last = peer;
-        for ip in hops {
-            last = *ip;
-            if !is_trusted(ip) {
-                return *ip;
-            }
+    let hops = forwarded.iter().rev().take(MAX_FORWARDED_HOPS);
+    let mut last = peer;
+    for ip in hops {
+        last = *ip;
+        if !is_trusted(ip) {
+            return *ip;
         }
-        return last;
     }
-    headers
-        .get("x-real-ip")
-        .and_then(|v| v.to_str().ok())
-        .and_then(parse_forwarded)
-        .unwrap_or(peer)
+    last
 }
 
 fn parse_forwarded(s: &str) -> Option<IpAddr> {
@@ -101,28 +121,55 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn proxies(header: &'static str) -> Proxies {
+        Proxies {
+            trusted: vec!["10.0.0.0/8".parse().unwrap()],
+            header: HeaderName::from_static(header),
+        }
+    }
+
     #[test]
     fn untrusted_peer_headers_are_ignored() {
         let h = headers(&[("x-forwarded-for", "1.2.3.4"), ("x-real-ip", "5.6.7.8")]);
-        assert_eq!(client_ip(ip("9.9.9.9"), &h, &[]), ip("9.9.9.9"));
-        let trusted = ["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(ip("9.9.9.9"), &h, &trusted), ip("9.9.9.9"));
+        assert_eq!(
+            client_ip(ip("9.9.9.9"), &h, &Proxies::default()),
+            ip("9.9.9.9")
+        );
+        assert_eq!(
+            client_ip(ip("9.9.9.9"), &h, &proxies("x-forwarded-for")),
+            ip("9.9.9.9")
+        );
     }
 
     #[test]
     fn trusted_proxy_forwards_the_client() {
-        let trusted = ["10.0.0.0/8".parse().unwrap()];
+        let xff = proxies("x-forwarded-for");
         let h = headers(&[("x-forwarded-for", "spoofed, 1.2.3.4, 10.0.0.7")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("1.2.3.4"));
-        let h = headers(&[("x-real-ip", "2001:db8::1")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("2001:db8::1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff), ip("1.2.3.4"));
         let h = headers(&[("x-forwarded-for", "garbage")]);
-        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff), ip("10.0.0.1"));
         let h = headers(&[("x-forwarded-for", "1.2.3.4:5678")]);
-        assert_eq!(
-            client_ip(ip("::ffff:10.0.0.1"), &h, &trusted),
-            ip("1.2.3.4")
-        );
+        assert_eq!(client_ip(ip("::ffff:10.0.0.1"), &h, &xff), ip("1.2.3.4"));
+        // Another header is not believed when the proxy sets X-Forwarded-For.
+        let h = headers(&[("x-real-ip", "2001:db8::1")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &xff), ip("10.0.0.1"));
+    }
+
+    #[test]
+    fn a_proxy_that_sets_one_header_is_not_overruled_by_another() {
+        // Behind a proxy that sets X-Real-IP (and passes the client's own X-Forwarded-For
+        // through), the client cannot choose its address.
+        let real = proxies("x-real-ip");
+        let h = headers(&[("x-forwarded-for", "6.6.6.6"), ("x-real-ip", "2001:db8::1")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &real), ip("2001:db8::1"));
+        let cf = proxies("cf-connecting-ip");
+        let h = headers(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("cf-connecting-ip", "1.2.3.4"),
+        ]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &cf), ip("1.2.3.4"));
+        let h = headers(&[("x-forwarded-for", "6.6.6.6")]);
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &cf), ip("10.0.0.1"));
     }
 
     #[test]

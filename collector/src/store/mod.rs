@@ -15,6 +15,7 @@
 //! Two implementations: [`sqlite_store`] (embedded, the default) and [`clickhouse_store`].
 
 pub mod clickhouse_store;
+pub mod files;
 pub mod sqlite_store;
 
 use std::sync::Arc;

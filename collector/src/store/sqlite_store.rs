@@ -94,7 +94,7 @@ fn day_start_ts(day: NaiveDate) -> i64 {
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        super::files::create_private_dir(data_dir).map_err(|e| {
             StoreError::Io(format!(
                 "cannot create data directory {}: {e}",
                 data_dir.display()
@@ -120,6 +120,14 @@ impl SqliteStore {
         };
         let conn = open()?;
         let reader = open()?;
+        // SQLite creates its files as the umask says; the WAL and shared-memory files it
+        // creates later take the database file's mode.
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            super::files::make_private(Path::new(&file))
+                .map_err(|e| StoreError::Io(format!("cannot restrict {}: {e}", path.display())))?;
+        }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             reader: Arc::new(Mutex::new(reader)),

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read as _, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use crate::store::EventRow;
@@ -117,7 +118,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Spool {
     /// Opens (or creates) the spool in `dir`, holding at most `max_bytes`.
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Spool, SpoolError> {
-        fs::create_dir_all(dir)?;
+        crate::store::files::create_private_dir(dir)?;
         let mut segments = Vec::new();
         for entry in fs::read_dir(dir)? {
             let entry = entry?;
@@ -205,6 +206,7 @@ impl Spool {
             let file = OpenOptions::new()
                 .create_new(true)
                 .append(true)
+                .mode(0o600)
                 .open(self.dir.join(segment_name(seq)))?;
             sync_dir(&self.dir)?;
             self.segments.push((seq, 0));
@@ -318,7 +320,13 @@ impl Spool {
         let mut file = OpenOptions::new().read(true).write(true).open(&path)?;
         file.seek(SeekFrom::Start(offset))?;
         file.read_to_end(&mut tail)?;
-        fs::write(&aside, &tail)?;
+        OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&aside)?
+            .write_all(&tail)?;
         file.set_len(offset)?;
         file.sync_all()?;
         sync_dir(&self.dir)?;
