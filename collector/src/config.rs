@@ -38,6 +38,8 @@ pub struct Config {
     pub rate_limit_burst: u32,
     /// Ingest requests in flight at once, at most; more are answered 503.
     pub max_concurrent_requests: usize,
+    /// Visits held open in memory, at most (the stalest are evicted past it).
+    pub max_sessions: usize,
 }
 
 /// Where the ClickHouse store lives.
@@ -113,6 +115,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("rate_limit_per_ip", Some("100")),
     ("rate_limit_burst", Some("1000")),
     ("max_concurrent_requests", Some("4096")),
+    ("max_sessions", Some("500000")),
 ];
 
 /// Most GeoIP files `geoip_db` may list.
@@ -219,6 +222,7 @@ impl Config {
             rate_limit_per_ip: v.number("rate_limit_per_ip", 0, 1_000_000)? as u32,
             rate_limit_burst: v.number("rate_limit_burst", 1, 10_000_000)? as u32,
             max_concurrent_requests: v.number("max_concurrent_requests", 1, 1_000_000)? as usize,
+            max_sessions: v.number("max_sessions", 100, 100_000_000)? as usize,
         })
     }
 }

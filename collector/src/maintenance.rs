@@ -39,9 +39,10 @@ pub struct Maintenance {
 impl Maintenance {
     /// One round: sites, salts, session sweep, and the rollups of a few closed days.
     pub async fn tick(&self) -> Result<(), StoreError> {
+        // First, and whether or not the store answers: idle visits leave memory.
+        self.pipeline.sessions.sweep(self.clock.now());
         self.pipeline.set_sites(self.store.sites().await?);
         self.refresh_salts().await?;
-        self.pipeline.sessions.sweep(self.clock.now());
         self.roll_up(ROLLUP_DAYS_PER_TICK).await?;
         Ok(())
     }

@@ -18,6 +18,7 @@ both_stores!(
     pixel_stores_and_answers_a_gif_even_when_dropped,
     trusted_proxy_header_is_used_only_from_the_proxy,
     only_the_header_the_proxy_sets_names_the_client,
+    open_visits_are_capped_when_a_client_changes_its_user_agent,
     salts_are_deleted_after_48_hours_and_purge_drops_old_days,
     cors_preflight_allows_post_from_any_origin_without_credentials,
 );
@@ -575,4 +576,54 @@ async fn cors_preflight_allows_post_from_any_origin_without_credentials(b: Backe
             .get("access-control-allow-credentials")
             .is_none()
     );
+}
+
+/// One client within the rate limit that changes its user-agent on every request opens a new
+/// visit each time: the map of open visits stays within `max_sessions`, evicting the stalest,
+/// and /metrics counts it.
+async fn open_visits_are_capped_when_a_client_changes_its_user_agent(b: Backend) {
+    let t = TestApp::start_with(
+        b,
+        "sessions_cap",
+        &[("example.com", "UTC")],
+        start_time(),
+        |c| {
+            c.max_sessions = 100;
+        },
+    )
+    .await;
+    for i in 0..300 {
+        let ua = format!("{CHROME_UA} Build/{i}");
+        let r = t
+            .post_event("2.2.3.77", &ua, &pageview(&format!("/p{i}")))
+            .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        assert!(r.headers().get("x-footfall-dropped").is_none());
+    }
+    let sessions = &t.app.state.pipeline.sessions;
+    assert!(sessions.len() <= 100, "{} open visits", sessions.len());
+    assert!(sessions.evicted() >= 200, "{} evicted", sessions.evicted());
+    let r = t
+        .send(
+            "127.0.0.1",
+            Request::get("/metrics").body(Body::empty()).unwrap(),
+        )
+        .await;
+    let text = String::from_utf8(
+        axum::body::to_bytes(r.into_body(), 1_000_000)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in /metrics"))
+    };
+    assert!(value("footfall_sessions_open") <= 100);
+    assert!(value("footfall_sessions_evicted_total") >= 200);
+    // Every event was still stored.
+    assert_eq!(t.t.wait_for_barrier("/p299", WAIT).await.len(), 300);
 }

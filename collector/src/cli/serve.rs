@@ -53,7 +53,9 @@ impl App {
         };
         // The user-agent rules and bot lists compile in about half a second: before serving.
         tokio::task::spawn_blocking(crate::ingest::useragent::UaParser::warm_up).await?;
-        let pipeline = Arc::new(Pipeline::new(geoip));
+        let mut pipeline = Pipeline::new(geoip);
+        pipeline.sessions = crate::ingest::session::Sessions::with_capacity(config.max_sessions);
+        let pipeline = Arc::new(pipeline);
         let metrics = Arc::new(Metrics::default());
         let maintenance = Arc::new(Maintenance {
             store: store.clone(),

@@ -7,10 +7,12 @@
 //! Kept in memory, keyed by (site, visitor hash). At midnight the visitor hash changes with
 //! the salt, so a lookup also tries the hash under yesterday's salt and carries an open
 //! session over to the new hash: a session continues across midnight. Entries idle longer
-//! than the timeout are swept; the map is bounded by the number of visitors active in the
-//! last 30 minutes.
+//! than the timeout are swept, and the map holds at most `max_sessions` entries: past that,
+//! the stalest hundredth are evicted (counted in /metrics), so a client that changes its
+//! user-agent on every request cannot grow it without bound.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Duration, Utc};
@@ -37,10 +39,21 @@ struct Entry {
     visit: Arc<Visit>,
 }
 
+/// Most open sessions kept by default.
+pub const DEFAULT_MAX_SESSIONS: usize = 500_000;
+
 /// The open sessions of this collector.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Sessions {
     map: Mutex<HashMap<(u32, u64), Entry>>,
+    max: usize,
+    evicted: AtomicU64,
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self::with_capacity(DEFAULT_MAX_SESSIONS)
+    }
 }
 
 /// Whether an event may open a new session.
@@ -53,6 +66,55 @@ pub enum Open {
 }
 
 impl Sessions {
+    /// Sessions that keep at most `max` entries.
+    pub fn with_capacity(max: usize) -> Self {
+        Sessions {
+            map: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// Open sessions held now.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sessions evicted, still open, to stay within the cap.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), Entry>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Makes room for one more entry: drops the idle ones, then the stalest hundredth.
+    fn make_room(&self, map: &mut HashMap<(u32, u64), Entry>, now: DateTime<Utc>) {
+        if map.len() < self.max {
+            return;
+        }
+        map.retain(|_, e| now - e.last_seen <= SESSION_TIMEOUT);
+        if map.len() < self.max {
+            return;
+        }
+        let evict = (self.max / 100).max(1).min(map.len());
+        let mut ages: Vec<(DateTime<Utc>, (u32, u64))> =
+            map.iter().map(|(k, e)| (e.last_seen, *k)).collect();
+        ages.select_nth_unstable_by_key(evict - 1, |(seen, _)| *seen);
+        for (_, key) in &ages[..evict] {
+            map.remove(key);
+        }
+        self.evicted.fetch_add(evict as u64, Ordering::Relaxed);
+    }
+
     /// The session of `visitor` at `now`, opened or continued, and where its visit came
     /// from: `visit` for a new session, the stored one for an open session.
     /// `previous_visitor` is the visitor's hash under yesterday's salt, if it is still held.
@@ -66,10 +128,7 @@ impl Sessions {
         open: Open,
         visit: Visit,
     ) -> Option<(u64, Arc<Visit>)> {
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.lock();
         let alive = |e: &Entry| {
             now - e.last_seen <= SESSION_TIMEOUT && e.last_seen - now <= SESSION_TIMEOUT
         };
@@ -85,11 +144,14 @@ impl Sessions {
                 ..e
             },
             None if open == Open::ExistingOnly => return None,
-            None => Entry {
-                session_id: rand::random::<u64>().max(1),
-                last_seen: now,
-                visit: Arc::new(visit),
-            },
+            None => {
+                self.make_room(&mut map, now);
+                Entry {
+                    session_id: rand::random::<u64>().max(1),
+                    last_seen: now,
+                    visit: Arc::new(visit),
+                }
+            }
         };
         let out = (entry.session_id, entry.visit.clone());
         map.insert((site_id, visitor), entry);
@@ -98,10 +160,7 @@ impl Sessions {
 
     /// Forgets sessions idle longer than the timeout; returns how many remain.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
-        let mut map = self
-            .map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.lock();
         map.retain(|_, e| now - e.last_seen <= SESSION_TIMEOUT);
         map.len()
     }
@@ -215,5 +274,29 @@ mod visit_tests {
             )
             .unwrap();
         assert_eq!(*v, Visit::default(), "a new session takes its own source");
+    }
+
+    #[test]
+    fn the_map_is_capped_and_keeps_the_freshest() {
+        let at =
+            |min: i64| DateTime::from_timestamp(1_764_028_800, 0).unwrap() + Duration::minutes(min);
+        let s = Sessions::with_capacity(100);
+        for v in 0..250u64 {
+            s.touch(
+                1,
+                v,
+                None,
+                at(0) + Duration::seconds(v as i64),
+                Open::Allowed,
+                Visit::default(),
+            );
+            assert!(s.len() <= 100, "{} sessions after {v}", s.len());
+        }
+        assert!(s.evicted() >= 150, "{}", s.evicted());
+        // The latest visitors are still in their sessions; the first were evicted.
+        let last = s.touch(1, 249, None, at(1), Open::ExistingOnly, Visit::default());
+        assert!(last.is_some());
+        let first = s.touch(1, 0, None, at(1), Open::ExistingOnly, Visit::default());
+        assert!(first.is_none());
     }
 }
