@@ -40,6 +40,18 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Visits held open in memory, at most (the stalest are evicted past it).
     pub max_sessions: usize,
+    /// The bearer token `/metrics` asks for; open to anyone who reaches it without one.
+    pub metrics_token: Option<Secret>,
+}
+
+/// A setting that must not show in logs: its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Where the ClickHouse store lives.
@@ -116,6 +128,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("rate_limit_burst", Some("1000")),
     ("max_concurrent_requests", Some("4096")),
     ("max_sessions", Some("500000")),
+    ("metrics_token", None),
 ];
 
 /// Most GeoIP files `geoip_db` may list.
@@ -223,6 +236,15 @@ impl Config {
             rate_limit_burst: v.number("rate_limit_burst", 1, 10_000_000)? as u32,
             max_concurrent_requests: v.number("max_concurrent_requests", 1, 1_000_000)? as usize,
             max_sessions: v.number("max_sessions", 100, 100_000_000)? as usize,
+            metrics_token: match v.opt("metrics_token")?.filter(|t| !t.is_empty()) {
+                Some(t) if t.len() < 16 || !t.chars().all(|c| c.is_ascii_graphic()) => {
+                    return Err(invalid(
+                        "metrics_token",
+                        "at least 16 visible ASCII characters, without spaces",
+                    ));
+                }
+                other => other.map(Secret),
+            },
         })
     }
 }
@@ -453,6 +475,7 @@ mod tests {
             ("FOOTFALL_CLICKHOUSE_URL", "ftp://x", "clickhouse_url"),
             ("FOOTFALL_GEOIP_DB", "/nonexistent/file.mmdb", "geoip_db"),
             ("FOOTFALL_CLIENT_IP_HEADER", "X Real IP", "client_ip_header"),
+            ("FOOTFALL_METRICS_TOKEN", "short", "metrics_token"),
             ("FOOTFALL_QUEUE_CAPACITY", "99999999999", "queue_capacity"),
             ("FOOTFALL_SPOOL_MAX_MB", "0", "spool_max_mb"),
             ("FOOTFALL_RATE_LIMIT_PER_IP", "-1", "rate_limit_per_ip"),

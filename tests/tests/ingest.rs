@@ -19,6 +19,7 @@ both_stores!(
     trusted_proxy_header_is_used_only_from_the_proxy,
     only_the_header_the_proxy_sets_names_the_client,
     open_visits_are_capped_when_a_client_changes_its_user_agent,
+    metrics_ask_for_the_token_when_one_is_set,
     salts_are_deleted_after_48_hours_and_purge_drops_old_days,
     cors_preflight_allows_post_from_any_origin_without_credentials,
 );
@@ -626,4 +627,43 @@ async fn open_visits_are_capped_when_a_client_changes_its_user_agent(b: Backend)
     assert!(value("footfall_sessions_evicted_total") >= 200);
     // Every event was still stored.
     assert_eq!(t.t.wait_for_barrier("/p299", WAIT).await.len(), 300);
+}
+
+/// With `metrics_token`, /metrics answers 401 without the token or with another, and the
+/// figures with it.
+async fn metrics_ask_for_the_token_when_one_is_set(b: Backend) {
+    const TOKEN: &str = "s3cret-metrics-token-0123456789";
+    let t = TestApp::start_with(
+        b,
+        "metrics_token",
+        &[("example.com", "UTC")],
+        start_time(),
+        |c| {
+            c.metrics_token = Some(footfall::config::Secret(TOKEN.into()));
+        },
+    )
+    .await;
+    let get = |auth: Option<&str>| {
+        let mut r = Request::get("/metrics");
+        if let Some(a) = auth {
+            r = r.header("authorization", a);
+        }
+        r.body(Body::empty()).unwrap()
+    };
+    for auth in [
+        None,
+        Some("Bearer wrong-token-but-long-enough"),
+        Some(TOKEN),
+    ] {
+        let r = t.send("127.0.0.1", get(auth)).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:?}");
+    }
+    let r = t
+        .send("127.0.0.1", get(Some(&format!("Bearer {TOKEN}"))))
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = axum::body::to_bytes(r.into_body(), 1_000_000)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text).contains("footfall_events_received_total"));
 }

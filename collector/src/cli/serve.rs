@@ -102,6 +102,10 @@ impl App {
                 config.rate_limit_burst,
                 config.max_concurrent_requests,
             )),
+            metrics_token: config
+                .metrics_token
+                .as_ref()
+                .map(|t| blake3::hash(t.0.as_bytes())),
         };
         Ok(App {
             state,

@@ -1,8 +1,8 @@
 //! Liveness, readiness and metrics.
 
 use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 
 use super::AppState;
 
@@ -20,7 +20,23 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 /// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(want) = state.metrics_token {
+        // Compared as blake3 hashes: `Hash`'s equality takes the same time for any input.
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| blake3::hash(t.trim().as_bytes()));
+        if given != Some(want) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "metrics_token: send Authorization: Bearer <token>",
+            )
+                .into_response();
+        }
+    }
     let mut text = state.metrics.render();
     let sessions = &state.pipeline.sessions;
     text.push_str(&format!(
@@ -29,5 +45,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         sessions.len(),
         sessions.evicted()
     ));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }

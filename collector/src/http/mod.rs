@@ -48,6 +48,9 @@ pub struct AppState {
     pub aggregate_retention_days: u32,
     pub login_limiter: Arc<auth::LoginLimiter>,
     pub limits: Arc<limits::IngestLimits>,
+    /// The blake3 hash of the bearer token `/metrics` asks for (`metrics_token`); open when
+    /// none is set.
+    pub metrics_token: Option<blake3::Hash>,
 }
 
 /// The header that names why an accepted request was not stored.
