@@ -34,6 +34,8 @@ pub struct Maintenance {
     pub clock: SharedClock,
     pub raw_retention_days: u32,
     pub aggregate_retention_days: u32,
+    /// The spool whose damaged tails retention deletes, and where that is counted.
+    pub spool: Option<(std::path::PathBuf, Arc<crate::metrics::Metrics>)>,
 }
 
 impl Maintenance {
@@ -110,6 +112,30 @@ impl Maintenance {
         let dropped = self.store.purge_events_before(cutoff).await?;
         if dropped > 0 {
             tracing::info!(days = dropped, before = %cutoff, "raw events purged");
+        }
+        if let Some((dir, metrics)) = &self.spool {
+            // Damaged spool tails hold event rows: they go with raw events of their age.
+            let before = std::time::SystemTime::UNIX_EPOCH
+                + Duration::from_secs(
+                    cutoff
+                        .and_hms_opt(0, 0, 0)
+                        .unwrap_or_default()
+                        .and_utc()
+                        .timestamp()
+                        .max(0) as u64,
+                );
+            match crate::writer::spool::delete_set_aside_before(dir, before) {
+                Ok(0) => {}
+                Ok(n) => {
+                    metrics
+                        .spool_corrupt_deleted
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    tracing::info!(files = n, "damaged spool tails past raw retention deleted");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not delete damaged spool tails")
+                }
+            }
         }
         let aggregate_cutoff = retention_cutoff(today, self.aggregate_retention_days);
         let rolled = self.store.purge_rollups_before(aggregate_cutoff).await?;

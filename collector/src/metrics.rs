@@ -25,6 +25,8 @@ pub struct Metrics {
     pub spool_full: AtomicU64,
     /// Damaged spool segment tails found.
     pub spool_corrupt: AtomicU64,
+    /// Damaged tails deleted once older than the raw retention.
+    pub spool_corrupt_deleted: AtomicU64,
     /// Requests refused by the per-IP rate limit.
     pub rate_limited: AtomicU64,
     /// Requests refused because too many were in flight.
@@ -168,6 +170,12 @@ impl Metrics {
             "footfall_spool_corrupt_total",
             "Damaged spool segment tails found (kept aside as .corrupt).",
             get(&self.spool_corrupt),
+        );
+        counter(
+            &mut out,
+            "footfall_spool_corrupt_deleted_total",
+            "Damaged spool tails deleted once older than raw_retention_days.",
+            get(&self.spool_corrupt_deleted),
         );
         counter(
             &mut out,

@@ -20,6 +20,7 @@ both_stores!(
     only_the_header_the_proxy_sets_names_the_client,
     open_visits_are_capped_when_a_client_changes_its_user_agent,
     metrics_ask_for_the_token_when_one_is_set,
+    damaged_spool_tails_go_with_raw_retention,
     salts_are_deleted_after_48_hours_and_purge_drops_old_days,
     cors_preflight_allows_post_from_any_origin_without_credentials,
 );
@@ -666,4 +667,49 @@ async fn metrics_ask_for_the_token_when_one_is_set(b: Backend) {
         .await
         .unwrap();
     assert!(String::from_utf8_lossy(&text).contains("footfall_events_received_total"));
+}
+
+/// A damaged spool tail set aside as `.seg.corrupt` holds event rows: retention deletes it
+/// once it is older than `raw_retention_days`, and /metrics counts it.
+async fn damaged_spool_tails_go_with_raw_retention(b: Backend) {
+    let t = TestApp::start(
+        b,
+        "corrupt_retention",
+        &[("example.com", "UTC")],
+        start_time(),
+    )
+    .await;
+    let spool = t.t.config.data_dir.join("spool");
+    let aside = spool.join("00000000000000000007.seg.corrupt");
+    std::fs::write(&aside, b"rows of 2026-11-20").unwrap();
+    // Written on the test clock's day.
+    std::fs::File::options()
+        .write(true)
+        .open(&aside)
+        .unwrap()
+        .set_modified(start_time().into())
+        .unwrap();
+    let count = || {
+        t.app
+            .state
+            .metrics
+            .spool_corrupt_deleted
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    // Within retention (30 days by default) it stays.
+    t.clock.advance(Span::days(29));
+    t.app.maintenance.purge().await.unwrap();
+    assert!(aside.exists());
+    assert_eq!(count(), 0);
+    t.clock.advance(Span::days(3));
+    t.app.maintenance.purge().await.unwrap();
+    assert!(!aside.exists(), "deleted past raw retention");
+    assert_eq!(count(), 1);
+    assert!(
+        t.app
+            .state
+            .metrics
+            .render()
+            .contains("footfall_spool_corrupt_deleted_total 1")
+    );
 }

@@ -15,6 +15,10 @@ pub async fn run(config: &Config) -> anyhow::Result<()> {
         clock: Arc::new(SystemClock),
         raw_retention_days: config.raw_retention_days,
         aggregate_retention_days: config.aggregate_retention_days,
+        spool: Some((
+            config.data_dir.join("spool"),
+            Arc::new(crate::metrics::Metrics::default()),
+        )),
     };
     let days = maintenance.purge().await?;
     println!(

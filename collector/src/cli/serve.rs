@@ -63,6 +63,7 @@ impl App {
             clock: clock.clone(),
             raw_retention_days: config.raw_retention_days,
             aggregate_retention_days: config.aggregate_retention_days,
+            spool: Some((config.data_dir.join("spool"), metrics.clone())),
         });
         maintenance
             .tick()

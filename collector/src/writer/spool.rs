@@ -110,6 +110,35 @@ fn checksum(payload: &[u8]) -> [u8; 8] {
     out
 }
 
+/// Deletes the damaged tails set aside in `dir` (`*.seg.corrupt`) last written before
+/// `before`: they hold event rows, which live no longer than raw events. Returns how many.
+pub fn delete_set_aside_before(
+    dir: &Path,
+    before: std::time::SystemTime,
+) -> std::io::Result<usize> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut deleted = 0;
+    for entry in entries {
+        let entry = entry?;
+        let is_aside = entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".seg.corrupt");
+        if is_aside && entry.metadata()?.modified()? < before {
+            fs::remove_file(entry.path())?;
+            deleted += 1;
+        }
+    }
+    if deleted > 0 {
+        sync_dir(dir)?;
+    }
+    Ok(deleted)
+}
+
 /// Makes a directory entry's creation or removal durable.
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
