@@ -546,3 +546,37 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
             .any(|(d, s)| *d == salt_day && s.0 == [7; 32])
     );
 }
+
+/// Deleting salts on SQLite empties the WAL even while another connection holds a read
+/// snapshot through the first checkpoint's busy timeout: the checkpoint is tried again until
+/// it completes, and no byte of the deleted salt is left in any file.
+#[tokio::test]
+async fn sqlite_deleted_salts_leave_every_file_while_a_reader_holds_the_wal() {
+    let t = TestStore::new(Backend::Sqlite, "salts_reader").await;
+    let old = Salt::random();
+    t.store.put_salt(day(1), &old).await.unwrap();
+    t.store.put_salt(day(3), &Salt::random()).await.unwrap();
+    let db = t
+        .config
+        .data_dir
+        .join(footfall::store::sqlite_store::DB_FILE);
+    let (held, holding) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM salts", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        held.send(()).unwrap();
+        // Longer than the store's busy timeout (5 s).
+        std::thread::sleep(std::time::Duration::from_secs(7));
+        conn.execute_batch("COMMIT").unwrap();
+    });
+    holding.recv().unwrap();
+    t.store.delete_salts_before(day(2)).await.unwrap();
+    reader.join().unwrap();
+    assert_eq!(t.store.salts().await.unwrap().len(), 1);
+    let found = t.files_containing(&old.0);
+    assert!(found.is_empty(), "deleted salt bytes remain in {found:?}");
+}

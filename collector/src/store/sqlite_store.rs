@@ -91,6 +91,9 @@ fn day_start_ts(day: NaiveDate) -> i64 {
     day_number(day) * 86_400
 }
 
+/// How often deleting salts tries to empty the WAL (each try waits up to the busy timeout).
+const CHECKPOINT_ATTEMPTS: u32 = 6;
+
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -431,9 +434,23 @@ impl Store for SqliteStore {
                 .map_err(query_err)?;
             if deleted > 0 {
                 // secure_delete zeroed the rows in the pages; the WAL still holds copies of
-                // them, so move everything into the database file and empty the log.
-                conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                    .map_err(query_err)?;
+                // them, so move everything into the database file and empty the log. A reader
+                // in the middle of a read makes the checkpoint answer "busy" (after the busy
+                // timeout): try again until it completes.
+                for attempt in 1..=CHECKPOINT_ATTEMPTS {
+                    let busy: i64 = conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                        .map_err(query_err)?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tracing::warn!(attempt, "a reader holds the WAL; the salt checkpoint waits");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                return Err(StoreError::Query(
+                    "deleted salts are still in the WAL: a reader held it through every checkpoint"
+                        .into(),
+                ));
             }
             Ok(())
         })
