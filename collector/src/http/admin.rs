@@ -33,6 +33,24 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/auth/logout"),
 ];
 
+/// The other routes that take a body or change something, and why they need neither a
+/// session nor a CSRF token. A test reads the router's source and fails when a route that is
+/// not a `GET` is in neither list.
+pub const OPEN_WRITE_ROUTES: &[(&str, &str, &str)] = &[
+    ("POST", "/api/event", "ingest, from any site's pages"),
+    (
+        "POST",
+        "/api/v2/query",
+        "a read with a JSON body; API key, session or shared link",
+    ),
+    ("POST", "/api/auth/login", "starts a session; rate-limited"),
+    (
+        "POST",
+        "/api/share/unlock",
+        "a shared link's password; rate-limited",
+    ),
+];
+
 /// Longest label of a shared link.
 const MAX_LABEL_CHARS: usize = 100;
 

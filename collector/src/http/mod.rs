@@ -115,3 +115,70 @@ fn dashboard_routes() -> Router<AppState> {
             put(admin::update_user).delete(admin::delete_user),
         )
 }
+
+#[cfg(test)]
+mod route_tests {
+    use super::admin::{OPEN_WRITE_ROUTES, STATE_CHANGING_ROUTES};
+
+    /// Every `(METHOD, path)` the router's source declares.
+    fn declared_routes() -> Vec<(String, String)> {
+        let source = include_str!("mod.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        let method = regex::Regex::new(r"\b(get|post|put|delete|patch)\(").unwrap();
+        let mut out = Vec::new();
+        for (at, _) in code.match_indices(".route(") {
+            // The call runs to its matching parenthesis.
+            let rest = &code[at + ".route(".len()..];
+            let mut depth = 1;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            let call = &rest[..end];
+            let path = call.split('"').nth(1).expect("a route's path").to_string();
+            for m in method.captures_iter(call) {
+                out.push((m[1].to_ascii_uppercase(), path.clone()));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_route_that_writes_is_in_one_list_and_every_listed_route_exists() {
+        let routes = declared_routes();
+        assert!(routes.len() > 30, "{routes:?}");
+        for (method, path) in &routes {
+            if method == "GET" {
+                continue;
+            }
+            let checked = STATE_CHANGING_ROUTES
+                .iter()
+                .any(|(m, p)| m == method && p == path);
+            let open = OPEN_WRITE_ROUTES
+                .iter()
+                .any(|(m, p, _)| m == method && p == path);
+            assert!(
+                checked ^ open,
+                "{method} {path}: add it to STATE_CHANGING_ROUTES (the access tests try it) or, \
+                 with a reason, to OPEN_WRITE_ROUTES"
+            );
+        }
+        for (m, p) in STATE_CHANGING_ROUTES
+            .iter()
+            .copied()
+            .chain(OPEN_WRITE_ROUTES.iter().map(|(m, p, _)| (*m, *p)))
+        {
+            assert!(
+                routes.iter().any(|(rm, rp)| rm == m && rp == p),
+                "{m} {p} is listed but not routed"
+            );
+        }
+    }
+}
