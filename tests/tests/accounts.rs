@@ -16,6 +16,7 @@ both_stores!(
     logged_out_requests_are_refused_or_sent_to_login,
     login_sets_a_safe_cookie_and_logout_ends_it,
     failed_logins_are_rate_limited,
+    concurrent_wrong_logins_check_no_more_passwords_than_the_limits,
     state_changes_need_the_csrf_token,
     a_viewer_reads_only_granted_sites,
     a_shared_link_reads_its_site_and_changes_nothing,
@@ -356,6 +357,72 @@ async fn failed_logins_are_rate_limited(b: Backend) {
     assert_eq!(
         t.send("198.51.100.9", huge).await.status(),
         StatusCode::PAYLOAD_TOO_LARGE
+    );
+}
+
+/// 500 wrong logins at once: the attempt is recorded before the password is checked, so at
+/// most the account's 10 are checked; against 500 different accounts, at most one check per
+/// core runs at once (each takes about 19 MiB) and the rest are answered 429.
+async fn concurrent_wrong_logins_check_no_more_passwords_than_the_limits(b: Backend) {
+    use std::sync::atomic::Ordering;
+    let t = setup(b, "login_burst").await;
+    let limiter = &t.app.state.login_limiter;
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = rss();
+    let one_account = (0..500).map(|i| {
+        let t = &t;
+        async move {
+            login_from(
+                t,
+                &format!("10.{}.{}.1", i / 250, i % 250),
+                ADMIN,
+                "wrong password!",
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(one_account).await;
+    assert!(
+        statuses
+            .iter()
+            .all(|s| *s == StatusCode::UNAUTHORIZED || *s == StatusCode::TOO_MANY_REQUESTS)
+    );
+    let checked = limiter.checked.load(Ordering::Relaxed);
+    assert!(checked <= 10, "{checked} passwords checked for one account");
+    let many_accounts = (0..500).map(|i| {
+        let t = &t;
+        async move {
+            login_from(
+                t,
+                &format!("10.{}.{}.2", i / 250, i % 250),
+                &format!("nobody{i}@example.org"),
+                "wrong password!",
+            )
+            .await
+            .status()
+        }
+    });
+    let statuses = futures_util::future::join_all(many_accounts).await;
+    let busy = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    let most = limiter.most_at_once.load(Ordering::SeqCst);
+    assert!(most <= limiter.permits(), "{most} checks at once");
+    eprintln!(
+        "500 + 500 wrong logins: {} checks, at most {most} at once ({} allowed), {busy} answered 429, RSS {} -> {} kB",
+        limiter.checked.load(Ordering::Relaxed),
+        limiter.permits(),
+        before,
+        rss()
     );
 }
 

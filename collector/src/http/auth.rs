@@ -269,23 +269,72 @@ pub async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::Unavailable)
 }
 
-/// Failed login attempts per client IP and per e-mail, over a sliding window.
-#[derive(Default)]
+/// Password attempts per client address and per e-mail (or shared link), over a sliding
+/// window, and a cap on password checks at once.
+///
+/// An attempt is recorded *before* its password is checked, so a burst of concurrent wrong
+/// logins cannot all get through the check; a login that succeeds takes its attempt back.
+/// Keys are blake3 hashes (no e-mail address is held in memory), IPv6 addresses count by
+/// their /64, and the map is bounded: past [`Self::MAX_KEYS`] the keys idle longest are
+/// evicted, never the whole map. Each argon2 check takes about 19 MiB: at most one per core
+/// runs at once, and a check that finds no free slot within half a second is answered 429.
 pub struct LoginLimiter {
-    failures: Mutex<HashMap<String, Vec<i64>>>,
+    attempts: Mutex<HashMap<[u8; 16], Vec<i64>>>,
+    checks: std::sync::Arc<tokio::sync::Semaphore>,
+    permits: usize,
+    /// Password checks run, and the most at once (for /metrics and tests).
+    pub checked: std::sync::atomic::AtomicU64,
+    pub most_at_once: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
+        LoginLimiter {
+            attempts: Mutex::new(HashMap::new()),
+            checks: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
+            permits,
+            checked: Default::default(),
+            most_at_once: Default::default(),
+            running: Default::default(),
+        }
+    }
+}
+
+/// How long a password check waits for a free slot before it is answered 429.
+const CHECK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The limiter's key for a client address: IPv6 by its /64.
+pub fn address_key(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        v4 => format!("ip:{v4}"),
+    }
 }
 
 impl LoginLimiter {
     pub const WINDOW_SECS: i64 = 15 * 60;
     pub const MAX_FAILURES: usize = 10;
-    /// Most keys remembered; beyond it the stalest are forgotten.
+    /// Most keys remembered; beyond it the keys idle longest are evicted.
     const MAX_KEYS: usize = 100_000;
 
-    /// Seconds to wait when any of `keys` has used up its failures.
-    pub fn blocked(&self, keys: &[String], now: i64) -> Option<u32> {
-        let map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        keys.iter()
-            .filter_map(|k| map.get(k))
+    fn key(k: &str) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out.copy_from_slice(&blake3::hash(k.as_bytes()).as_bytes()[..16]);
+        out
+    }
+
+    /// Checks that none of `keys` has used up its attempts and records one for each, at once.
+    /// `Err(seconds)` to wait when one has.
+    pub fn attempt(&self, keys: &[String], now: i64) -> Result<(), u32> {
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = keys
+            .iter()
+            .filter_map(|k| map.get(&Self::key(k)))
             .filter_map(|times| {
                 let recent: Vec<i64> = times
                     .iter()
@@ -299,29 +348,115 @@ impl LoginLimiter {
                         .max(1)
                 })
             })
+            .max();
+        if let Some(wait) = wait {
+            return Err(wait);
+        }
+        Self::make_room(&mut map, now);
+        for key in keys {
+            let times = map.entry(Self::key(key)).or_default();
+            times.retain(|t| now - t < Self::WINDOW_SECS);
+            times.push(now);
+        }
+        Ok(())
+    }
+
+    /// Seconds to wait when any of `keys` has used up its attempts (recording nothing).
+    pub fn blocked(&self, keys: &[String], now: i64) -> Option<u32> {
+        let map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        keys.iter()
+            .filter_map(|k| map.get(&Self::key(k)))
+            .filter_map(|times| {
+                let recent = times
+                    .iter()
+                    .filter(|t| now - *t < Self::WINDOW_SECS)
+                    .count();
+                (recent >= Self::MAX_FAILURES).then(|| {
+                    let oldest = times.iter().min().copied().unwrap_or(now);
+                    u32::try_from(oldest + Self::WINDOW_SECS - now)
+                        .unwrap_or(1)
+                        .max(1)
+                })
+            })
             .max()
     }
 
+    /// Records a failure for each of `keys` (an attempt already recorded stays recorded).
     pub fn fail(&self, keys: &[String], now: i64) {
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= Self::MAX_KEYS {
-            map.retain(|_, times| times.iter().any(|t| now - t < Self::WINDOW_SECS));
-            if map.len() >= Self::MAX_KEYS {
-                map.clear();
-            }
-        }
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        Self::make_room(&mut map, now);
         for key in keys {
-            let times = map.entry(key.clone()).or_default();
+            let times = map.entry(Self::key(key)).or_default();
             times.retain(|t| now - t < Self::WINDOW_SECS);
             times.push(now);
         }
     }
 
+    /// A success: forgets `key`'s attempts.
     pub fn clear(&self, key: &str) {
-        self.failures
+        self.attempts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+            .remove(&Self::key(key));
+    }
+
+    /// A success: takes back the attempt recorded at `at` for `key`.
+    pub fn take_back(&self, key: &str, at: i64) {
+        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(times) = map.get_mut(&Self::key(key))
+            && let Some(i) = times.iter().rposition(|t| *t == at)
+        {
+            times.remove(i);
+        }
+    }
+
+    /// Drops idle keys, then the keys idle longest, to stay below [`Self::MAX_KEYS`].
+    fn make_room(map: &mut HashMap<[u8; 16], Vec<i64>>, now: i64) {
+        if map.len() < Self::MAX_KEYS {
+            return;
+        }
+        map.retain(|_, times| times.iter().any(|t| now - t < Self::WINDOW_SECS));
+        if map.len() < Self::MAX_KEYS {
+            return;
+        }
+        let evict = Self::MAX_KEYS / 100;
+        let mut idle: Vec<(i64, [u8; 16])> = map
+            .iter()
+            .map(|(k, times)| (times.iter().max().copied().unwrap_or(0), *k))
+            .collect();
+        idle.select_nth_unstable_by_key(evict, |(last, _)| *last);
+        for (_, key) in &idle[..evict] {
+            map.remove(key);
+        }
+    }
+
+    /// Checks `password` against `hash` off the async threads, at most one check per core at
+    /// once; 429 when every slot is taken.
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ApiError> {
+        use std::sync::atomic::Ordering;
+        // A moment's wait smooths two people logging in at once; a flood is refused.
+        let slot = tokio::time::timeout(CHECK_WAIT, self.checks.clone().acquire_owned()).await;
+        let Ok(Ok(permit)) = slot else {
+            return Err(ApiError::RateLimited {
+                retry_after_secs: 1,
+            });
+        };
+        let running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_at_once.fetch_max(running, Ordering::SeqCst);
+        self.checked.fetch_add(1, Ordering::Relaxed);
+        let checked = blocking(move || {
+            let ok = accounts::verify_password(&password, hash.as_deref());
+            (ok, permit)
+        })
+        .await;
+        // The slot is given back only after the count of checks running has dropped.
+        self.running.fetch_sub(1, Ordering::SeqCst);
+        checked.map(|(ok, _permit)| ok)
+    }
+
+    /// Password checks allowed at once.
+    pub fn permits(&self) -> usize {
+        self.permits
     }
 }
 
@@ -350,9 +485,10 @@ pub async fn login(
     let body: LoginBody = json_body(&headers, body).await?;
     let email = body.email.trim().to_lowercase();
     let ip = client_ip(peer.ip(), &headers, &state.proxies);
-    let keys = [format!("ip:{ip}"), format!("email:{email}")];
+    let keys = [address_key(ip), format!("email:{email}")];
     let t = now(&state);
-    if let Some(retry_after_secs) = state.login_limiter.blocked(&keys, t) {
+    // Recorded before the check, so concurrent attempts cannot all pass it.
+    if let Err(retry_after_secs) = state.login_limiter.attempt(&keys, t) {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
     let store = state.store.as_ref();
@@ -362,13 +498,12 @@ pub async fn login(
         None
     };
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let password = body.password;
-    let ok = blocking(move || accounts::verify_password(&password, hash.as_deref())).await?;
+    let ok = state.login_limiter.verify(body.password, hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        state.login_limiter.fail(&keys, t);
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
     state.login_limiter.clear(&keys[1]);
+    state.login_limiter.take_back(&keys[0], t);
     let (token, session) =
         accounts::start_session(store, Some(&user.email), None, t, accounts::SESSION_SECS)
             .await
@@ -427,16 +562,16 @@ pub async fn change_password(
     };
     let body: PasswordBody = json_body(&headers, body).await?;
     let old_hash = user.password_hash.clone();
-    let (ok, new_hash) = blocking(move || {
-        let ok = accounts::verify_password(&body.current, Some(&old_hash));
-        (ok, ok.then(|| accounts::hash_password(&body.new)))
-    })
-    .await?;
+    let ok = state
+        .login_limiter
+        .verify(body.current, Some(old_hash))
+        .await?;
     if !ok {
         return Err(ApiError::Forbidden("the current password is wrong".into()));
     }
-    let new_hash = new_hash
-        .unwrap_or_else(|| Err(AccountError::Invalid("no new password".into())))
+    let new = body.new;
+    let new_hash = blocking(move || accounts::hash_password(&new))
+        .await?
         .map_err(account_error)?;
     let store = state.store.as_ref();
     let email = user.email.clone();
@@ -475,9 +610,9 @@ pub async fn unlock_share(
 ) -> Result<Response, ApiError> {
     let body: UnlockBody = json_body(&headers, body).await?;
     let ip = client_ip(peer.ip(), &headers, &state.proxies);
-    let keys = [format!("ip:{ip}")];
+    let keys = [address_key(ip)];
     let t = now(&state);
-    if let Some(retry_after_secs) = state.login_limiter.blocked(&keys, t) {
+    if let Err(retry_after_secs) = state.login_limiter.attempt(&keys, t) {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
     let store = state.store.as_ref();
@@ -485,16 +620,14 @@ pub async fn unlock_share(
         .await
         .map_err(account_error)?
         .ok_or_else(|| ApiError::Unauthorized("this shared link is invalid or revoked".into()))?;
-    let hash = link.password_hash.clone();
-    let password = body.password;
-    let ok = match hash {
-        Some(h) => blocking(move || accounts::verify_password(&password, Some(&h))).await?,
+    let ok = match link.password_hash.clone() {
+        Some(h) => state.login_limiter.verify(body.password, Some(h)).await?,
         None => true,
     };
     if !ok {
-        state.login_limiter.fail(&keys, t);
         return Err(ApiError::Unauthorized("wrong password".into()));
     }
+    state.login_limiter.take_back(&keys[0], t);
     let (token, _) =
         accounts::start_session(store, None, Some(&link.id), t, accounts::SHARE_SESSION_SECS)
             .await
@@ -523,6 +656,65 @@ mod tests {
         l.clear("email:a@b.c");
         assert!(l.blocked(&keys[1..], 1011).is_none());
         assert!(l.blocked(&keys[..1], 1011).is_some());
+    }
+
+    #[test]
+    fn attempts_are_recorded_before_the_check_and_successes_take_theirs_back() {
+        let l = LoginLimiter::default();
+        let keys = [
+            address_key("192.0.2.1".parse().unwrap()),
+            "email:a@b.c".to_string(),
+        ];
+        for i in 0..10 {
+            assert!(l.attempt(&keys, 1000 + i).is_ok(), "attempt {i}");
+        }
+        assert!(
+            l.attempt(&keys, 1010).is_err(),
+            "the eleventh is refused before any check"
+        );
+        // A success takes back its attempt for the address and clears the account.
+        let other = [
+            address_key("192.0.2.2".parse().unwrap()),
+            "email:x@y.z".to_string(),
+        ];
+        l.attempt(&other, 1000).unwrap();
+        l.take_back(&other[0], 1000);
+        l.clear(&other[1]);
+        assert!(l.blocked(&other, 1000).is_none());
+        // IPv6 addresses count by their /64.
+        assert_eq!(
+            address_key("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            address_key("2001:db8:1:2:bbbb::9".parse().unwrap())
+        );
+        assert_ne!(
+            address_key("2001:db8:1:2::1".parse().unwrap()),
+            address_key("2001:db8:1:3::1".parse().unwrap())
+        );
+        // Keys are hashed: no e-mail address is held.
+        let map = l.attempts.lock().unwrap();
+        assert!(
+            map.keys()
+                .all(|k| !String::from_utf8_lossy(k).contains("a@b.c"))
+        );
+    }
+
+    #[test]
+    fn a_full_limiter_evicts_the_idlest_and_keeps_the_attacked_account() {
+        let l = LoginLimiter::default();
+        let victim = ["email:admin@example.org".to_string()];
+        for i in 0..9 {
+            l.fail(&victim, 10_000 + i);
+        }
+        // A flood of other keys, each seen once, fills the map past its bound.
+        for i in 0..(LoginLimiter::MAX_KEYS as i64 + 5_000) {
+            l.fail(&[format!("ip:flood-{i}")], 10_000 + (i % 10));
+        }
+        assert!(l.attempts.lock().unwrap().len() <= LoginLimiter::MAX_KEYS);
+        l.fail(&victim, 10_020);
+        assert!(
+            l.blocked(&victim, 10_021).is_some(),
+            "the attacked account is still counted"
+        );
     }
 
     #[test]
