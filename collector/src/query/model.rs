@@ -184,6 +184,54 @@ impl Field {
 const MAX_PROP_KEY_CHARS: usize = 300;
 /// Longest regular expression in a `matches` filter, in bytes.
 pub const MAX_PATTERN_BYTES: usize = 1000;
+/// Most regular expressions in one query, over all its filters.
+pub const MAX_PATTERNS: usize = 20;
+/// Largest compiled regular expression, in bytes (`\w{80}` over Unicode is far beyond it).
+pub const MAX_PATTERN_COMPILED_BYTES: usize = 256 * 1024;
+
+/// Compiles a `matches` pattern within [`MAX_PATTERN_COMPILED_BYTES`], so neither checking
+/// nor running it can take long (the SQLite store compiles with the same limits).
+pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(pattern)
+        .size_limit(MAX_PATTERN_COMPILED_BYTES)
+        .dfa_size_limit(MAX_PATTERN_COMPILED_BYTES)
+        .build()
+}
+
+/// Every `matches` pattern of the query, counted before any is compiled, then compiled once
+/// within the size limit.
+fn check_patterns(filters: &[Filter]) -> Result<(), QueryError> {
+    fn collect<'a>(f: &'a Filter, out: &mut Vec<&'a str>) {
+        match f {
+            Filter::Match {
+                op: Op::Matches | Op::MatchesNot,
+                values,
+                ..
+            } => out.extend(values.iter().map(String::as_str)),
+            Filter::Match { .. } => {}
+            Filter::And(list) | Filter::Or(list) => list.iter().for_each(|f| collect(f, out)),
+            Filter::Not(inner) => collect(inner, out),
+        }
+    }
+    let mut patterns = Vec::new();
+    filters.iter().for_each(|f| collect(f, &mut patterns));
+    if patterns.len() > MAX_PATTERNS {
+        return err(format!(
+            "at most {MAX_PATTERNS} regular expressions per query (`matches` and `matches_not` values); this one has {}",
+            patterns.len()
+        ));
+    }
+    for pattern in patterns {
+        compile_pattern(pattern).map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => QueryError(format!(
+                "`{pattern}` is too large a regular expression (over {} KiB compiled); use a narrower one",
+                MAX_PATTERN_COMPILED_BYTES / 1024
+            )),
+            e => QueryError(format!("`{pattern}` is not a valid regular expression: {e}")),
+        })?;
+    }
+    Ok(())
+}
 
 /// Dimensions of the Stats API that Footfall does not answer yet.
 const NOT_YET_DIMENSIONS: &[&str] = &[
@@ -359,6 +407,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
             .map(|f| parse_filter(f, &mut count))
             .collect::<Result<_, _>>()?,
     };
+    check_patterns(&filters)?;
     if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
         return err("metric `percentage` needs at least one dimension");
     }
@@ -597,19 +646,12 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
                 "matches" => Op::Matches,
                 _ => Op::MatchesNot,
             };
-            if matches!(op, Op::Matches | Op::MatchesNot) {
-                for pattern in &values {
-                    if pattern.len() > MAX_PATTERN_BYTES {
-                        return err(format!(
-                            "a regular expression is at most {MAX_PATTERN_BYTES} bytes"
-                        ));
-                    }
-                    regex::Regex::new(pattern).map_err(|e| {
-                        QueryError(format!(
-                            "`{pattern}` is not a valid regular expression: {e}"
-                        ))
-                    })?;
-                }
+            if matches!(op, Op::Matches | Op::MatchesNot)
+                && values.iter().any(|p| p.len() > MAX_PATTERN_BYTES)
+            {
+                return err(format!(
+                    "a regular expression is at most {MAX_PATTERN_BYTES} bytes"
+                ));
             }
             Ok(Filter::Match { op, field, values })
         }

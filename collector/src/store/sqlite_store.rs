@@ -189,7 +189,7 @@ fn add_regexp(conn: &Connection) -> rusqlite::Result<()> {
             let re: Arc<regex::Regex> = ctx.get_or_create_aux(
                 0,
                 |v| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                    Ok(regex::Regex::new(v.as_str()?)?)
+                    Ok(crate::query::model::compile_pattern(v.as_str()?)?)
                 },
             )?;
             let text = ctx.get_raw(1).as_str().unwrap_or("");
