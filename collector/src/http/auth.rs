@@ -332,24 +332,7 @@ impl LoginLimiter {
     /// `Err(seconds)` to wait when one has.
     pub fn attempt(&self, keys: &[String], now: i64) -> Result<(), u32> {
         let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = keys
-            .iter()
-            .filter_map(|k| map.get(&Self::key(k)))
-            .filter_map(|times| {
-                let recent: Vec<i64> = times
-                    .iter()
-                    .copied()
-                    .filter(|t| now - t < Self::WINDOW_SECS)
-                    .collect();
-                (recent.len() >= Self::MAX_FAILURES).then(|| {
-                    let oldest = recent.iter().min().copied().unwrap_or(now);
-                    u32::try_from(oldest + Self::WINDOW_SECS - now)
-                        .unwrap_or(1)
-                        .max(1)
-                })
-            })
-            .max();
-        if let Some(wait) = wait {
+        if let Some(wait) = Self::wait(&map, keys, now) {
             return Err(wait);
         }
         Self::make_room(&mut map, now);
@@ -364,15 +347,21 @@ impl LoginLimiter {
     /// Seconds to wait when any of `keys` has used up its attempts (recording nothing).
     pub fn blocked(&self, keys: &[String], now: i64) -> Option<u32> {
         let map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        Self::wait(&map, keys, now)
+    }
+
+    /// Seconds until the first of `keys` that has used up its attempts has one again.
+    fn wait(map: &HashMap<[u8; 16], Vec<i64>>, keys: &[String], now: i64) -> Option<u32> {
         keys.iter()
             .filter_map(|k| map.get(&Self::key(k)))
             .filter_map(|times| {
-                let recent = times
+                let recent: Vec<i64> = times
                     .iter()
-                    .filter(|t| now - *t < Self::WINDOW_SECS)
-                    .count();
-                (recent >= Self::MAX_FAILURES).then(|| {
-                    let oldest = times.iter().min().copied().unwrap_or(now);
+                    .copied()
+                    .filter(|t| now - t < Self::WINDOW_SECS)
+                    .collect();
+                (recent.len() >= Self::MAX_FAILURES).then(|| {
+                    let oldest = recent.iter().min().copied().unwrap_or(now);
                     u32::try_from(oldest + Self::WINDOW_SECS - now)
                         .unwrap_or(1)
                         .max(1)
