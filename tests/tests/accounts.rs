@@ -24,6 +24,7 @@ both_stores!(
     api_keys_read_but_never_change,
     admins_manage_sites_users_keys_and_links,
     changing_the_password_ends_other_sessions,
+    an_admin_resetting_a_password_ends_that_users_sessions,
     export_is_a_zip_of_csv_files_with_the_dashboards_numbers,
     prop_keys_of_an_event_are_listed,
 );
@@ -424,6 +425,42 @@ async fn concurrent_wrong_logins_check_no_more_passwords_than_the_limits(b: Back
         before,
         rss()
     );
+}
+
+/// A password an admin sets in the dashboard ends the user's sessions, as the CLI's does;
+/// the admin's own session, which did it, stays.
+async fn an_admin_resetting_a_password_ends_that_users_sessions(b: Backend) {
+    let t = setup(b, "admin_reset").await;
+    let admin = login(&t, ADMIN).await;
+    let viewer = login(&t, VIEWER).await;
+    assert_eq!(
+        call(&t, &viewer, "GET", "/api/auth/me", None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let r = call(
+        &t,
+        &admin,
+        "PUT",
+        &format!("/api/users/{VIEWER}"),
+        Some(json!({"role": "viewer", "sites": ["shop.test"], "password": "a brand new password"})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        call(&t, &viewer, "GET", "/api/auth/me", None)
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED,
+        "the viewer's session ended"
+    );
+    assert_eq!(
+        call(&t, &admin, "GET", "/api/auth/me", None).await.status(),
+        StatusCode::OK
+    );
+    let r = login_from(&t, "192.0.2.30", VIEWER, "a brand new password").await;
+    assert_eq!(r.status(), StatusCode::OK, "the new password works");
 }
 
 async fn state_changes_need_the_csrf_token(b: Backend) {

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::auth::{account_error, blocking, json_body, principal};
+use super::auth::{Principal, account_error, blocking, json_body, principal};
 use super::{ApiError, AppState};
 use crate::accounts::{self, Role, User};
 use crate::cli::site::{validate_domain, validate_timezone};
@@ -464,7 +464,9 @@ pub async fn update_user(
         ));
     }
     let sites = site_ids(&state, &body.sites).await?;
-    let password_hash = match body.password.filter(|p| !p.is_empty()) {
+    let new_password = body.password.filter(|p| !p.is_empty());
+    let reset = new_password.is_some();
+    let password_hash = match new_password {
         Some(p) => blocking(move || accounts::hash_password(&p))
             .await?
             .map_err(account_error)?,
@@ -479,7 +481,18 @@ pub async fn update_user(
     accounts::put_user(store, &user)
         .await
         .map_err(account_error)?;
-    tracing::info!(user = %user.email, by = %admin, "user changed");
+    if reset {
+        // A new password ends the user's sessions, as `footfall user passwd` does (an admin
+        // resetting their own keeps the session that did it).
+        let keep = match &who {
+            Principal::User { session_id, .. } if user.email == admin => Some(session_id.as_str()),
+            _ => None,
+        };
+        accounts::end_sessions(store, |s| s.user.as_deref() == Some(&user.email), keep)
+            .await
+            .map_err(account_error)?;
+    }
+    tracing::info!(user = %user.email, by = %admin, password_reset = reset, "user changed");
     let all = store.sites().await.map_err(store_error)?;
     Ok(Json(user_json(&user, &all)))
 }

@@ -564,11 +564,17 @@ pub async fn change_password(
         .map_err(account_error)?;
     let store = state.store.as_ref();
     let email = user.email.clone();
+    // Read the user again after the slow checks: an admin may have deleted or demoted them
+    // meanwhile, and the record read at the start must not be written back.
+    let current = accounts::user(store, &email)
+        .await
+        .map_err(account_error)?
+        .ok_or_else(|| ApiError::Unauthorized("this account no longer exists".into()))?;
     accounts::put_user(
         store,
         &User {
             password_hash: new_hash,
-            ..user
+            ..current
         },
     )
     .await
