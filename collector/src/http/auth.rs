@@ -370,17 +370,6 @@ impl LoginLimiter {
             .max()
     }
 
-    /// Records a failure for each of `keys` (an attempt already recorded stays recorded).
-    pub fn fail(&self, keys: &[String], now: i64) {
-        let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        Self::make_room(&mut map, now);
-        for key in keys {
-            let times = map.entry(Self::key(key)).or_default();
-            times.retain(|t| now - t < Self::WINDOW_SECS);
-            times.push(now);
-        }
-    }
-
     /// A success: forgets `key`'s attempts.
     pub fn clear(&self, key: &str) {
         self.attempts
@@ -640,10 +629,10 @@ mod tests {
         let l = LoginLimiter::default();
         let keys = ["ip:192.0.2.1".to_string(), "email:a@b.c".to_string()];
         for i in 0..9 {
-            l.fail(&keys, 1000 + i);
+            l.attempt(&keys, 1000 + i).unwrap();
         }
         assert_eq!(l.blocked(&keys, 1010), None);
-        l.fail(&keys, 1010);
+        l.attempt(&keys, 1010).unwrap();
         let wait = l.blocked(&keys, 1010).unwrap();
         assert_eq!(wait, 900 - 10);
         assert!(l.blocked(&["ip:192.0.2.2".to_string()], 1010).is_none());
@@ -698,14 +687,15 @@ mod tests {
         let l = LoginLimiter::default();
         let victim = ["email:admin@example.org".to_string()];
         for i in 0..9 {
-            l.fail(&victim, 10_000 + i);
+            l.attempt(&victim, 10_000 + i).unwrap();
         }
         // A flood of other keys, each seen once, fills the map past its bound.
         for i in 0..(LoginLimiter::MAX_KEYS as i64 + 5_000) {
-            l.fail(&[format!("ip:flood-{i}")], 10_000 + (i % 10));
+            l.attempt(&[format!("ip:flood-{i}")], 10_000 + (i % 10))
+                .unwrap();
         }
         assert!(l.attempts.lock().unwrap().len() <= LoginLimiter::MAX_KEYS);
-        l.fail(&victim, 10_020);
+        l.attempt(&victim, 10_020).unwrap();
         assert!(
             l.blocked(&victim, 10_021).is_some(),
             "the attacked account is still counted"

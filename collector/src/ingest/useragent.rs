@@ -92,19 +92,20 @@ impl UaParser {
         if ua.len() + hint_bytes > MAX_CACHED_UA_BYTES {
             return Arc::new(self.parse_uncached(ua, hints));
         }
-        let key = if hints.is_empty() {
-            ua.to_string()
-        } else {
+        // Without hints the user-agent is the key: a hit allocates nothing.
+        let hinted = (!hints.is_empty()).then(|| {
             format!(
                 "{ua}\n{}\n{}\n{}",
                 hints.brands, hints.mobile, hints.platform
             )
-        };
-        if let Some(hit) = self.cache.get(&key) {
+        });
+        let key = hinted.as_deref().unwrap_or(ua);
+        if let Some(hit) = self.cache.get(key) {
             return hit;
         }
         let info = Arc::new(self.parse_uncached(ua, hints));
-        self.cache.insert(key, info.clone());
+        self.cache
+            .insert(hinted.unwrap_or_else(|| ua.to_string()), info.clone());
         info
     }
 
