@@ -42,6 +42,8 @@ pub struct Config {
     pub max_sessions: usize,
     /// The bearer token `/metrics` asks for; open to anyone who reaches it without one.
     pub metrics_token: Option<Secret>,
+    /// How long a Stats API question may run before it is stopped (503).
+    pub query_timeout: Duration,
 }
 
 /// A setting that must not show in logs: its `Debug` hides it.
@@ -129,6 +131,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("max_concurrent_requests", Some("4096")),
     ("max_sessions", Some("500000")),
     ("metrics_token", None),
+    ("query_timeout_secs", Some("30")),
 ];
 
 /// Most GeoIP files `geoip_db` may list.
@@ -245,6 +248,7 @@ impl Config {
                 }
                 other => other.map(Secret),
             },
+            query_timeout: Duration::from_secs(v.number("query_timeout_secs", 1, 3600)?),
         })
     }
 }
@@ -460,6 +464,8 @@ mod tests {
         let cases = [
             ("FOOTFALL_LISTEN", "nowhere", "listen"),
             ("FOOTFALL_RAW_RETENTION_DAYS", "0", "raw_retention_days"),
+            ("FOOTFALL_QUERY_TIMEOUT_SECS", "0", "query_timeout_secs"),
+            ("FOOTFALL_QUERY_TIMEOUT_SECS", "3601", "query_timeout_secs"),
             (
                 "FOOTFALL_AGGREGATE_RETENTION_DAYS",
                 "-1",

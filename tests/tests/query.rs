@@ -7,7 +7,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use footfall::store::EventRow;
+use std::time::Duration;
+
+use footfall::query::sql::{Dialect, Statement};
+use footfall::store::{Deadline, EventRow, StoreError};
 use footfall_tests::{Backend, TestApp, both_stores};
 use serde_json::{Value, json};
 
@@ -19,6 +22,7 @@ both_stores!(
     rollups_keep_answers_after_raw_events_are_purged,
     date_times_and_24h_answer_exactly_those_instants,
     costly_regular_expressions_are_refused_before_they_are_compiled,
+    statements_stop_at_their_deadline_and_give_back_their_connection,
 );
 
 const TZ: &str = "Europe/Copenhagen";
@@ -1112,4 +1116,198 @@ async fn costly_regular_expressions_are_refused_before_they_are_compiled(b: Back
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
+}
+
+/// A statement that never ends on its own, and one whose answer is a row too many.
+fn endless_and_too_large(dialect: Dialect) -> (Statement, Statement) {
+    let rows = footfall::store::MAX_RESULT_ROWS + 1;
+    let (endless, large) = match dialect {
+        Dialect::Sqlite => (
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT 'n', count(*) FROM c".to_string(),
+            format!("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {rows}) SELECT 'n', x FROM c"),
+        ),
+        Dialect::ClickHouse => (
+            "SELECT 'n', count() FROM system.numbers".to_string(),
+            format!("SELECT 'n', number FROM numbers({rows})"),
+        ),
+    };
+    let statement = |sql: String| Statement {
+        sql,
+        binds: Vec::new(),
+    };
+    (statement(endless), statement(large))
+}
+
+/// Every store stops a statement at its deadline (`query_timeout_secs`): SQLite through its
+/// progress handler, ClickHouse on the server (`max_execution_time`), so nothing goes on
+/// running after the answer. More such statements than the SQLite store has reading
+/// connections at once each time out, and the connections are all there again afterwards.
+/// An answer of more rows than any page is refused.
+async fn statements_stop_at_their_deadline_and_give_back_their_connection(b: Backend) {
+    let t = footfall_tests::TestStore::new(b, "query_deadline").await;
+    let store = t.store.clone();
+    let (endless, large) = endless_and_too_large(store.dialect());
+    let runs = (0..footfall::store::sqlite_store::READERS + 2).map(|_| {
+        let (store, endless) = (store.clone(), endless.clone());
+        tokio::spawn(async move {
+            store
+                .run_statement(&endless, 1, 1, Deadline::after(Duration::from_secs(1)))
+                .await
+        })
+    });
+    for run in futures_util::future::join_all(runs).await {
+        match run.unwrap() {
+            Err(e @ StoreError::Timeout(_)) => {
+                assert!(e.to_string().contains("query_timeout_secs"), "{e}")
+            }
+            other => panic!("an endless statement answered {other:?}"),
+        }
+    }
+    let one = Statement {
+        sql: "SELECT 'a', 1".into(),
+        binds: Vec::new(),
+    };
+    assert_eq!(
+        store
+            .run_statement(&one, 1, 1, Deadline::after(Duration::from_secs(10)))
+            .await
+            .unwrap(),
+        vec![(vec!["a".to_string()], vec![1])]
+    );
+    if let Some(ch) = &t.config.clickhouse {
+        // The server stopped them too (it reports them in system.processes while they run).
+        let client = footfall_tests::client(ch);
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let running: u64 = client
+                .query("SELECT count() FROM system.processes WHERE query LIKE '%FROM system.numbers%' AND query NOT LIKE '%system.processes%'")
+                .fetch_one()
+                .await
+                .unwrap();
+            if running == 0 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "{running} stopped statements still run on the server"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let refused = store
+        .run_statement(&large, 1, 1, Deadline::after(Duration::from_secs(60)))
+        .await;
+    match refused {
+        Err(e) => assert!(e.to_string().contains("more than 1000000 rows"), "{e}"),
+        Ok(rows) => panic!("{} rows answered", rows.len()),
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Ingest latencies (sorted) of `n` events from varied addresses, and the slowest realtime
+/// answer of `rounds` asked meanwhile.
+async fn ingest_and_realtime(t: &TestApp, key: &str, n: usize) -> (Vec<Duration>, Duration) {
+    let mut ingest = Vec::with_capacity(n);
+    let mut realtime = Duration::ZERO;
+    for i in 0..n {
+        let started = std::time::Instant::now();
+        let r = t
+            .post_event(
+                &format!("2.2.{}.{}", i / 250, i % 250 + 1),
+                footfall_tests::CHROME_UA,
+                r#"{"n":"pageview","u":"https://example.com/live","d":"example.com"}"#,
+            )
+            .await;
+        ingest.push(started.elapsed());
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        if i % 20 == 0 {
+            let started = std::time::Instant::now();
+            let req = Request::get("/api/v2/realtime?site_id=example.com")
+                .header("authorization", format!("Bearer {key}"))
+                .body(Body::empty())
+                .unwrap();
+            let r = t.send("127.0.0.1", req).await;
+            realtime = realtime.max(started.elapsed());
+            assert_eq!(r.status(), StatusCode::OK, "realtime while questions run");
+        }
+    }
+    ingest.sort();
+    (ingest, realtime)
+}
+
+/// Ten costly questions at once (on SQLite, 200,000 events, a one-second `query_timeout_secs`)
+/// are each answered or stopped with 503 naming the setting, while events are still accepted
+/// and the realtime route still answers: questions take at most `QUERY_SLOTS` of the store's
+/// reading connections, and ingest writes through its own. Prints ingest's p50/p99 and the
+/// slowest realtime answer without and with the questions running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_slow_questions_leave_ingest_and_realtime_answering() {
+    let t = TestApp::start_with(
+        Backend::Sqlite,
+        "query_slow_ten",
+        &[("example.com", TZ), ("other.example", "UTC")],
+        now(),
+        |c| c.query_timeout = Duration::from_secs(1),
+    )
+    .await;
+    let events = fixture_over(
+        Utc.with_ymd_and_hms(2026, 11, 9, 21, 30, 0).unwrap(),
+        7,
+        80_000,
+    );
+    eprintln!("{} events", events.len());
+    t.t.store
+        .insert_events(events.as_slice().into())
+        .await
+        .unwrap();
+    let key = footfall::apikey::generate(1, 0);
+    t.t.store.add_api_key(&key.record).await.unwrap();
+    let key = key.secret;
+    let (quiet, quiet_realtime) = ingest_and_realtime(&t, &key, 400).await;
+
+    let t = std::sync::Arc::new(t);
+    let costly = json!({
+        "site_id": "example.com",
+        "metrics": ["visitors", "visits", "pageviews", "bounce_rate", "visit_duration", "percentage"],
+        "date_range": "7d",
+        "dimensions": ["visit:entry_page", "visit:exit_page", "visit:browser"],
+        "filters": [["is_not", "visit:country", ["XX"]]],
+        "include": {"comparisons": {"mode": "previous_period"}},
+    });
+    let questions: Vec<_> = (0..10)
+        .map(|_| {
+            let (t, key, q) = (t.clone(), key.clone(), costly.clone());
+            tokio::spawn(async move { ask(&t, &key, &q).await })
+        })
+        .collect();
+    let (busy, busy_realtime) = ingest_and_realtime(&t, &key, 400).await;
+    let mut stopped = 0;
+    for q in questions {
+        let (status, answer) = q.await.unwrap();
+        match status {
+            StatusCode::OK => {}
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(
+                    answer["error"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("query_timeout_secs"),
+                    "{answer}"
+                );
+                stopped += 1;
+            }
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    eprintln!(
+        "query deadline: {stopped} of 10 questions stopped at 1 s; ingest p50/p99 {:?}/{:?} quiet, {:?}/{:?} with the questions; slowest realtime {quiet_realtime:?} quiet, {busy_realtime:?} with them",
+        percentile(&quiet, 0.5),
+        percentile(&quiet, 0.99),
+        percentile(&busy, 0.5),
+        percentile(&busy, 0.99),
+    );
+    assert!(stopped > 0, "no question ran into the one-second deadline");
 }

@@ -107,6 +107,7 @@ impl App {
                 .metrics_token
                 .as_ref()
                 .map(|t| blake3::hash(t.0.as_bytes())),
+            queries: Arc::new(crate::http::query::QueryLimits::new(config.query_timeout)),
         };
         Ok(App {
             state,

@@ -29,6 +29,9 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the store is unavailable; retry later")]
     Unavailable,
+    /// A question ran past `query_timeout_secs` (the message names the setting).
+    #[error("{0}")]
+    QueryTimeout(String),
 }
 
 impl From<BodyError> for ApiError {
@@ -51,7 +54,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Busy { .. } | ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Busy { .. } | ApiError::Unavailable | ApiError::QueryTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -104,9 +104,13 @@ pub async fn get_export(
             .map_err(|e| ApiError::BadRequest(format!("`filters` is not JSON: {e}")))?,
         None => json!([]),
     };
+    // The 19 panels are one question: one turn and one deadline.
+    let deadline = state.queries.deadline();
+    let _turn = state.queries.turn(deadline).await?;
     let policy = Policy {
         now: state.clock.now(),
         raw_retention_days: state.raw_retention_days,
+        deadline,
     };
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()

@@ -12,7 +12,7 @@ mod event;
 mod export;
 mod health;
 pub mod limits;
-mod query;
+pub mod query;
 mod script;
 
 use std::sync::Arc;
@@ -51,6 +51,8 @@ pub struct AppState {
     /// The blake3 hash of the bearer token `/metrics` asks for (`metrics_token`); open when
     /// none is set.
     pub metrics_token: Option<blake3::Hash>,
+    /// Deadlines and turns of the Stats API's questions.
+    pub queries: Arc<query::QueryLimits>,
 }
 
 /// The header that names why an accepted request was not stored.

@@ -18,12 +18,51 @@ use super::{ApiError, AppState};
 use crate::query::model::{self, DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
 use crate::query::run::{Policy, RunError, groups, run};
 use crate::query::time::Span;
-use crate::store::Site;
+use crate::store::sqlite_store::READERS;
+use crate::store::{Deadline, Site, StoreError};
 
 /// Largest query body, in bytes.
 pub const MAX_QUERY_BYTES: usize = 64 * 1024;
 /// The window of "current visitors", in seconds.
 pub const REALTIME_SECS: i64 = 300;
+
+/// Stats API questions (queries, exports, property lists) one collector answers at once;
+/// more wait for a turn within their deadline. One fewer than the SQLite store's reading
+/// connections, so the realtime route and the writer are never queued behind them.
+pub const QUERY_SLOTS: usize = READERS - 1;
+
+/// The cost bounds of questions: a deadline for each (`query_timeout_secs`) and a number
+/// answered at once ([`QUERY_SLOTS`]).
+pub struct QueryLimits {
+    pub timeout: std::time::Duration,
+    slots: tokio::sync::Semaphore,
+}
+
+impl QueryLimits {
+    pub fn new(timeout: std::time::Duration) -> QueryLimits {
+        QueryLimits {
+            timeout,
+            slots: tokio::sync::Semaphore::new(QUERY_SLOTS),
+        }
+    }
+
+    /// The deadline of a question that arrives now.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.timeout)
+    }
+
+    /// A turn to run a question due at `deadline`; 503 when none comes before it.
+    pub async fn turn(
+        &self,
+        deadline: Deadline,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(deadline.remaining(), self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(ApiError::Unavailable),
+            Err(_) => Err(run_error(RunError::Store(deadline.exceeded()))),
+        }
+    }
+}
 
 /// The site named by the `site_id` URL parameter, if the request's maker may read it.
 pub(super) async fn authorize_param(
@@ -47,6 +86,10 @@ pub(super) fn run_error(e: RunError) -> ApiError {
     match e {
         RunError::Query(e) => ApiError::BadRequest(e.0),
         RunError::Purged(message) => ApiError::Unprocessable(message),
+        RunError::Store(e @ StoreError::Timeout(_)) => {
+            tracing::warn!(error = %e, "a query was stopped at its deadline");
+            ApiError::QueryTimeout(e.to_string())
+        }
         RunError::Store(e) => {
             tracing::error!(error = %e, "query failed in the store");
             ApiError::Unavailable
@@ -73,9 +116,12 @@ pub async fn post_query(
     };
     let site = super::auth::readable_site(&state, &who, site_id).await?;
     let query = model::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
+    let deadline = state.queries.deadline();
+    let _turn = state.queries.turn(deadline).await?;
     let policy = Policy {
         now: state.clock.now(),
         raw_retention_days: state.raw_retention_days,
+        deadline,
     };
     run(state.store.as_ref(), &site, &query, &policy)
         .await
@@ -112,8 +158,11 @@ pub async fn get_realtime(
         time_labels: false,
         comparison: None,
     };
+    // Realtime takes no turn: it reads five minutes of events, and must answer while
+    // long questions hold every turn.
+    let deadline = state.queries.deadline();
     let store = state.store.as_ref();
-    let total = groups(store, site.id, &q, tz, &span)
+    let total = groups(store, site.id, &q, tz, &span, deadline)
         .await
         .map_err(run_error)?;
     let visitors = total
@@ -122,7 +171,7 @@ pub async fn get_realtime(
         .and_then(|m| m[0].as_i64())
         .unwrap_or(0);
     q.dimensions = vec![Dimension::Field(Field::Column(Property::Page))];
-    let mut pages: Vec<(String, i64)> = groups(store, site.id, &q, tz, &span)
+    let mut pages: Vec<(String, i64)> = groups(store, site.id, &q, tz, &span, deadline)
         .await
         .map_err(run_error)?
         .into_iter()
@@ -163,9 +212,11 @@ pub async fn get_prop_keys(
         .map_err(|e| ApiError::BadRequest(e.0))?;
     let statement =
         crate::query::sql::prop_keys(state.store.dialect(), site.id, span.from, span.to, name);
+    let deadline = state.queries.deadline();
+    let _turn = state.queries.turn(deadline).await?;
     let rows = state
         .store
-        .run_statement(&statement, 1, 1)
+        .run_statement(&statement, 1, 1, deadline)
         .await
         .map_err(|e| run_error(RunError::Store(e)))?;
     let props: Vec<Value> = rows

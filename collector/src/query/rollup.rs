@@ -20,7 +20,7 @@ use chrono_tz::Tz;
 use super::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket};
 use super::run::{Counts, Policy, RunError, raw_counts};
 use super::time::{Span, bucket_start, local_midnight};
-use crate::store::{RollupRow, Site, Store};
+use crate::store::{Deadline, RollupRow, Site, Store};
 
 /// Metrics whose counts rollups keep.
 const ROLLUP_METRICS: [Metric; 8] = [
@@ -89,7 +89,7 @@ pub async fn counts(
                 span.first_day, policy.raw_retention_days
             )));
         }
-        return raw_counts(store, site.id, q, tz, span).await;
+        return raw_counts(store, site.id, q, tz, span, policy.deadline).await;
     }
     let today = policy.now.with_timezone(&tz).date_naive();
     let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
@@ -150,7 +150,7 @@ pub async fn counts(
                 policy.raw_retention_days
             )));
         }
-        for (key, c) in raw_counts(store, site.id, q, tz, &run).await? {
+        for (key, c) in raw_counts(store, site.id, q, tz, &run, policy.deadline).await? {
             out.entry(key).or_default().add(&c);
         }
         day = day + Days::new(1);
@@ -171,6 +171,10 @@ fn counts_of(row: &RollupRow) -> Counts {
     }
 }
 
+/// How long the statements that roll up one day may take together: a day is read once, in
+/// the background, so it may take far longer than a visitor's question.
+pub const ROLLUP_DAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Computes and stores the rollups of one site-local day; returns the rows written.
 pub async fn compute_day(
     store: &dyn Store,
@@ -178,6 +182,7 @@ pub async fn compute_day(
     tz: Tz,
     day: NaiveDate,
 ) -> Result<usize, RunError> {
+    let deadline = Deadline::after(ROLLUP_DAY_TIMEOUT);
     let span = day_span(tz, day, day);
     let mut q = Query {
         site_id: site.domain.clone(),
@@ -208,7 +213,7 @@ pub async fn compute_day(
         }
     };
     let mut rows = Vec::new();
-    let totals = raw_counts(store, site.id, &q, tz, &span).await?;
+    let totals = raw_counts(store, site.id, &q, tz, &span, deadline).await?;
     rows.push(row(
         "",
         String::new(),
@@ -216,7 +221,7 @@ pub async fn compute_day(
     ));
     for (_, p) in Property::ALL {
         q.dimensions = vec![Dimension::Field(Field::Column(p))];
-        for (key, c) in raw_counts(store, site.id, &q, tz, &span).await? {
+        for (key, c) in raw_counts(store, site.id, &q, tz, &span, deadline).await? {
             if c.events > 0 {
                 rows.push(row(
                     p.name(),

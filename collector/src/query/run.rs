@@ -30,7 +30,7 @@ use serde_json::{Value, json};
 use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
 use super::sql::{Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
-use crate::store::{Site, Store, StoreError};
+use crate::store::{Deadline, Site, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -48,6 +48,8 @@ pub enum RunError {
 pub struct Policy {
     pub now: DateTime<Utc>,
     pub raw_retention_days: u32,
+    /// When the answer is due (`query_timeout_secs` after the question arrived).
+    pub deadline: Deadline,
 }
 
 /// The additive counts behind every metric of one group.
@@ -150,6 +152,7 @@ pub async fn raw_counts(
     q: &Query,
     tz: Tz,
     span: &Span,
+    deadline: Deadline,
 ) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
     let plan = plan(store.dialect(), q, site_id, tz, span);
     // Rows carry the dimensions, then the site-local day; counts add up over the days.
@@ -184,7 +187,7 @@ pub async fn raw_counts(
     ];
     for (statement, columns, fill) in parts {
         let Some(statement) = statement else { continue };
-        for (mut key, v) in store.run_statement(statement, n, columns).await? {
+        for (mut key, v) in store.run_statement(statement, n, columns, deadline).await? {
             key.pop();
             groups.entry(key).or_default().add(&fill(&v));
         }
@@ -236,10 +239,11 @@ pub async fn groups(
     q: &Query,
     tz: Tz,
     span: &Span,
+    deadline: Deadline,
 ) -> Result<Groups, RunError> {
-    let counts = raw_counts(store, site_id, q, tz, span).await?;
+    let counts = raw_counts(store, site_id, q, tz, span, deadline).await?;
     let total = match percentage_base(q) {
-        Some(base) => visitors_of(&raw_counts(store, site_id, &base, tz, span).await?),
+        Some(base) => visitors_of(&raw_counts(store, site_id, &base, tz, span, deadline).await?),
         None => 0,
     };
     Ok(derive(q, counts, total))

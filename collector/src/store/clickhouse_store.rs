@@ -16,7 +16,7 @@ use clickhouse::Client;
 use clickhouse::sql::Identifier;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiKey, EventRow, RollupRow, Site, Store, StoreError};
+use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
 use crate::config::ClickHouseConfig;
 use crate::ingest::visitor::Salt;
 use crate::query::sql::{Bind, Dialect, Statement};
@@ -75,6 +75,8 @@ const SITE_CLAIM: &str = "site-claim";
 const SQL_DOMAIN_CLAIMS: &str =
     "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
 const SQL_SYNC_REPLICA: &str = "SYSTEM SYNC REPLICA ?";
+/// How long past a query's deadline the client waits for the server to report the timeout.
+const QUERY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const SYNC_REPLICA_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How many site ids `add_site` tries when other collectors take them first.
 const ADD_SITE_ATTEMPTS: usize = 8;
@@ -189,6 +191,25 @@ fn unavailable(e: clickhouse::error::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         other => StoreError::Query(other.to_string()),
+    }
+}
+
+/// A failed statement's error: a timeout or result-size limit as such, else as it came.
+fn limit_error(message: String, deadline: Deadline) -> StoreError {
+    let has = |codes: &[&str]| codes.iter().any(|code| message.contains(code));
+    if has(&["Code: 159,", "Code: 159.", "(TIMEOUT_EXCEEDED)"]) {
+        deadline.exceeded()
+    } else if has(&[
+        "Code: 158,",
+        "Code: 158.",
+        "Code: 396,",
+        "Code: 396.",
+        "(TOO_MANY_ROWS)",
+        "(TOO_MANY_ROWS_OR_BYTES)",
+    ]) {
+        super::sqlite_store::too_many_rows()
+    } else {
+        StoreError::Query(message)
     }
 }
 
@@ -623,10 +644,16 @@ impl ClickHouseStore {
         if self.cluster.is_none() {
             return;
         }
+        // The server waits for the replica's queue at most `receive_timeout` seconds: without
+        // it a sync the client has given up on would go on for five minutes on the server.
         let sync = self
             .db()
             .query(SQL_SYNC_REPLICA)
             .bind(Identifier(table))
+            .with_setting(
+                "receive_timeout",
+                SYNC_REPLICA_TIMEOUT.as_secs().to_string(),
+            )
             .execute();
         match tokio::time::timeout(SYNC_REPLICA_TIMEOUT, sync).await {
             Ok(Ok(())) => {}
@@ -1192,17 +1219,47 @@ impl Store for ClickHouseStore {
         statement: &Statement,
         text_columns: usize,
         int_columns: usize,
+        deadline: Deadline,
     ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
-        let mut cursor = self
-            .bound(statement)
-            .fetch_bytes("JSONCompact")
-            .map_err(|e| self.failed(e))?;
-        let mut body = Vec::new();
-        while let Some(chunk) = cursor.next().await.map_err(|e| self.failed(e))? {
-            body.extend_from_slice(&chunk);
-        }
-        let parsed: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|e| StoreError::Query(format!("unreadable answer: {e}")))?;
+        // The server stops the query at the deadline (`max_execution_time`, whole seconds)
+        // and refuses an answer of more rows than any page; the client gives up a little
+        // after, in case the server cannot be heard from.
+        let seconds = deadline.remaining().as_secs_f64().ceil().max(1.0);
+        let fetch = async {
+            let mut cursor = self
+                .bound(statement)
+                .with_setting("max_execution_time", format!("{seconds}"))
+                .with_setting("timeout_overflow_mode", "throw")
+                .with_setting("max_result_rows", MAX_RESULT_ROWS.to_string())
+                .with_setting("result_overflow_mode", "throw")
+                .fetch_bytes("JSONCompact")
+                .map_err(|e| self.failed(e))?;
+            let mut body = Vec::new();
+            while let Some(chunk) = cursor.next().await.map_err(|e| self.failed(e))? {
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, StoreError>(body)
+        };
+        let grace = deadline.remaining() + QUERY_GRACE;
+        let body = match tokio::time::timeout(grace, fetch).await {
+            Err(_) => return Err(deadline.exceeded()),
+            Ok(Err(StoreError::Query(message))) => return Err(limit_error(message, deadline)),
+            Ok(other) => other?,
+        };
+        let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(parsed) => parsed,
+            // A limit reached after the first rows were sent ends the answer with the
+            // server's exception instead of the rest of the JSON.
+            Err(e) => {
+                let tail = &body[body.len().saturating_sub(2048)..];
+                let tail = String::from_utf8_lossy(tail);
+                let message = match tail.find("Code: ") {
+                    Some(at) => tail[at..].to_string(),
+                    None => format!("unreadable answer: {e}"),
+                };
+                return Err(limit_error(message, deadline));
+            }
+        };
         let data = parsed["data"].as_array().cloned().unwrap_or_default();
         let int_of = |v: &serde_json::Value| match v {
             serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),

@@ -19,6 +19,7 @@ pub mod files;
 pub mod sqlite_store;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::NaiveDate;
@@ -112,8 +113,55 @@ pub struct RollupRow {
     pub duration: u64,
 }
 
+/// When a query must be answered by: `query_timeout_secs` after it arrived. A store stops
+/// the work past it (SQLite through its progress handler, ClickHouse with
+/// `max_execution_time`) and answers [`StoreError::Timeout`]; waiting for a connection counts.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: Instant,
+    timeout: Duration,
+}
+
+impl Deadline {
+    /// `timeout` from now.
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline {
+            at: Instant::now() + timeout,
+            timeout,
+        }
+    }
+
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    /// The whole allowance this deadline was made with.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// What is left of it; zero once it has passed.
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// The error a store answers when the deadline passes.
+    pub fn exceeded(&self) -> StoreError {
+        StoreError::Timeout(self.timeout.as_secs_f64())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The query ran past its [`Deadline`] and was stopped.
+    #[error(
+        "the query took longer than query_timeout_secs ({0} s) and was stopped; narrow the date range or the filters, or raise query_timeout_secs"
+    )]
+    Timeout(f64),
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("store query failed: {0}")]
@@ -125,6 +173,11 @@ pub enum StoreError {
     #[error("migration {name} failed: {message}")]
     Migration { name: String, message: String },
 }
+
+/// The most rows one planned statement may return (a store refuses more): pages are at most
+/// [`crate::query::model::MAX_LIMIT`] rows, and the largest time series has a few thousand
+/// buckets, but the per-group statements behind a page read every group of the range.
+pub const MAX_RESULT_ROWS: usize = 1_000_000;
 
 /// The storage interface. See the module documentation for what each call promises.
 #[async_trait]
@@ -166,12 +219,14 @@ pub trait Store: Send + Sync + 'static {
     /// The SQL dialect the query planner must produce for this store.
     fn dialect(&self) -> Dialect;
     /// Runs a planned statement whose rows are `text_columns` strings then `int_columns`
-    /// integers (SQL NULL reads as 0).
+    /// integers (SQL NULL reads as 0). Past `deadline` the work stops and the answer is
+    /// [`StoreError::Timeout`]; results are at most [`MAX_RESULT_ROWS`] rows.
     async fn run_statement(
         &self,
         statement: &Statement,
         text_columns: usize,
         int_columns: usize,
+        deadline: Deadline,
     ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError>;
     /// Writes rollup rows, replacing rows of the same (site, day, dimension, value).
     async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError>;

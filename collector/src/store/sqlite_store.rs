@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{ApiKey, EventRow, RollupRow, Site, Store, StoreError};
+use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
 use crate::ingest::visitor::Salt;
 use crate::query::sql::{Bind, Dialect, Statement};
 
@@ -63,12 +63,72 @@ pub const PURGE_BATCH_ROWS: usize = 10_000;
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "footfall.db";
 
+/// Connections for the Stats API's statements. In WAL mode readers block neither the writer
+/// nor each other, so a long query holds up neither ingestion nor other questions.
+pub const READERS: usize = 4;
+
+/// SQLite's progress handler runs every this many virtual-machine steps (about a millisecond
+/// of work) and stops the statement once its deadline has passed.
+const PROGRESS_STEPS: i32 = 10_000;
+
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
-    /// A second connection for the Stats API's reads: in WAL mode readers do not block the
-    /// writer, so a long query never holds up ingestion.
-    reader: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
     path: PathBuf,
+}
+
+/// The reading connections: a statement takes a free one for as long as it runs.
+struct Readers {
+    free: Mutex<Vec<Connection>>,
+    slots: Arc<tokio::sync::Semaphore>,
+    path: PathBuf,
+}
+
+impl Readers {
+    fn take(&self) -> Result<Connection, StoreError> {
+        let spare = self
+            .free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        match spare {
+            Some(conn) => Ok(conn),
+            // A statement that panicked took its connection with it: open another.
+            None => open_connection(&self.path),
+        }
+    }
+
+    fn give_back(&self, conn: Connection) {
+        self.free
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(conn);
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA secure_delete = ON;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;
+         PRAGMA cache_size = -65536;
+         PRAGMA mmap_size = 268435456;
+         PRAGMA temp_store = MEMORY;",
+    )
+    .map_err(query_err)?;
+    add_regexp(&conn).map_err(query_err)?;
+    Ok(conn)
+}
+
+/// A statement's answer was larger than any page the Stats API gives.
+pub(super) fn too_many_rows() -> StoreError {
+    StoreError::Query(format!(
+        "the query's answer has more than {MAX_RESULT_ROWS} rows; narrow the date range or the filters"
+    ))
 }
 
 fn query_err(e: rusqlite::Error) -> StoreError {
@@ -104,25 +164,10 @@ impl SqliteStore {
             ))
         })?;
         let path = data_dir.join(DB_FILE);
-        let open = || -> Result<Connection, StoreError> {
-            let conn = Connection::open(&path)
-                .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", path.display())))?;
-            conn.execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = FULL;
-                 PRAGMA secure_delete = ON;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA busy_timeout = 5000;
-                 PRAGMA cache_size = -65536;
-                 PRAGMA mmap_size = 268435456;
-                 PRAGMA temp_store = MEMORY;",
-            )
-            .map_err(query_err)?;
-            add_regexp(&conn).map_err(query_err)?;
-            Ok(conn)
-        };
-        let conn = open()?;
-        let reader = open()?;
+        let conn = open_connection(&path)?;
+        let readers = (0..READERS)
+            .map(|_| open_connection(&path))
+            .collect::<Result<Vec<_>, _>>()?;
         // SQLite creates its files as the umask says; the WAL and shared-memory files it
         // creates later take the database file's mode.
         for suffix in ["", "-wal", "-shm"] {
@@ -133,7 +178,11 @@ impl SqliteStore {
         }
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
-            reader: Arc::new(Mutex::new(reader)),
+            readers: Arc::new(Readers {
+                free: Mutex::new(readers),
+                slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+                path: path.clone(),
+            }),
             path,
         })
     }
@@ -152,13 +201,42 @@ impl SqliteStore {
         Self::on(self.conn.clone(), f).await
     }
 
-    /// Runs `f` with the reading connection on the blocking pool.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs `f` with a free reading connection on the blocking pool, stopped at `deadline`
+    /// (waiting for a connection counts). The connection goes back to the pool from the
+    /// blocking task, so a caller that gives up early does not lose it.
+    async fn read<T, F>(&self, deadline: Deadline, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        Self::on(self.reader.clone(), f).await
+        let permit = tokio::time::timeout(
+            deadline.remaining(),
+            self.readers.slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| deadline.exceeded())?
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let readers = self.readers.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut conn = readers.take()?;
+            let at = deadline.at();
+            let stop = move || std::time::Instant::now() >= at;
+            let result = match conn.progress_handler(PROGRESS_STEPS, Some(stop)) {
+                Ok(()) => f(&mut conn).map_err(|e| match e {
+                    StoreError::Query(_) if deadline.passed() => deadline.exceeded(),
+                    e => e,
+                }),
+                Err(e) => Err(query_err(e)),
+            };
+            match conn.progress_handler(0, None::<fn() -> bool>) {
+                Ok(()) => readers.give_back(conn),
+                Err(e) => tracing::warn!(error = %e, "a reading connection is closed"),
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
 
     async fn on<T, F>(conn: Arc<Mutex<Connection>>, f: F) -> Result<T, StoreError>
@@ -657,9 +735,10 @@ impl Store for SqliteStore {
         statement: &Statement,
         text_columns: usize,
         int_columns: usize,
+        deadline: Deadline,
     ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
         let statement = statement.clone();
-        self.read(move |conn| {
+        self.read(deadline, move |conn| {
             let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
             let params: Vec<rusqlite::types::Value> = statement
                 .binds
@@ -680,7 +759,14 @@ impl Store for SqliteStore {
                     Ok((texts, ints))
                 })
                 .map_err(query_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+            let mut out = Vec::new();
+            for row in rows {
+                if out.len() == MAX_RESULT_ROWS {
+                    return Err(too_many_rows());
+                }
+                out.push(row.map_err(query_err)?);
+            }
+            Ok(out)
         })
         .await
     }

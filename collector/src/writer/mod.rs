@@ -644,6 +644,7 @@ mod tests {
             _: &Statement,
             _: usize,
             _: usize,
+            _: crate::store::Deadline,
         ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
             unreachable!("{ONLY}")
         }
