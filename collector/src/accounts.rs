@@ -362,6 +362,33 @@ pub async fn revoke_share(store: &dyn Store, id: &str) -> Result<bool, AccountEr
     Ok(gone)
 }
 
+/// Browsers that may hold one shared link unlocked at once; the unlock that finds the link at
+/// the cap ends the sessions closest to expiry to make room.
+pub const MAX_SHARE_SESSIONS: usize = 100;
+
+/// Ends a link's unlock sessions that expire first, so that one more stays within
+/// [`MAX_SHARE_SESSIONS`]; returns how many ended.
+pub async fn make_room_for_share_session(
+    store: &dyn Store,
+    link_id: &str,
+) -> Result<usize, AccountError> {
+    let mut open: Vec<(i64, String)> = all::<Session>(store, SESSION)
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.share.as_deref() == Some(link_id))
+        .map(|(id, s)| (s.expires_at, id))
+        .collect();
+    if open.len() < MAX_SHARE_SESSIONS {
+        return Ok(0);
+    }
+    open.sort();
+    let excess = open.len() + 1 - MAX_SHARE_SESSIONS;
+    for (_, id) in &open[..excess] {
+        store.delete_record(SESSION, id).await?;
+    }
+    Ok(excess)
+}
+
 /// Deletes expired sessions; returns how many.
 pub async fn purge_expired_sessions(store: &dyn Store, now: i64) -> Result<usize, AccountError> {
     end_sessions(store, |s| s.expires_at <= now, None).await

@@ -21,6 +21,7 @@ both_stores!(
     a_viewer_reads_only_granted_sites,
     a_shared_link_reads_its_site_and_changes_nothing,
     a_password_protected_link_opens_only_with_its_password,
+    shared_link_unlocks_are_limited_per_link_and_capped,
     api_keys_read_but_never_change,
     admins_manage_sites_users_keys_and_links,
     changing_the_password_ends_other_sessions,
@@ -306,6 +307,9 @@ async fn login_sets_a_safe_cookie_and_logout_ends_it(b: Backend) {
 
 async fn failed_logins_are_rate_limited(b: Backend) {
     let t = setup(b, "login_rate_limit").await;
+    // The admin's usual place.
+    let r = login_from(&t, "203.0.113.5", ADMIN, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK);
     for i in 0..10 {
         let r = login_from(&t, "198.51.100.7", ADMIN, "wrong password!").await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
@@ -324,6 +328,10 @@ async fn failed_logins_are_rate_limited(b: Backend) {
     // addresses is limited too.
     let r = login_from(&t, "198.51.100.8", ADMIN, PASSWORD).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // But failures from elsewhere never lock the owner out where they have logged in
+    // before: that address is held by its own limit only.
+    let r = login_from(&t, "203.0.113.5", ADMIN, PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::OK, "{}", body_json(r).await);
     // Others are not affected.
     assert_eq!(
         login_from(&t, "198.51.100.8", VIEWER, PASSWORD)
@@ -783,6 +791,70 @@ async fn a_password_protected_link_opens_only_with_its_password(b: Backend) {
             .status(),
         StatusCode::UNAUTHORIZED
     );
+}
+
+async fn unlock_from(t: &TestApp, peer: &str, token: &str, password: &str) -> Response<Body> {
+    let req = Request::post("/api/share/unlock")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            json!({"token": token, "password": password}).to_string(),
+        ))
+        .unwrap();
+    t.send(peer, req).await
+}
+
+async fn sessions_of(t: &TestApp, link: &str) -> usize {
+    t.t.store
+        .records("session")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|(_, body)| body.contains(&format!("\"share\":\"{link}\"")))
+        .count()
+}
+
+/// Guessing a link's password from many addresses is limited per link; an address that
+/// unlocked the link before still can; a link without a password stores no session to open;
+/// a link holds at most `MAX_SHARE_SESSIONS` unlocked browsers, the oldest ended first.
+async fn shared_link_unlocks_are_limited_per_link_and_capped(b: Backend) {
+    let t = setup(b, "share_unlock_limits").await;
+    let open = share(&t, 1, None).await;
+    let r = unlock_from(&t, "192.0.2.50", &open, "anything").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(r.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(t.t.store.records("session").await.unwrap().len(), 0);
+
+    let token = share(&t, 1, Some("link password 1")).await;
+    let id = token[..8].to_string();
+    let r = unlock_from(&t, "192.0.2.51", &token, "link password 1").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sessions_of(&t, &id).await, 1);
+    for i in 0..10 {
+        let r = unlock_from(&t, &format!("198.51.100.{}", 20 + i), &token, "guess").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "guess {i}");
+    }
+    // The link has had its ten failures: a new address is refused before any check…
+    let r = unlock_from(&t, "198.51.100.99", &token, "link password 1").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // …the address that unlocked it before is not, and other links are not affected.
+    let r = unlock_from(&t, "192.0.2.51", &token, "link password 1").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let other = share(&t, 1, Some("another password")).await;
+    let r = unlock_from(&t, "198.51.100.99", &other, "another password").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+
+    // At the cap, an unlock ends the session closest to expiry.
+    let store = t.t.store.as_ref();
+    let have = sessions_of(&t, &id).await;
+    for i in have..accounts::MAX_SHARE_SESSIONS {
+        accounts::start_session(store, None, Some(&id), i as i64, accounts::SHARE_SESSION_SECS)
+            .await
+            .unwrap();
+    }
+    assert_eq!(sessions_of(&t, &id).await, accounts::MAX_SHARE_SESSIONS);
+    let r = unlock_from(&t, "192.0.2.51", &token, "link password 1").await;
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert_eq!(sessions_of(&t, &id).await, accounts::MAX_SHARE_SESSIONS);
 }
 
 async fn api_keys_read_but_never_change(b: Backend) {

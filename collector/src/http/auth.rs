@@ -280,6 +280,9 @@ pub async fn blocking<T: Send + 'static>(
 /// runs at once, and a check that finds no free slot within half a second is answered 429.
 pub struct LoginLimiter {
     attempts: Mutex<HashMap<[u8; 16], Vec<i64>>>,
+    /// (account or link, address) pairs that succeeded, by hash, with the time of the last
+    /// success: such an address is held by its own limit only, not by the account's.
+    known: Mutex<HashMap<[u8; 16], i64>>,
     checks: std::sync::Arc<tokio::sync::Semaphore>,
     permits: usize,
     /// Password checks run, and the most at once (for /metrics and tests).
@@ -293,6 +296,7 @@ impl Default for LoginLimiter {
         let permits = std::thread::available_parallelism().map_or(2, |n| n.get());
         LoginLimiter {
             attempts: Mutex::new(HashMap::new()),
+            known: Mutex::new(HashMap::new()),
             checks: std::sync::Arc::new(tokio::sync::Semaphore::new(permits)),
             permits,
             checked: Default::default(),
@@ -368,6 +372,48 @@ impl LoginLimiter {
                 })
             })
             .max()
+    }
+
+    /// How long an address stays known to an account after a success there.
+    pub const KNOWN_SECS: i64 = 30 * 86_400;
+
+    fn pair(account: &str, address: &str) -> [u8; 16] {
+        Self::key(&format!("{account}\n{address}"))
+    }
+
+    /// The keys a login attempt is counted against: its address, and the account unless
+    /// the account has logged in from this address within [`Self::KNOWN_SECS`]. So failures
+    /// from elsewhere can delay logins from new places, but never lock the owner out where
+    /// they have logged in before.
+    pub fn keys_for(&self, account: &str, address: &str, now: i64) -> Vec<String> {
+        let known = self
+            .known
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&Self::pair(account, address))
+            .is_some_and(|at| now - at < Self::KNOWN_SECS);
+        if known {
+            vec![address.to_string()]
+        } else {
+            vec![address.to_string(), account.to_string()]
+        }
+    }
+
+    /// A success of `account` from `address`: the pair is known from now on.
+    pub fn remember(&self, account: &str, address: &str, now: i64) {
+        let mut known = self.known.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() >= Self::MAX_KEYS {
+            known.retain(|_, at| now - *at < Self::KNOWN_SECS);
+        }
+        if known.len() >= Self::MAX_KEYS {
+            let evict = Self::MAX_KEYS / 100;
+            let mut oldest: Vec<(i64, [u8; 16])> = known.iter().map(|(k, at)| (*at, *k)).collect();
+            oldest.select_nth_unstable_by_key(evict, |(at, _)| *at);
+            for (_, key) in &oldest[..evict] {
+                known.remove(key);
+            }
+        }
+        known.insert(Self::pair(account, address), now);
     }
 
     /// A success: forgets `key`'s attempts.
@@ -463,8 +509,9 @@ pub async fn login(
     let body: LoginBody = json_body(&headers, body).await?;
     let email = body.email.trim().to_lowercase();
     let ip = client_ip(peer.ip(), &headers, &state.proxies);
-    let keys = [address_key(ip), format!("email:{email}")];
+    let (address, account) = (address_key(ip), format!("email:{email}"));
     let t = now(&state);
+    let keys = state.login_limiter.keys_for(&account, &address, t);
     // Recorded before the check, so concurrent attempts cannot all pass it.
     if let Err(retry_after_secs) = state.login_limiter.attempt(&keys, t) {
         return Err(ApiError::RateLimited { retry_after_secs });
@@ -480,8 +527,9 @@ pub async fn login(
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
-    state.login_limiter.clear(&keys[1]);
-    state.login_limiter.take_back(&keys[0], t);
+    state.login_limiter.clear(&account);
+    state.login_limiter.take_back(&address, t);
+    state.login_limiter.remember(&account, &address, t);
     let (token, session) =
         accounts::start_session(store, Some(&user.email), None, t, accounts::SESSION_SECS)
             .await
@@ -594,8 +642,11 @@ pub async fn unlock_share(
 ) -> Result<Response, ApiError> {
     let body: UnlockBody = json_body(&headers, body).await?;
     let ip = client_ip(peer.ip(), &headers, &state.proxies);
-    let keys = [address_key(ip)];
+    // Limited per address and per link (its token, hashed like every key), with the
+    // logins' rule: an address that unlocked this link before is held by its own limit only.
+    let (address, link_key) = (address_key(ip), format!("share:{}", body.token));
     let t = now(&state);
+    let keys = state.login_limiter.keys_for(&link_key, &address, t);
     if let Err(retry_after_secs) = state.login_limiter.attempt(&keys, t) {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
@@ -604,14 +655,21 @@ pub async fn unlock_share(
         .await
         .map_err(account_error)?
         .ok_or_else(|| ApiError::Unauthorized("this shared link is invalid or revoked".into()))?;
-    let ok = match link.password_hash.clone() {
-        Some(h) => state.login_limiter.verify(body.password, Some(h)).await?,
-        None => true,
+    let Some(hash) = link.password_hash.clone() else {
+        // A link without a password is open as it is: nothing to unlock, nothing stored.
+        state.login_limiter.take_back(&address, t);
+        state.login_limiter.take_back(&link_key, t);
+        return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    if !ok {
+    if !state.login_limiter.verify(body.password, Some(hash)).await? {
         return Err(ApiError::Unauthorized("wrong password".into()));
     }
-    state.login_limiter.take_back(&keys[0], t);
+    state.login_limiter.take_back(&address, t);
+    state.login_limiter.take_back(&link_key, t);
+    state.login_limiter.remember(&link_key, &address, t);
+    accounts::make_room_for_share_session(store, &link.id)
+        .await
+        .map_err(account_error)?;
     let (token, _) =
         accounts::start_session(store, None, Some(&link.id), t, accounts::SHARE_SESSION_SECS)
             .await
