@@ -105,8 +105,8 @@ impl Maintenance {
     }
 
     /// Rolls up closed days first, then drops raw events older than the raw retention,
-    /// rollups older than the aggregate retention and expired dashboard sessions; returns the
-    /// number of raw days dropped.
+    /// rollups older than the aggregate retention, expired dashboard sessions and superseded
+    /// record versions; returns the number of raw days dropped.
     pub async fn purge(&self) -> Result<usize, StoreError> {
         self.roll_up(usize::MAX).await?;
         let today = self.clock.now().date_naive();
@@ -155,6 +155,10 @@ impl Maintenance {
         })?;
         if ended > 0 {
             tracing::debug!(sessions = ended, "expired dashboard sessions deleted");
+        }
+        let compacted = self.store.compact_records().await?;
+        if compacted > 0 {
+            tracing::debug!(rows = compacted, "superseded record versions deleted");
         }
         Ok(dropped)
     }

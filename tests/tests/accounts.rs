@@ -847,9 +847,15 @@ async fn shared_link_unlocks_are_limited_per_link_and_capped(b: Backend) {
     let store = t.t.store.as_ref();
     let have = sessions_of(&t, &id).await;
     for i in have..accounts::MAX_SHARE_SESSIONS {
-        accounts::start_session(store, None, Some(&id), i as i64, accounts::SHARE_SESSION_SECS)
-            .await
-            .unwrap();
+        accounts::start_session(
+            store,
+            None,
+            Some(&id),
+            i as i64,
+            accounts::SHARE_SESSION_SECS,
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(sessions_of(&t, &id).await, accounts::MAX_SHARE_SESSIONS);
     let r = unlock_from(&t, "192.0.2.51", &token, "link password 1").await;

@@ -23,6 +23,7 @@ all_stores!(
     records_are_replaced_and_deleted,
     a_stored_batch_is_found_by_its_id,
     what_one_collector_writes_another_reads_at_once,
+    superseded_record_versions_are_deleted,
 );
 
 fn day(d: u32) -> NaiveDate {
@@ -579,4 +580,80 @@ async fn sqlite_deleted_salts_leave_every_file_while_a_reader_holds_the_wal() {
     assert_eq!(t.store.salts().await.unwrap().len(), 1);
     let found = t.files_containing(&old.0);
     assert!(found.is_empty(), "deleted salt bytes remain in {found:?}");
+}
+
+/// The body of every stored record row, superseded versions included (on ClickHouse, once
+/// no mutation is left to run).
+async fn stored_record_bodies(t: &TestStore) -> Vec<String> {
+    match &t.config.clickhouse {
+        None => {
+            let db = rusqlite::Connection::open(t.config.data_dir.join("footfall.db")).unwrap();
+            let mut stmt = db.prepare("SELECT body FROM records").unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        Some(ch) => {
+            let c = footfall_tests::client(ch);
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                let pending: u64 = c
+                    .query("SELECT count() FROM system.mutations WHERE database = ? AND table = 'records' AND is_done = 0")
+                    .bind(ch.database.as_str())
+                    .fetch_one()
+                    .await
+                    .unwrap();
+                if pending == 0 || std::time::Instant::now() > until {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            c.query("SELECT body FROM records")
+                .fetch_all::<String>()
+                .await
+                .unwrap()
+        }
+    }
+}
+
+/// Old password hashes and ended sessions do not stay in the store: the versions a later
+/// write or a deletion superseded are deleted by maintenance's compaction, and what is read
+/// does not change.
+async fn superseded_record_versions_are_deleted(b: Backend) {
+    let t = TestStore::new(b, "conf_compact").await;
+    let s = t.store.as_ref();
+    for body in ["old-hash-1", "old-hash-2", "current-hash"] {
+        s.put_record("user", "a@x.org", body).await.unwrap();
+    }
+    s.put_record("session", "s1", "ended-session")
+        .await
+        .unwrap();
+    assert!(s.delete_record("session", "s1").await.unwrap());
+    s.put_record("user", "b@x.org", "only-hash").await.unwrap();
+    let gone = s.compact_records().await.unwrap();
+    if b != Backend::Sqlite {
+        assert_eq!(
+            gone, 3,
+            "two old versions of a@x.org and the ended session's row"
+        );
+    }
+    assert_eq!(
+        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        Some("current-hash")
+    );
+    assert_eq!(s.record("session", "s1").await.unwrap(), None);
+    assert_eq!(s.records("user").await.unwrap().len(), 2);
+    let bodies = stored_record_bodies(&t).await;
+    for old in ["old-hash-1", "old-hash-2", "ended-session"] {
+        assert!(
+            !bodies.iter().any(|b| b == old),
+            "{old} is still stored: {bodies:?}"
+        );
+    }
+    assert!(bodies.iter().any(|b| b == "current-hash"));
+    // Nothing left to do the second time.
+    if b != Backend::Sqlite {
+        assert_eq!(s.compact_records().await.unwrap(), 0);
+    }
 }

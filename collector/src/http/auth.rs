@@ -661,7 +661,11 @@ pub async fn unlock_share(
         state.login_limiter.take_back(&link_key, t);
         return Ok(StatusCode::NO_CONTENT.into_response());
     };
-    if !state.login_limiter.verify(body.password, Some(hash)).await? {
+    if !state
+        .login_limiter
+        .verify(body.password, Some(hash))
+        .await?
+    {
         return Err(ApiError::Unauthorized("wrong password".into()));
     }
     state.login_limiter.take_back(&address, t);

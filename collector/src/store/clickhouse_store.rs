@@ -74,6 +74,15 @@ const SITE_CLAIM: &str = "site-claim";
 // When each site first took a domain.
 const SQL_DOMAIN_CLAIMS: &str =
     "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
+/// Record rows a later version superseded, and deletion markers older than the cutoff
+/// version (with every version of their record).
+const SQL_STALE_RECORDS: &str = "SELECT kind, id, version FROM records WHERE (kind, id, version) NOT IN (SELECT kind, id, max(version) FROM records GROUP BY kind, id) OR (kind, id) IN (SELECT kind, id FROM records GROUP BY kind, id HAVING argMax(deleted, version) = 1 AND max(version) < ?)";
+/// The mutation that deletes `n` record rows named by (kind, id, version).
+fn delete_records_sql(n: usize) -> String {
+    let tuples = vec!["(?, ?, ?)"; n].join(", ");
+    format!("ALTER TABLE records DELETE WHERE (kind, id, version) IN ({tuples})")
+}
+
 const SQL_SYNC_REPLICA: &str = "SYSTEM SYNC REPLICA ?";
 /// How long past a query's deadline the client waits for the server to report the timeout.
 const QUERY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
@@ -547,6 +556,21 @@ impl ClickHouseStore {
                     .query(SQL_DROP_PARTITION)
                     .bind(Identifier("events"))
                     .bind("2026-01-01"),
+            ),
+            render(
+                self.db()
+                    .query(SQL_STALE_RECORDS)
+                    .bind(1_700_000_000_000_000u64),
+            ),
+            render(
+                self.db()
+                    .query(&delete_records_sql(2))
+                    .bind("user")
+                    .bind("a@example.org")
+                    .bind(1u64)
+                    .bind("session")
+                    .bind("ab12")
+                    .bind(2u64),
             ),
         ]);
         out
@@ -1208,6 +1232,30 @@ impl Store for ClickHouseStore {
         })
         .await?;
         Ok(true)
+    }
+
+    async fn compact_records(&self) -> Result<usize, StoreError> {
+        // Records are appended as versions; reads take the latest. The superseded versions
+        // and old deletion markers are deleted by a mutation (replicated on a cluster).
+        self.sync_replica("records").await;
+        let cutoff = self
+            .next_version()
+            .saturating_sub(super::RECORD_TOMBSTONE_SECS * 1_000_000);
+        let stale: Vec<(String, String, u64)> = self
+            .db()
+            .query(SQL_STALE_RECORDS)
+            .bind(cutoff)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        for chunk in stale.chunks(500) {
+            let mut query = self.db().query(&delete_records_sql(chunk.len()));
+            for (kind, id, version) in chunk {
+                query = query.bind(kind.as_str()).bind(id.as_str()).bind(*version);
+            }
+            query.execute().await.map_err(|e| self.failed(e))?;
+        }
+        Ok(stale.len())
     }
 
     fn dialect(&self) -> Dialect {

@@ -179,6 +179,10 @@ pub enum StoreError {
 /// buckets, but the per-group statements behind a page read every group of the range.
 pub const MAX_RESULT_ROWS: usize = 1_000_000;
 
+/// How long a store that appends versions keeps the marker of a deleted record, so that a
+/// write racing the deletion cannot bring an older version back.
+pub const RECORD_TOMBSTONE_SECS: u64 = 3600;
+
 /// The storage interface. See the module documentation for what each call promises.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -261,4 +265,8 @@ pub trait Store: Send + Sync + 'static {
     async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError>;
     /// Deletes a record; `false` when there was none.
     async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError>;
+    /// Removes what earlier versions of records left behind (an old password hash, an ended
+    /// session), and deletions older than [`RECORD_TOMBSTONE_SECS`]; returns how many stored
+    /// rows go. A store that replaces records in place has nothing to do.
+    async fn compact_records(&self) -> Result<usize, StoreError>;
 }

@@ -692,6 +692,9 @@ mod tests {
         async fn delete_record(&self, _: &str, _: &str) -> Result<bool, StoreError> {
             unreachable!("{ONLY}")
         }
+        async fn compact_records(&self) -> Result<usize, StoreError> {
+            unreachable!("{ONLY}")
+        }
     }
 
     fn config(dir: &std::path::Path) -> WriterConfig {
