@@ -459,3 +459,139 @@ async fn the_data_directory_is_the_owners_alone(b: Backend) {
     }
     drop(p);
 }
+
+/// Opens a connection that sends `prefix` at once, then one byte of `trickle` a second; returns
+/// how long the server kept it open (until a read saw the end or a write failed), at most
+/// `limit`.
+async fn trickle(
+    base: &str,
+    prefix: &'static [u8],
+    trickle: &'static [u8],
+    limit: Duration,
+) -> Option<Duration> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = base.trim_start_matches("http://").to_string();
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(&addr).await.ok()?;
+    stream.write_all(prefix).await.ok()?;
+    let mut bytes = trickle.iter().cycle();
+    let mut buf = [0u8; 1024];
+    while started.elapsed() < limit {
+        tokio::select! {
+            read = stream.read(&mut buf) => match read {
+                // An answer (408 or 400) is fine; the close that follows is what counts.
+                Ok(n) if n > 0 => continue,
+                _ => return Some(started.elapsed()),
+            },
+            () = tokio::time::sleep(Duration::from_secs(1)) => {
+                let byte = [*bytes.next().unwrap_or(&b'x')];
+                if stream.write_all(&byte).await.is_err() {
+                    return Some(started.elapsed());
+                }
+            }
+        }
+    }
+    None
+}
+
+/// 5,000 connections that send a request one byte a second cannot hold the collector: every
+/// other client still gets 202 meanwhile, and each slow connection is closed once its request
+/// head is late (`HEADER_TIMEOUT`), as are a kept-alive connection left idle and a body sent
+/// one byte a second (`BODY_TIMEOUT`). Prints the other clients' latencies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_others_still_served() {
+    use footfall::http::server::{BODY_TIMEOUT, HEADER_TIMEOUT};
+    rlimit::increase_nofile_limit(u64::MAX).unwrap();
+    let t = TestStore::new(Backend::Sqlite, "slow_clients").await;
+    add_site(&t.env(), "example.com");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let p = Process::serve(&env_for(&t, &[]), log.path().to_path_buf()).await;
+    let limit = HEADER_TIMEOUT * 4;
+    let slow: Vec<_> = (0..5000)
+        .map(|_| {
+            let base = p.base.clone();
+            tokio::spawn(async move {
+                trickle(
+                    &base,
+                    b"P",
+                    b"OST /api/event HTTP/1.1\r\nHost: x\r\nX-Slow: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+                    limit,
+                )
+                .await
+            })
+        })
+        .collect();
+    let idle = {
+        let base = p.base.clone();
+        tokio::spawn(async move {
+            trickle(
+                &base,
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+                b"",
+                limit,
+            )
+            .await
+        })
+    };
+    let body = {
+        let base = p.base.clone();
+        tokio::spawn(async move {
+            trickle(
+                &base,
+                b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n{",
+                b"\"",
+                limit,
+            )
+            .await
+        })
+    };
+    // Let the slow connections open, then serve others while they trickle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    for i in 0..200 {
+        let started = std::time::Instant::now();
+        let status = post(
+            &http,
+            &p.base,
+            &format!("2.2.4.{}", i % 200 + 1),
+            CHROME_UA,
+            "/during",
+        )
+        .await;
+        latencies.push(started.elapsed());
+        assert_eq!(status, 202, "request {i} while 5,000 connections trickle");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies.sort();
+    let mut closed_after = Vec::new();
+    for s in slow {
+        closed_after.push(
+            s.await
+                .unwrap()
+                .expect("a slow connection was never closed"),
+        );
+    }
+    closed_after.sort();
+    let idle = idle
+        .await
+        .unwrap()
+        .expect("an idle kept-alive connection was never closed");
+    let body = body
+        .await
+        .unwrap()
+        .expect("a trickling body was never cut off");
+    eprintln!(
+        "slow clients: 200 events during 5,000 trickling connections, p50 {:?}, p99 {:?}, max {:?}; trickling connections closed after {:?}..{:?} (header deadline {HEADER_TIMEOUT:?}); idle kept-alive closed after {idle:?}; trickling body cut after {body:?} (body deadline {BODY_TIMEOUT:?})",
+        latencies[100],
+        latencies[198],
+        latencies[199],
+        closed_after[0],
+        closed_after[closed_after.len() - 1],
+    );
+    // The collector is still healthy afterwards.
+    assert_eq!(
+        post(&http, &p.base, "2.2.5.1", CHROME_UA, "/after").await,
+        202
+    );
+}

@@ -1,7 +1,6 @@
 //! `footfall serve`: wire the store, the pipeline, the writer and the HTTP layer together,
 //! run until SIGTERM/SIGINT, then stop accepting, drain the queue and flush before exiting.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,9 +162,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, "footfall is listening");
-    let service = router(app.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
+    crate::http::server::serve(listener, router(app.state.clone()), shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the queue");

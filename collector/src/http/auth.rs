@@ -256,7 +256,7 @@ pub async fn json_body<T: for<'de> Deserialize<'de>>(
     }
     let bytes = axum::body::to_bytes(body, MAX_AUTH_BODY)
         .await
-        .map_err(|_| ApiError::TooLarge)?;
+        .map_err(super::error::body_error)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))
 }
 

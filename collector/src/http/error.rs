@@ -15,6 +15,8 @@ pub enum ApiError {
     BadRequest(String),
     #[error("request body is too large")]
     TooLarge,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("the collector cannot take more events right now; retry later")]
     Busy { retry_after_secs: u32 },
     #[error("{0}")]
@@ -32,6 +34,22 @@ pub enum ApiError {
     /// A question ran past `query_timeout_secs` (the message names the setting).
     #[error("{0}")]
     QueryTimeout(String),
+}
+
+/// Why a request body could not be read: too large, too slow (past the body deadline), or
+/// cut off by the client.
+pub fn body_error(e: axum::Error) -> ApiError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return ApiError::TooLarge;
+        }
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return ApiError::BodyTimeout;
+        }
+        source = err.source();
+    }
+    ApiError::BadRequest(format!("the request body could not be read: {e}"))
 }
 
 impl From<BodyError> for ApiError {
@@ -54,6 +72,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Busy { .. } | ApiError::Unavailable | ApiError::QueryTimeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -54,7 +54,7 @@ pub async fn post_event(
         let _permit = admit(&state, ip)?;
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
-            .map_err(|_| ApiError::TooLarge)?;
+            .map_err(super::error::body_error)?;
         let input = parse_body(&bytes)?;
         ingest(&state, input, ip, &headers).await
     }

@@ -14,6 +14,7 @@ mod health;
 pub mod limits;
 pub mod query;
 mod script;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -81,6 +82,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/export", get(export::get_export))
         .route("/api/v2/props", get(query::get_prop_keys))
         .merge(dashboard_routes())
+        // A body must arrive whole within its deadline, however it trickles (the request
+        // head has its own, in the server).
+        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+            server::BODY_TIMEOUT,
+        ))
         .with_state(state)
 }
 

@@ -106,7 +106,7 @@ pub async fn post_query(
     let who = super::auth::principal(&state, &headers).await?;
     let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
         .await
-        .map_err(|_| ApiError::TooLarge)?;
+        .map_err(super::error::body_error)?;
     let json: Value = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::BadRequest(format!("the query is not valid JSON: {e}")))?;
     let Some(site_id) = json.get("site_id").and_then(Value::as_str) else {

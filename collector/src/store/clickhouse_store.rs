@@ -74,9 +74,15 @@ const SITE_CLAIM: &str = "site-claim";
 // When each site first took a domain.
 const SQL_DOMAIN_CLAIMS: &str =
     "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
-/// Record rows a later version superseded, and deletion markers older than the cutoff
-/// version (with every version of their record).
-const SQL_STALE_RECORDS: &str = "SELECT kind, id, version FROM records WHERE (kind, id, version) NOT IN (SELECT kind, id, max(version) FROM records GROUP BY kind, id) OR (kind, id) IN (SELECT kind, id FROM records GROUP BY kind, id HAVING argMax(deleted, version) = 1 AND max(version) < ?)";
+/// Record rows written before the first cutoff version that a later version superseded, and
+/// deletion markers older than the second cutoff (with every older version of their record).
+/// The subqueries may see fewer rows than the outer scan (a write in between): only rows
+/// older than a write in flight can be, so a row written since is never taken for stale.
+const SQL_STALE_RECORDS: &str = "SELECT kind, id, version FROM records WHERE version < ? AND ((kind, id, version) NOT IN (SELECT kind, id, max(version) FROM records GROUP BY kind, id) OR (kind, id) IN (SELECT kind, id FROM records GROUP BY kind, id HAVING argMax(deleted, version) = 1 AND max(version) < ?))";
+/// Record versions younger than this (microseconds) are left to the next compaction, so a
+/// write racing the compaction's scan is never mistaken for a superseded one.
+const RECORD_SETTLE_MICROS: u64 = 60_000_000;
+
 /// The mutation that deletes `n` record rows named by (kind, id, version).
 fn delete_records_sql(n: usize) -> String {
     let tuples = vec!["(?, ?, ?)"; n].join(", ");
@@ -1238,13 +1244,14 @@ impl Store for ClickHouseStore {
         // Records are appended as versions; reads take the latest. The superseded versions
         // and old deletion markers are deleted by a mutation (replicated on a cluster).
         self.sync_replica("records").await;
-        let cutoff = self
-            .next_version()
-            .saturating_sub(super::RECORD_TOMBSTONE_SECS * 1_000_000);
+        let now = self.next_version();
+        let settled = now.saturating_sub(RECORD_SETTLE_MICROS);
+        let tombstones = now.saturating_sub(super::RECORD_TOMBSTONE_SECS * 1_000_000);
         let stale: Vec<(String, String, u64)> = self
             .db()
             .query(SQL_STALE_RECORDS)
-            .bind(cutoff)
+            .bind(settled)
+            .bind(tombstones)
             .fetch_all()
             .await
             .map_err(|e| self.failed(e))?;
