@@ -566,7 +566,8 @@ impl ClickHouseStore {
             render(
                 self.db()
                     .query(SQL_STALE_RECORDS)
-                    .bind(1_700_000_000_000_000u64),
+                    .bind(1_700_000_000_000_000u64)
+                    .bind(1_699_999_000_000_000u64),
             ),
             render(
                 self.db()
