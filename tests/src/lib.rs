@@ -106,6 +106,44 @@ pub async fn fresh_cluster_database(urls: &str, test: &str) -> ClickHouseConfig 
     }
 }
 
+/// On the test cluster: what each node is running and the end of its error log, so a failure
+/// in CI (where the servers are gone afterwards) says why.
+async fn cluster_diagnostics(backend: Backend) -> String {
+    if backend != Backend::Cluster {
+        return String::new();
+    }
+    let mut out = String::new();
+    for (n, url) in cluster_urls().split(',').enumerate() {
+        let client = clickhouse::Client::default().with_url(url);
+        let running = client
+            .query("SELECT toString(elapsed), substring(query, 1, 200) FROM system.processes")
+            .fetch_all::<(String, String)>()
+            .await
+            .map(|rows| {
+                rows.into_iter()
+                    .map(|(t, q)| format!("    {t} s: {q}\n"))
+                    .collect::<String>()
+            })
+            .unwrap_or_else(|e| format!("    unreachable: {e}\n"));
+        out.push_str(&format!("\nnode {} ({url}) runs:\n{running}", n + 1));
+        if let Ok(dir) = std::env::var("FOOTFALL_TEST_CLUSTER_DIR") {
+            let log = std::fs::read_to_string(
+                Path::new(&dir).join(format!("node{}/log/error.log", n + 1)),
+            )
+            .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(12).collect();
+            out.push_str("  error log, last lines:\n");
+            for line in tail.into_iter().rev() {
+                out.push_str(&format!(
+                    "    {}\n",
+                    line.chars().take(300).collect::<String>()
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// A client for reading what a test stored (on a cluster, through its first node).
 pub fn client(ch: &ClickHouseConfig) -> clickhouse::Client {
     clickhouse::Client::default()
@@ -235,7 +273,12 @@ impl TestStore {
                 (Arc::new(ClickHouseStore::new(&ch)), files)
             }
         };
-        store.migrate().await.unwrap();
+        if let Err(e) = store.migrate().await {
+            panic!(
+                "migrating the test store: {e}{}",
+                cluster_diagnostics(backend).await
+            );
+        }
         TestStore {
             backend,
             store,
