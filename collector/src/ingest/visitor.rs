@@ -12,23 +12,7 @@ use std::net::IpAddr;
 
 use chrono::NaiveDate;
 
-/// A 32-byte salt; its `Debug` does not show the bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Salt(pub [u8; 32]);
-
-impl std::fmt::Debug for Salt {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Salt(<secret>)")
-    }
-}
-
-impl Salt {
-    pub fn random() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::fill(&mut bytes);
-        Salt(bytes)
-    }
-}
+pub use crate::store::Salt;
 
 /// The salts a collector currently holds, by UTC day: yesterday's while it lives, today's,
 /// and tomorrow's once it has been drawn.

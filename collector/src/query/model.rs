@@ -186,17 +186,7 @@ const MAX_PROP_KEY_CHARS: usize = 300;
 pub const MAX_PATTERN_BYTES: usize = 1000;
 /// Most regular expressions in one query, over all its filters.
 pub const MAX_PATTERNS: usize = 20;
-/// Largest compiled regular expression, in bytes (`\w{80}` over Unicode is far beyond it).
-pub const MAX_PATTERN_COMPILED_BYTES: usize = 256 * 1024;
-
-/// Compiles a `matches` pattern within [`MAX_PATTERN_COMPILED_BYTES`], so neither checking
-/// nor running it can take long (the SQLite store compiles with the same limits).
-pub fn compile_pattern(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(pattern)
-        .size_limit(MAX_PATTERN_COMPILED_BYTES)
-        .dfa_size_limit(MAX_PATTERN_COMPILED_BYTES)
-        .build()
-}
+pub use crate::store::statement::{MAX_PATTERN_COMPILED_BYTES, compile_pattern};
 
 /// Every `matches` pattern of the query, counted before any is compiled, then compiled once
 /// within the size limit.

@@ -14,26 +14,7 @@ use chrono_tz::Tz;
 use super::model::{Dimension, Field, Filter, Op, Property, Query, TimeBucket};
 use super::time::{Span, offsets};
 
-/// Which SQL a store speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    ClickHouse,
-}
-
-/// A bound value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-/// One statement and its binds, in order of the `?` placeholders.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    pub sql: String,
-    pub binds: Vec<Bind>,
-}
+pub use crate::store::statement::{Bind, Dialect, Statement};
 
 /// What a query runs: the dimension columns come first in every statement's rows, then the
 /// site-local day, then the counts.

@@ -16,10 +16,10 @@ use clickhouse::Client;
 use clickhouse::sql::Identifier;
 use serde::{Deserialize, Serialize};
 
+use super::Salt;
+use super::statement::{Bind, Dialect, Statement};
 use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
 use crate::config::ClickHouseConfig;
-use crate::ingest::visitor::Salt;
-use crate::query::sql::{Bind, Dialect, Statement};
 
 /// The schema migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -287,8 +287,9 @@ fn sharding_key(table: &str) -> Option<&'static str> {
 /// A schema statement as it runs on a cluster: tables created `ON CLUSTER` in `database`,
 /// `MergeTree` engines made `Replicated…` (ZooKeeper paths from the `{shard}` and `{replica}`
 /// macros), sharded tables split into `<table>_local` and a `Distributed` table; a column is
-/// added to the local table and the Distributed table made again over it. Statements it does
-/// not know are returned unchanged.
+/// added to the local table and the Distributed table made again over it, and a table
+/// replicated to every node is altered once, not `ON CLUSTER`. Statements it does not know
+/// are returned unchanged.
 pub fn cluster_statements(stmt: &str, cluster: &str, database: &str) -> Vec<String> {
     if let Some(rest) = stmt.strip_prefix("CREATE TABLE IF NOT EXISTS ") {
         let name_end = rest
@@ -351,9 +352,11 @@ pub fn cluster_statements(stmt: &str, cluster: &str, database: &str) -> Vec<Stri
                     "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {database}.{name}_local ENGINE = Distributed({cluster}, {database}, {name}_local, {key})"
                 ),
             ],
-            None => vec![format!(
-                "ALTER TABLE {database}.{name} ON CLUSTER {cluster} {action}"
-            )],
+            // A table replicated to every node is altered through one node: ZooKeeper
+            // carries the change to every replica. `ON CLUSTER` would have one replica of
+            // each shard run it on the same replicated table, and the two race (one fails
+            // with "column already exists", or waits on the other past the DDL timeout).
+            None => vec![format!("ALTER TABLE {database}.{name} {action}")],
         };
     }
     vec![stmt.to_string()]
@@ -1485,8 +1488,11 @@ mod tests {
             .flat_map(|m| statements(m.2))
             .flat_map(|s| cluster_statements(&s, "c2x2", "ff"))
             .collect();
+        // Every statement runs on every node, but the alteration of a table replicated to
+        // every node, which runs once and reaches the others through ZooKeeper.
         assert!(
-            all.iter().all(|s| s.contains(" ON CLUSTER c2x2")),
+            all.iter()
+                .all(|s| s.contains(" ON CLUSTER c2x2") || s.starts_with("ALTER TABLE ff.sites ")),
             "{all:#?}"
         );
         assert!(all.iter().all(|s| !s.contains(" ENGINE = MergeTree")));
@@ -1536,9 +1542,9 @@ mod tests {
             "DROP TABLE IF EXISTS ff.events ON CLUSTER c2x2"
         );
         assert_eq!(all[last + 2], create("events"));
-        assert!(all.contains(
-            &"ALTER TABLE ff.sites ON CLUSTER c2x2 ADD COLUMN version UInt64 DEFAULT 0".to_string()
-        ));
+        assert!(
+            all.contains(&"ALTER TABLE ff.sites ADD COLUMN version UInt64 DEFAULT 0".to_string())
+        );
     }
 
     #[test]

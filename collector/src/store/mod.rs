@@ -17,6 +17,7 @@
 pub mod clickhouse_store;
 pub mod files;
 pub mod sqlite_store;
+pub mod statement;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,8 +26,25 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::ingest::visitor::Salt;
-use crate::query::sql::{Dialect, Statement};
+use statement::{Dialect, Statement};
+
+/// A 32-byte salt; its `Debug` does not show the bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Salt(pub [u8; 32]);
+
+impl std::fmt::Debug for Salt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Salt(<secret>)")
+    }
+}
+
+impl Salt {
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::fill(&mut bytes);
+        Salt(bytes)
+    }
+}
 
 /// One stored raw event (a pageview, custom event or engagement event).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, clickhouse::Row)]
@@ -175,7 +193,7 @@ pub enum StoreError {
 }
 
 /// The most rows one planned statement may return (a store refuses more): pages are at most
-/// [`crate::query::model::MAX_LIMIT`] rows, and the largest time series has a few thousand
+/// 10,000 rows (the Stats API's limit), and the largest time series has a few thousand
 /// buckets, but the per-group statements behind a page read every group of the range.
 pub const MAX_RESULT_ROWS: usize = 1_000_000;
 

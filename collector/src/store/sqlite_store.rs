@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::Salt;
+use super::statement::{Bind, Dialect, Statement};
 use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
-use crate::ingest::visitor::Salt;
-use crate::query::sql::{Bind, Dialect, Statement};
 
 /// The schema migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -267,7 +267,7 @@ fn add_regexp(conn: &Connection) -> rusqlite::Result<()> {
             let re: Arc<regex::Regex> = ctx.get_or_create_aux(
                 0,
                 |v| -> Result<_, Box<dyn std::error::Error + Send + Sync>> {
-                    Ok(crate::query::model::compile_pattern(v.as_str()?)?)
+                    Ok(super::statement::compile_pattern(v.as_str()?)?)
                 },
             )?;
             let text = ctx.get_raw(1).as_str().unwrap_or("");
