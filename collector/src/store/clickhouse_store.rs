@@ -83,6 +83,26 @@ const SQL_STALE_RECORDS: &str = "SELECT kind, id, version FROM records WHERE ver
 /// write racing the compaction's scan is never mistaken for a superseded one.
 const RECORD_SETTLE_MICROS: u64 = 60_000_000;
 
+/// A node's shard, from its `shard` macro.
+const SQL_SHARD_MACRO: &str = "SELECT substitution FROM system.macros WHERE macro = 'shard'";
+/// How many shards a cluster has.
+const SQL_CLUSTER_SHARDS: &str =
+    "SELECT toUInt64(uniqExact(shard_num)) FROM system.clusters WHERE cluster = ?";
+
+/// `ALTER TABLE t …` as `ALTER TABLE t ON CLUSTER c …`.
+fn on_cluster(stmt: &str, cluster: &str) -> String {
+    let rest = stmt.trim_start_matches("ALTER TABLE ");
+    let (table, action) = rest.split_once(' ').unwrap_or((rest, ""));
+    format!("ALTER TABLE {table} ON CLUSTER {cluster} {action}")
+}
+
+/// Whether a cluster schema statement alters a sharded table's local part.
+fn is_local_alter(stmt: &str) -> bool {
+    stmt.split_whitespace()
+        .nth(2)
+        .is_some_and(|table| table.ends_with("_local"))
+}
+
 /// The mutation that deletes `n` record rows named by (kind, id, version).
 fn delete_records_sql(n: usize) -> String {
     let tuples = vec!["(?, ?, ?)"; n].join(", ");
@@ -345,8 +365,11 @@ pub fn cluster_statements(stmt: &str, cluster: &str, database: &str) -> Vec<Stri
             // ClickHouse refuses `ALTER … ON CLUSTER` of a Distributed table on a cluster whose
             // shards replicate; it holds no rows (inserts are synchronous), so it is made
             // again from the altered local table.
+            // The local table is altered through one replica of each shard (see
+            // `ClickHouseStore::migrate`), not `ON CLUSTER`: 18.16's DDL worker can stop for
+            // good when two replicas of a shard take the same replicated ALTER at once.
             Some(key) => vec![
-                format!("ALTER TABLE {database}.{name}_local ON CLUSTER {cluster} {action}"),
+                format!("ALTER TABLE {database}.{name}_local {action}"),
                 format!("DROP TABLE IF EXISTS {database}.{name} ON CLUSTER {cluster}"),
                 format!(
                     "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {database}.{name}_local ENGINE = Distributed({cluster}, {database}, {name}_local, {key})"
@@ -670,6 +693,36 @@ impl ClickHouseStore {
         late
     }
 
+    /// The database client of one configured node of each of `cluster`'s shards (by the
+    /// node's `shard` macro); why not, when the configured nodes miss a shard.
+    async fn node_per_shard(&self, cluster: &str) -> Result<Vec<&Client>, String> {
+        let mut by_shard: std::collections::BTreeMap<String, &Client> = Default::default();
+        for node in &self.nodes {
+            let shard = node
+                .server
+                .query(SQL_SHARD_MACRO)
+                .fetch_optional::<String>()
+                .await;
+            if let Ok(Some(shard)) = shard {
+                by_shard.entry(shard).or_insert(&node.db);
+            }
+        }
+        let shards: u64 = self
+            .server()
+            .query(SQL_CLUSTER_SHARDS)
+            .bind(cluster)
+            .fetch_one()
+            .await
+            .map_err(|e| e.to_string())?;
+        if (by_shard.len() as u64) < shards {
+            return Err(format!(
+                "clickhouse_url reaches nodes of {} of the cluster's {shards} shards",
+                by_shard.len()
+            ));
+        }
+        Ok(by_shard.into_values().collect())
+    }
+
     /// On a cluster: fetches what other replicas of the metadata table `table` have
     /// announced, so a read through this node sees every write that has returned through any
     /// other (a site added through one collector and used through another at once). A node
@@ -850,18 +903,34 @@ impl Store for ClickHouseStore {
                     .collect(),
             };
             for stmt in stmts {
-                match self.db().query(&stmt).execute().await {
-                    Ok(()) => {}
-                    // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an interrupted
-                    // earlier run of this migration is not an error.
-                    Err(e)
-                        if stmt.contains("ADD COLUMN")
-                            && e.to_string().contains("already exists") => {}
-                    Err(e) => {
-                        return Err(StoreError::Migration {
-                            name: (*name).to_string(),
-                            message: e.to_string(),
-                        });
+                // A sharded table's local part is altered on one node of each shard; when the
+                // configured nodes do not reach every shard, `ON CLUSTER` as before.
+                let (stmt, targets) = match &self.cluster {
+                    Some(cluster) if stmt.starts_with("ALTER TABLE ") && is_local_alter(&stmt) => {
+                        match self.node_per_shard(cluster).await {
+                            Ok(nodes) => (stmt, nodes),
+                            Err(reason) => {
+                                tracing::warn!(%reason, "altering a sharded table ON CLUSTER");
+                                (on_cluster(&stmt, cluster), vec![self.db()])
+                            }
+                        }
+                    }
+                    _ => (stmt, vec![self.db()]),
+                };
+                for client in targets {
+                    match client.query(&stmt).execute().await {
+                        Ok(()) => {}
+                        // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an
+                        // interrupted earlier run of this migration is not an error.
+                        Err(e)
+                            if stmt.contains("ADD COLUMN")
+                                && e.to_string().contains("already exists") => {}
+                        Err(e) => {
+                            return Err(StoreError::Migration {
+                                name: (*name).to_string(),
+                                message: e.to_string(),
+                            });
+                        }
                     }
                 }
             }
@@ -1488,11 +1557,12 @@ mod tests {
             .flat_map(|m| statements(m.2))
             .flat_map(|s| cluster_statements(&s, "c2x2", "ff"))
             .collect();
-        // Every statement runs on every node, but the alteration of a table replicated to
-        // every node, which runs once and reaches the others through ZooKeeper.
+        // Every statement runs on every node but alterations of replicated tables, which run
+        // on one node (of each shard, for a sharded table) and reach the other replicas
+        // through ZooKeeper.
         assert!(
             all.iter()
-                .all(|s| s.contains(" ON CLUSTER c2x2") || s.starts_with("ALTER TABLE ff.sites ")),
+                .all(|s| s.contains(" ON CLUSTER c2x2") || s.starts_with("ALTER TABLE ")),
             "{all:#?}"
         );
         assert!(all.iter().all(|s| !s.contains(" ENGINE = MergeTree")));
@@ -1527,15 +1597,12 @@ mod tests {
             );
             assert!(!all.iter().any(|s| s.contains(&format!("ff.{t}_local"))));
         }
-        assert!(
-            all.contains(
-                &"ALTER TABLE ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id UInt64 DEFAULT 0"
-                    .to_string()
-            )
-        );
+        assert!(all.contains(
+            &"ALTER TABLE ff.events_local ADD COLUMN batch_id UInt64 DEFAULT 0".to_string()
+        ));
         let last = all
             .iter()
-            .rposition(|s| s.contains("ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id"))
+            .rposition(|s| s.contains("ff.events_local ADD COLUMN batch_id"))
             .unwrap();
         assert_eq!(
             all[last + 1],
@@ -1544,6 +1611,19 @@ mod tests {
         assert_eq!(all[last + 2], create("events"));
         assert!(
             all.contains(&"ALTER TABLE ff.sites ADD COLUMN version UInt64 DEFAULT 0".to_string())
+        );
+    }
+
+    #[test]
+    fn a_local_alter_is_recognised_and_can_run_on_cluster_instead() {
+        let stmt = "ALTER TABLE ff.events_local ADD COLUMN batch_id UInt64 DEFAULT 0";
+        assert!(is_local_alter(stmt));
+        assert!(!is_local_alter(
+            "ALTER TABLE ff.sites ADD COLUMN version UInt64 DEFAULT 0"
+        ));
+        assert_eq!(
+            on_cluster(stmt, "c2x2"),
+            "ALTER TABLE ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id UInt64 DEFAULT 0"
         );
     }
 
