@@ -116,14 +116,18 @@ async fn call(
     t.send("192.0.2.10", req).await
 }
 
-async fn login_from(t: &TestApp, peer: &str, email: &str, password: &str) -> Response<Body> {
-    let req = Request::post("/api/auth/login")
+/// POSTs a JSON body to `path` as if from `peer`, without credentials.
+async fn post_json_from(t: &TestApp, peer: &str, path: &str, body: Value) -> Response<Body> {
+    let req = Request::post(path)
         .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            json!({"email": email, "password": password}).to_string(),
-        ))
+        .body(Body::from(body.to_string()))
         .unwrap();
     t.send(peer, req).await
+}
+
+async fn login_from(t: &TestApp, peer: &str, email: &str, password: &str) -> Response<Body> {
+    let body = json!({"email": email, "password": password});
+    post_json_from(t, peer, "/api/auth/login", body).await
 }
 
 async fn login(t: &TestApp, email: &str) -> Who {
@@ -794,13 +798,8 @@ async fn a_password_protected_link_opens_only_with_its_password(b: Backend) {
 }
 
 async fn unlock_from(t: &TestApp, peer: &str, token: &str, password: &str) -> Response<Body> {
-    let req = Request::post("/api/share/unlock")
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            json!({"token": token, "password": password}).to_string(),
-        ))
-        .unwrap();
-    t.send(peer, req).await
+    let body = json!({"token": token, "password": password});
+    post_json_from(t, peer, "/api/share/unlock", body).await
 }
 
 async fn sessions_of(t: &TestApp, link: &str) -> usize {

@@ -507,44 +507,23 @@ async fn slow_and_idle_connections_are_closed_and_others_still_served() {
     let log = tempfile::NamedTempFile::new().unwrap();
     let p = Process::serve(&env_for(&t, &[]), log.path().to_path_buf()).await;
     let limit = HEADER_TIMEOUT * 4;
+    let spawn = |prefix: &'static [u8], bytes: &'static [u8]| {
+        let base = p.base.clone();
+        tokio::spawn(async move { trickle(&base, prefix, bytes, limit).await })
+    };
     let slow: Vec<_> = (0..5000)
         .map(|_| {
-            let base = p.base.clone();
-            tokio::spawn(async move {
-                trickle(
-                    &base,
-                    b"P",
-                    b"OST /api/event HTTP/1.1\r\nHost: x\r\nX-Slow: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
-                    limit,
-                )
-                .await
-            })
+            spawn(
+                b"P",
+                b"OST /api/event HTTP/1.1\r\nHost: x\r\nX-Slow: yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy",
+            )
         })
         .collect();
-    let idle = {
-        let base = p.base.clone();
-        tokio::spawn(async move {
-            trickle(
-                &base,
-                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
-                b"",
-                limit,
-            )
-            .await
-        })
-    };
-    let body = {
-        let base = p.base.clone();
-        tokio::spawn(async move {
-            trickle(
-                &base,
-                b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n{",
-                b"\"",
-                limit,
-            )
-            .await
-        })
-    };
+    let idle = spawn(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b"");
+    let body = spawn(
+        b"POST /api/event HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n{",
+        b"\"",
+    );
     // Let the slow connections open, then serve others while they trickle.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let http = reqwest::Client::new();

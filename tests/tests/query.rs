@@ -460,14 +460,25 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
 // ---- the tests ---------------------------------------------------------------------------
 
 async fn setup(b: Backend, name: &str) -> (TestApp, String, Vec<EventRow>) {
-    let t = TestApp::start(
+    setup_with(b, name, fixture(), |_| {}).await
+}
+
+/// A collector on a fresh store holding `events` (after its first maintenance round), its
+/// configuration changed by `change`, and an API key for the first site.
+async fn setup_with(
+    b: Backend,
+    name: &str,
+    events: Vec<EventRow>,
+    change: impl FnOnce(&mut footfall::config::Config),
+) -> (TestApp, String, Vec<EventRow>) {
+    let t = TestApp::start_with(
         b,
         name,
         &[("example.com", TZ), ("other.example", "UTC")],
         now(),
+        change,
     )
     .await;
-    let events = fixture();
     t.t.store
         .insert_events(events.as_slice().into())
         .await
@@ -1245,27 +1256,16 @@ async fn ingest_and_realtime(t: &TestApp, key: &str, n: usize) -> (Vec<Duration>
 /// slowest realtime answer without and with the questions running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_slow_questions_leave_ingest_and_realtime_answering() {
-    let t = TestApp::start_with(
-        Backend::Sqlite,
-        "query_slow_ten",
-        &[("example.com", TZ), ("other.example", "UTC")],
-        now(),
-        |c| c.query_timeout = Duration::from_secs(1),
-    )
-    .await;
     let events = fixture_over(
         Utc.with_ymd_and_hms(2026, 11, 9, 21, 30, 0).unwrap(),
         7,
         80_000,
     );
+    let (t, key, events) = setup_with(Backend::Sqlite, "query_slow_ten", events, |c| {
+        c.query_timeout = Duration::from_secs(1)
+    })
+    .await;
     eprintln!("{} events", events.len());
-    t.t.store
-        .insert_events(events.as_slice().into())
-        .await
-        .unwrap();
-    let key = footfall::apikey::generate(1, 0);
-    t.t.store.add_api_key(&key.record).await.unwrap();
-    let key = key.secret;
     let (quiet, quiet_realtime) = ingest_and_realtime(&t, &key, 400).await;
 
     let t = std::sync::Arc::new(t);
