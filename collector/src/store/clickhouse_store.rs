@@ -242,7 +242,7 @@ fn limit_error(message: String, deadline: Deadline) -> StoreError {
         "(TOO_MANY_ROWS)",
         "(TOO_MANY_ROWS_OR_BYTES)",
     ]) {
-        super::sqlite_store::too_many_rows()
+        StoreError::too_many_rows()
     } else {
         StoreError::Query(message)
     }

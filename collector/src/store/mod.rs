@@ -192,6 +192,15 @@ pub enum StoreError {
     Migration { name: String, message: String },
 }
 
+impl StoreError {
+    /// A statement's answer was larger than [`MAX_RESULT_ROWS`] (every store says it alike).
+    pub fn too_many_rows() -> StoreError {
+        StoreError::Query(format!(
+            "the query's answer has more than {MAX_RESULT_ROWS} rows; narrow the date range or the filters"
+        ))
+    }
+}
+
 /// The most rows one planned statement may return (a store refuses more): pages are at most
 /// 10,000 rows (the Stats API's limit), and the largest time series has a few thousand
 /// buckets, but the per-group statements behind a page read every group of the range.

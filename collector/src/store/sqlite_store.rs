@@ -124,13 +124,6 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-/// A statement's answer was larger than any page the Stats API gives.
-pub(super) fn too_many_rows() -> StoreError {
-    StoreError::Query(format!(
-        "the query's answer has more than {MAX_RESULT_ROWS} rows; narrow the date range or the filters"
-    ))
-}
-
 fn query_err(e: rusqlite::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
@@ -767,7 +760,7 @@ impl Store for SqliteStore {
             let mut out = Vec::new();
             for row in rows {
                 if out.len() == MAX_RESULT_ROWS {
-                    return Err(too_many_rows());
+                    return Err(StoreError::too_many_rows());
                 }
                 out.push(row.map_err(query_err)?);
             }
