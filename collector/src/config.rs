@@ -17,6 +17,8 @@ use ipnet::IpNet;
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// Which embedded store keeps the events when no ClickHouse is set.
+    pub embedded_store: EmbeddedStore,
     pub clickhouse: Option<ClickHouseConfig>,
     /// GeoIP files, asked in order (see [`crate::ingest::geoip`]); empty: no locations.
     pub geoip_db: Vec<PathBuf>,
@@ -44,6 +46,39 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// How long a Stats API question may run before it is stopped (503).
     pub query_timeout: Duration,
+}
+
+/// The embedded stores: both keep sites, keys, accounts and salts in `footfall.db`
+/// (SQLite); events and rollups go to `events.duckdb` or stay in `footfall.db`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddedStore {
+    DuckDb,
+    Sqlite,
+}
+
+impl EmbeddedStore {
+    /// The default of this build: DuckDB when it was built in.
+    pub const DEFAULT: EmbeddedStore = if cfg!(feature = "duckdb") {
+        EmbeddedStore::DuckDb
+    } else {
+        EmbeddedStore::Sqlite
+    };
+
+    fn parse(value: &str) -> Result<EmbeddedStore, ConfigError> {
+        match value.trim() {
+            "duckdb" if cfg!(feature = "duckdb") => Ok(EmbeddedStore::DuckDb),
+            "duckdb" => Err(invalid(
+                "embedded_store",
+                "this footfall was built without DuckDB (the `duckdb` feature); use `sqlite`",
+            )),
+            "sqlite" => Ok(EmbeddedStore::Sqlite),
+            "" => Ok(EmbeddedStore::DEFAULT),
+            other => Err(invalid(
+                "embedded_store",
+                format!("`{other}` is not a store; expected `duckdb` or `sqlite`"),
+            )),
+        }
+    }
 }
 
 /// A setting that must not show in logs: its `Debug` hides it.
@@ -111,6 +146,7 @@ pub enum ConfigError {
 const SETTINGS: &[(&str, Option<&str>)] = &[
     ("listen", Some("127.0.0.1:8000")),
     ("data_dir", Some("./data")),
+    ("embedded_store", Some("")),
     ("clickhouse_url", None),
     ("clickhouse_user", Some("default")),
     ("clickhouse_password", Some("")),
@@ -216,6 +252,7 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("listen", "expected an address like 127.0.0.1:8000"))?,
             data_dir,
+            embedded_store: EmbeddedStore::parse(&v.string("embedded_store")?)?,
             clickhouse,
             geoip_db,
             trusted_proxies: parse_cidrs(&v.string("trusted_proxies")?)?,

@@ -10,6 +10,7 @@ pub mod apikey;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod http;
 pub mod ingest;
 pub mod maintenance;

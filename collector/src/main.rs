@@ -10,6 +10,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // Every file Footfall creates holds visitors' data or secrets: its owner's alone, also
+    // those an engine creates on its own (DuckDB's write-ahead log comes and goes).
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
     let filter = EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use footfall::cli::serve::App;
 use footfall::clock::ManualClock;
-use footfall::config::{ClickHouseConfig, Config};
+use footfall::config::{ClickHouseConfig, Config, EmbeddedStore};
 use footfall::store::EventRow;
 use footfall::store::Store;
 use footfall::store::clickhouse_store::ClickHouseStore;
+use footfall::store::duckdb::DuckDbStore;
 use footfall::store::sqlite_store::SqliteStore;
 
 /// A Chrome 131 user-agent on Windows 10.
@@ -179,10 +180,28 @@ pub async fn dump_clickhouse_tables(ch: &ClickHouseConfig) -> Vec<(String, Strin
     out
 }
 
+/// A copy of the DuckDB events file of `data_dir` (and its write-ahead log), opened on its
+/// own: another process may hold the file itself.
+fn duckdb_snapshot(data_dir: &Path) -> (tempfile::TempDir, DuckDbStore) {
+    let copy = tempfile::tempdir().unwrap();
+    let file = footfall::store::duckdb::EVENTS_FILE;
+    for name in [file.to_string(), format!("{file}.wal")] {
+        let from = data_dir.join(&name);
+        if from.exists() {
+            std::fs::copy(&from, copy.path().join(&name)).unwrap();
+        }
+    }
+    let store = DuckDbStore::open(copy.path()).unwrap();
+    (copy, store)
+}
+
 /// Which store a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// The embedded store with everything in SQLite (`embedded_store = "sqlite"`).
     Sqlite,
+    /// The default embedded store: events and rollups in DuckDB, the rest in SQLite.
+    DuckDb,
     ClickHouse,
     /// Two shards of two replicas (`FOOTFALL_TEST_CLUSTER_URLS`).
     Cluster,
@@ -200,14 +219,18 @@ macro_rules! all_stores {
     };
 }
 
-/// Generates `mod sqlite` and `mod clickhouse`, each with one `#[tokio::test]` per listed
-/// function; every function takes a [`Backend`].
+/// Generates `mod sqlite`, `mod duckdb` and `mod clickhouse`, each with one
+/// `#[tokio::test]` per listed function; every function takes a [`Backend`].
 #[macro_export]
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { super::$name($crate::Backend::Sqlite).await })*
+        }
+        mod duckdb {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name($crate::Backend::DuckDb).await })*
         }
         mod clickhouse {
             $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,13 +247,16 @@ pub struct TestStore {
     pub config: Config,
     /// The store's files, when the test can see them.
     pub files: Option<PathBuf>,
+    /// The DuckDB store behind `store`, which lets go of its events file before a `footfall`
+    /// process is started on it (one process may open it).
+    duck: Option<Arc<DuckDbStore>>,
     _dir: tempfile::TempDir,
 }
 
 impl TestStore {
     pub async fn new(backend: Backend, test: &str) -> TestStore {
         let url = match backend {
-            Backend::Sqlite => String::new(),
+            Backend::Sqlite | Backend::DuckDb => String::new(),
             Backend::ClickHouse => clickhouse_url(),
             Backend::Cluster => cluster_urls(),
         };
@@ -253,11 +279,21 @@ impl TestStore {
         config.flush_interval = Duration::from_millis(20);
         config.geoip_db = vec![geoip_city_db()];
         config.data_dir = dir.path().join("data");
+        let mut duck = None;
         let (store, files): (Arc<dyn Store>, _) = match backend {
-            Backend::Sqlite => (
-                Arc::new(SqliteStore::open(&config.data_dir).unwrap()),
-                Some(config.data_dir.clone()),
-            ),
+            Backend::Sqlite => {
+                config.embedded_store = EmbeddedStore::Sqlite;
+                (
+                    Arc::new(SqliteStore::open(&config.data_dir).unwrap()),
+                    Some(config.data_dir.clone()),
+                )
+            }
+            Backend::DuckDb => {
+                config.embedded_store = EmbeddedStore::DuckDb;
+                let store = Arc::new(DuckDbStore::open(&config.data_dir).unwrap());
+                duck = Some(store.clone());
+                (store, Some(config.data_dir.clone()))
+            }
             Backend::ClickHouse => {
                 let ch = fresh_database(url, test).await;
                 let files = std::env::var("FOOTFALL_TEST_CLICKHOUSE_DIR")
@@ -286,6 +322,7 @@ impl TestStore {
             store,
             config,
             files,
+            duck,
             _dir: dir,
         }
     }
@@ -304,12 +341,19 @@ impl TestStore {
                 }))
             }
             Some(ch) => Arc::new(ClickHouseStore::new(ch)),
+            None if self.backend == Backend::DuckDb => {
+                Arc::new(DuckDbStore::open(&self.config.data_dir).unwrap())
+            }
             None => Arc::new(SqliteStore::open(&self.config.data_dir).unwrap()),
         }
     }
 
-    /// The environment that points a `footfall` process at this store.
+    /// The environment that points a `footfall` process at this store. On DuckDB the test
+    /// lets go of the events file here, so the process can open it.
     pub fn env(&self) -> Vec<(String, String)> {
+        if let Some(duck) = &self.duck {
+            duck.release();
+        }
         let mut env = vec![
             (
                 "FOOTFALL_DATA_DIR".to_string(),
@@ -318,6 +362,14 @@ impl TestStore {
             (
                 "FOOTFALL_GEOIP_DB".to_string(),
                 geoip_city_db().display().to_string(),
+            ),
+            (
+                "FOOTFALL_EMBEDDED_STORE".to_string(),
+                match self.config.embedded_store {
+                    EmbeddedStore::DuckDb => "duckdb",
+                    EmbeddedStore::Sqlite => "sqlite",
+                }
+                .to_string(),
             ),
         ];
         if let Some(ch) = &self.config.clickhouse {
@@ -330,12 +382,24 @@ impl TestStore {
         env
     }
 
-    /// Every stored event of every site, in time order.
+    /// Every stored event of every site, in time order. On DuckDB, while a `footfall`
+    /// process holds the events file, they are read from a copy of it (and its log).
     pub async fn events(&self) -> Vec<EventRow> {
         let mut out = Vec::new();
+        let snapshot = match &self.duck {
+            Some(duck) => {
+                duck.release();
+                Some(duckdb_snapshot(&self.config.data_dir))
+            }
+            None => None,
+        };
+        let store: &dyn Store = match &snapshot {
+            Some((_, copy)) => copy,
+            None => self.store.as_ref(),
+        };
         for site in self.store.sites().await.unwrap() {
             out.extend(
-                self.store
+                store
                     .read_events(site.id, 0, u32::MAX, 10_000_000)
                     .await
                     .unwrap(),

@@ -1,6 +1,6 @@
 //! Differential test: the same few thousand varied requests (several sites, days, time zones,
-//! sources, devices, countries, bots) go through a collector on each store: SQLite, one
-//! ClickHouse node and the ClickHouse cluster. All three must end up with the same rows and give
+//! sources, devices, countries, bots) go through a collector on each store: SQLite, DuckDB, one
+//! ClickHouse node and the ClickHouse cluster. All four must end up with the same rows and give
 //! the same Stats API answers. Visitor hashes agree because every store is given the same
 //! salt for each day before its collector would draw one (salts are random per day, so three
 //! separate stores would otherwise differ); session ids are random, so sessions are compared
@@ -196,6 +196,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
     let a = side(Backend::Sqlite, start, &salt).await;
     let b = side(Backend::ClickHouse, start, &salt).await;
     let c = side(Backend::Cluster, start, &salt).await;
+    let d = side(Backend::DuckDb, start, &salt).await;
     let mut rng = StdRng::seed_from_u64(20261125);
     let mut sent = 0;
     for day in 0..5 {
@@ -223,18 +224,18 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
                     rng.random_range(320..2560)
                 ),
             };
-            for s in [&a, &b, &c] {
+            for s in [&a, &b, &c, &d] {
                 send(s, &ip, ua, &body).await;
             }
             sent += 1;
             let step = Span::seconds(rng.random_range(0..90));
-            for s in [&a, &b, &c] {
+            for s in [&a, &b, &c, &d] {
                 s.clock.advance(step);
             }
         }
         let next = start + Span::days(day + 1);
         let next_salt = Salt([0x5a_u8.wrapping_add(day as u8 + 1); 32]);
-        for s in [&a, &b, &c] {
+        for s in [&a, &b, &c, &d] {
             settle(s).await;
             s.t.store
                 .put_salt(next.date_naive(), &next_salt)
@@ -249,7 +250,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
     let mut asked = 0;
     for (site_id, (domain, _)) in (1u32..).zip(SITES) {
         let key = footfall::apikey::generate(site_id, 0);
-        for s in [&a, &b, &c] {
+        for s in [&a, &b, &c, &d] {
             settle(s).await;
             s.t.store.add_api_key(&key.record).await.unwrap();
         }
@@ -269,20 +270,28 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
                 ask(&c, &key.secret, &q).await,
                 "the cluster differs on {q}"
             );
+            assert_eq!(
+                answer,
+                ask(&d, &key.secret, &q).await,
+                "DuckDB differs on {q}"
+            );
             asked += 1;
         }
     }
     assert_eq!(asked, 3 * 18);
-    let (ra, rb, rc) = (
+    let (ra, rb, rc, rd) = (
         a.app.shutdown().await,
         b.app.shutdown().await,
         c.app.shutdown().await,
+        d.app.shutdown().await,
     );
     assert_eq!(ra.written, rb.written);
     assert_eq!(ra.written, rc.written);
+    assert_eq!(ra.written, rd.written);
     let rows_a = a.t.events().await;
     let rows_b = b.t.events().await;
     let rows_c = c.t.events().await;
+    let rows_d = d.t.events().await;
     assert_eq!(rows_a.len() as u64, ra.written);
     assert!(
         rows_a.len() > 1500,
@@ -302,7 +311,11 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
     assert!(kinds(&rows_a, |e| e.channel.as_str()) >= 5, "channels vary");
     assert!(kinds(&rows_a, |e| e.device.as_str()) >= 3, "devices vary");
     let (ka, ga) = canonical(rows_a);
-    for (name, rows) in [("ClickHouse", rows_b), ("the cluster", rows_c)] {
+    for (name, rows) in [
+        ("ClickHouse", rows_b),
+        ("the cluster", rows_c),
+        ("DuckDB", rows_d),
+    ] {
         let (kb, gb) = canonical(rows);
         assert_eq!(ka.len(), kb.len(), "{name}");
         for (x, y) in ka.iter().zip(&kb) {

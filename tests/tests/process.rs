@@ -454,7 +454,7 @@ async fn the_data_directory_is_the_owners_alone(b: Backend) {
             seen += 1;
         }
     }
-    if matches!(b, Backend::Sqlite) {
+    if matches!(b, Backend::Sqlite | Backend::DuckDb) {
         assert!(seen >= 3, "footfall.db, its WAL and shared memory at least");
     }
     drop(p);

@@ -1137,6 +1137,10 @@ fn endless_and_too_large(dialect: Dialect) -> (Statement, Statement) {
             "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT 'n', count(*) FROM c".to_string(),
             format!("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {rows}) SELECT 'n', x FROM c"),
         ),
+        Dialect::DuckDb => (
+            "SELECT 'n', count(*) FROM range(1000000000000000) WHERE range % 7 = 3".to_string(),
+            format!("SELECT 'n', range FROM range({rows})"),
+        ),
         Dialect::ClickHouse => (
             "SELECT 'n', count() FROM system.numbers".to_string(),
             format!("SELECT 'n', number FROM numbers({rows})"),

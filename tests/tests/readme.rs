@@ -103,8 +103,15 @@ async fn the_readme_commands_run_as_written() {
         .stdin(Stdio::piped())
         .stdout(std::fs::File::create(data.path().join("run.out")).unwrap())
         .stderr(std::fs::File::create(&log).unwrap());
+    // A user's shell: no Footfall settings, and none of the variables cargo sets for a test
+    // (build scripts that track them, ring's among them, would rerun, and DuckDB's engine would
+    // be compiled again because of it).
     for (k, _) in std::env::vars() {
-        if k.starts_with("FOOTFALL_") {
+        let cargo_set = (k.starts_with("CARGO_") && k != "CARGO_HOME" && k != "CARGO_TARGET_DIR")
+            || k == "CARGO"
+            || k == "OUT_DIR"
+            || k == "RUSTC_BOOTSTRAP";
+        if k.starts_with("FOOTFALL_") || cargo_set {
             cmd.env_remove(&k);
         }
     }
@@ -247,9 +254,16 @@ async fn the_readme_commands_run_as_written() {
     // What was stored: the curl pageview, the pixel and the browser's pageview, each under
     // example.com (the site the run line added) and with its own page.
     drop(_shell);
-    let store =
-        footfall::store::sqlite_store::SqliteStore::open(&data.path().join("data")).unwrap();
-    use footfall::store::Store as _;
+    // The default store of this build, as the run line used it.
+    let config = footfall::config::Config::load(
+        None,
+        [(
+            "FOOTFALL_DATA_DIR".to_string(),
+            data.path().join("data").display().to_string(),
+        )],
+    )
+    .unwrap();
+    let store = footfall::cli::open_store(&config).unwrap();
     let site = store
         .sites()
         .await
@@ -284,7 +298,7 @@ async fn the_docker_sections_footfall_commands_run() {
     let root = workspace_root();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let block = block_after(&readme, "## Docker", "sh");
-    let bin = root.join("target/release/footfall");
+    let bin = footfall_tests::footfall_bin();
     if !bin.is_file() {
         assert!(
             std::env::var_os("FOOTFALL_TEST_REQUIRE_DATA").is_none(),

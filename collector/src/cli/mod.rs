@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, EmbeddedStore};
 use crate::store::Store;
 use crate::store::clickhouse_store::ClickHouseStore;
 use crate::store::sqlite_store::SqliteStore;
@@ -68,6 +68,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(cmd) => user::run(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Migrate => {
+            if crate::control::ask(&config.data_dir, "migrate")
+                .await?
+                .is_some()
+            {
+                println!("applied 0 migration(s): the running footfall applied them at start");
+                return Ok(());
+            }
             let store = open_store(&config)?;
             let ran = store.migrate().await.context("migrating the store")?;
             println!(
@@ -85,17 +92,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// The store the configuration names: ClickHouse when a URL is set, else the embedded
-/// SQLite store in the data directory.
+/// store (`embedded_store`) in the data directory.
 pub fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    match &config.clickhouse {
-        Some(ch) => Ok(Arc::new(ClickHouseStore::new(ch))),
-        None => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
+    match (&config.clickhouse, config.embedded_store) {
+        (Some(ch), _) => Ok(Arc::new(ClickHouseStore::new(ch))),
+        #[cfg(feature = "duckdb")]
+        (None, EmbeddedStore::DuckDb) => Ok(Arc::new(crate::store::duckdb::DuckDbStore::open(
+            &config.data_dir,
+        )?)),
+        (None, _) => Ok(Arc::new(SqliteStore::open(&config.data_dir)?)),
     }
 }
 
-/// Opens the store and applies its migrations.
+/// Opens the store and applies its migrations, unless a collector serves the data directory
+/// (it applied them at start, and it alone may open the embedded events file).
 pub async fn open_migrated_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
     let store = open_store(config)?;
-    store.migrate().await.context("migrating the store")?;
+    if crate::control::ask(&config.data_dir, "ping")
+        .await?
+        .is_none()
+    {
+        store.migrate().await.context("migrating the store")?;
+    }
     Ok(store)
 }

@@ -1,4 +1,5 @@
-//! `footfall purge`: drop raw events older than the raw retention, now.
+//! `footfall purge`: drop raw events older than the raw retention, now: through the running
+//! collector when one serves the data directory (see [`crate::control`]), else itself.
 
 use std::sync::Arc;
 
@@ -8,6 +9,14 @@ use crate::ingest::pipeline::Pipeline;
 use crate::maintenance::Maintenance;
 
 pub async fn run(config: &Config) -> anyhow::Result<()> {
+    // A collector serving this data directory holds the embedded events file: it purges.
+    if let Some(days) = crate::control::ask(&config.data_dir, "purge").await? {
+        println!(
+            "dropped {days} day(s) of raw events older than {} days (through the running footfall)",
+            config.raw_retention_days
+        );
+        return Ok(());
+    }
     let store = super::open_migrated_store(config).await?;
     let maintenance = Maintenance {
         store,

@@ -154,10 +154,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let store = super::open_store(&config)?;
     match &config.clickhouse {
         Some(ch) => tracing::info!(url = %ch.url, database = %ch.database, "store: ClickHouse"),
-        None => tracing::info!(data_dir = %config.data_dir.display(), "store: embedded SQLite"),
+        None => tracing::info!(
+            data_dir = %config.data_dir.display(),
+            store = ?config.embedded_store,
+            "store: embedded"
+        ),
     }
     wait_for_store(&store).await?;
     let app = App::start(&config, store, Arc::new(SystemClock)).await?;
+    // Commands that write events (`footfall purge`) hand their work over through it.
+    let control = crate::control::serve(
+        &config.data_dir,
+        app.maintenance.clone(),
+        app.shutdown.subscribe(),
+    )
+    .await
+    .context("opening the control socket in the data directory")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -167,6 +179,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .context("serving HTTP")?;
     tracing::info!("stopped accepting; draining the queue");
     let report = app.shutdown().await;
+    let _ = control.await;
     if report.left_in_spool > 0 {
         tracing::warn!(
             events = report.left_in_spool,

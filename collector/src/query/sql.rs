@@ -69,7 +69,7 @@ impl Builder {
 
     fn instant(&mut self, ts: i64) -> String {
         match self.dialect {
-            Dialect::Sqlite => self.int(ts).to_string(),
+            Dialect::Sqlite | Dialect::DuckDb => self.int(ts).to_string(),
             Dialect::ClickHouse => format!("toDateTime({})", self.int(ts)),
         }
     }
@@ -86,11 +86,18 @@ impl Builder {
                     "coalesce((SELECT x.pathname FROM events x INDEXED BY events_site_session WHERE x.site_id = events.site_id AND x.session_id = events.session_id AND x.name = 'pageview' AND x.timestamp >= {from} AND x.timestamp < {to} ORDER BY x.timestamp DESC, x.pathname DESC LIMIT 1), '')"
                 )
             }
+            // A visit without a pageview in the range has no row in the joined exits.
+            Field::Column(Property::ExitPage) if self.dialect == Dialect::DuckDb => {
+                "coalesce(exit_page, '')".to_string()
+            }
             Field::Column(p) => p.column().to_string(),
             Field::Prop(key) => {
                 let k = self.text(key);
                 match self.dialect {
                     Dialect::ClickHouse => format!("props_values[indexOf(props_keys, {k})]"),
+                    Dialect::DuckDb => {
+                        format!("coalesce(props_values[list_position(props_keys, {k})], '')")
+                    }
                     Dialect::Sqlite => format!(
                         "coalesce((SELECT v.value FROM json_each(props_values) v JOIN json_each(props_keys) k ON k.key = v.key WHERE k.value = {k} LIMIT 1), '')"
                     ),
@@ -114,7 +121,7 @@ impl Builder {
                 };
                 format!("toString({f}(timestamp, {}))", self.text(tz.name()))
             }
-            Dialect::Sqlite => {
+            Dialect::Sqlite | Dialect::DuckDb => {
                 // Local seconds: UTC seconds plus the zone's offset in force at that instant.
                 let pieces = offsets(tz, span.from, span.to);
                 let mut local = String::from("(timestamp + CASE");
@@ -126,6 +133,19 @@ impl Builder {
                     ));
                 }
                 local.push_str(&format!(" ELSE {} END)", self.int(i64::from(pieces[0].1))));
+                if self.dialect == Dialect::DuckDb {
+                    // DuckDB's bundled engine has no named zones (ICU): local seconds become a
+                    // zone-less TIMESTAMP.
+                    let at = format!("make_timestamp(CAST({local} AS BIGINT) * 1000000)");
+                    return match bucket {
+                        TimeBucket::Hour => format!("strftime({at}, '%Y-%m-%d %H:00:00')"),
+                        TimeBucket::Day => format!("strftime({at}, '%Y-%m-%d')"),
+                        TimeBucket::Week => {
+                            format!("strftime(date_trunc('week', {at}), '%Y-%m-%d')")
+                        }
+                        TimeBucket::Month => format!("strftime({at}, '%Y-%m-01')"),
+                    };
+                }
                 match bucket {
                     TimeBucket::Hour => {
                         format!("strftime('%Y-%m-%d %H:00:00', {local}, 'unixepoch')")
@@ -144,6 +164,7 @@ impl Builder {
         let v = self.text(value);
         match self.dialect {
             Dialect::Sqlite => format!("instr({column}, {v}) > 0"),
+            Dialect::DuckDb => format!("contains({column}, {v})"),
             Dialect::ClickHouse => format!("position({column}, {v}) > 0"),
         }
     }
@@ -169,6 +190,7 @@ impl Builder {
         let p = self.text(pattern);
         match self.dialect {
             Dialect::Sqlite => format!("{expr} REGEXP {p}"),
+            Dialect::DuckDb => format!("regexp_matches({expr}, {p})"),
             Dialect::ClickHouse => format!("match({expr}, {p})"),
         }
     }
@@ -210,9 +232,14 @@ impl Builder {
         let visits = format!(
             "site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name = 'pageview'"
         );
-        format!(
-            "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
-        )
+        match self.dialect {
+            Dialect::DuckDb => format!(
+                "events LEFT JOIN (SELECT session_id, max({{'t': timestamp, 'p': pathname}}).p AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING (session_id)"
+            ),
+            _ => format!(
+                "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
+            ),
+        }
     }
 
     /// `WHERE ...` for the site, range, kind of event and filters.
@@ -279,7 +306,7 @@ fn event_level(
         .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
         .collect();
     select.push(match dialect {
-        Dialect::Sqlite => "COUNT(DISTINCT visitor_id) AS visitors".into(),
+        Dialect::Sqlite | Dialect::DuckDb => "COUNT(DISTINCT visitor_id) AS visitors".into(),
         Dialect::ClickHouse => "uniqExact(visitor_id) AS visitors".into(),
     });
     select.push("SUM(name = 'pageview') AS pageviews".into());
@@ -360,6 +387,7 @@ fn session_level(
 ) -> Statement {
     let dur = match dialect {
         Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp) AS dur",
+        Dialect::DuckDb => "CAST(MAX(timestamp) AS BIGINT) - CAST(MIN(timestamp) AS BIGINT) AS dur",
         Dialect::ClickHouse => {
             "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp))) AS dur"
         }
@@ -415,6 +443,9 @@ pub fn prop_keys(dialect: Dialect, site_id: u32, from: i64, to: i64, name: &str)
     let sql = match dialect {
         Dialect::ClickHouse => {
             "SELECT prop_key, count() AS n FROM events ARRAY JOIN props_keys AS prop_key WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) AND name = ? GROUP BY prop_key ORDER BY n DESC, prop_key LIMIT ?"
+        }
+        Dialect::DuckDb => {
+            "SELECT prop_key, count(*) AS n FROM (SELECT unnest(props_keys) AS prop_key FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND name = ?) GROUP BY prop_key ORDER BY n DESC, prop_key LIMIT ?"
         }
         Dialect::Sqlite => {
             "SELECT k.value AS prop_key, count(*) AS n FROM events e, json_each(e.props_keys) k WHERE e.site_id = ? AND e.timestamp >= ? AND e.timestamp < ? AND e.name = ? GROUP BY k.value ORDER BY n DESC, prop_key LIMIT ?"
@@ -529,7 +560,7 @@ mod tests {
 
     #[test]
     fn generated_sql_snapshots() {
-        for dialect in [Dialect::Sqlite, Dialect::ClickHouse] {
+        for dialect in [Dialect::Sqlite, Dialect::DuckDb, Dialect::ClickHouse] {
             for (kind, query) in kinds() {
                 insta::assert_snapshot!(
                     format!("{kind}_{dialect:?}").to_lowercase(),
@@ -542,7 +573,7 @@ mod tests {
     #[test]
     fn values_are_never_in_the_sql_text() {
         let hostile = "x'); DROP TABLE events; --";
-        for dialect in [Dialect::Sqlite, Dialect::ClickHouse] {
+        for dialect in [Dialect::Sqlite, Dialect::DuckDb, Dialect::ClickHouse] {
             let p = plan_for(
                 dialect,
                 json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["time:hour"], "filters": [["is", "event:page", [hostile]], ["contains", "visit:city", [hostile]]]}),

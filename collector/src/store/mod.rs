@@ -12,9 +12,12 @@
 //! - a record written with `put_record` is read back by the next `record`/`records` call of
 //!   any collector, and a deleted one is gone from both.
 //!
-//! Two implementations: [`sqlite_store`] (embedded, the default) and [`clickhouse_store`].
+//! Three implementations: [`duckdb`] (embedded, the default: events in DuckDB, the rest in
+//! SQLite), [`sqlite_store`] (embedded, everything in SQLite) and [`clickhouse_store`].
 
 pub mod clickhouse_store;
+#[cfg(feature = "duckdb")]
+pub mod duckdb;
 pub mod files;
 pub mod sqlite_store;
 pub mod statement;

@@ -128,7 +128,7 @@ fn query_err(e: rusqlite::Error) -> StoreError {
     StoreError::Query(e.to_string())
 }
 
-const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
+pub(crate) const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
 
 fn day_number(day: NaiveDate) -> i64 {
     day.signed_duration_since(NaiveDate::default()).num_days()
@@ -277,7 +277,7 @@ fn from_json(text: &str) -> Vec<String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
-fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
+pub(crate) fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<EventRow> {
     Ok(EventRow {
         site_id: r.get(0)?,
         timestamp: r.get(1)?,

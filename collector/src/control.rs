@@ -1,0 +1,124 @@
+//! The running collector's control socket: `<data_dir>/control.sock`, a Unix socket only the
+//! data directory's owner can reach (the directory is `0700`, the socket `0600`).
+//!
+//! The embedded DuckDB events file can be open in one process only, so a command that writes
+//! events or rollups while `serve` runs (`footfall purge`) hands its work to the running
+//! collector through this socket instead of opening the file itself. One request per
+//! connection: a command word on one line; the answer is one line, `ok <text>` or
+//! `error <text>`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use crate::maintenance::Maintenance;
+
+/// The socket's file name in the data directory.
+pub const SOCKET: &str = "control.sock";
+
+/// Longest request line, in bytes.
+const MAX_REQUEST: u64 = 64;
+
+/// How long a client waits for the collector's answer (a purge of a large store takes a while).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(3600);
+
+pub fn socket_path(data_dir: &Path) -> PathBuf {
+    data_dir.join(SOCKET)
+}
+
+/// Listens on the control socket until `shutdown`, answering each request with
+/// `maintenance`. A socket file left by a collector that died is replaced.
+pub async fn serve(
+    data_dir: &Path,
+    maintenance: Arc<Maintenance>,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let path = socket_path(data_dir);
+    if UnixStream::connect(&path).await.is_ok() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            format!(
+                "another footfall serves this data directory ({} answers)",
+                path.display()
+            ),
+        ));
+    }
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let listener = UnixListener::bind(&path)?;
+    crate::store::files::make_private(&path)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        let maintenance = maintenance.clone();
+                        tokio::spawn(async move {
+                            if let Err(e) = answer(stream, &maintenance).await {
+                                tracing::warn!(error = %e, "control socket request failed");
+                            }
+                        });
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "control socket accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+    }))
+}
+
+async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    BufReader::new(read.take(MAX_REQUEST))
+        .read_line(&mut line)
+        .await?;
+    let reply = match line.trim() {
+        "purge" => match maintenance.purge().await {
+            Ok(days) => format!("ok {days}"),
+            Err(e) => format!("error {e}"),
+        },
+        "ping" => "ok footfall".to_string(),
+        // `serve` applied every migration of its build before it listened.
+        "migrate" => "ok 0".to_string(),
+        other => format!(
+            "error unknown command `{}`",
+            other.chars().take(32).collect::<String>()
+        ),
+    };
+    write
+        .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
+        .await?;
+    write.shutdown().await
+}
+
+/// Sends `command` to the collector serving `data_dir`. `Ok(None)` when none is running
+/// there; `Ok(Some(text))` for its `ok` answer; an error for its `error` answer.
+pub async fn ask(data_dir: &Path, command: &str) -> anyhow::Result<Option<String>> {
+    let Ok(mut stream) = UnixStream::connect(socket_path(data_dir)).await else {
+        return Ok(None);
+    };
+    stream.write_all(format!("{command}\n").as_bytes()).await?;
+    let mut reply = String::new();
+    tokio::time::timeout(ANSWER_TIMEOUT, stream.read_to_string(&mut reply))
+        .await
+        .map_err(|_| anyhow::anyhow!("the running footfall did not answer `{command}`"))??;
+    let reply = reply.trim();
+    match reply.split_once(' ') {
+        Some(("ok", text)) => Ok(Some(text.to_string())),
+        Some(("error", text)) => Err(anyhow::anyhow!("the running footfall: {text}")),
+        _ => Err(anyhow::anyhow!(
+            "the running footfall answered `{reply}` to `{command}`"
+        )),
+    }
+}

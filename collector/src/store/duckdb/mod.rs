@@ -1,0 +1,748 @@
+//! The embedded store (the default): events and rollups in a DuckDB file
+//! (`events.duckdb`), columnar, so a dashboard's `GROUP BY` over a month reads only the
+//! columns it names; sites, keys, accounts and the daily salts in the SQLite file beside it
+//! ([`SqliteStore`], `footfall.db`), which other `footfall` processes (the CLI) may open
+//! while `serve` runs.
+//!
+//! DuckDB lets one process open its file for writing. Within the process every
+//! [`DuckDbStore`] on the same directory shares one database, and the file is opened the
+//! first time events or rollups are asked for, so commands that touch only sites, keys and
+//! accounts never open it. Batches go in through DuckDB's appender in one transaction each;
+//! the spool in front of the writer stays the durability boundary. Retention deletes whole
+//! UTC days. Statements run on a small pool of connections and are interrupted at their
+//! deadline.
+
+mod moving;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use ::duckdb::arrow::array::{
+    ArrayRef, Int64Array, ListBuilder, StringArray, StringBuilder, UInt8Array, UInt16Array,
+    UInt32Array, UInt64Array,
+};
+use ::duckdb::arrow::record_batch::RecordBatch;
+use ::duckdb::types::Value;
+use ::duckdb::{Config as DuckConfig, Connection, params};
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+
+use super::sqlite_store::SqliteStore;
+use super::statement::{Bind, Dialect, Statement};
+use super::{
+    ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Salt, Site, Store, StoreError,
+};
+
+/// The file of events and rollups inside the data directory.
+pub const EVENTS_FILE: &str = "events.duckdb";
+
+/// The schema migrations of the events file, in order: (version, name, SQL).
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
+    1,
+    "0001_init",
+    include_str!("../../../../schema/duckdb/0001_init.sql"),
+)];
+
+/// Connections for the Stats API's statements (DuckDB runs each on all cores; readers see
+/// a snapshot and block neither the writer nor each other).
+pub const READERS: usize = 4;
+
+/// How much memory DuckDB's buffer pool may hold; past it, large aggregations spill to
+/// `<data_dir>/duckdb.tmp`.
+pub const MEMORY_LIMIT: &str = "512MB";
+
+const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
+
+pub struct DuckDbStore {
+    meta: SqliteStore,
+    data_dir: PathBuf,
+    db: Mutex<Option<Arc<Db>>>,
+}
+
+/// One open events file: the writing connection and the readers' pool.
+struct Db {
+    writer: Mutex<Connection>,
+    free: Mutex<Vec<Connection>>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// The events files this process has open, so that every store on a directory shares one
+/// database (DuckDB refuses a second writer, even in the same process).
+fn open_files() -> &'static Mutex<HashMap<PathBuf, Weak<Db>>> {
+    static OPEN: OnceLock<Mutex<HashMap<PathBuf, Weak<Db>>>> = OnceLock::new();
+    OPEN.get_or_init(Mutex::default)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn query_err(e: ::duckdb::Error) -> StoreError {
+    StoreError::Query(e.to_string())
+}
+
+fn day_number(day: NaiveDate) -> i64 {
+    day.signed_duration_since(NaiveDate::default()).num_days()
+}
+
+fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::default()
+        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0)))
+        .unwrap_or_default()
+}
+
+impl Db {
+    fn open(path: &Path) -> Result<Db, StoreError> {
+        let tmp = path.with_file_name("duckdb.tmp");
+        let config = DuckConfig::default()
+            .max_memory(MEMORY_LIMIT)
+            .and_then(|c| c.with("temp_directory", tmp.to_string_lossy()))
+            // No extension is downloaded or loaded: the bundled engine has what we use.
+            .and_then(|c| c.enable_autoload_extension(false))
+            .and_then(|c| c.with("autoinstall_known_extensions", "false"))
+            .map_err(query_err)?;
+        let writer = Connection::open_with_flags(path, config).map_err(|e| {
+            StoreError::Io(format!(
+                "cannot open {}: {e}; only one footfall process may use the events file (stop `footfall serve`, or run the command through it)",
+                path.display()
+            ))
+        })?;
+        for file in [path.to_path_buf(), wal_path(path)] {
+            super::files::make_private(&file)
+                .map_err(|e| StoreError::Io(format!("cannot restrict {}: {e}", file.display())))?;
+        }
+        let readers = (0..READERS)
+            .map(|_| writer.try_clone().map_err(query_err))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Db {
+            writer: Mutex::new(writer),
+            free: Mutex::new(readers),
+            slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+        })
+    }
+
+    fn take_reader(&self) -> Result<Connection, StoreError> {
+        if let Some(conn) = lock(&self.free).pop() {
+            return Ok(conn);
+        }
+        // A statement that panicked took its connection with it: make another.
+        lock(&self.writer).try_clone().map_err(query_err)
+    }
+}
+
+fn wal_path(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push(".wal");
+    PathBuf::from(wal)
+}
+
+impl DuckDbStore {
+    /// Opens the store in `data_dir`: the SQLite file now, the events file when first used.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let meta = SqliteStore::open(data_dir)?;
+        Ok(Self {
+            meta,
+            data_dir: data_dir.to_path_buf(),
+            db: Mutex::new(None),
+        })
+    }
+
+    /// The events file.
+    pub fn path(&self) -> PathBuf {
+        self.data_dir.join(EVENTS_FILE)
+    }
+
+    /// The metadata store beside it.
+    pub fn meta(&self) -> &SqliteStore {
+        &self.meta
+    }
+
+    /// Lets go of the events file (it closes once no call of this process uses it); the
+    /// next call that needs it opens it again.
+    pub fn release(&self) {
+        *lock(&self.db) = None;
+    }
+
+    fn db(&self) -> Result<Arc<Db>, StoreError> {
+        let mut mine = lock(&self.db);
+        if let Some(db) = mine.as_ref() {
+            return Ok(db.clone());
+        }
+        let path = self.path();
+        let mut open = lock(open_files());
+        let db = match open.get(&path).and_then(Weak::upgrade) {
+            Some(db) => db,
+            None => {
+                let db = Arc::new(Db::open(&path)?);
+                open.retain(|_, d| d.strong_count() > 0);
+                open.insert(path, Arc::downgrade(&db));
+                db
+            }
+        };
+        *mine = Some(db.clone());
+        Ok(db)
+    }
+
+    /// Runs `f` with the writing connection on the blocking pool.
+    async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db()?;
+        tokio::task::spawn_blocking(move || f(&lock(&db.writer)))
+            .await
+            .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` with a reading connection on the blocking pool, interrupted at `deadline`
+    /// (waiting for a connection counts).
+    async fn read<T, F>(&self, deadline: Deadline, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db()?;
+        let permit = tokio::time::timeout(deadline.remaining(), db.slots.clone().acquire_owned())
+            .await
+            .map_err(|_| deadline.exceeded())?
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let conn = db.take_reader()?;
+        let interrupt = conn.interrupt_handle();
+        // Past the deadline the watchdog interrupts the connection until the statement is
+        // over: DuckDB clears the flag when a statement starts, so an interrupt that came
+        // before the blocking task got going would otherwise be lost. Setting `over` and
+        // interrupting take the same lock.
+        let over = Arc::new(Mutex::new(false));
+        let watchdog = {
+            let over = over.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(deadline.at().into()).await;
+                loop {
+                    if *lock(&over) {
+                        break;
+                    }
+                    interrupt.interrupt();
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            })
+        };
+        let result = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let result = if deadline.passed() {
+                Err(deadline.exceeded())
+            } else {
+                f(&conn)
+            };
+            let result = result.map_err(|e| match e {
+                StoreError::Query(_) if deadline.passed() => deadline.exceeded(),
+                e => e,
+            });
+            *lock(&over) = true;
+            lock(&db.free).push(conn);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")));
+        watchdog.abort();
+        result?
+    }
+}
+
+/// Runs `f` inside a transaction of `conn`, rolled back when it fails.
+fn in_transaction<T>(
+    conn: &Connection,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    conn.execute_batch("BEGIN TRANSACTION").map_err(query_err)?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("COMMIT").map_err(query_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                tracing::warn!(error = %rollback, "rolling back a failed write");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// The events as one Arrow batch in the table's column order and types.
+fn record_batch(events: &[EventRow]) -> Result<RecordBatch, StoreError> {
+    fn text<'a>(events: &'a [EventRow], f: impl Fn(&'a EventRow) -> &'a str) -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(events.iter().map(f)))
+    }
+    fn list(events: &[EventRow], f: impl Fn(&EventRow) -> &[String]) -> ArrayRef {
+        let mut b = ListBuilder::new(StringBuilder::new());
+        for e in events {
+            for v in f(e) {
+                b.values().append_value(v);
+            }
+            b.append(true);
+        }
+        Arc::new(b.finish())
+    }
+    let u32s = |f: fn(&EventRow) -> u32| -> ArrayRef {
+        Arc::new(UInt32Array::from_iter_values(events.iter().map(f)))
+    };
+    let u64s = |f: fn(&EventRow) -> u64| -> ArrayRef {
+        Arc::new(UInt64Array::from_iter_values(events.iter().map(f)))
+    };
+    let u8s = |f: fn(&EventRow) -> u8| -> ArrayRef {
+        Arc::new(UInt8Array::from_iter_values(events.iter().map(f)))
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("site_id", u32s(|e| e.site_id)),
+        ("timestamp", u32s(|e| e.timestamp)),
+        ("name", text(events, |e| &e.name)),
+        ("hostname", text(events, |e| &e.hostname)),
+        ("pathname", text(events, |e| &e.pathname)),
+        ("visitor_id", u64s(|e| e.visitor_id)),
+        ("session_id", u64s(|e| e.session_id)),
+        ("referrer", text(events, |e| &e.referrer)),
+        ("referrer_source", text(events, |e| &e.referrer_source)),
+        ("channel", text(events, |e| &e.channel)),
+        ("utm_medium", text(events, |e| &e.utm_medium)),
+        ("utm_source", text(events, |e| &e.utm_source)),
+        ("utm_campaign", text(events, |e| &e.utm_campaign)),
+        ("utm_content", text(events, |e| &e.utm_content)),
+        ("utm_term", text(events, |e| &e.utm_term)),
+        ("browser", text(events, |e| &e.browser)),
+        ("browser_version", text(events, |e| &e.browser_version)),
+        ("os", text(events, |e| &e.os)),
+        ("os_version", text(events, |e| &e.os_version)),
+        ("device", text(events, |e| &e.device)),
+        ("country_code", text(events, |e| &e.country_code)),
+        ("region", text(events, |e| &e.region)),
+        ("city", text(events, |e| &e.city)),
+        (
+            "screen_width",
+            Arc::new(UInt16Array::from_iter_values(
+                events.iter().map(|e| e.screen_width),
+            )),
+        ),
+        ("props_keys", list(events, |e| &e.props_keys)),
+        ("props_values", list(events, |e| &e.props_values)),
+        (
+            "revenue_micros",
+            Arc::new(Int64Array::from_iter_values(
+                events.iter().map(|e| e.revenue_micros),
+            )),
+        ),
+        ("revenue_currency", text(events, |e| &e.revenue_currency)),
+        ("interactive", u8s(|e| e.interactive)),
+        ("engagement_ms", u32s(|e| e.engagement_ms)),
+        ("scroll_depth", u8s(|e| e.scroll_depth)),
+        ("entry_page", text(events, |e| &e.entry_page)),
+        ("country_name", text(events, |e| &e.country_name)),
+        ("region_name", text(events, |e| &e.region_name)),
+        ("batch_id", u64s(|e| e.batch_id)),
+    ];
+    RecordBatch::try_from_iter(columns).map_err(|e| StoreError::Query(e.to_string()))
+}
+
+/// Appends `events` through the appender (inside the caller's transaction, if any).
+fn append(conn: &Connection, events: &[EventRow]) -> Result<(), StoreError> {
+    let mut appender = conn.appender("events").map_err(query_err)?;
+    // The appender takes at most one vector per call; larger batches are sliced by it.
+    appender
+        .append_record_batch(record_batch(events)?)
+        .map_err(query_err)?;
+    appender.flush().map_err(query_err)
+}
+
+fn strings(v: Value) -> Vec<String> {
+    match v {
+        Value::List(items) | Value::Array(items) => items
+            .into_iter()
+            .map(|i| match i {
+                Value::Text(s) => s,
+                _ => String::new(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn read_row(r: &::duckdb::Row<'_>) -> ::duckdb::Result<EventRow> {
+    Ok(EventRow {
+        site_id: r.get(0)?,
+        timestamp: r.get(1)?,
+        name: r.get(2)?,
+        hostname: r.get(3)?,
+        pathname: r.get(4)?,
+        visitor_id: r.get(5)?,
+        session_id: r.get(6)?,
+        referrer: r.get(7)?,
+        referrer_source: r.get(8)?,
+        channel: r.get(9)?,
+        utm_medium: r.get(10)?,
+        utm_source: r.get(11)?,
+        utm_campaign: r.get(12)?,
+        utm_content: r.get(13)?,
+        utm_term: r.get(14)?,
+        browser: r.get(15)?,
+        browser_version: r.get(16)?,
+        os: r.get(17)?,
+        os_version: r.get(18)?,
+        device: r.get(19)?,
+        country_code: r.get(20)?,
+        region: r.get(21)?,
+        city: r.get(22)?,
+        screen_width: r.get(23)?,
+        props_keys: strings(r.get(24)?),
+        props_values: strings(r.get(25)?),
+        revenue_micros: r.get(26)?,
+        revenue_currency: r.get(27)?,
+        interactive: r.get(28)?,
+        engagement_ms: r.get(29)?,
+        scroll_depth: r.get(30)?,
+        entry_page: r.get(31)?,
+        country_name: r.get(32)?,
+        region_name: r.get(33)?,
+        batch_id: r.get(34)?,
+    })
+}
+
+fn migrate_events_file(conn: &Connection) -> Result<Vec<String>, StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS footfall_migrations (version INTEGER PRIMARY KEY, name VARCHAR NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .map_err(query_err)?;
+    let mut ran = Vec::new();
+    for (version, name, sql) in MIGRATIONS {
+        let applied: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM footfall_migrations WHERE version = ?",
+                params![version],
+                |r| r.get(0),
+            )
+            .map_err(query_err)?;
+        if applied > 0 {
+            continue;
+        }
+        in_transaction(conn, |conn| {
+            conn.execute_batch(sql).map_err(|e| StoreError::Migration {
+                name: format!("duckdb/{name}"),
+                message: e.to_string(),
+            })?;
+            conn.execute(
+                "INSERT INTO footfall_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                params![version, name, Utc::now().timestamp()],
+            )
+            .map_err(query_err)?;
+            Ok(())
+        })?;
+        ran.push(format!("duckdb/{name}"));
+    }
+    Ok(ran)
+}
+
+#[async_trait]
+impl Store for DuckDbStore {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        let mut ran = self.meta.migrate().await?;
+        ran.extend(self.with(migrate_events_file).await?);
+        let sqlite = self.meta.path().to_path_buf();
+        let moved = self
+            .with(move |conn| moving::move_sqlite_events(&sqlite, conn))
+            .await?;
+        if moved > 0 {
+            ran.push(format!("moved {moved} events from footfall.db"));
+        }
+        Ok(ran)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.meta.ping().await?;
+        self.with(|conn| {
+            conn.query_row("SELECT 1", [], |_| Ok(()))
+                .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.with(move |conn| in_transaction(conn, |conn| append(conn, &events)))
+            .await
+    }
+
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.meta.sites().await
+    }
+
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
+        self.meta.add_site(domain, timezone).await
+    }
+
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
+        self.meta.update_site(site).await
+    }
+
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+        self.meta.salts().await
+    }
+
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
+        self.meta.put_salt(day, salt).await
+    }
+
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
+        self.meta.delete_salts_before(day).await
+    }
+
+    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        let cutoff = day_number(day) * 86_400;
+        self.with(move |conn| {
+            let days: i64 = conn
+                .query_row(
+                    "SELECT count(DISTINCT timestamp // 86400) FROM events WHERE timestamp < ?",
+                    params![cutoff],
+                    |r| r.get(0),
+                )
+                .map_err(query_err)?;
+            if days > 0 {
+                conn.execute("DELETE FROM events WHERE timestamp < ?", params![cutoff])
+                    .map_err(query_err)?;
+                // Row groups left empty are dropped from the file at a checkpoint.
+                conn.execute_batch("CHECKPOINT").map_err(query_err)?;
+            }
+            Ok(usize::try_from(days).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp LIMIT ?"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, from, to, limit], read_row)
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
+        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id);
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ? AND timestamp = ? AND batch_id = ?)",
+                params![site, ts, batch],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(query_err)
+        })
+        .await
+    }
+
+    async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT min(timestamp) FROM events WHERE site_id = ?",
+                params![site_id],
+                |row| row.get::<_, Option<u32>>(0),
+            )
+            .map_err(query_err)
+        })
+        .await
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text_columns: usize,
+        int_columns: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
+        let statement = statement.clone();
+        self.read(deadline, move |conn| {
+            let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
+            let binds: Vec<Value> = statement
+                .binds
+                .iter()
+                .map(|b| match b {
+                    Bind::Int(n) => Value::BigInt(*n),
+                    Bind::Text(s) => Value::Text(s.clone()),
+                })
+                .collect();
+            let mut rows = stmt
+                .query(::duckdb::params_from_iter(binds))
+                .map_err(query_err)?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().map_err(query_err)? {
+                if out.len() == MAX_RESULT_ROWS {
+                    return Err(StoreError::too_many_rows());
+                }
+                let texts = (0..text_columns)
+                    .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(query_err)?;
+                let ints = (text_columns..text_columns + int_columns)
+                    .map(|i| r.get::<_, Option<i64>>(i).map(Option::unwrap_or_default))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(query_err)?;
+                out.push((texts, ints));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        let rows = rows.to_vec();
+        self.with(move |conn| {
+            in_transaction(conn, |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .map_err(query_err)?;
+                for r in &rows {
+                    stmt.execute(params![
+                        r.site_id,
+                        day_number(r.day),
+                        r.dimension,
+                        r.value,
+                        r.visitors,
+                        r.visits,
+                        r.pageviews,
+                        r.events,
+                        r.bounces,
+                        r.duration,
+                    ])
+                    .map_err(query_err)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn rollup_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day FROM rollups WHERE site_id = ? AND dimension = '' AND day >= ? AND day <= ? ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
+                .map_err(query_err)?;
+            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
+        })
+        .await
+    }
+
+    async fn read_rollups(
+        &self,
+        site_id: u32,
+        dimension: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let dimension = dimension.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration FROM rollups WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?",
+                )
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, dimension, day_number(from), day_number(to)], |r| {
+                    Ok(RollupRow {
+                        site_id,
+                        day: date_of(r.get(0)?),
+                        dimension: dimension.clone(),
+                        value: r.get(1)?,
+                        visitors: r.get(2)?,
+                        visits: r.get(3)?,
+                        pageviews: r.get(4)?,
+                        events: r.get(5)?,
+                        bounces: r.get(6)?,
+                        duration: r.get(7)?,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+
+    async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        self.with(move |conn| {
+            let days: i64 = conn
+                .query_row(
+                    "SELECT count(DISTINCT day) FROM rollups WHERE day < ?",
+                    params![day_number(day)],
+                    |r| r.get(0),
+                )
+                .map_err(query_err)?;
+            conn.execute(
+                "DELETE FROM rollups WHERE day < ?",
+                params![day_number(day)],
+            )
+            .map_err(query_err)?;
+            Ok(usize::try_from(days).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.meta.add_api_key(key).await
+    }
+
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.meta.api_keys().await
+    }
+
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        self.meta.revoke_api_key(id).await
+    }
+
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.meta.records(kind).await
+    }
+
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.meta.record(kind, id).await
+    }
+
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        self.meta.put_record(kind, id, body).await
+    }
+
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        self.meta.delete_record(kind, id).await
+    }
+
+    async fn compact_records(&self) -> Result<usize, StoreError> {
+        self.meta.compact_records().await
+    }
+}
