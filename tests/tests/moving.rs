@@ -20,7 +20,12 @@ fn event(i: u32, start: u32) -> EventRow {
     EventRow {
         site_id: 1,
         timestamp: start + day * 86_400 + (i % PER_DAY) * 2,
-        name: if i % 5 == 0 { "Signup" } else { "pageview" }.into(),
+        name: if i.is_multiple_of(5) {
+            "Signup"
+        } else {
+            "pageview"
+        }
+        .into(),
         hostname: "example.com".into(),
         pathname: format!("/p/{i}"),
         visitor_id: u64::from(i) * 7919,
