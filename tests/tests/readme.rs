@@ -272,7 +272,19 @@ async fn the_readme_commands_run_as_written() {
         .find(|s| s.domain == "example.com")
         .expect("the run line added example.com");
     assert_eq!(site.timezone, "Europe/Copenhagen");
-    let events = store.read_events(site.id, 0, u32::MAX, 100).await.unwrap();
+    // The shell is gone; the collector it ran may still be draining and hold the events file
+    // (one process may open it) for a moment.
+    let waited = Instant::now();
+    let events = loop {
+        match store.read_events(site.id, 0, u32::MAX, 100).await {
+            Ok(events) => break events,
+            Err(e) if waited.elapsed() < Duration::from_secs(30) => {
+                eprintln!("waiting for the collector to let go of its store: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("reading what the run line stored: {e}"),
+        }
+    };
     let mut pages: Vec<(&str, &str)> = events
         .iter()
         .filter(|e| e.name == "pageview")
