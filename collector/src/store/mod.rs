@@ -31,6 +31,23 @@ use serde::{Deserialize, Serialize};
 
 use statement::{Dialect, Statement};
 
+/// Days since 1970-01-01: how the embedded stores keep a day.
+pub(crate) fn day_number(day: NaiveDate) -> i64 {
+    day.signed_duration_since(NaiveDate::default()).num_days()
+}
+
+/// The day [`day_number`] gave (1970-01-01 for a number before it).
+pub(crate) fn date_of(day: i64) -> NaiveDate {
+    NaiveDate::default()
+        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0)))
+        .unwrap_or_default()
+}
+
+/// The first UTC second of `day`.
+pub(crate) fn day_start_ts(day: NaiveDate) -> i64 {
+    day_number(day) * 86_400
+}
+
 /// A 32-byte salt; its `Debug` does not show the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Salt(pub [u8; 32]);

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::Salt;
 use super::statement::{Bind, Dialect, Statement};
 use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
+use super::{Salt, date_of, day_number, day_start_ts};
 
 /// The schema migrations, in order: (version, name, SQL).
 pub const MIGRATIONS: &[(u32, &str, &str)] = &[
@@ -129,20 +129,6 @@ fn query_err(e: rusqlite::Error) -> StoreError {
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
-
-fn day_number(day: NaiveDate) -> i64 {
-    day.signed_duration_since(NaiveDate::default()).num_days()
-}
-
-fn date_of(day: i64) -> NaiveDate {
-    NaiveDate::default()
-        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0)))
-        .unwrap_or_default()
-}
-
-fn day_start_ts(day: NaiveDate) -> i64 {
-    day_number(day) * 86_400
-}
 
 /// How often deleting salts tries to empty the WAL (each try waits up to the busy timeout).
 const CHECKPOINT_ATTEMPTS: u32 = 6;

@@ -32,7 +32,8 @@ use chrono::{NaiveDate, Utc};
 use super::sqlite_store::SqliteStore;
 use super::statement::{Bind, Dialect, Statement};
 use super::{
-    ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Salt, Site, Store, StoreError,
+    ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Salt, Site, Store, StoreError, date_of,
+    day_number, day_start_ts,
 };
 
 /// The file of events and rollups inside the data directory.
@@ -81,16 +82,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn query_err(e: ::duckdb::Error) -> StoreError {
     StoreError::Query(e.to_string())
-}
-
-fn day_number(day: NaiveDate) -> i64 {
-    day.signed_duration_since(NaiveDate::default()).num_days()
-}
-
-fn date_of(day: i64) -> NaiveDate {
-    NaiveDate::default()
-        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0)))
-        .unwrap_or_default()
 }
 
 impl Db {
@@ -499,7 +490,7 @@ impl Store for DuckDbStore {
     }
 
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
-        let cutoff = day_number(day) * 86_400;
+        let cutoff = day_start_ts(day);
         self.with(move |conn| {
             let days: i64 = conn
                 .query_row(
