@@ -190,7 +190,7 @@ async fn get<T: for<'de> Deserialize<'de>>(
     kind: &'static str,
     id: &str,
 ) -> Result<Option<T>, AccountError> {
-    match store.record(kind, id).await? {
+    match store.meta().record(kind, id).await? {
         Some(body) => serde_json::from_str(&body)
             .map(Some)
             .map_err(|_| AccountError::Corrupt(kind)),
@@ -203,6 +203,7 @@ async fn all<T: for<'de> Deserialize<'de>>(
     kind: &'static str,
 ) -> Result<Vec<(String, T)>, AccountError> {
     store
+        .meta()
         .records(kind)
         .await?
         .into_iter()
@@ -221,7 +222,7 @@ async fn put<T: Serialize>(
     value: &T,
 ) -> Result<(), AccountError> {
     let body = serde_json::to_string(value).map_err(|_| AccountError::Corrupt(kind))?;
-    Ok(store.put_record(kind, id, &body).await?)
+    Ok(store.meta().put_record(kind, id, &body).await?)
 }
 
 pub async fn user(store: &dyn Store, email: &str) -> Result<Option<User>, AccountError> {
@@ -243,7 +244,7 @@ pub async fn put_user(store: &dyn Store, user: &User) -> Result<(), AccountError
 
 /// Deletes a user and ends their sessions; `false` when there was no such user.
 pub async fn delete_user(store: &dyn Store, email: &str) -> Result<bool, AccountError> {
-    let gone = store.delete_record(USER, email).await?;
+    let gone = store.meta().delete_record(USER, email).await?;
     end_sessions(store, |s| s.user.as_deref() == Some(email), None).await?;
     Ok(gone)
 }
@@ -285,7 +286,7 @@ pub async fn session(
     match get::<Session>(store, SESSION, &id).await? {
         Some(s) if s.expires_at > now => Ok(Some((id, s))),
         Some(_) => {
-            store.delete_record(SESSION, &id).await?;
+            store.meta().delete_record(SESSION, &id).await?;
             Ok(None)
         }
         None => Ok(None),
@@ -294,7 +295,7 @@ pub async fn session(
 
 /// Ends one session by its id (the token's hash).
 pub async fn end_session(store: &dyn Store, id: &str) -> Result<(), AccountError> {
-    store.delete_record(SESSION, id).await?;
+    store.meta().delete_record(SESSION, id).await?;
     Ok(())
 }
 
@@ -307,7 +308,7 @@ pub async fn end_sessions(
     let mut ended = 0;
     for (id, s) in all::<Session>(store, SESSION).await? {
         if which(&s) && Some(id.as_str()) != keep {
-            store.delete_record(SESSION, &id).await?;
+            store.meta().delete_record(SESSION, &id).await?;
             ended += 1;
         }
     }
@@ -357,7 +358,7 @@ pub async fn shares(store: &dyn Store) -> Result<Vec<SharedLink>, AccountError> 
 
 /// Revokes a link and ends the browsers' unlocks of it; `false` when there was none.
 pub async fn revoke_share(store: &dyn Store, id: &str) -> Result<bool, AccountError> {
-    let gone = store.delete_record(SHARE, id).await?;
+    let gone = store.meta().delete_record(SHARE, id).await?;
     end_sessions(store, |s| s.share.as_deref() == Some(id), None).await?;
     Ok(gone)
 }
@@ -384,7 +385,7 @@ pub async fn make_room_for_share_session(
     open.sort();
     let excess = open.len() + 1 - MAX_SHARE_SESSIONS;
     for (_, id) in &open[..excess] {
-        store.delete_record(SESSION, id).await?;
+        store.meta().delete_record(SESSION, id).await?;
     }
     Ok(excess)
 }

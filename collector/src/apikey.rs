@@ -51,6 +51,7 @@ pub async fn verify(store: &dyn Store, token: &str) -> Result<Option<ApiKey>, St
     }
     let wanted = hash(token);
     Ok(store
+        .meta()
         .api_keys()
         .await?
         .into_iter()

@@ -43,7 +43,7 @@ impl Maintenance {
     pub async fn tick(&self) -> Result<(), StoreError> {
         // First, and whether or not the store answers: idle visits leave memory.
         self.pipeline.sessions.sweep(self.clock.now());
-        self.pipeline.set_sites(self.store.sites().await?);
+        self.pipeline.set_sites(self.store.meta().sites().await?);
         self.refresh_salts().await?;
         self.roll_up(ROLLUP_DAYS_PER_TICK).await?;
         Ok(())
@@ -64,19 +64,19 @@ impl Maintenance {
         if tomorrow_starts - now <= SALT_AHEAD {
             due.push(tomorrow);
         }
-        let mut salts = self.store.salts().await?;
+        let mut salts = self.store.meta().salts().await?;
         let missing: Vec<NaiveDate> = due
             .into_iter()
             .filter(|day| !salts.iter().any(|(d, _)| d == day))
             .collect();
         if !missing.is_empty() {
             for day in missing {
-                self.store.put_salt(day, &Salt::random()).await?;
+                self.store.meta().put_salt(day, &Salt::random()).await?;
             }
             // Read back: if another collector wrote first, its salt is the one.
-            salts = self.store.salts().await?;
+            salts = self.store.meta().salts().await?;
         }
-        self.store.delete_salts_before(yesterday).await?;
+        self.store.meta().delete_salts_before(yesterday).await?;
         if !salts.iter().any(|(d, _)| *d == today) {
             return Err(StoreError::Query("today's salt was not stored".into()));
         }
@@ -156,7 +156,7 @@ impl Maintenance {
         if ended > 0 {
             tracing::debug!(sessions = ended, "expired dashboard sessions deleted");
         }
-        let compacted = self.store.compact_records().await?;
+        let compacted = self.store.meta().compact_records().await?;
         if compacted > 0 {
             tracing::debug!(rows = compacted, "superseded record versions deleted");
         }

@@ -174,6 +174,7 @@ async fn bench(
 ) -> Row {
     store.migrate().await.expect("migrate");
     let site = store
+        .meta()
         .add_site("example.com", "Europe/Copenhagen")
         .await
         .expect("site");

@@ -397,7 +397,7 @@ impl TestStore {
             Some((_, copy)) => copy,
             None => self.store.as_ref(),
         };
-        for site in self.store.sites().await.unwrap() {
+        for site in self.store.meta().sites().await.unwrap() {
             out.extend(
                 store
                     .read_events(site.id, 0, u32::MAX, 10_000_000)
@@ -548,7 +548,7 @@ impl TestApp {
     ) -> TestApp {
         let t = TestStore::new(backend, test).await;
         for (domain, tz) in sites {
-            t.store.add_site(domain, tz).await.unwrap();
+            t.store.meta().add_site(domain, tz).await.unwrap();
         }
         t.store.insert_events(events.into()).await.unwrap();
         let clock = ManualClock::new(start);
@@ -568,7 +568,7 @@ impl TestApp {
     ) -> TestApp {
         let mut t = TestStore::new(backend, test).await;
         for (domain, tz) in sites {
-            t.store.add_site(domain, tz).await.unwrap();
+            t.store.meta().add_site(domain, tz).await.unwrap();
         }
         change(&mut t.config);
         let clock = ManualClock::new(start);

@@ -506,7 +506,7 @@ async fn state_changes_need_the_csrf_token(b: Backend) {
         }
     }
     assert_eq!(
-        t.t.store.sites().await.unwrap().len(),
+        t.t.store.meta().sites().await.unwrap().len(),
         2,
         "nothing was added"
     );
@@ -519,7 +519,7 @@ async fn state_changes_need_the_csrf_token(b: Backend) {
     )
     .await;
     assert_eq!(r.status(), StatusCode::CREATED);
-    assert_eq!(t.t.store.sites().await.unwrap().len(), 3);
+    assert_eq!(t.t.store.meta().sites().await.unwrap().len(), 3);
 }
 
 async fn a_viewer_reads_only_granted_sites(b: Backend) {
@@ -663,9 +663,9 @@ async fn a_shared_link_reads_its_site_and_changes_nothing(b: Backend) {
             );
         }
     }
-    assert_eq!(t.t.store.sites().await.unwrap().len(), 2);
+    assert_eq!(t.t.store.meta().sites().await.unwrap().len(), 2);
     assert_eq!(accounts::users(t.t.store.as_ref()).await.unwrap().len(), 2);
-    assert!(t.t.store.api_keys().await.unwrap().is_empty());
+    assert!(t.t.store.meta().api_keys().await.unwrap().is_empty());
     assert_eq!(accounts::shares(t.t.store.as_ref()).await.unwrap().len(), 1);
     assert_eq!(
         call(&t, &admin, "GET", "/api/auth/me", None).await.status(),
@@ -804,6 +804,7 @@ async fn unlock_from(t: &TestApp, peer: &str, token: &str, password: &str) -> Re
 
 async fn sessions_of(t: &TestApp, link: &str) -> usize {
     t.t.store
+        .meta()
         .records("session")
         .await
         .unwrap()
@@ -821,7 +822,7 @@ async fn shared_link_unlocks_are_limited_per_link_and_capped(b: Backend) {
     let r = unlock_from(&t, "192.0.2.50", &open, "anything").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert!(r.headers().get(header::SET_COOKIE).is_none());
-    assert_eq!(t.t.store.records("session").await.unwrap().len(), 0);
+    assert_eq!(t.t.store.meta().records("session").await.unwrap().len(), 0);
 
     let token = share(&t, 1, Some("link password 1")).await;
     let id = token[..8].to_string();
@@ -865,7 +866,7 @@ async fn shared_link_unlocks_are_limited_per_link_and_capped(b: Backend) {
 async fn api_keys_read_but_never_change(b: Backend) {
     let t = setup(b, "key_read_only").await;
     let key = footfall::apikey::generate(1, 0);
-    t.t.store.add_api_key(&key.record).await.unwrap();
+    t.t.store.meta().add_api_key(&key.record).await.unwrap();
     let with_key = Who {
         key: Some(key.secret.clone()),
         ..Who::default()
@@ -894,7 +895,7 @@ async fn api_keys_read_but_never_change(b: Backend) {
             r.status()
         );
     }
-    assert_eq!(t.t.store.sites().await.unwrap().len(), 2);
+    assert_eq!(t.t.store.meta().sites().await.unwrap().len(), 2);
 }
 
 async fn admins_manage_sites_users_keys_and_links(b: Backend) {
@@ -929,7 +930,7 @@ async fn admins_manage_sites_users_keys_and_links(b: Backend) {
     )
     .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let sites = t.t.store.sites().await.unwrap();
+    let sites = t.t.store.meta().sites().await.unwrap();
     let journal = sites
         .iter()
         .find(|s| s.domain == "journal.test")

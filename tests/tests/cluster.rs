@@ -171,16 +171,16 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
         setup.migrate().await.unwrap().is_empty(),
         "nothing left to run"
     );
-    let site = setup.add_site("example.com", "UTC").await.unwrap();
+    let site = setup.meta().add_site("example.com", "UTC").await.unwrap();
     let key = footfall::apikey::generate(site.id, 0);
-    setup.add_api_key(&key.record).await.unwrap();
+    setup.meta().add_api_key(&key.record).await.unwrap();
     // B reads through node 3: wait for the site to reach it.
     let b_store = ClickHouseStore::new(&ClickHouseConfig {
         url: cluster.url_list(&[3]),
         ..ch.clone()
     });
     let deadline = Instant::now() + Duration::from_secs(30);
-    while b_store.sites().await.unwrap().is_empty() {
+    while b_store.meta().sites().await.unwrap().is_empty() {
         assert!(Instant::now() < deadline, "the site never reached node 3");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -377,7 +377,7 @@ async fn the_first_answering_url_is_used_and_readyz_says_when_none_answers() {
     store.migrate().await.unwrap();
     assert_eq!(store.current_url(), real.trim_end_matches('/'));
     store.ping().await.unwrap();
-    store.add_site("example.com", "UTC").await.unwrap();
+    store.meta().add_site("example.com", "UTC").await.unwrap();
     let readyz = async |config: &ClickHouseConfig| {
         let dir = tempfile::tempdir().unwrap();
         let mut c = Config::load(None, Vec::new()).unwrap();

@@ -135,20 +135,22 @@ async fn sites_are_listed_and_unique(b: Backend) {
     let t = TestStore::new(b, "conf_sites").await;
     let a = t
         .store
+        .meta()
         .add_site("a.example", "Europe/Copenhagen")
         .await
         .unwrap();
     let c = t
         .store
+        .meta()
         .add_site("c.example", "America/New_York")
         .await
         .unwrap();
     assert_ne!(a.id, c.id);
     assert!(matches!(
-        t.store.add_site("a.example", "UTC").await,
+        t.store.meta().add_site("a.example", "UTC").await,
         Err(StoreError::SiteExists(_))
     ));
-    let sites = t.store.sites().await.unwrap();
+    let sites = t.store.meta().sites().await.unwrap();
     assert_eq!(sites, vec![a, c]);
 }
 
@@ -157,7 +159,7 @@ async fn sites_are_listed_and_unique(b: Backend) {
 async fn sites_become(store: &Arc<dyn Store>, want: &[footfall::store::Site]) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let now = store.sites().await.unwrap();
+        let now = store.meta().sites().await.unwrap();
         if now == want {
             return;
         }
@@ -174,9 +176,9 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
     for round in 0..4 {
         let names = ["a", "b", "c"].map(|p| format!("{p}{round}.example"));
         let (x, y, z) = tokio::join!(
-            t.store.add_site(&names[0], "UTC"),
-            other.add_site(&names[1], "Europe/Paris"),
-            third.add_site(&names[2], "Asia/Tokyo"),
+            t.store.meta().add_site(&names[0], "UTC"),
+            other.meta().add_site(&names[1], "Europe/Paris"),
+            third.meta().add_site(&names[2], "Asia/Tokyo"),
         );
         let new = [x, y, z].map(|r| r.unwrap_or_else(|e| panic!("round {round}: {e}")));
         for (i, site) in new.iter().enumerate() {
@@ -196,8 +198,8 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
     }
     // The same domain added at once by both is one site.
     let (x, y) = tokio::join!(
-        t.store.add_site("same.example", "UTC"),
-        other.add_site("same.example", "UTC"),
+        t.store.meta().add_site("same.example", "UTC"),
+        other.meta().add_site("same.example", "UTC"),
     );
     let ids: Vec<u32> = [x, y]
         .into_iter()
@@ -213,6 +215,7 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
     );
     let same: Vec<_> = t
         .store
+        .meta()
         .sites()
         .await
         .unwrap()
@@ -226,21 +229,26 @@ async fn sites_added_at_once_by_two_collectors_stay_apart(b: Backend) {
 async fn sites_renamed_to_one_domain_at_once_keep_one(b: Backend) {
     let t = TestStore::new(b, "conf_sites_renamed_at_once").await;
     let other = t.another_collector();
-    let one = t.store.add_site("one.example", "UTC").await.unwrap();
-    let two = t.store.add_site("two.example", "Asia/Tokyo").await.unwrap();
+    let one = t.store.meta().add_site("one.example", "UTC").await.unwrap();
+    let two = t
+        .store
+        .meta()
+        .add_site("two.example", "Asia/Tokyo")
+        .await
+        .unwrap();
     let before = vec![one.clone(), two.clone()];
     // Both stores must know both sites before the renames start.
     sites_become(&other, &before).await;
     for round in 0..3 {
         let domain = format!("taken{round}.example");
-        let sites = t.store.sites().await.unwrap();
+        let sites = t.store.meta().sites().await.unwrap();
         let renamed = [0, 1].map(|i| footfall::store::Site {
             domain: domain.clone(),
             ..sites[i].clone()
         });
         let (x, y) = tokio::join!(
-            t.store.update_site(&renamed[0]),
-            other.update_site(&renamed[1]),
+            t.store.meta().update_site(&renamed[0]),
+            other.meta().update_site(&renamed[1]),
         );
         let won: Vec<usize> = [x, y]
             .into_iter()
@@ -267,15 +275,15 @@ async fn sites_renamed_to_one_domain_at_once_keep_one(b: Backend) {
 async fn salts_first_written_wins_and_old_ones_are_deleted(b: Backend) {
     let t = TestStore::new(b, "conf_salts").await;
     let (s1, s2, s3) = (Salt([1; 32]), Salt([2; 32]), Salt([3; 32]));
-    t.store.put_salt(day(20), &s1).await.unwrap();
-    t.store.put_salt(day(20), &s2).await.unwrap();
-    t.store.put_salt(day(21), &s3).await.unwrap();
+    t.store.meta().put_salt(day(20), &s1).await.unwrap();
+    t.store.meta().put_salt(day(20), &s2).await.unwrap();
+    t.store.meta().put_salt(day(21), &s3).await.unwrap();
     assert_eq!(
-        t.store.salts().await.unwrap(),
+        t.store.meta().salts().await.unwrap(),
         vec![(day(20), s1), (day(21), s3.clone())]
     );
-    t.store.delete_salts_before(day(21)).await.unwrap();
-    assert_eq!(t.store.salts().await.unwrap(), vec![(day(21), s3)]);
+    t.store.meta().delete_salts_before(day(21)).await.unwrap();
+    assert_eq!(t.store.meta().salts().await.unwrap(), vec![(day(21), s3)]);
     let found = t.files_containing(&[1; 32]);
     assert!(found.is_empty(), "deleted salt bytes on disk: {found:?}");
 }
@@ -338,10 +346,10 @@ async fn api_keys_are_stored_hashed_and_revocable(b: Backend) {
     let t = TestStore::new(b, "conf_api_keys").await;
     let k1 = footfall::apikey::generate(1, 1_000);
     let k2 = footfall::apikey::generate(2, 2_000);
-    t.store.add_api_key(&k1.record).await.unwrap();
-    t.store.add_api_key(&k2.record).await.unwrap();
+    t.store.meta().add_api_key(&k1.record).await.unwrap();
+    t.store.meta().add_api_key(&k2.record).await.unwrap();
     assert_eq!(
-        t.store.api_keys().await.unwrap(),
+        t.store.meta().api_keys().await.unwrap(),
         vec![k1.record.clone(), k2.record.clone()]
     );
     assert_eq!(
@@ -350,9 +358,9 @@ async fn api_keys_are_stored_hashed_and_revocable(b: Backend) {
             .unwrap(),
         Some(k1.record.clone())
     );
-    assert!(t.store.revoke_api_key(&k1.record.id).await.unwrap());
-    assert!(!t.store.revoke_api_key("00000000").await.unwrap());
-    let keys = t.store.api_keys().await.unwrap();
+    assert!(t.store.meta().revoke_api_key(&k1.record.id).await.unwrap());
+    assert!(!t.store.meta().revoke_api_key("00000000").await.unwrap());
+    let keys = t.store.meta().api_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].revoked, 1);
     assert_eq!(keys[1].revoked, 0);
@@ -378,16 +386,16 @@ async fn api_keys_are_stored_hashed_and_revocable(b: Backend) {
 
 async fn sites_change_domain_and_time_zone(b: Backend) {
     let t = TestStore::new(b, "conf_site_update").await;
-    let a = t.store.add_site("a.example", "UTC").await.unwrap();
-    let c = t.store.add_site("c.example", "UTC").await.unwrap();
+    let a = t.store.meta().add_site("a.example", "UTC").await.unwrap();
+    let c = t.store.meta().add_site("c.example", "UTC").await.unwrap();
     let renamed = footfall::store::Site {
         id: a.id,
         domain: "b.example".into(),
         timezone: "Asia/Tokyo".into(),
     };
-    assert!(t.store.update_site(&renamed).await.unwrap());
+    assert!(t.store.meta().update_site(&renamed).await.unwrap());
     assert_eq!(
-        t.store.sites().await.unwrap(),
+        t.store.meta().sites().await.unwrap(),
         vec![renamed.clone(), c.clone()]
     );
     // Twice in a row: the latest wins.
@@ -395,10 +403,11 @@ async fn sites_change_domain_and_time_zone(b: Backend) {
         timezone: "Europe/Paris".into(),
         ..renamed.clone()
     };
-    assert!(t.store.update_site(&again).await.unwrap());
-    assert_eq!(t.store.sites().await.unwrap()[0], again);
+    assert!(t.store.meta().update_site(&again).await.unwrap());
+    assert_eq!(t.store.meta().sites().await.unwrap()[0], again);
     assert!(matches!(
         t.store
+            .meta()
             .update_site(&footfall::store::Site {
                 domain: "c.example".into(),
                 ..again.clone()
@@ -410,52 +419,70 @@ async fn sites_change_domain_and_time_zone(b: Backend) {
         id: 99,
         ..again.clone()
     };
-    assert!(!t.store.update_site(&missing).await.unwrap());
+    assert!(!t.store.meta().update_site(&missing).await.unwrap());
     // The old domain is free again; a new site gets a new id.
-    let d = t.store.add_site("a.example", "UTC").await.unwrap();
+    let d = t.store.meta().add_site("a.example", "UTC").await.unwrap();
     assert!(d.id != a.id && d.id != c.id);
 }
 
 async fn records_are_replaced_and_deleted(b: Backend) {
     let t = TestStore::new(b, "conf_records").await;
     let s = t.store.as_ref();
-    assert_eq!(s.record("user", "a@x.org").await.unwrap(), None);
-    s.put_record("user", "b@x.org", r#"{"v":1}"#).await.unwrap();
-    s.put_record("user", "a@x.org", r#"{"v":2}"#).await.unwrap();
-    s.put_record("session", "a@x.org", "other kind")
+    assert_eq!(s.meta().record("user", "a@x.org").await.unwrap(), None);
+    s.meta()
+        .put_record("user", "b@x.org", r#"{"v":1}"#)
         .await
         .unwrap();
-    s.put_record("user", "a@x.org", r#"{"v":3}"#).await.unwrap();
+    s.meta()
+        .put_record("user", "a@x.org", r#"{"v":2}"#)
+        .await
+        .unwrap();
+    s.meta()
+        .put_record("session", "a@x.org", "other kind")
+        .await
+        .unwrap();
+    s.meta()
+        .put_record("user", "a@x.org", r#"{"v":3}"#)
+        .await
+        .unwrap();
     assert_eq!(
-        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        s.meta().record("user", "a@x.org").await.unwrap().as_deref(),
         Some(r#"{"v":3}"#)
     );
     assert_eq!(
-        s.records("user").await.unwrap(),
+        s.meta().records("user").await.unwrap(),
         vec![
             ("a@x.org".to_string(), r#"{"v":3}"#.to_string()),
             ("b@x.org".to_string(), r#"{"v":1}"#.to_string()),
         ]
     );
-    assert!(s.delete_record("user", "a@x.org").await.unwrap());
-    assert!(!s.delete_record("user", "a@x.org").await.unwrap());
-    assert_eq!(s.record("user", "a@x.org").await.unwrap(), None);
-    assert_eq!(s.records("user").await.unwrap().len(), 1);
+    assert!(s.meta().delete_record("user", "a@x.org").await.unwrap());
+    assert!(!s.meta().delete_record("user", "a@x.org").await.unwrap());
+    assert_eq!(s.meta().record("user", "a@x.org").await.unwrap(), None);
+    assert_eq!(s.meta().records("user").await.unwrap().len(), 1);
     assert_eq!(
-        s.record("session", "a@x.org").await.unwrap().as_deref(),
+        s.meta()
+            .record("session", "a@x.org")
+            .await
+            .unwrap()
+            .as_deref(),
         Some("other kind")
     );
     // Written again after a deletion, it is back.
-    s.put_record("user", "a@x.org", "{}").await.unwrap();
+    s.meta().put_record("user", "a@x.org", "{}").await.unwrap();
     assert_eq!(
-        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        s.meta().record("user", "a@x.org").await.unwrap().as_deref(),
         Some("{}")
     );
     // Quotes and other bytes survive.
     let odd = "it's \"quoted\" \\ and ünïcode";
-    s.put_record("share", "0'; DROP", odd).await.unwrap();
+    s.meta().put_record("share", "0'; DROP", odd).await.unwrap();
     assert_eq!(
-        s.record("share", "0'; DROP").await.unwrap().as_deref(),
+        s.meta()
+            .record("share", "0'; DROP")
+            .await
+            .unwrap()
+            .as_deref(),
         Some(odd)
     );
 }
@@ -503,8 +530,8 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
     let other = t.another_collector();
     for i in 0..20u32 {
         let domain = format!("peer{i}.example");
-        let site = t.store.add_site(&domain, "UTC").await.unwrap();
-        let seen = other.sites().await.unwrap();
+        let site = t.store.meta().add_site(&domain, "UTC").await.unwrap();
+        let seen = other.meta().sites().await.unwrap();
         assert!(
             seen.iter().any(|s| s.domain == domain && s.id == site.id),
             "round {i}: {domain} added through one collector is not listed by the other"
@@ -516,9 +543,10 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
             created_at: 1_700_000_000,
             revoked: 0,
         };
-        other.add_api_key(&key).await.unwrap();
+        other.meta().add_api_key(&key).await.unwrap();
         assert!(
             t.store
+                .meta()
                 .api_keys()
                 .await
                 .unwrap()
@@ -527,19 +555,29 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
             "round {i}: an API key added through the other collector is not read back"
         );
         t.store
+            .meta()
             .put_record("peer-test", &format!("r{i}"), "body")
             .await
             .unwrap();
         assert_eq!(
-            other.record("peer-test", &format!("r{i}")).await.unwrap(),
+            other
+                .meta()
+                .record("peer-test", &format!("r{i}"))
+                .await
+                .unwrap(),
             Some("body".to_string()),
             "round {i}: a record is not read through the other collector"
         );
     }
     let salt_day = day(20);
-    t.store.put_salt(salt_day, &Salt([7; 32])).await.unwrap();
+    t.store
+        .meta()
+        .put_salt(salt_day, &Salt([7; 32]))
+        .await
+        .unwrap();
     assert!(
         other
+            .meta()
             .salts()
             .await
             .unwrap()
@@ -555,8 +593,12 @@ async fn what_one_collector_writes_another_reads_at_once(b: Backend) {
 async fn sqlite_deleted_salts_leave_every_file_while_a_reader_holds_the_wal() {
     let t = TestStore::new(Backend::Sqlite, "salts_reader").await;
     let old = Salt::random();
-    t.store.put_salt(day(1), &old).await.unwrap();
-    t.store.put_salt(day(3), &Salt::random()).await.unwrap();
+    t.store.meta().put_salt(day(1), &old).await.unwrap();
+    t.store
+        .meta()
+        .put_salt(day(3), &Salt::random())
+        .await
+        .unwrap();
     let db = t
         .config
         .data_dir
@@ -575,9 +617,9 @@ async fn sqlite_deleted_salts_leave_every_file_while_a_reader_holds_the_wal() {
         conn.execute_batch("COMMIT").unwrap();
     });
     holding.recv().unwrap();
-    t.store.delete_salts_before(day(2)).await.unwrap();
+    t.store.meta().delete_salts_before(day(2)).await.unwrap();
     reader.join().unwrap();
-    assert_eq!(t.store.salts().await.unwrap().len(), 1);
+    assert_eq!(t.store.meta().salts().await.unwrap().len(), 1);
     let found = t.files_containing(&old.0);
     assert!(found.is_empty(), "deleted salt bytes remain in {found:?}");
 }
@@ -633,7 +675,7 @@ async fn superseded_record_versions_are_deleted(b: Backend) {
     match &t.config.clickhouse {
         None => {
             for (kind, id, body) in old {
-                s.put_record(kind, id, body).await.unwrap();
+                s.meta().put_record(kind, id, body).await.unwrap();
             }
         }
         Some(ch) => {
@@ -651,12 +693,16 @@ async fn superseded_record_versions_are_deleted(b: Backend) {
             }
         }
     }
-    s.put_record("user", "a@x.org", "current-hash")
+    s.meta()
+        .put_record("user", "a@x.org", "current-hash")
         .await
         .unwrap();
-    assert!(s.delete_record("session", "s1").await.unwrap());
-    s.put_record("user", "b@x.org", "only-hash").await.unwrap();
-    let gone = s.compact_records().await.unwrap();
+    assert!(s.meta().delete_record("session", "s1").await.unwrap());
+    s.meta()
+        .put_record("user", "b@x.org", "only-hash")
+        .await
+        .unwrap();
+    let gone = s.meta().compact_records().await.unwrap();
     if matches!(b, Backend::ClickHouse | Backend::Cluster) {
         assert_eq!(
             gone, 3,
@@ -664,11 +710,11 @@ async fn superseded_record_versions_are_deleted(b: Backend) {
         );
     }
     assert_eq!(
-        s.record("user", "a@x.org").await.unwrap().as_deref(),
+        s.meta().record("user", "a@x.org").await.unwrap().as_deref(),
         Some("current-hash")
     );
-    assert_eq!(s.record("session", "s1").await.unwrap(), None);
-    assert_eq!(s.records("user").await.unwrap().len(), 2);
+    assert_eq!(s.meta().record("session", "s1").await.unwrap(), None);
+    assert_eq!(s.meta().records("user").await.unwrap().len(), 2);
     let bodies = stored_record_bodies(&t).await;
     for old in ["old-hash-1", "old-hash-2", "ended-session"] {
         assert!(
@@ -679,6 +725,6 @@ async fn superseded_record_versions_are_deleted(b: Backend) {
     assert!(bodies.iter().any(|b| b == "current-hash"));
     // Nothing left to do the second time.
     if matches!(b, Backend::ClickHouse | Backend::Cluster) {
-        assert_eq!(s.compact_records().await.unwrap(), 0);
+        assert_eq!(s.meta().compact_records().await.unwrap(), 0);
     }
 }

@@ -29,7 +29,7 @@ impl Dash {
         let t = TestStore::new(Backend::Sqlite, test).await;
         let now = chrono::Utc::now();
         for domain in ["shop.test", "other.test"] {
-            let site = t.store.add_site(domain, "UTC").await.unwrap();
+            let site = t.store.meta().add_site(domain, "UTC").await.unwrap();
             t.store
                 .insert_events(seed::events(site.id, domain, now).into())
                 .await
@@ -475,7 +475,7 @@ async fn a_shared_link_opens_logged_out_and_read_only() {
         .js_async(&format!("fetch('/api/sites', {{method: 'POST', headers: {{'content-type': 'application/json', 'x-footfall-share': '{token}'}}, body: JSON.stringify({{domain: 'evil.test'}})}}).then(r => done(r.status))"))
         .await;
     assert_eq!(status, json!(403));
-    assert_eq!(d.t.store.sites().await.unwrap().len(), 2);
+    assert_eq!(d.t.store.meta().sites().await.unwrap().len(), 2);
     d.browser.screenshot("shared-link").await;
 
     // With a password: asked first, refused when wrong.
@@ -535,14 +535,14 @@ async fn a_state_change_without_the_csrf_token_is_refused() {
     let add = "(csrf) => fetch('/api/sites', {method: 'POST', headers: Object.assign({'content-type': 'application/json'}, csrf ? {'x-csrf-token': csrf} : {}), body: JSON.stringify({domain: 'new.test'})}).then(r => r.status)";
     let without = d.js_async(&format!("({add})(null).then(done)")).await;
     assert_eq!(without, json!(403));
-    assert_eq!(d.t.store.sites().await.unwrap().len(), 2);
+    assert_eq!(d.t.store.meta().sites().await.unwrap().len(), 2);
     let with = d
         .js_async(&format!(
             "fetch('/api/auth/me').then(r => r.json()).then(me => ({add})(me.csrf)).then(done)"
         ))
         .await;
     assert_eq!(with, json!(201));
-    assert_eq!(d.t.store.sites().await.unwrap().len(), 3);
+    assert_eq!(d.t.store.meta().sites().await.unwrap().len(), 3);
 
     // The settings page: snippet, a new key shown once, a new shared link.
     d.open("/sites/shop.test/settings").await;
@@ -554,7 +554,7 @@ async fn a_state_change_without_the_csrf_token_is_refused() {
     d.click_text("button", "New API key").await;
     let key = d.text("section:nth-of-type(3) .secret code").await;
     assert!(key.starts_with("ff_") && key.len() == 51, "{key}");
-    assert_eq!(d.t.store.api_keys().await.unwrap().len(), 1);
+    assert_eq!(d.t.store.meta().api_keys().await.unwrap().len(), 1);
     d.browser.screenshot("settings").await;
     d.open("/users").await;
     let users = d.text("table").await;

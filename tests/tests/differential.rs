@@ -70,9 +70,13 @@ struct Side {
 async fn side(b: Backend, start: DateTime<Utc>, salt: &Salt) -> Side {
     let t = TestStore::new(b, "differential").await;
     for (domain, tz) in SITES {
-        t.store.add_site(domain, tz).await.unwrap();
+        t.store.meta().add_site(domain, tz).await.unwrap();
     }
-    t.store.put_salt(start.date_naive(), salt).await.unwrap();
+    t.store
+        .meta()
+        .put_salt(start.date_naive(), salt)
+        .await
+        .unwrap();
     let clock = ManualClock::new(start);
     let app = App::start(&t.config, t.store.clone(), clock.clone())
         .await
@@ -238,6 +242,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
         for s in [&a, &b, &c, &d] {
             settle(s).await;
             s.t.store
+                .meta()
                 .put_salt(next.date_naive(), &next_salt)
                 .await
                 .unwrap();
@@ -252,7 +257,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
         let key = footfall::apikey::generate(site_id, 0);
         for s in [&a, &b, &c, &d] {
             settle(s).await;
-            s.t.store.add_api_key(&key.record).await.unwrap();
+            s.t.store.meta().add_api_key(&key.record).await.unwrap();
         }
         for q in questions(domain) {
             let answer = ask(&a, &key.secret, &q).await;

@@ -97,7 +97,7 @@ async fn pageview_lands_with_every_field(b: Backend) {
         (1280, 1, 255)
     );
     // The hash is the keyed hash of (site, full IP, UA) under today's stored salt.
-    let salts = t.t.store.salts().await.unwrap();
+    let salts = t.t.store.meta().salts().await.unwrap();
     let today = salts
         .iter()
         .find(|(d, _)| *d == start_time().date_naive())
@@ -148,7 +148,7 @@ async fn sessions_end_after_thirty_minutes_and_hashes_change_daily(b: Backend) {
     assert_ne!(rows[3].visitor_id, rows[0].visitor_id);
     // The new day's salt is drawn on its own: not the old ratchet of the previous one
     // (`derive_key` of it), which would let one leaked salt unmask every later day.
-    let salts = t.t.store.salts().await.unwrap();
+    let salts = t.t.store.meta().salts().await.unwrap();
     assert_eq!(salts.len(), 2);
     assert_ne!(salts[1].1, salts[0].1);
     let old_ratchet =
@@ -169,7 +169,7 @@ async fn an_event_is_hashed_with_its_own_days_salt(b: Backend) {
     )
     .await;
     let day = |s: &str| s.parse::<NaiveDate>().unwrap();
-    let salts = t.t.store.salts().await.unwrap();
+    let salts = t.t.store.meta().salts().await.unwrap();
     let of = |d: NaiveDate| salts.iter().find(|(x, _)| *x == d).unwrap().1.clone();
     assert_eq!(
         salts.iter().map(|(d, _)| *d).collect::<Vec<_>>(),
@@ -517,13 +517,13 @@ async fn salts_are_deleted_after_48_hours_and_purge_drops_old_days(b: Backend) {
     )
     .await;
     let first_day: NaiveDate = start_time().date_naive();
-    let first_salt = t.t.store.salts().await.unwrap()[0].1.clone();
+    let first_salt = t.t.store.meta().salts().await.unwrap()[0].1.clone();
     t.post_event("2.2.3.77", CHROME_UA, &pageview("/old")).await;
     t.t.wait_for_events(1, WAIT).await;
 
     t.clock.advance(Span::days(1));
     t.app.maintenance.tick().await.unwrap();
-    let salts = t.t.store.salts().await.unwrap();
+    let salts = t.t.store.meta().salts().await.unwrap();
     assert!(
         salts.iter().any(|(d, _)| *d == first_day),
         "kept for midnight sessions"
@@ -531,7 +531,7 @@ async fn salts_are_deleted_after_48_hours_and_purge_drops_old_days(b: Backend) {
 
     t.clock.advance(Span::days(1));
     t.app.maintenance.tick().await.unwrap();
-    let salts = t.t.store.salts().await.unwrap();
+    let salts = t.t.store.meta().salts().await.unwrap();
     assert!(
         salts.iter().all(|(d, _)| *d > first_day),
         "48 hours on, the first salt is gone"

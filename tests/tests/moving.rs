@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use footfall::store::duckdb::DuckDbStore;
 use footfall::store::sqlite_store::SqliteStore;
-use footfall::store::{EventRow, Store};
+use footfall::store::{EventRow, EventStore, EventWriter, MetaStore, Store};
 use footfall_tests::{Process, footfall_bin};
 
 const DAYS: u32 = 40;
@@ -70,7 +70,7 @@ async fn a_move_killed_in_the_middle_loses_nothing() {
     {
         let old = SqliteStore::open(&data).unwrap();
         old.migrate().await.unwrap();
-        old.add_site("example.com", "UTC").await.unwrap();
+        old.meta().add_site("example.com", "UTC").await.unwrap();
         let mut batch = Vec::with_capacity(50_000);
         for i in 0..total {
             batch.push(event(i, start));
@@ -151,7 +151,7 @@ async fn a_move_killed_in_the_middle_loses_nothing() {
         .collect();
     assert_eq!(sample, want, "rows move unchanged");
     // The sites stay where they were.
-    assert_eq!(store.sites().await.unwrap().len(), 1);
+    assert_eq!(store.meta().sites().await.unwrap().len(), 1);
 }
 
 /// While `footfall serve` holds the events file, `footfall purge` and `footfall site add`
@@ -166,7 +166,7 @@ async fn commands_work_while_serve_holds_the_events_file() {
     {
         let store = DuckDbStore::open(&data).unwrap();
         store.migrate().await.unwrap();
-        store.add_site("example.com", "UTC").await.unwrap();
+        store.meta().add_site("example.com", "UTC").await.unwrap();
         let old: Vec<EventRow> = (0..100)
             .map(|i| EventRow {
                 timestamp: now - 10 * 86_400 + i,
@@ -208,5 +208,5 @@ async fn commands_work_while_serve_holds_the_events_file() {
         50,
         "the 10-day-old events are purged, today's kept"
     );
-    assert_eq!(store.sites().await.unwrap().len(), 2);
+    assert_eq!(store.meta().sites().await.unwrap().len(), 2);
 }

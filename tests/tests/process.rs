@@ -113,6 +113,7 @@ async fn no_full_ip_raw_user_agent_or_salt_is_stored_or_logged(b: Backend) {
 
     let salts: Vec<String> = t
         .store
+        .meta()
         .salts()
         .await
         .unwrap()

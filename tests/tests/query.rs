@@ -484,7 +484,7 @@ async fn setup_with(
         .await
         .unwrap();
     let key = footfall::apikey::generate(1, 0);
-    t.t.store.add_api_key(&key.record).await.unwrap();
+    t.t.store.meta().add_api_key(&key.record).await.unwrap();
     (t, key.secret, events)
 }
 
@@ -728,8 +728,8 @@ async fn client_mistakes_are_named(b: Backend) {
         );
     }
     // A revoked key is refused.
-    let id = t.t.store.api_keys().await.unwrap()[0].id.clone();
-    t.t.store.revoke_api_key(&id).await.unwrap();
+    let id = t.t.store.meta().api_keys().await.unwrap()[0].id.clone();
+    t.t.store.meta().revoke_api_key(&id).await.unwrap();
     assert_eq!(ask(&t, &key, &q).await.0, StatusCode::UNAUTHORIZED);
 }
 
@@ -868,7 +868,7 @@ async fn rollups_keep_answers_after_raw_events_are_purged(b: Backend) {
     let events = fixture_over("2026-09-20T23:00:00Z".parse().unwrap(), 60, 1500);
     let t = TestApp::start_seeded(b, "query_rollups", &[("example.com", TZ)], now, &events).await;
     let key = footfall::apikey::generate(1, 0);
-    t.t.store.add_api_key(&key.record).await.unwrap();
+    t.t.store.meta().add_api_key(&key.record).await.unwrap();
     let range = json!(["2026-09-21", "2026-11-19"]);
     let questions: Vec<Value> = [json!([]), json!(["visit:source"]), json!(["event:page"]), json!(["visit:country"]), json!(["time:day"]), json!(["time:month"])]
         .into_iter()

@@ -275,6 +275,7 @@ async fn the_readme_commands_run_as_written() {
     .unwrap();
     let store = footfall::cli::open_store(&config).unwrap();
     let site = store
+        .meta()
         .sites()
         .await
         .unwrap()

@@ -35,7 +35,7 @@ impl Setup {
     async fn start_at(test: &str, stats_host: &str) -> Setup {
         let started = Instant::now();
         let t = TestStore::new(Backend::Sqlite, test).await;
-        t.store.add_site("shop.test", "UTC").await.unwrap();
+        t.store.meta().add_site("shop.test", "UTC").await.unwrap();
         let mut env = t.env();
         env.push(("FOOTFALL_FLUSH_INTERVAL_MS".into(), "20".into()));
         let log = t.config.data_dir.with_file_name("footfall.log");

@@ -23,13 +23,13 @@ pub async fn run(config: &Config, cmd: ApiKeyCommand) -> anyhow::Result<()> {
     match cmd {
         ApiKeyCommand::Create { site } => {
             let domain = super::site::validate_domain(&site)?;
-            let sites = store.sites().await?;
+            let sites = store.meta().sites().await?;
             let Some(site) = sites.iter().find(|s| s.domain == domain) else {
                 anyhow::bail!("no site {domain}; add it first with `footfall site add {domain}`");
             };
             let now = u32::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
             let key = crate::apikey::generate(site.id, now);
-            store.add_api_key(&key.record).await?;
+            store.meta().add_api_key(&key.record).await?;
             println!(
                 "API key {} for {} (shown once; store it now):",
                 key.record.id, site.domain
@@ -37,8 +37,8 @@ pub async fn run(config: &Config, cmd: ApiKeyCommand) -> anyhow::Result<()> {
             println!("{}", key.secret);
         }
         ApiKeyCommand::List => {
-            let sites = store.sites().await?;
-            for key in store.api_keys().await? {
+            let sites = store.meta().sites().await?;
+            for key in store.meta().api_keys().await? {
                 let domain = sites
                     .iter()
                     .find(|s| s.id == key.site_id)
@@ -57,7 +57,10 @@ pub async fn run(config: &Config, cmd: ApiKeyCommand) -> anyhow::Result<()> {
                 id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()),
                 "`{id}` is not a key id (8 hex digits, as `footfall apikey list` shows)"
             );
-            anyhow::ensure!(store.revoke_api_key(&id).await?, "no API key with id {id}");
+            anyhow::ensure!(
+                store.meta().revoke_api_key(&id).await?,
+                "no API key with id {id}"
+            );
             println!("revoked {id}");
         }
     }

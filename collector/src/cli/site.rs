@@ -24,7 +24,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
             let domain = validate_domain(&domain)?;
             let timezone = validate_timezone(&timezone)?;
             let store = super::open_migrated_store(config).await?;
-            let site = store.add_site(&domain, &timezone).await?;
+            let site = store.meta().add_site(&domain, &timezone).await?;
             println!(
                 "added {} (id {}, time zone {})",
                 site.domain, site.id, site.timezone
@@ -32,7 +32,7 @@ pub async fn run(config: &Config, cmd: SiteCommand) -> anyhow::Result<()> {
         }
         SiteCommand::List => {
             let store = super::open_migrated_store(config).await?;
-            for site in store.sites().await? {
+            for site in store.meta().sites().await? {
                 println!("{}\t{}\t{}", site.id, site.domain, site.timezone);
             }
         }

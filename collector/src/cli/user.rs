@@ -59,7 +59,7 @@ fn read_password() -> anyhow::Result<String> {
 }
 
 async fn site_ids(store: &dyn Store, domains: &[String]) -> anyhow::Result<Vec<u32>> {
-    let sites = store.sites().await?;
+    let sites = store.meta().sites().await?;
     domains
         .iter()
         .map(|d| {
@@ -114,7 +114,7 @@ pub async fn run(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
             println!("added {email} ({})", if admin { "admin" } else { "viewer" });
         }
         UserCommand::List => {
-            let sites = store.sites().await?;
+            let sites = store.meta().sites().await?;
             for u in accounts::users(store).await? {
                 let domains: Vec<&str> = sites
                     .iter()

@@ -72,6 +72,7 @@ fn site_json(s: &Site) -> Value {
 async fn site(state: &AppState, domain: &str) -> Result<Site, ApiError> {
     state
         .store
+        .meta()
         .sites()
         .await
         .map_err(store_error)?
@@ -106,7 +107,7 @@ fn base_url(headers: &HeaderMap) -> String {
 async fn reload_sites(state: &AppState) -> Result<(), ApiError> {
     state
         .pipeline
-        .set_sites(state.store.sites().await.map_err(store_error)?);
+        .set_sites(state.store.meta().sites().await.map_err(store_error)?);
     Ok(())
 }
 
@@ -117,6 +118,7 @@ pub async fn list_sites(
     let who = principal(&state, &headers).await?;
     let sites: Vec<Value> = state
         .store
+        .meta()
         .sites()
         .await
         .map_err(store_error)?
@@ -157,6 +159,7 @@ pub async fn add_site(
     let (domain, timezone) = valid_site(&body)?;
     let site = state
         .store
+        .meta()
         .add_site(&domain, timezone.as_deref().unwrap_or("UTC"))
         .await
         .map_err(store_error)?;
@@ -183,6 +186,7 @@ pub async fn update_site(
     };
     if !state
         .store
+        .meta()
         .update_site(&updated)
         .await
         .map_err(store_error)?
@@ -204,6 +208,7 @@ pub async fn site_settings(
     let site = site(&state, &domain).await?;
     let keys: Vec<Value> = state
         .store
+        .meta()
         .api_keys()
         .await
         .map_err(store_error)?
@@ -243,6 +248,7 @@ pub async fn create_key(
     let key = crate::apikey::generate(site.id, now);
     state
         .store
+        .meta()
         .add_api_key(&key.record)
         .await
         .map_err(store_error)?;
@@ -263,12 +269,20 @@ pub async fn revoke_key(
     let site = site(&state, &domain).await?;
     let owned = state
         .store
+        .meta()
         .api_keys()
         .await
         .map_err(store_error)?
         .iter()
         .any(|k| k.id == id && k.site_id == site.id);
-    if !owned || !state.store.revoke_api_key(&id).await.map_err(store_error)? {
+    if !owned
+        || !state
+            .store
+            .meta()
+            .revoke_api_key(&id)
+            .await
+            .map_err(store_error)?
+    {
         return Err(ApiError::NotFound(format!("no API key {id} for {domain}")));
     }
     tracing::info!(site = %site.domain, key = %id, by = %admin.email, "API key revoked");
@@ -368,7 +382,7 @@ pub async fn list_users(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     principal(&state, &headers).await?.admin_reader()?;
-    let sites = state.store.sites().await.map_err(store_error)?;
+    let sites = state.store.meta().sites().await.map_err(store_error)?;
     let users: Vec<Value> = accounts::users(state.store.as_ref())
         .await
         .map_err(account_error)?
@@ -392,7 +406,7 @@ pub struct UserBody {
 }
 
 async fn site_ids(state: &AppState, domains: &[String]) -> Result<Vec<u32>, ApiError> {
-    let sites = state.store.sites().await.map_err(store_error)?;
+    let sites = state.store.meta().sites().await.map_err(store_error)?;
     let mut ids = Vec::new();
     for d in domains {
         let site = sites
@@ -440,7 +454,7 @@ pub async fn add_user(
         .await
         .map_err(account_error)?;
     tracing::info!(user = %user.email, by = %admin, "user added");
-    let all = store.sites().await.map_err(store_error)?;
+    let all = store.meta().sites().await.map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(user_json(&user, &all))))
 }
 
@@ -493,7 +507,7 @@ pub async fn update_user(
             .map_err(account_error)?;
     }
     tracing::info!(user = %user.email, by = %admin, password_reset = reset, "user changed");
-    let all = store.sites().await.map_err(store_error)?;
+    let all = store.meta().sites().await.map_err(store_error)?;
     Ok(Json(user_json(&user, &all)))
 }
 

@@ -231,6 +231,7 @@ pub async fn readable_site(
 ) -> Result<Site, ApiError> {
     state
         .store
+        .meta()
         .sites()
         .await
         .map_err(|_| ApiError::Unavailable)?

@@ -245,7 +245,7 @@ pub async fn roll_up_closed_days(
     max_days: usize,
 ) -> Result<usize, RunError> {
     let mut done = 0;
-    for site in store.sites().await? {
+    for site in store.meta().sites().await? {
         let Ok(tz) = site.timezone.parse::<Tz>() else {
             continue;
         };

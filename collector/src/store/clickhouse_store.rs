@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 
 use super::Salt;
 use super::statement::{Bind, Dialect, Statement};
-use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
+use super::{
+    ApiKey, Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow,
+    Site, Store, StoreError,
+};
 use crate::config::ClickHouseConfig;
 
 /// The schema migrations, in order: (version, name, SQL).
@@ -944,7 +947,6 @@ impl Store for ClickHouseStore {
         }
         Ok(ran)
     }
-
     /// Asks the nodes in order of preference and uses the first that answers.
     async fn ping(&self) -> Result<(), StoreError> {
         let mut first_error = None;
@@ -964,7 +966,13 @@ impl Store for ClickHouseStore {
         }
         Err(first_error.unwrap_or_else(|| StoreError::Unavailable("no ClickHouse URL".into())))
     }
+    fn meta(&self) -> &dyn MetaStore {
+        self
+    }
+}
 
+#[async_trait]
+impl EventWriter for ClickHouseStore {
     async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -979,152 +987,6 @@ impl Store for ClickHouseStore {
         }
         insert.end().await.map_err(|e| self.failed(e))
     }
-
-    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        self.sync_replica("sites").await;
-        let rows: Vec<SiteRow> = self
-            .db()
-            .query(SQL_SITES)
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Site {
-                id: r.id,
-                domain: r.domain,
-                timezone: r.timezone,
-            })
-            .collect())
-    }
-
-    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
-        // ClickHouse has no unique key, so collectors adding sites at once may pick the same
-        // next id. Each first claims the id: a `site-claim` record stamped with its version
-        // (microseconds). It waits CLAIM_SETTLE after the write returned, then reads the id's
-        // claims. The first claim not withdrawn keeps the id, and only its owner writes the
-        // site. A claim whose own write took longer than CLAIM_SETTLE yields even when first,
-        // because a rival that read before it arrived has already decided. Losers withdraw
-        // their claim and try the next id.
-        let mut next = 0;
-        for _ in 0..ADD_SITE_ATTEMPTS {
-            let sites = self.sites().await?;
-            if sites.iter().any(|s| s.domain == domain) {
-                return Err(StoreError::SiteExists(domain.to_string()));
-            }
-            let id = (sites.iter().map(|s| s.id).max().unwrap_or(0) + 1).max(next);
-            next = id + 1;
-            let version = self.next_version();
-            self.write_record(RecordRow {
-                kind: SITE_CLAIM.into(),
-                id: id.to_string(),
-                body: domain.to_string(),
-                deleted: 0,
-                version,
-            })
-            .await?;
-            let late = self.settle_claim("records", version).await;
-            let claims: Vec<(String, u8, u64)> = self
-                .db()
-                .query(SQL_SITE_CLAIMS)
-                .bind(SITE_CLAIM)
-                .bind(id.to_string())
-                .fetch_all()
-                .await
-                .map_err(|e| self.failed(e))?;
-            let withdrawn = |d: &str| claims.iter().any(|c| c.1 == 1 && c.0 == d);
-            let first = claims
-                .iter()
-                .find(|c| c.1 == 0 && !withdrawn(&c.0))
-                .map(|c| c.0.as_str());
-            // The same domain claimed at the same moment elsewhere is one site.
-            if first == Some(domain) && !late {
-                let others = self.sites().await?;
-                if others.iter().any(|s| s.domain == domain && s.id != id) {
-                    self.withdraw_claim(id, domain).await?;
-                    return Err(StoreError::SiteExists(domain.to_string()));
-                }
-                self.write_site(SiteVersionRow {
-                    id,
-                    domain: domain.to_string(),
-                    timezone: timezone.to_string(),
-                    created_at: Utc::now().timestamp() as u32,
-                    version: self.next_version(),
-                })
-                .await?;
-                return Ok(Site {
-                    id,
-                    domain: domain.to_string(),
-                    timezone: timezone.to_string(),
-                });
-            }
-            self.withdraw_claim(id, domain).await?;
-            tracing::info!(
-                site_id = id,
-                "another collector claimed this site id first; trying the next"
-            );
-        }
-        Err(StoreError::Query(format!(
-            "could not add {domain}: other collectors claimed {ADD_SITE_ATTEMPTS} site ids first"
-        )))
-    }
-
-    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
-        self.sync_replica("salts").await;
-        let rows: Vec<SaltOut> = self
-            .db()
-            .query(SQL_SALTS)
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|r| {
-                let mut bytes = [0u8; 32];
-                hex_decode(&r.salt, &mut bytes)?;
-                Some((date_of(r.day), Salt(bytes)))
-            })
-            .collect())
-    }
-
-    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
-        if self.salts().await?.iter().any(|(d, _)| *d == day) {
-            return Ok(());
-        }
-        let row = SaltRow {
-            day: day_number(day),
-            salt: hex_encode(&salt.0),
-            created_at: Utc::now().timestamp() as u32,
-        };
-        self.insert_row("salts", &row).await
-    }
-
-    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
-        self.drop_days_before("salts", day).await.map(|_| ())
-    }
-
-    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
-        self.drop_days_before("events", day).await
-    }
-
-    async fn read_events(
-        &self,
-        site_id: u32,
-        from: u32,
-        to: u32,
-        limit: u32,
-    ) -> Result<Vec<EventRow>, StoreError> {
-        self.db()
-            .query(SQL_READ_EVENTS)
-            .bind(site_id)
-            .bind(from)
-            .bind(to)
-            .bind(limit)
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))
-    }
-
     async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
         let Some(probe) = rows.first() else {
             return Ok(true);
@@ -1162,7 +1024,30 @@ impl Store for ClickHouseStore {
             .map_err(|e| self.failed(e))?;
         Ok(n > 0)
     }
+}
 
+#[async_trait]
+impl EventStore for ClickHouseStore {
+    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        self.drop_days_before("events", day).await
+    }
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.db()
+            .query(SQL_READ_EVENTS)
+            .bind(site_id)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))
+    }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         let (first, n) = self
             .db()
@@ -1173,175 +1058,9 @@ impl Store for ClickHouseStore {
             .map_err(|e| self.failed(e))?;
         Ok((n > 0).then_some(first))
     }
-
-    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.write_api_key(key, 1).await
-    }
-
-    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.sync_replica("api_keys").await;
-        self.db()
-            .query(SQL_API_KEYS)
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))
-    }
-
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let Some(key) = self.api_keys().await?.into_iter().find(|k| k.id == id) else {
-            return Ok(false);
-        };
-        let version = Utc::now().timestamp_micros().max(2) as u64;
-        self.write_api_key(&ApiKey { revoked: 1, ..key }, version)
-            .await?;
-        Ok(true)
-    }
-
-    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
-        let sites = self.sites().await?;
-        let Some(previous) = sites.iter().find(|s| s.id == site.id) else {
-            return Ok(false);
-        };
-        if sites
-            .iter()
-            .any(|s| s.domain == site.domain && s.id != site.id)
-        {
-            return Err(StoreError::SiteExists(site.domain.clone()));
-        }
-        let version = self.next_version();
-        self.write_site(SiteVersionRow {
-            id: site.id,
-            domain: site.domain.clone(),
-            timezone: site.timezone.clone(),
-            created_at: Utc::now().timestamp() as u32,
-            version,
-        })
-        .await?;
-        if previous.domain == site.domain {
-            return Ok(true);
-        }
-        // A new domain is a claim, as a new id is in `add_site`: if another site took the
-        // same domain at the same moment, the earlier claim keeps it and the other rename
-        // is undone.
-        let late = self.settle_claim("sites", version).await;
-        let claims: Vec<(u32, u64)> = self
-            .db()
-            .query(SQL_DOMAIN_CLAIMS)
-            .bind(site.domain.as_str())
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))?;
-        let holders = self.sites().await?;
-        let rivals: Vec<u64> = claims
-            .iter()
-            .filter(|(id, _)| {
-                *id != site.id
-                    && holders
-                        .iter()
-                        .any(|h| h.id == *id && h.domain == site.domain)
-            })
-            .map(|(_, v)| *v)
-            .collect();
-        if rivals.is_empty() || (!late && rivals.iter().all(|v| *v > version)) {
-            return Ok(true);
-        }
-        let latest: u64 = self
-            .db()
-            .query(SQL_SITE_LATEST)
-            .bind(site.id)
-            .fetch_one()
-            .await
-            .map_err(|e| self.failed(e))?;
-        // Undo the rename unless a later change is already on top.
-        if latest == version {
-            self.write_site(SiteVersionRow {
-                id: site.id,
-                domain: previous.domain.clone(),
-                timezone: previous.timezone.clone(),
-                created_at: Utc::now().timestamp() as u32,
-                version: self.next_version(),
-            })
-            .await?;
-        }
-        Err(StoreError::SiteExists(site.domain.clone()))
-    }
-
-    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
-        self.sync_replica("records").await;
-        self.db()
-            .query(SQL_RECORDS)
-            .bind(kind)
-            .fetch_all::<(String, String)>()
-            .await
-            .map_err(|e| self.failed(e))
-    }
-
-    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
-        self.sync_replica("records").await;
-        self.db()
-            .query(SQL_RECORD)
-            .bind(kind)
-            .bind(id)
-            .fetch_optional::<String>()
-            .await
-            .map_err(|e| self.failed(e))
-    }
-
-    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
-        self.write_record(RecordRow {
-            kind: kind.to_string(),
-            id: id.to_string(),
-            body: body.to_string(),
-            deleted: 0,
-            version: self.next_version(),
-        })
-        .await
-    }
-
-    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        if self.record(kind, id).await?.is_none() {
-            return Ok(false);
-        }
-        self.write_record(RecordRow {
-            kind: kind.to_string(),
-            id: id.to_string(),
-            body: String::new(),
-            deleted: 1,
-            version: self.next_version(),
-        })
-        .await?;
-        Ok(true)
-    }
-
-    async fn compact_records(&self) -> Result<usize, StoreError> {
-        // Records are appended as versions; reads take the latest. The superseded versions
-        // and old deletion markers are deleted by a mutation (replicated on a cluster).
-        self.sync_replica("records").await;
-        let now = self.next_version();
-        let settled = now.saturating_sub(RECORD_SETTLE_MICROS);
-        let tombstones = now.saturating_sub(super::RECORD_TOMBSTONE_SECS * 1_000_000);
-        let stale: Vec<(String, String, u64)> = self
-            .db()
-            .query(SQL_STALE_RECORDS)
-            .bind(settled)
-            .bind(tombstones)
-            .fetch_all()
-            .await
-            .map_err(|e| self.failed(e))?;
-        for chunk in stale.chunks(500) {
-            let mut query = self.db().query(&delete_records_sql(chunk.len()));
-            for (kind, id, version) in chunk {
-                query = query.bind(kind.as_str()).bind(id.as_str()).bind(*version);
-            }
-            query.execute().await.map_err(|e| self.failed(e))?;
-        }
-        Ok(stale.len())
-    }
-
     fn dialect(&self) -> Dialect {
         Dialect::ClickHouse
     }
-
     async fn run_statement(
         &self,
         statement: &Statement,
@@ -1413,7 +1132,6 @@ impl Store for ClickHouseStore {
             })
             .collect())
     }
-
     async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
         if rows.is_empty() {
             return Ok(());
@@ -1444,7 +1162,6 @@ impl Store for ClickHouseStore {
         }
         insert.end().await.map_err(|e| self.failed(e))
     }
-
     async fn rollup_days(
         &self,
         site_id: u32,
@@ -1462,7 +1179,6 @@ impl Store for ClickHouseStore {
             .map_err(|e| self.failed(e))?;
         Ok(days.into_iter().map(date_of).collect())
     }
-
     async fn read_rollups(
         &self,
         site_id: u32,
@@ -1496,7 +1212,6 @@ impl Store for ClickHouseStore {
             })
             .collect())
     }
-
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         // Whole months only: a month partition goes once all its days are before `day`.
         let cutoff = day.format("%Y%m").to_string();
@@ -1512,6 +1227,283 @@ impl Store for ClickHouseStore {
             }
         }
         Ok(dropped)
+    }
+}
+
+#[async_trait]
+impl MetaStore for ClickHouseStore {
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.sync_replica("sites").await;
+        let rows: Vec<SiteRow> = self
+            .db()
+            .query(SQL_SITES)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Site {
+                id: r.id,
+                domain: r.domain,
+                timezone: r.timezone,
+            })
+            .collect())
+    }
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
+        // ClickHouse has no unique key, so collectors adding sites at once may pick the same
+        // next id. Each first claims the id: a `site-claim` record stamped with its version
+        // (microseconds). It waits CLAIM_SETTLE after the write returned, then reads the id's
+        // claims. The first claim not withdrawn keeps the id, and only its owner writes the
+        // site. A claim whose own write took longer than CLAIM_SETTLE yields even when first,
+        // because a rival that read before it arrived has already decided. Losers withdraw
+        // their claim and try the next id.
+        let mut next = 0;
+        for _ in 0..ADD_SITE_ATTEMPTS {
+            let sites = self.sites().await?;
+            if sites.iter().any(|s| s.domain == domain) {
+                return Err(StoreError::SiteExists(domain.to_string()));
+            }
+            let id = (sites.iter().map(|s| s.id).max().unwrap_or(0) + 1).max(next);
+            next = id + 1;
+            let version = self.next_version();
+            self.write_record(RecordRow {
+                kind: SITE_CLAIM.into(),
+                id: id.to_string(),
+                body: domain.to_string(),
+                deleted: 0,
+                version,
+            })
+            .await?;
+            let late = self.settle_claim("records", version).await;
+            let claims: Vec<(String, u8, u64)> = self
+                .db()
+                .query(SQL_SITE_CLAIMS)
+                .bind(SITE_CLAIM)
+                .bind(id.to_string())
+                .fetch_all()
+                .await
+                .map_err(|e| self.failed(e))?;
+            let withdrawn = |d: &str| claims.iter().any(|c| c.1 == 1 && c.0 == d);
+            let first = claims
+                .iter()
+                .find(|c| c.1 == 0 && !withdrawn(&c.0))
+                .map(|c| c.0.as_str());
+            // The same domain claimed at the same moment elsewhere is one site.
+            if first == Some(domain) && !late {
+                let others = self.sites().await?;
+                if others.iter().any(|s| s.domain == domain && s.id != id) {
+                    self.withdraw_claim(id, domain).await?;
+                    return Err(StoreError::SiteExists(domain.to_string()));
+                }
+                self.write_site(SiteVersionRow {
+                    id,
+                    domain: domain.to_string(),
+                    timezone: timezone.to_string(),
+                    created_at: Utc::now().timestamp() as u32,
+                    version: self.next_version(),
+                })
+                .await?;
+                return Ok(Site {
+                    id,
+                    domain: domain.to_string(),
+                    timezone: timezone.to_string(),
+                });
+            }
+            self.withdraw_claim(id, domain).await?;
+            tracing::info!(
+                site_id = id,
+                "another collector claimed this site id first; trying the next"
+            );
+        }
+        Err(StoreError::Query(format!(
+            "could not add {domain}: other collectors claimed {ADD_SITE_ATTEMPTS} site ids first"
+        )))
+    }
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
+        let sites = self.sites().await?;
+        let Some(previous) = sites.iter().find(|s| s.id == site.id) else {
+            return Ok(false);
+        };
+        if sites
+            .iter()
+            .any(|s| s.domain == site.domain && s.id != site.id)
+        {
+            return Err(StoreError::SiteExists(site.domain.clone()));
+        }
+        let version = self.next_version();
+        self.write_site(SiteVersionRow {
+            id: site.id,
+            domain: site.domain.clone(),
+            timezone: site.timezone.clone(),
+            created_at: Utc::now().timestamp() as u32,
+            version,
+        })
+        .await?;
+        if previous.domain == site.domain {
+            return Ok(true);
+        }
+        // A new domain is a claim, as a new id is in `add_site`: if another site took the
+        // same domain at the same moment, the earlier claim keeps it and the other rename
+        // is undone.
+        let late = self.settle_claim("sites", version).await;
+        let claims: Vec<(u32, u64)> = self
+            .db()
+            .query(SQL_DOMAIN_CLAIMS)
+            .bind(site.domain.as_str())
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        let holders = self.sites().await?;
+        let rivals: Vec<u64> = claims
+            .iter()
+            .filter(|(id, _)| {
+                *id != site.id
+                    && holders
+                        .iter()
+                        .any(|h| h.id == *id && h.domain == site.domain)
+            })
+            .map(|(_, v)| *v)
+            .collect();
+        if rivals.is_empty() || (!late && rivals.iter().all(|v| *v > version)) {
+            return Ok(true);
+        }
+        let latest: u64 = self
+            .db()
+            .query(SQL_SITE_LATEST)
+            .bind(site.id)
+            .fetch_one()
+            .await
+            .map_err(|e| self.failed(e))?;
+        // Undo the rename unless a later change is already on top.
+        if latest == version {
+            self.write_site(SiteVersionRow {
+                id: site.id,
+                domain: previous.domain.clone(),
+                timezone: previous.timezone.clone(),
+                created_at: Utc::now().timestamp() as u32,
+                version: self.next_version(),
+            })
+            .await?;
+        }
+        Err(StoreError::SiteExists(site.domain.clone()))
+    }
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+        self.sync_replica("salts").await;
+        let rows: Vec<SaltOut> = self
+            .db()
+            .query(SQL_SALTS)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let mut bytes = [0u8; 32];
+                hex_decode(&r.salt, &mut bytes)?;
+                Some((date_of(r.day), Salt(bytes)))
+            })
+            .collect())
+    }
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
+        if self.salts().await?.iter().any(|(d, _)| *d == day) {
+            return Ok(());
+        }
+        let row = SaltRow {
+            day: day_number(day),
+            salt: hex_encode(&salt.0),
+            created_at: Utc::now().timestamp() as u32,
+        };
+        self.insert_row("salts", &row).await
+    }
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
+        self.drop_days_before("salts", day).await.map(|_| ())
+    }
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.write_api_key(key, 1).await
+    }
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.sync_replica("api_keys").await;
+        self.db()
+            .query(SQL_API_KEYS)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let Some(key) = self.api_keys().await?.into_iter().find(|k| k.id == id) else {
+            return Ok(false);
+        };
+        let version = Utc::now().timestamp_micros().max(2) as u64;
+        self.write_api_key(&ApiKey { revoked: 1, ..key }, version)
+            .await?;
+        Ok(true)
+    }
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        self.sync_replica("records").await;
+        self.db()
+            .query(SQL_RECORDS)
+            .bind(kind)
+            .fetch_all::<(String, String)>()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.sync_replica("records").await;
+        self.db()
+            .query(SQL_RECORD)
+            .bind(kind)
+            .bind(id)
+            .fetch_optional::<String>()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        self.write_record(RecordRow {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            body: body.to_string(),
+            deleted: 0,
+            version: self.next_version(),
+        })
+        .await
+    }
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        if self.record(kind, id).await?.is_none() {
+            return Ok(false);
+        }
+        self.write_record(RecordRow {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            body: String::new(),
+            deleted: 1,
+            version: self.next_version(),
+        })
+        .await?;
+        Ok(true)
+    }
+    async fn compact_records(&self) -> Result<usize, StoreError> {
+        // Records are appended as versions; reads take the latest. The superseded versions
+        // and old deletion markers are deleted by a mutation (replicated on a cluster).
+        self.sync_replica("records").await;
+        let now = self.next_version();
+        let settled = now.saturating_sub(RECORD_SETTLE_MICROS);
+        let tombstones = now.saturating_sub(super::RECORD_TOMBSTONE_SECS * 1_000_000);
+        let stale: Vec<(String, String, u64)> = self
+            .db()
+            .query(SQL_STALE_RECORDS)
+            .bind(settled)
+            .bind(tombstones)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        for chunk in stale.chunks(500) {
+            let mut query = self.db().query(&delete_records_sql(chunk.len()));
+            for (kind, id, version) in chunk {
+                query = query.bind(kind.as_str()).bind(id.as_str()).bind(*version);
+            }
+            query.execute().await.map_err(|e| self.failed(e))?;
+        }
+        Ok(stale.len())
     }
 }
 

@@ -1,8 +1,16 @@
-//! Storage: the one interface the rest of Footfall talks to, and its implementations.
+//! Storage: the interfaces the rest of Footfall talks to, and their implementations.
 //!
-//! The [`Store`] trait is small on purpose. It stores raw events in batches, keeps the site
-//! list and the daily salts that several collectors share, and drops whole days of raw events
-//! for retention. A store promises:
+//! Role traits, so that a backend implements what it keeps and a caller asks only for what
+//! it uses:
+//! - [`EventWriter`]: batches in (the writer's store task needs nothing else);
+//! - [`EventStore`]: raw events and daily rollups read, planned statements run, whole days
+//!   dropped for retention;
+//! - [`MetaStore`]: sites, API keys, account records and the daily salts that several
+//!   collectors and the CLI share;
+//! - [`Store`]: one backend's events, the metadata it keeps ([`Store::meta`]: itself, or the
+//!   SQLite file beside the DuckDB events file), and the schema migrations of both.
+//!
+//! A store promises:
 //! - `insert_events` is all-or-nothing for a batch, and an `Ok` means the rows are durable;
 //! - `put_salt` never replaces an existing salt of that day, so collectors converge on the
 //!   first one written; `delete_salts_before` removes the salt bytes from storage, not only
@@ -230,25 +238,21 @@ pub const MAX_RESULT_ROWS: usize = 1_000_000;
 /// write racing the deletion cannot bring an older version back.
 pub const RECORD_TOMBSTONE_SECS: u64 = 3600;
 
-/// The storage interface. See the module documentation for what each call promises.
+/// Writing events: all a writer of batches needs.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Applies the schema migrations not applied yet; returns the names applied now.
-    async fn migrate(&self) -> Result<Vec<String>, StoreError>;
-    /// Answers when the store is reachable.
-    async fn ping(&self) -> Result<(), StoreError>;
+pub trait EventWriter: Send + Sync + 'static {
     /// Writes a batch of events, all or nothing.
     async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError>;
-    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
-    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError>;
-    /// Replaces the domain and time zone of the site with `site.id`; its events stay.
-    /// `SiteExists` when another site has that domain; `false` when there is no such site.
-    async fn update_site(&self, site: &Site) -> Result<bool, StoreError>;
-    /// Every salt still stored, one per day (the first written wins).
-    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError>;
-    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError>;
-    /// Deletes the salts of the days before `day`.
-    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError>;
+    /// Whether a write of `rows` (as [`EventWriter::insert_events`] was given them) is stored. Where
+    /// an insert is all or nothing (SQLite, one ClickHouse node) finding the first row tells;
+    /// on a cluster each shard takes its part, so every row is counted.
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError>;
+}
+
+/// Raw events and their daily rollups: what the query planner, retention and the rollup
+/// job read and drop.
+#[async_trait]
+pub trait EventStore: EventWriter {
     /// Drops the raw events of the UTC days before `day`; returns how many days were dropped.
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
     /// Raw events of a site with `from <= timestamp < to` (UTC seconds), at most `limit`,
@@ -260,10 +264,6 @@ pub trait Store: Send + Sync + 'static {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
-    /// Whether a write of `rows` (as [`Store::insert_events`] was given them) is stored. Where
-    /// an insert is all or nothing (SQLite, one ClickHouse node) finding the first row tells;
-    /// on a cluster each shard takes its part, so every row is counted.
-    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError>;
     /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
     /// `read_events(…, 1)`: it reads one column.
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;
@@ -299,6 +299,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes rollups of the days before `day` (ClickHouse: of the whole months before
     /// `day`'s month); returns how many days or months went.
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
+}
+
+/// Sites, API keys, accounts and salts: the small metadata several processes share.
+#[async_trait]
+pub trait MetaStore: Send + Sync + 'static {
+    async fn sites(&self) -> Result<Vec<Site>, StoreError>;
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError>;
+    /// Replaces the domain and time zone of the site with `site.id`; its events stay.
+    /// `SiteExists` when another site has that domain; `false` when there is no such site.
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError>;
+    /// Every salt still stored, one per day (the first written wins).
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError>;
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError>;
+    /// Deletes the salts of the days before `day`.
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError>;
     async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
     /// Every API key, revoked ones included, in creation order.
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
@@ -316,4 +331,17 @@ pub trait Store: Send + Sync + 'static {
     /// session), and deletions older than [`RECORD_TOMBSTONE_SECS`]; returns how many stored
     /// rows go. A store that replaces records in place has nothing to do.
     async fn compact_records(&self) -> Result<usize, StoreError>;
+}
+
+/// A whole store: its events and rollups, the metadata it keeps (in itself, or beside it as
+/// the DuckDB store keeps SQLite's), and the schema of both. See the module documentation for
+/// what each call promises.
+#[async_trait]
+pub trait Store: EventStore {
+    /// Applies the schema migrations not applied yet; returns the names applied now.
+    async fn migrate(&self) -> Result<Vec<String>, StoreError>;
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Where this store keeps sites, keys, accounts and salts.
+    fn meta(&self) -> &dyn MetaStore;
 }

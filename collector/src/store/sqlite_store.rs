@@ -15,7 +15,10 @@ use chrono::{NaiveDate, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::statement::{Bind, Dialect, Statement};
-use super::{ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Site, Store, StoreError};
+use super::{
+    ApiKey, Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow,
+    Site, Store, StoreError,
+};
 use super::{Salt, date_of, day_number, day_start_ts};
 
 /// The schema migrations, in order: (version, name, SQL).
@@ -337,7 +340,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.with(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
@@ -345,7 +347,13 @@ impl Store for SqliteStore {
         })
         .await
     }
+    fn meta(&self) -> &dyn MetaStore {
+        self
+    }
+}
 
+#[async_trait]
+impl EventWriter for SqliteStore {
     async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -400,120 +408,25 @@ impl Store for SqliteStore {
         })
         .await
     }
-
-    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, domain, timezone FROM sites ORDER BY id")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(Site {
-                        id: r.get(0)?,
-                        domain: r.get(1)?,
-                        timezone: r.get(2)?,
-                    })
-                })
-                .map_err(query_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
-        })
-        .await
-    }
-
-    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
-        let (domain, timezone) = (domain.to_string(), timezone.to_string());
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
+        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id as i64);
         self.with(move |conn| {
-            let result = conn.execute(
-                "INSERT INTO sites (domain, timezone, created_at) VALUES (?1, ?2, ?3)",
-                params![domain, timezone, Utc::now().timestamp()],
-            );
-            match result {
-                Ok(_) => Ok(Site {
-                    id: u32::try_from(conn.last_insert_rowid())
-                        .map_err(|e| StoreError::Query(e.to_string()))?,
-                    domain,
-                    timezone,
-                }),
-                Err(rusqlite::Error::SqliteFailure(f, _))
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::SiteExists(domain))
-                }
-                Err(e) => Err(query_err(e)),
-            }
-        })
-        .await
-    }
-
-    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT day, salt FROM salts ORDER BY day")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
-                .map_err(query_err)?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (day, bytes) = row.map_err(query_err)?;
-                let (Ok(bytes), Some(date)) = (
-                    <[u8; 32]>::try_from(bytes.as_slice()),
-                    NaiveDate::default()
-                        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0))),
-                ) else {
-                    continue;
-                };
-                out.push((date, Salt(bytes)));
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
-        let bytes = salt.0.to_vec();
-        self.with(move |conn| {
-            // The first salt written for a day wins.
-            conn.execute(
-                "INSERT OR IGNORE INTO salts (day, salt, created_at) VALUES (?1, ?2, ?3)",
-                params![day_number(day), bytes, Utc::now().timestamp()],
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND timestamp = ?2 AND batch_id = ?3)",
+                params![site, ts, batch],
+                |r| r.get::<_, bool>(0),
             )
-            .map(|_| ())
             .map_err(query_err)
         })
         .await
     }
+}
 
-    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
-        self.with(move |conn| {
-            let deleted = conn
-                .execute("DELETE FROM salts WHERE day < ?1", [day_number(day)])
-                .map_err(query_err)?;
-            if deleted > 0 {
-                // secure_delete zeroed the rows in the pages; the WAL still holds copies of
-                // them, so move everything into the database file and empty the log. A reader
-                // in the middle of a read makes the checkpoint answer "busy" (after the busy
-                // timeout): try again until it completes.
-                for attempt in 1..=CHECKPOINT_ATTEMPTS {
-                    let busy: i64 = conn
-                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
-                        .map_err(query_err)?;
-                    if busy == 0 {
-                        return Ok(());
-                    }
-                    tracing::warn!(attempt, "a reader holds the WAL; the salt checkpoint waits");
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                }
-                return Err(StoreError::Query(
-                    "deleted salts are still in the WAL: a reader held it through every checkpoint"
-                        .into(),
-                ));
-            }
-            Ok(())
-        })
-        .await
-    }
-
+#[async_trait]
+impl EventStore for SqliteStore {
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         let cutoff = day_start_ts(day);
         let days: usize = self
@@ -545,7 +458,6 @@ impl Store for SqliteStore {
         }
         Ok(days)
     }
-
     async fn read_events(
         &self,
         site_id: u32,
@@ -563,23 +475,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
-    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
-        let Some(probe) = rows.first() else {
-            return Ok(true);
-        };
-        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id as i64);
-        self.with(move |conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ?1 AND timestamp = ?2 AND batch_id = ?3)",
-                params![site, ts, batch],
-                |r| r.get::<_, bool>(0),
-            )
-            .map_err(query_err)
-        })
-        .await
-    }
-
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         self.with(move |conn| {
             conn.query_row(
@@ -591,129 +486,9 @@ impl Store for SqliteStore {
         })
         .await
     }
-
-    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        let key = key.clone();
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO api_keys (id, site_id, hash, created_at, revoked) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![key.id, key.site_id, key.hash, key.created_at, key.revoked],
-            )
-            .map(|_| ())
-            .map_err(query_err)
-        })
-        .await
-    }
-
-    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.with(|conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, site_id, hash, created_at, revoked FROM api_keys ORDER BY created_at, id")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map([], |r| {
-                    Ok(ApiKey {
-                        id: r.get(0)?,
-                        site_id: r.get(1)?,
-                        hash: r.get(2)?,
-                        created_at: r.get(3)?,
-                        revoked: r.get(4)?,
-                    })
-                })
-                .map_err(query_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
-        })
-        .await
-    }
-
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        let id = id.to_string();
-        self.with(move |conn| {
-            conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
-                .map(|n| n > 0)
-                .map_err(query_err)
-        })
-        .await
-    }
-
-    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
-        let site = site.clone();
-        self.with(move |conn| {
-            match conn.execute(
-                "UPDATE sites SET domain = ?1, timezone = ?2 WHERE id = ?3",
-                params![site.domain, site.timezone, site.id],
-            ) {
-                Ok(n) => Ok(n > 0),
-                Err(rusqlite::Error::SqliteFailure(f, _))
-                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
-                {
-                    Err(StoreError::SiteExists(site.domain))
-                }
-                Err(e) => Err(query_err(e)),
-            }
-        })
-        .await
-    }
-
-    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
-        let kind = kind.to_string();
-        self.with(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(query_err)?;
-            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
-        })
-        .await
-    }
-
-    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
-        let (kind, id) = (kind.to_string(), id.to_string());
-        self.with(move |conn| {
-            conn.prepare_cached("SELECT body FROM records WHERE kind = ?1 AND id = ?2")
-                .and_then(|mut stmt| stmt.query_row([kind, id], |r| r.get(0)).optional())
-                .map_err(query_err)
-        })
-        .await
-    }
-
-    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
-        let (kind, id, body) = (kind.to_string(), id.to_string(), body.to_string());
-        self.with(move |conn| {
-            conn.execute(
-                "INSERT INTO records (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
-                params![kind, id, body, Utc::now().timestamp()],
-            )
-            .map(|_| ())
-            .map_err(query_err)
-        })
-        .await
-    }
-
-    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        let (kind, id) = (kind.to_string(), id.to_string());
-        self.with(move |conn| {
-            conn.execute(
-                "DELETE FROM records WHERE kind = ?1 AND id = ?2",
-                [kind, id],
-            )
-            .map(|n| n > 0)
-            .map_err(query_err)
-        })
-        .await
-    }
-
-    async fn compact_records(&self) -> Result<usize, StoreError> {
-        // Records are replaced and deleted in place, with `secure_delete` on.
-        Ok(0)
-    }
-
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
     }
-
     async fn run_statement(
         &self,
         statement: &Statement,
@@ -754,7 +529,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
         let rows = rows.to_vec();
         self.with(move |conn| {
@@ -785,7 +559,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn rollup_days(
         &self,
         site_id: u32,
@@ -803,7 +576,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn read_rollups(
         &self,
         site_id: u32,
@@ -838,7 +610,6 @@ impl Store for SqliteStore {
         })
         .await
     }
-
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         self.with(move |conn| {
             let days: i64 = conn
@@ -853,5 +624,226 @@ impl Store for SqliteStore {
             Ok(days as usize)
         })
         .await
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqliteStore {
+    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, domain, timezone FROM sites ORDER BY id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(Site {
+                        id: r.get(0)?,
+                        domain: r.get(1)?,
+                        timezone: r.get(2)?,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
+        let (domain, timezone) = (domain.to_string(), timezone.to_string());
+        self.with(move |conn| {
+            let result = conn.execute(
+                "INSERT INTO sites (domain, timezone, created_at) VALUES (?1, ?2, ?3)",
+                params![domain, timezone, Utc::now().timestamp()],
+            );
+            match result {
+                Ok(_) => Ok(Site {
+                    id: u32::try_from(conn.last_insert_rowid())
+                        .map_err(|e| StoreError::Query(e.to_string()))?,
+                    domain,
+                    timezone,
+                }),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::SiteExists(domain))
+                }
+                Err(e) => Err(query_err(e)),
+            }
+        })
+        .await
+    }
+    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
+        let site = site.clone();
+        self.with(move |conn| {
+            match conn.execute(
+                "UPDATE sites SET domain = ?1, timezone = ?2 WHERE id = ?3",
+                params![site.domain, site.timezone, site.id],
+            ) {
+                Ok(n) => Ok(n > 0),
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+                {
+                    Err(StoreError::SiteExists(site.domain))
+                }
+                Err(e) => Err(query_err(e)),
+            }
+        })
+        .await
+    }
+    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day, salt FROM salts ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .map_err(query_err)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (day, bytes) = row.map_err(query_err)?;
+                let (Ok(bytes), Some(date)) = (
+                    <[u8; 32]>::try_from(bytes.as_slice()),
+                    NaiveDate::default()
+                        .checked_add_days(chrono::Days::new(u64::try_from(day).unwrap_or(0))),
+                ) else {
+                    continue;
+                };
+                out.push((date, Salt(bytes)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
+        let bytes = salt.0.to_vec();
+        self.with(move |conn| {
+            // The first salt written for a day wins.
+            conn.execute(
+                "INSERT OR IGNORE INTO salts (day, salt, created_at) VALUES (?1, ?2, ?3)",
+                params![day_number(day), bytes, Utc::now().timestamp()],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            let deleted = conn
+                .execute("DELETE FROM salts WHERE day < ?1", [day_number(day)])
+                .map_err(query_err)?;
+            if deleted > 0 {
+                // secure_delete zeroed the rows in the pages; the WAL still holds copies of
+                // them, so move everything into the database file and empty the log. A reader
+                // in the middle of a read makes the checkpoint answer "busy" (after the busy
+                // timeout): try again until it completes.
+                for attempt in 1..=CHECKPOINT_ATTEMPTS {
+                    let busy: i64 = conn
+                        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))
+                        .map_err(query_err)?;
+                    if busy == 0 {
+                        return Ok(());
+                    }
+                    tracing::warn!(attempt, "a reader holds the WAL; the salt checkpoint waits");
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                return Err(StoreError::Query(
+                    "deleted salts are still in the WAL: a reader held it through every checkpoint"
+                        .into(),
+                ));
+            }
+            Ok(())
+        })
+        .await
+    }
+    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let key = key.clone();
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, site_id, hash, created_at, revoked) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![key.id, key.site_id, key.hash, key.created_at, key.revoked],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.with(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, site_id, hash, created_at, revoked FROM api_keys ORDER BY created_at, id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok(ApiKey {
+                        id: r.get(0)?,
+                        site_id: r.get(1)?,
+                        hash: r.get(2)?,
+                        created_at: r.get(3)?,
+                        revoked: r.get(4)?,
+                    })
+                })
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.with(move |conn| {
+            conn.execute("UPDATE api_keys SET revoked = 1 WHERE id = ?1", [id])
+                .map(|n| n > 0)
+                .map_err(query_err)
+        })
+        .await
+    }
+    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let kind = kind.to_string();
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT id, body FROM records WHERE kind = ?1 ORDER BY id")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            conn.prepare_cached("SELECT body FROM records WHERE kind = ?1 AND id = ?2")
+                .and_then(|mut stmt| stmt.query_row([kind, id], |r| r.get(0)).optional())
+                .map_err(query_err)
+        })
+        .await
+    }
+    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
+        let (kind, id, body) = (kind.to_string(), id.to_string(), body.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "INSERT INTO records (kind, id, body, updated_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, updated_at = excluded.updated_at",
+                params![kind, id, body, Utc::now().timestamp()],
+            )
+            .map(|_| ())
+            .map_err(query_err)
+        })
+        .await
+    }
+    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let (kind, id) = (kind.to_string(), id.to_string());
+        self.with(move |conn| {
+            conn.execute(
+                "DELETE FROM records WHERE kind = ?1 AND id = ?2",
+                [kind, id],
+            )
+            .map(|n| n > 0)
+            .map_err(query_err)
+        })
+        .await
+    }
+    async fn compact_records(&self) -> Result<usize, StoreError> {
+        // Records are replaced and deleted in place, with `secure_delete` on.
+        Ok(0)
     }
 }

@@ -4,7 +4,7 @@
 //! handler ──try_reserve──▶ queue (bounded) ──▶ spool thread: append + fsync, then answer 202
 //!                                                  │ (a group of requests per record)
 //!                                                  ▼
-//!                        store task: read the spool in order ─▶ Store::insert_events
+//!                        store task: read the spool in order ─▶ EventWriter::insert_events
 //!                                    └─ acknowledged: delete the segment
 //! ```
 //!
@@ -20,7 +20,7 @@
 //!   is accepted that cannot be kept.
 //! - No batch is stored twice. Every spool record carries a random batch id, stamped on its
 //!   rows. A write whose outcome is unknown (a timeout, an error after sending, or records
-//!   left by an earlier run) is retried only after `Store::batch_written` says it is not
+//!   left by an earlier run) is retried only after `EventWriter::batch_written` says it is not
 //!   stored; an insert is all or nothing, so one row tells.
 //! - A store outage is logged once when it starts and once when it ends. At shutdown, what the
 //!   store has not taken within `drain_timeout` stays in the spool for the next start.
@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::store::{EventRow, Store};
+use crate::store::{EventRow, EventWriter};
 use spool::{Next, Position, Record, Spool, SpoolError};
 
 /// Longest a single batch write may take before it counts as failed.
@@ -108,7 +108,7 @@ pub struct WriterReport {
 /// [`WriterHandle`] is dropped and the spool is written out; `shutdown` turning `true` starts
 /// the drain deadline for a store that is down.
 pub fn spawn(
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventWriter>,
     config: WriterConfig,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
@@ -267,7 +267,7 @@ fn spool_thread(
 }
 
 struct StoreTask {
-    store: Arc<dyn Store>,
+    store: Arc<dyn EventWriter>,
     config: WriterConfig,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
@@ -543,12 +543,9 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use async_trait::async_trait;
-    use chrono::NaiveDate;
 
     use super::*;
-    use crate::ingest::visitor::Salt;
-    use crate::query::sql::{Dialect, Statement};
-    use crate::store::{ApiKey, RollupRow, Site, StoreError};
+    use crate::store::StoreError;
 
     /// A store that keeps events in memory and can fail on purpose: `lose_answers` inserts
     /// store their rows and then report an error (the answer lost on the way back);
@@ -568,10 +565,8 @@ mod tests {
             .is_ok()
     }
 
-    const ONLY: &str = "the writer only inserts events and checks batches";
-
     #[async_trait]
-    impl Store for Events {
+    impl EventWriter for Events {
         async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
             if take(&self.refuse) {
                 return Err(StoreError::Unavailable("refused on purpose".into()));
@@ -596,104 +591,6 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|r| r.batch_id == probe.batch_id))
-        }
-        async fn migrate(&self) -> Result<Vec<String>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn add_site(&self, _: &str, _: &str) -> Result<Site, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn update_site(&self, _: &Site) -> Result<bool, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn put_salt(&self, _: NaiveDate, _: &Salt) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn delete_salts_before(&self, _: NaiveDate) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn purge_events_before(&self, _: NaiveDate) -> Result<usize, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn read_events(
-            &self,
-            _: u32,
-            _: u32,
-            _: u32,
-            _: u32,
-        ) -> Result<Vec<EventRow>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn earliest_event(&self, _: u32) -> Result<Option<u32>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        fn dialect(&self) -> Dialect {
-            unreachable!("{ONLY}")
-        }
-        async fn run_statement(
-            &self,
-            _: &Statement,
-            _: usize,
-            _: usize,
-            _: crate::store::Deadline,
-        ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn put_rollups(&self, _: &[RollupRow]) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn rollup_days(
-            &self,
-            _: u32,
-            _: NaiveDate,
-            _: NaiveDate,
-        ) -> Result<Vec<NaiveDate>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn read_rollups(
-            &self,
-            _: u32,
-            _: &str,
-            _: NaiveDate,
-            _: NaiveDate,
-        ) -> Result<Vec<RollupRow>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn purge_rollups_before(&self, _: NaiveDate) -> Result<usize, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn add_api_key(&self, _: &ApiKey) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn revoke_api_key(&self, _: &str) -> Result<bool, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn records(&self, _: &str) -> Result<Vec<(String, String)>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn record(&self, _: &str, _: &str) -> Result<Option<String>, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn put_record(&self, _: &str, _: &str, _: &str) -> Result<(), StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn delete_record(&self, _: &str, _: &str) -> Result<bool, StoreError> {
-            unreachable!("{ONLY}")
-        }
-        async fn compact_records(&self) -> Result<usize, StoreError> {
-            unreachable!("{ONLY}")
         }
     }
 

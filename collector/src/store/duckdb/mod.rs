@@ -32,8 +32,8 @@ use chrono::{NaiveDate, Utc};
 use super::sqlite_store::SqliteStore;
 use super::statement::{Bind, Dialect, Statement};
 use super::{
-    ApiKey, Deadline, EventRow, MAX_RESULT_ROWS, RollupRow, Salt, Site, Store, StoreError, date_of,
-    day_number, day_start_ts,
+    Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow, Store,
+    StoreError, date_of, day_number, day_start_ts,
 };
 
 /// The file of events and rollups inside the data directory.
@@ -447,7 +447,6 @@ impl Store for DuckDbStore {
         }
         Ok(ran)
     }
-
     async fn ping(&self) -> Result<(), StoreError> {
         self.meta.ping().await?;
         self.with(|conn| {
@@ -456,7 +455,13 @@ impl Store for DuckDbStore {
         })
         .await
     }
+    fn meta(&self) -> &dyn MetaStore {
+        &self.meta
+    }
+}
 
+#[async_trait]
+impl EventWriter for DuckDbStore {
     async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
@@ -464,31 +469,25 @@ impl Store for DuckDbStore {
         self.with(move |conn| in_transaction(conn, |conn| append(conn, &events)))
             .await
     }
-
-    async fn sites(&self) -> Result<Vec<Site>, StoreError> {
-        self.meta.sites().await
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
+        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id);
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ? AND timestamp = ? AND batch_id = ?)",
+                params![site, ts, batch],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(query_err)
+        })
+        .await
     }
+}
 
-    async fn add_site(&self, domain: &str, timezone: &str) -> Result<Site, StoreError> {
-        self.meta.add_site(domain, timezone).await
-    }
-
-    async fn update_site(&self, site: &Site) -> Result<bool, StoreError> {
-        self.meta.update_site(site).await
-    }
-
-    async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError> {
-        self.meta.salts().await
-    }
-
-    async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError> {
-        self.meta.put_salt(day, salt).await
-    }
-
-    async fn delete_salts_before(&self, day: NaiveDate) -> Result<(), StoreError> {
-        self.meta.delete_salts_before(day).await
-    }
-
+#[async_trait]
+impl EventStore for DuckDbStore {
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         let cutoff = day_start_ts(day);
         self.with(move |conn| {
@@ -509,7 +508,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     async fn read_events(
         &self,
         site_id: u32,
@@ -529,23 +527,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
-    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
-        let Some(probe) = rows.first() else {
-            return Ok(true);
-        };
-        let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id);
-        self.with(move |conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ? AND timestamp = ? AND batch_id = ?)",
-                params![site, ts, batch],
-                |r| r.get::<_, bool>(0),
-            )
-            .map_err(query_err)
-        })
-        .await
-    }
-
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         self.with(move |conn| {
             conn.query_row(
@@ -557,11 +538,9 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     fn dialect(&self) -> Dialect {
         Dialect::DuckDb
     }
-
     async fn run_statement(
         &self,
         statement: &Statement,
@@ -602,7 +581,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
         let rows = rows.to_vec();
         self.with(move |conn| {
@@ -632,7 +610,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     async fn rollup_days(
         &self,
         site_id: u32,
@@ -650,7 +627,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     async fn read_rollups(
         &self,
         site_id: u32,
@@ -685,7 +661,6 @@ impl Store for DuckDbStore {
         })
         .await
     }
-
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         self.with(move |conn| {
             let days: i64 = conn
@@ -703,37 +678,5 @@ impl Store for DuckDbStore {
             Ok(usize::try_from(days).unwrap_or(0))
         })
         .await
-    }
-
-    async fn add_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.meta.add_api_key(key).await
-    }
-
-    async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        self.meta.api_keys().await
-    }
-
-    async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
-        self.meta.revoke_api_key(id).await
-    }
-
-    async fn records(&self, kind: &str) -> Result<Vec<(String, String)>, StoreError> {
-        self.meta.records(kind).await
-    }
-
-    async fn record(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
-        self.meta.record(kind, id).await
-    }
-
-    async fn put_record(&self, kind: &str, id: &str, body: &str) -> Result<(), StoreError> {
-        self.meta.put_record(kind, id, body).await
-    }
-
-    async fn delete_record(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        self.meta.delete_record(kind, id).await
-    }
-
-    async fn compact_records(&self) -> Result<usize, StoreError> {
-        self.meta.compact_records().await
     }
 }
