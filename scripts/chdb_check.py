@@ -2,8 +2,9 @@
 """Runs Footfall's ClickHouse statements through chDB, the current ClickHouse engine in process.
 
 Usage: chdb_check.py STATEMENTS.json
-The JSON holds {"database": NAME, "statements": [SQL, ...], "parse_only": [SQL, ...]} as the
-store renders them (`ClickHouseStore::sample_statements`, `sample_cluster_statements`). The first statement creates the database; the rest run
+The JSON holds {"database": NAME, "statements": [SQL, ...], "parse_only": [SQL, ...],
+"inserts": [{"table": T, "columns": [C, ...]}, ...]} as the store renders them
+(`ClickHouseStore::sample_statements`, `sample_cluster_statements`, `sample_inserts`). The first statement creates the database; the rest run
 inside it, with a sample row in each table before the reads, so that syntax the current engine
 has removed or deprecated (old MergeTree parameters, runningDifference, ...) fails here.
 """
@@ -36,6 +37,17 @@ def main() -> int:
             print(f"FAILED on current ClickHouse ({sess.query('SELECT version()')!s}):\n{sql}\n{e}")
             return 1
         print(f"ok: {sql.splitlines()[0][:100]}")
+    # The tables rows are inserted into (`INSERT INTO t(columns) FORMAT RowBinary`): every
+    # column the store sends exists in the current engine's schema.
+    for insert in spec.get("inserts", []):
+        table = insert["table"]
+        columns = ", ".join(f"`{c}`" for c in insert["columns"])
+        try:
+            sess.query(f"SELECT {columns} FROM {table} LIMIT 0")
+        except Exception as e:
+            print(f"FAILED: the columns inserted into {table} are not all there:\n{e}")
+            return 1
+        print(f"columns: {table} ({len(insert['columns'])})")
     # Statements for a cluster (ON CLUSTER, Replicated engines, Distributed): the current
     # engine's parser must accept them; they run for real on the 18.16 test cluster.
     for sql in spec.get("parse_only", []):

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use footfall::config::ClickHouseConfig;
-use footfall::store::clickhouse_store::ClickHouseStore;
-use footfall::store::sqlite_store::SqliteStore;
+use footfall::store::clickhouse::ClickHouseStore;
+use footfall::store::sqlite::SqliteStore;
 use footfall::store::{EventRow, Store};
 use footfall_tests::OwnClickHouse;
 

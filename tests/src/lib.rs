@@ -21,9 +21,9 @@ use footfall::clock::ManualClock;
 use footfall::config::{ClickHouseConfig, Config, EmbeddedStore};
 use footfall::store::EventRow;
 use footfall::store::Store;
-use footfall::store::clickhouse_store::ClickHouseStore;
+use footfall::store::clickhouse::ClickHouseStore;
 use footfall::store::duckdb::DuckDbStore;
-use footfall::store::sqlite_store::SqliteStore;
+use footfall::store::sqlite::SqliteStore;
 
 /// A Chrome 131 user-agent on Windows 10.
 pub const CHROME_UA: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
@@ -450,12 +450,9 @@ impl TestStore {
     pub async fn dump_tables(&self) -> Vec<(String, String)> {
         match &self.config.clickhouse {
             Some(ch) => dump_clickhouse_tables(ch).await,
-            None => dump_sqlite_tables(
-                &self
-                    .config
-                    .data_dir
-                    .join(footfall::store::sqlite_store::DB_FILE),
-            ),
+            None => {
+                dump_sqlite_tables(&self.config.data_dir.join(footfall::store::sqlite::DB_FILE))
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use chrono::Utc;
 use footfall::cli::serve::App;
 use footfall::clock::ManualClock;
 use footfall::config::{ClickHouseConfig, Config};
-use footfall::store::clickhouse_store::ClickHouseStore;
+use footfall::store::clickhouse::ClickHouseStore;
 use footfall::store::{Store, StoreError};
 use footfall_tests::{CHROME_UA, OwnCluster, footfall_bin, fresh_cluster_database};
 use tower::ServiceExt;

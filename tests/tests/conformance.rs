@@ -599,10 +599,7 @@ async fn sqlite_deleted_salts_leave_every_file_while_a_reader_holds_the_wal() {
         .put_salt(day(3), &Salt::random())
         .await
         .unwrap();
-    let db = t
-        .config
-        .data_dir
-        .join(footfall::store::sqlite_store::DB_FILE);
+    let db = t.config.data_dir.join(footfall::store::sqlite::DB_FILE);
     let (held, holding) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let conn = rusqlite::Connection::open(&db).unwrap();

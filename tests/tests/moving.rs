@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use footfall::store::duckdb::DuckDbStore;
-use footfall::store::sqlite_store::SqliteStore;
+use footfall::store::sqlite::SqliteStore;
 use footfall::store::{EventRow, EventStore, EventWriter, MetaStore, Store};
 use footfall_tests::{Process, footfall_bin};
 

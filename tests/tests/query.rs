@@ -1162,7 +1162,7 @@ async fn statements_stop_at_their_deadline_and_give_back_their_connection(b: Bac
     let t = footfall_tests::TestStore::new(b, "query_deadline").await;
     let store = t.store.clone();
     let (endless, large) = endless_and_too_large(store.dialect());
-    let runs = (0..footfall::store::sqlite_store::READERS + 2).map(|_| {
+    let runs = (0..footfall::store::sqlite::READERS + 2).map(|_| {
         let (store, endless) = (store.clone(), endless.clone());
         tokio::spawn(async move {
             store

@@ -15,8 +15,8 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{Config, EmbeddedStore};
 use crate::store::Store;
-use crate::store::clickhouse_store::ClickHouseStore;
-use crate::store::sqlite_store::SqliteStore;
+use crate::store::clickhouse::ClickHouseStore;
+use crate::store::sqlite::SqliteStore;
 
 #[derive(Debug, Parser)]
 #[command(

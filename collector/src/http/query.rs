@@ -18,7 +18,7 @@ use super::{ApiError, AppState};
 use crate::query::model::{self, DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
 use crate::query::run::{Policy, RunError, groups, run};
 use crate::query::time::Span;
-use crate::store::sqlite_store::READERS;
+use crate::store::sqlite::READERS;
 use crate::store::{Deadline, Site, StoreError};
 
 /// Largest query body, in bytes.

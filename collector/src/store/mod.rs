@@ -21,13 +21,13 @@
 //!   any collector, and a deleted one is gone from both.
 //!
 //! Three implementations: [`duckdb`] (embedded, the default: events in DuckDB, the rest in
-//! SQLite), [`sqlite_store`] (embedded, everything in SQLite) and [`clickhouse_store`].
+//! SQLite), [`sqlite`] (embedded, everything in SQLite) and [`clickhouse`].
 
-pub mod clickhouse_store;
+pub mod clickhouse;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
 pub mod files;
-pub mod sqlite_store;
+pub mod sqlite;
 pub mod statement;
 
 use std::sync::Arc;
@@ -75,7 +75,8 @@ impl Salt {
 }
 
 /// One stored raw event (a pageview, custom event or engagement event).
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, ::clickhouse::Row)]
+#[clickhouse(crate = "::clickhouse")]
 pub struct EventRow {
     pub site_id: u32,
     /// UTC seconds since the epoch.
@@ -122,7 +123,8 @@ pub struct EventRow {
 }
 
 /// A site Footfall accepts events for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::clickhouse::Row)]
+#[clickhouse(crate = "::clickhouse")]
 pub struct Site {
     pub id: u32,
     pub domain: String,
@@ -131,7 +133,8 @@ pub struct Site {
 }
 
 /// A Stats API key as stored: never the key itself, only its hash.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clickhouse::Row)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ::clickhouse::Row)]
+#[clickhouse(crate = "::clickhouse")]
 pub struct ApiKey {
     /// The key's public prefix: shown in listings, used to revoke it.
     pub id: String,

@@ -29,7 +29,7 @@ use ::duckdb::{Config as DuckConfig, Connection, params};
 use async_trait::async_trait;
 use chrono::{NaiveDate, Utc};
 
-use super::sqlite_store::SqliteStore;
+use super::sqlite::SqliteStore;
 use super::statement::{Bind, Dialect, Statement};
 use super::{
     Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow, Store,

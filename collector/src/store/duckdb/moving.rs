@@ -16,7 +16,7 @@ use chrono::Utc;
 
 use super::{append, in_transaction, query_err};
 use crate::store::StoreError;
-use crate::store::sqlite_store::{EVENT_COLUMNS, read_row};
+use crate::store::sqlite::{EVENT_COLUMNS, read_row};
 
 /// Rows appended per call while a day is copied.
 const CHUNK_ROWS: usize = 50_000;

@@ -26,37 +26,37 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "0001_init",
-        include_str!("../../../schema/sqlite/0001_init.sql"),
+        include_str!("../../../../schema/sqlite/0001_init.sql"),
     ),
     (
         2,
         "0002_api_keys",
-        include_str!("../../../schema/sqlite/0002_api_keys.sql"),
+        include_str!("../../../../schema/sqlite/0002_api_keys.sql"),
     ),
     (
         3,
         "0003_visit_names",
-        include_str!("../../../schema/sqlite/0003_visit_names.sql"),
+        include_str!("../../../../schema/sqlite/0003_visit_names.sql"),
     ),
     (
         4,
         "0004_rollups",
-        include_str!("../../../schema/sqlite/0004_rollups.sql"),
+        include_str!("../../../../schema/sqlite/0004_rollups.sql"),
     ),
     (
         5,
         "0005_session_index",
-        include_str!("../../../schema/sqlite/0005_session_index.sql"),
+        include_str!("../../../../schema/sqlite/0005_session_index.sql"),
     ),
     (
         6,
         "0006_accounts",
-        include_str!("../../../schema/sqlite/0006_accounts.sql"),
+        include_str!("../../../../schema/sqlite/0006_accounts.sql"),
     ),
     (
         7,
         "0007_batch_ids",
-        include_str!("../../../schema/sqlite/0007_batch_ids.sql"),
+        include_str!("../../../../schema/sqlite/0007_batch_ids.sql"),
     ),
 ];
 

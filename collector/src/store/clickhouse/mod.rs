@@ -1,0 +1,744 @@
+//! The ClickHouse store: raw events in a `MergeTree` partitioned by UTC day, sites, and the
+//! shared daily salts, over ClickHouse's HTTP interface with the `clickhouse` crate.
+//!
+//! Rows travel as `RowBinary` (validation off, which ClickHouse 18.16 needs), so no value is
+//! ever part of a query's text; the few values in queries are bound, never formatted in.
+//! Schema files under `schema/clickhouse/` are embedded and applied in order; the
+//! `footfall_migrations` table records which ones ran. Retention and salt deletion drop whole
+//! partitions, which removes their files.
+
+mod meta;
+mod partitions;
+mod samples;
+mod schema;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use chrono::{NaiveDate, Utc};
+use clickhouse::Client;
+use clickhouse::sql::Identifier;
+use serde::{Deserialize, Serialize};
+
+use super::Salt;
+use super::statement::{Bind, Dialect, Statement};
+use super::{
+    ApiKey, Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow,
+    Site, Store, StoreError,
+};
+use crate::config::ClickHouseConfig;
+use meta::*;
+use partitions::*;
+use schema::*;
+pub use schema::{MIGRATIONS, cluster_statements, statements};
+
+/// How long past a query's deadline the client waits for the server to report the timeout.
+const QUERY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
+const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+// `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
+const SQL_BATCH_WRITTEN: &str =
+    "SELECT count() FROM events WHERE site_id = ? AND timestamp = toDateTime(?) AND batch_id = ?";
+const SQL_CLUSTER_BATCH_WRITTEN: &str = "SELECT count() FROM events WHERE timestamp >= toDateTime(?) AND timestamp <= toDateTime(?) AND has(?, site_id) AND has(?, batch_id)";
+const SQL_EARLIEST_EVENT: &str =
+    "SELECT toUInt32(min(timestamp)) AS first, count() AS n FROM events WHERE site_id = ?";
+const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE site_id = ? AND dimension = '' AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
+const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
+
+/// What `ping` asks every node.
+const SQL_PING: &str = "SELECT 1";
+
+/// A ClickHouse database holding one Footfall deployment.
+pub struct ClickHouseStore {
+    /// The nodes in order of preference, each as a server-wide and a database client.
+    nodes: Vec<Node>,
+    /// The node in use: the first that answered.
+    current: AtomicUsize,
+    database: String,
+    cluster: Option<String>,
+    /// The last record or site version written (microseconds; see `next_version`).
+    version: std::sync::atomic::AtomicU64,
+}
+
+#[derive(Serialize, Deserialize, clickhouse::Row)]
+struct RollupRecord {
+    site_id: u32,
+    /// Days since the epoch (ClickHouse `Date`).
+    day: u16,
+    dimension: String,
+    value: String,
+    visitors: u64,
+    visits: u64,
+    pageviews: u64,
+    events: u64,
+    bounces: u64,
+    duration: u64,
+    version: u64,
+}
+
+fn unavailable(e: clickhouse::error::Error) -> StoreError {
+    match e {
+        clickhouse::error::Error::Network(_) | clickhouse::error::Error::TimedOut => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Query(other.to_string()),
+    }
+}
+
+/// A failed statement's error: a timeout or result-size limit as such, else as it came.
+fn limit_error(message: String, deadline: Deadline) -> StoreError {
+    let has = |codes: &[&str]| codes.iter().any(|code| message.contains(code));
+    if has(&["Code: 159,", "Code: 159.", "(TIMEOUT_EXCEEDED)"]) {
+        deadline.exceeded()
+    } else if has(&[
+        "Code: 158,",
+        "Code: 158.",
+        "Code: 396,",
+        "Code: 396.",
+        "(TOO_MANY_ROWS)",
+        "(TOO_MANY_ROWS_OR_BYTES)",
+    ]) {
+        StoreError::too_many_rows()
+    } else {
+        StoreError::Query(message)
+    }
+}
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()
+}
+
+/// A ClickHouse `Date` (days since the epoch) as a date.
+fn date_of(days: u16) -> NaiveDate {
+    epoch() + chrono::Days::new(u64::from(days))
+}
+
+fn day_number(day: NaiveDate) -> u16 {
+    u16::try_from((day - epoch()).num_days()).unwrap_or(0)
+}
+
+struct Node {
+    url: String,
+    server: Client,
+    db: Client,
+}
+
+impl ClickHouseStore {
+    pub fn new(config: &ClickHouseConfig) -> Self {
+        let nodes = config
+            .urls()
+            .into_iter()
+            .map(|url| {
+                let mut server = Client::default()
+                    .with_url(url)
+                    .with_user(&config.user)
+                    .with_password(&config.password)
+                    .with_validation(false);
+                if config.cluster.is_some() {
+                    // An insert through a Distributed table is answered once every shard has
+                    // its rows, so a 200 means stored and an error means retry (the
+                    // replicated tables drop a block they already hold).
+                    server = server
+                        .with_setting("insert_distributed_sync", "1")
+                        // A subquery over a Distributed table inside another runs once, on
+                        // the node that asked, and its result goes to every shard.
+                        .with_setting("distributed_product_mode", "global")
+                        // Writes and reads go to the first healthy replica of each shard, in
+                        // the order of remote_servers, so a collector reads what it has just
+                        // written instead of a replica still fetching it.
+                        .with_setting("load_balancing", "in_order");
+                }
+                let db = server.clone().with_database(&config.database);
+                Node {
+                    url: url.to_string(),
+                    server,
+                    db,
+                }
+            })
+            .collect();
+        Self {
+            nodes,
+            current: AtomicUsize::new(0),
+            database: config.database.clone(),
+            cluster: config.cluster.clone(),
+            version: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn node(&self) -> &Node {
+        &self.nodes[self.current.load(Ordering::Relaxed) % self.nodes.len()]
+    }
+
+    fn server(&self) -> &Client {
+        &self.node().server
+    }
+
+    fn db(&self) -> &Client {
+        &self.node().db
+    }
+
+    /// The node in use now.
+    pub fn current_url(&self) -> &str {
+        &self.node().url
+    }
+
+    /// Converts a client error; a node that cannot be reached hands over to the next one.
+    fn failed(&self, e: clickhouse::error::Error) -> StoreError {
+        let error = unavailable(e);
+        if matches!(error, StoreError::Unavailable(_)) && self.nodes.len() > 1 {
+            let at = self.current.load(Ordering::Relaxed);
+            let next = (at + 1) % self.nodes.len();
+            if self
+                .current
+                .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                tracing::warn!(
+                    from = %self.nodes[at % self.nodes.len()].url,
+                    to = %self.nodes[next].url,
+                    %error,
+                    "ClickHouse node unreachable; using the next one"
+                );
+            }
+        }
+        error
+    }
+
+    /// `table` as it holds rows on this node: `<table>_local` for a sharded table on a
+    /// cluster.
+    fn local_table(&self, table: &str) -> String {
+        match (&self.cluster, sharding_key(table)) {
+            (Some(_), Some(_)) => format!("{table}_local"),
+            _ => table.to_string(),
+        }
+    }
+
+    /// A planned statement with its values bound by the client.
+    fn bound(&self, statement: &Statement) -> clickhouse::query::Query {
+        let mut query = self.db().query(&statement.sql);
+        for bind in &statement.binds {
+            query = match bind {
+                Bind::Int(n) => query.bind(*n),
+                Bind::Text(s) => query.bind(s.as_str()),
+            };
+        }
+        query
+    }
+
+    /// A planned statement as the server receives it, its values bound.
+    pub fn render(&self, statement: &Statement) -> String {
+        self.bound(statement).sql_display().to_string()
+    }
+
+    /// A version higher than every one this store wrote before, and than the clock's.
+    fn next_version(&self) -> u64 {
+        let now = Utc::now().timestamp_micros().max(2) as u64;
+        let last = self
+            .version
+            .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+        if last >= now {
+            self.version
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1
+        } else {
+            now
+        }
+    }
+
+    /// Inserts one row into `table`.
+    async fn insert_row<R>(&self, table: &str, row: &R) -> Result<(), StoreError>
+    where
+        R: clickhouse::RowOwned + clickhouse::RowWrite + Sync,
+    {
+        let mut insert = self
+            .db()
+            .insert::<R>(table)
+            .await
+            .map_err(|e| self.failed(e))?;
+        insert.write(row).await.map_err(|e| self.failed(e))?;
+        insert.end().await.map_err(|e| self.failed(e))
+    }
+}
+
+#[async_trait]
+impl Store for ClickHouseStore {
+    async fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        // Start on the first node that answers.
+        self.ping().await?;
+        // Applied migrations, if the table is there yet: on a cluster, the checks run only
+        // when something is left to create.
+        let applied: Vec<u32> = self
+            .db()
+            .query(SQL_APPLIED_MIGRATIONS)
+            .fetch_all()
+            .await
+            .unwrap_or_default();
+        if MIGRATIONS.iter().all(|(v, _, _)| applied.contains(v)) {
+            return Ok(Vec::new());
+        }
+        if let Some(cluster) = &self.cluster {
+            self.check_cluster(cluster).await?;
+        }
+        let setup = self.setup_statements(self.cluster.as_deref());
+        for (i, stmt) in setup.iter().enumerate() {
+            // The database first, on the server; then the migrations table inside it.
+            let client = if i == 0 { self.server() } else { self.db() };
+            client
+                .query(stmt)
+                .execute()
+                .await
+                .map_err(|e| StoreError::Migration {
+                    name: "setup".into(),
+                    message: e.to_string(),
+                })?;
+        }
+        let applied: Vec<u32> = self
+            .db()
+            .query(SQL_APPLIED_MIGRATIONS)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        let mut ran = Vec::new();
+        for (version, name, sql) in MIGRATIONS {
+            if applied.contains(version) {
+                continue;
+            }
+            let stmts: Vec<String> = match &self.cluster {
+                None => statements(sql),
+                Some(c) => statements(sql)
+                    .iter()
+                    .flat_map(|s| cluster_statements(s, c, &self.database))
+                    .collect(),
+            };
+            for stmt in stmts {
+                // A sharded table's local part is altered on one node of each shard; when the
+                // configured nodes do not reach every shard, `ON CLUSTER` as before.
+                let (stmt, targets) = match &self.cluster {
+                    Some(cluster) if stmt.starts_with("ALTER TABLE ") && is_local_alter(&stmt) => {
+                        match self.node_per_shard(cluster).await {
+                            Ok(nodes) => (stmt, nodes),
+                            Err(reason) => {
+                                tracing::warn!(%reason, "altering a sharded table ON CLUSTER");
+                                (on_cluster(&stmt, cluster), vec![self.db()])
+                            }
+                        }
+                    }
+                    _ => (stmt, vec![self.db()]),
+                };
+                for client in targets {
+                    match client.query(&stmt).execute().await {
+                        Ok(()) => {}
+                        // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an
+                        // interrupted earlier run of this migration is not an error.
+                        Err(e)
+                            if stmt.contains("ADD COLUMN")
+                                && e.to_string().contains("already exists") => {}
+                        Err(e) => {
+                            return Err(StoreError::Migration {
+                                name: (*name).to_string(),
+                                message: e.to_string(),
+                            });
+                        }
+                    }
+                }
+            }
+            let row = MigrationRow {
+                version: *version,
+                name: (*name).to_string(),
+                applied_at: Utc::now().timestamp() as u32,
+            };
+            self.insert_row("footfall_migrations", &row).await?;
+            ran.push((*name).to_string());
+        }
+        Ok(ran)
+    }
+    /// Asks the nodes in order of preference and uses the first that answers.
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut first_error = None;
+        for (i, node) in self.nodes.iter().enumerate() {
+            match node.server.query(SQL_PING).fetch_one::<u8>().await {
+                Ok(_) => {
+                    let was = self.current.swap(i, Ordering::Relaxed);
+                    if was != i {
+                        tracing::info!(url = %node.url, "using ClickHouse node");
+                    }
+                    return Ok(());
+                }
+                Err(e) => {
+                    first_error.get_or_insert(unavailable(e));
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| StoreError::Unavailable("no ClickHouse URL".into())))
+    }
+    fn meta(&self) -> &dyn MetaStore {
+        self
+    }
+}
+
+#[async_trait]
+impl EventWriter for ClickHouseStore {
+    async fn insert_events(&self, events: Arc<[EventRow]>) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut insert = self
+            .db()
+            .insert::<EventRow>("events")
+            .await
+            .map_err(|e| self.failed(e))?;
+        for event in events.iter() {
+            insert.write(event).await.map_err(|e| self.failed(e))?;
+        }
+        insert.end().await.map_err(|e| self.failed(e))
+    }
+    async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
+        let Some(probe) = rows.first() else {
+            return Ok(true);
+        };
+        if self.cluster.is_some() {
+            // Each shard took its part of the write, or did not: count them all.
+            let mut ids: Vec<u64> = rows.iter().map(|r| r.batch_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            let mut sites: Vec<u32> = rows.iter().map(|r| r.site_id).collect();
+            sites.sort_unstable();
+            sites.dedup();
+            let from = rows.iter().map(|r| r.timestamp).min().unwrap_or(0);
+            let to = rows.iter().map(|r| r.timestamp).max().unwrap_or(0);
+            let n: u64 = self
+                .db()
+                .query(SQL_CLUSTER_BATCH_WRITTEN)
+                .bind(from)
+                .bind(to)
+                .bind(sites)
+                .bind(ids)
+                .fetch_one()
+                .await
+                .map_err(|e| self.failed(e))?;
+            return Ok(n >= rows.len() as u64);
+        }
+        let n: u64 = self
+            .db()
+            .query(SQL_BATCH_WRITTEN)
+            .bind(probe.site_id)
+            .bind(probe.timestamp)
+            .bind(probe.batch_id)
+            .fetch_one()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(n > 0)
+    }
+}
+
+#[async_trait]
+impl EventStore for ClickHouseStore {
+    async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        self.drop_days_before("events", day).await
+    }
+    async fn read_events(
+        &self,
+        site_id: u32,
+        from: u32,
+        to: u32,
+        limit: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.db()
+            .query(SQL_READ_EVENTS)
+            .bind(site_id)
+            .bind(from)
+            .bind(to)
+            .bind(limit)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
+        let (first, n) = self
+            .db()
+            .query(SQL_EARLIEST_EVENT)
+            .bind(site_id)
+            .fetch_one::<(u32, u64)>()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok((n > 0).then_some(first))
+    }
+    fn dialect(&self) -> Dialect {
+        Dialect::ClickHouse
+    }
+    async fn run_statement(
+        &self,
+        statement: &Statement,
+        text_columns: usize,
+        int_columns: usize,
+        deadline: Deadline,
+    ) -> Result<Vec<(Vec<String>, Vec<i64>)>, StoreError> {
+        // The server stops the query at the deadline (`max_execution_time`, whole seconds)
+        // and refuses an answer of more rows than any page; the client gives up a little
+        // after, in case the server cannot be heard from.
+        let seconds = deadline.remaining().as_secs_f64().ceil().max(1.0);
+        let fetch = async {
+            let mut cursor = self
+                .bound(statement)
+                .with_setting("max_execution_time", format!("{seconds}"))
+                .with_setting("timeout_overflow_mode", "throw")
+                .with_setting("max_result_rows", MAX_RESULT_ROWS.to_string())
+                .with_setting("result_overflow_mode", "throw")
+                .fetch_bytes("JSONCompact")
+                .map_err(|e| self.failed(e))?;
+            let mut body = Vec::new();
+            while let Some(chunk) = cursor.next().await.map_err(|e| self.failed(e))? {
+                body.extend_from_slice(&chunk);
+            }
+            Ok::<_, StoreError>(body)
+        };
+        let grace = deadline.remaining() + QUERY_GRACE;
+        let body = match tokio::time::timeout(grace, fetch).await {
+            Err(_) => return Err(deadline.exceeded()),
+            Ok(Err(StoreError::Query(message))) => return Err(limit_error(message, deadline)),
+            Ok(other) => other?,
+        };
+        let parsed: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(parsed) => parsed,
+            // A limit reached after the first rows were sent ends the answer with the
+            // server's exception instead of the rest of the JSON.
+            Err(e) => {
+                let tail = &body[body.len().saturating_sub(2048)..];
+                let tail = String::from_utf8_lossy(tail);
+                let message = match tail.find("Code: ") {
+                    Some(at) => tail[at..].to_string(),
+                    None => format!("unreadable answer: {e}"),
+                };
+                return Err(limit_error(message, deadline));
+            }
+        };
+        let data = parsed["data"].as_array().cloned().unwrap_or_default();
+        let int_of = |v: &serde_json::Value| match v {
+            serde_json::Value::Number(n) => n.as_i64().unwrap_or(0),
+            serde_json::Value::String(s) => s.parse().unwrap_or(0),
+            _ => 0,
+        };
+        Ok(data
+            .iter()
+            .filter_map(|row| row.as_array())
+            .map(|row| {
+                let texts = row
+                    .iter()
+                    .take(text_columns)
+                    .map(|v| v.as_str().unwrap_or_default().to_string())
+                    .collect();
+                let ints = row
+                    .iter()
+                    .skip(text_columns)
+                    .take(int_columns)
+                    .map(int_of)
+                    .collect();
+                (texts, ints)
+            })
+            .collect())
+    }
+    async fn put_rollups(&self, rows: &[RollupRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let version = Utc::now().timestamp_micros().max(1) as u64;
+        let mut insert = self
+            .db()
+            .insert::<RollupRecord>("rollups")
+            .await
+            .map_err(|e| self.failed(e))?;
+        for r in rows {
+            insert
+                .write(&RollupRecord {
+                    site_id: r.site_id,
+                    day: day_number(r.day),
+                    dimension: r.dimension.clone(),
+                    value: r.value.clone(),
+                    visitors: r.visitors,
+                    visits: r.visits,
+                    pageviews: r.pageviews,
+                    events: r.events,
+                    bounces: r.bounces,
+                    duration: r.duration,
+                    version,
+                })
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        insert.end().await.map_err(|e| self.failed(e))
+    }
+    async fn rollup_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        let days: Vec<u16> = self
+            .db()
+            .query(SQL_ROLLUP_DAYS)
+            .bind(site_id)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(days.into_iter().map(date_of).collect())
+    }
+    async fn read_rollups(
+        &self,
+        site_id: u32,
+        dimension: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<RollupRow>, StoreError> {
+        let rows: Vec<RollupRecord> = self
+            .db()
+            .query(SQL_READ_ROLLUPS)
+            .bind(site_id)
+            .bind(dimension)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RollupRow {
+                site_id: r.site_id,
+                day: date_of(r.day),
+                dimension: r.dimension,
+                value: r.value,
+                visitors: r.visitors,
+                visits: r.visits,
+                pageviews: r.pageviews,
+                events: r.events,
+                bounces: r.bounces,
+                duration: r.duration,
+            })
+            .collect())
+    }
+    async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
+        // Whole months only: a month partition goes once all its days are before `day`.
+        let cutoff = day.format("%Y%m").to_string();
+        let mut dropped = 0;
+        for partition in self.partitions("rollups").await? {
+            if partition.len() == 6
+                && partition.bytes().all(|b| b.is_ascii_digit())
+                && partition < cutoff
+            {
+                self.drop_partition("rollups", partition.parse::<u32>().unwrap_or(0))
+                    .await?;
+                dropped += 1;
+            }
+        }
+        Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_splits_into_statements() {
+        let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
+        assert_eq!(stmts.len(), 11);
+        assert!(
+            stmts
+                .iter()
+                .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")
+                    || s.starts_with("ALTER TABLE events ADD COLUMN")
+                    || s.starts_with("ALTER TABLE sites ADD COLUMN"))
+        );
+        assert!(
+            stmts.iter().all(|s| !s.contains('?')),
+            "the client would treat ? as a bind"
+        );
+    }
+
+    #[test]
+    fn cluster_schema_replicates_every_table_and_shards_events_and_rollups() {
+        let all: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|m| statements(m.2))
+            .flat_map(|s| cluster_statements(&s, "c2x2", "ff"))
+            .collect();
+        // Every statement runs on every node but alterations of replicated tables, which run
+        // on one node (of each shard, for a sharded table) and reach the other replicas
+        // through ZooKeeper.
+        assert!(
+            all.iter()
+                .all(|s| s.contains(" ON CLUSTER c2x2") || s.starts_with("ALTER TABLE ")),
+            "{all:#?}"
+        );
+        assert!(all.iter().all(|s| !s.contains(" ENGINE = MergeTree")));
+        let create = |t: &str| {
+            all.iter()
+                .find(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS ff.{t} ")))
+                .unwrap_or_else(|| panic!("no CREATE for {t}"))
+                .clone()
+        };
+        assert!(create("events_local").contains(
+            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/ff/events_local', '{replica}')\nPARTITION BY toDate(timestamp, 'UTC')"
+        ));
+        assert_eq!(
+            create("events"),
+            "CREATE TABLE IF NOT EXISTS ff.events ON CLUSTER c2x2 AS ff.events_local ENGINE = Distributed(c2x2, ff, events_local, visitor_id)"
+        );
+        assert!(create("rollups_local").contains(
+            "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ff/rollups_local', '{replica}', version)"
+        ));
+        assert!(
+            create("rollups")
+                .contains("Distributed(c2x2, ff, rollups_local, cityHash64(site_id, day))")
+        );
+        // Shared metadata: one replicated table on every node, no Distributed table.
+        for t in ["sites", "salts", "api_keys", "records"] {
+            assert!(
+                create(t).contains(&format!(
+                    "ReplicatedMergeTree('/clickhouse/tables/all/ff/{t}', '{{shard}}-{{replica}}')"
+                )),
+                "{}",
+                create(t)
+            );
+            assert!(!all.iter().any(|s| s.contains(&format!("ff.{t}_local"))));
+        }
+        assert!(all.contains(
+            &"ALTER TABLE ff.events_local ADD COLUMN batch_id UInt64 DEFAULT 0".to_string()
+        ));
+        let last = all
+            .iter()
+            .rposition(|s| s.contains("ff.events_local ADD COLUMN batch_id"))
+            .unwrap();
+        assert_eq!(
+            all[last + 1],
+            "DROP TABLE IF EXISTS ff.events ON CLUSTER c2x2"
+        );
+        assert_eq!(all[last + 2], create("events"));
+        assert!(
+            all.contains(&"ALTER TABLE ff.sites ADD COLUMN version UInt64 DEFAULT 0".to_string())
+        );
+    }
+
+    #[test]
+    fn a_local_alter_is_recognised_and_can_run_on_cluster_instead() {
+        let stmt = "ALTER TABLE ff.events_local ADD COLUMN batch_id UInt64 DEFAULT 0";
+        assert!(is_local_alter(stmt));
+        assert!(!is_local_alter(
+            "ALTER TABLE ff.sites ADD COLUMN version UInt64 DEFAULT 0"
+        ));
+        assert_eq!(
+            on_cluster(stmt, "c2x2"),
+            "ALTER TABLE ff.events_local ON CLUSTER c2x2 ADD COLUMN batch_id UInt64 DEFAULT 0"
+        );
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        let mut out = [0u8; 32];
+        let bytes: [u8; 32] = std::array::from_fn(|i| i as u8 * 7);
+        hex_decode(&hex_encode(&bytes), &mut out).unwrap();
+        assert_eq!(out, bytes);
+        assert!(hex_decode("zz", &mut out).is_none());
+    }
+}
