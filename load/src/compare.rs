@@ -1,12 +1,15 @@
 //! `footfall-load compare`: the end-to-end ingest benchmark.
 //!
 //! Starts each target as a child process on a free loopback port: the baseline (this program's
-//! `baseline`), `footfall serve` over a fresh SQLite data directory, and, with
+//! `baseline`), `footfall serve` over fresh data directories on its DuckDB and SQLite stores, and, with
 //! `--clickhouse-url`, `footfall serve` over a fresh database on that ClickHouse. Then it loads
-//! them in turn, `--rounds` times over (baseline, SQLite, ClickHouse, baseline, …), so a
+//! them in turn, `--rounds` times over (baseline, DuckDB, SQLite, ClickHouse, baseline, …), so a
 //! machine that changes speed during the run moves every target alike, and reports each
 //! target's median. Memory is the server's resident set (`/proc/<pid>/status`): at idle before
 //! the first round, sampled every second under load, and its peak (`VmHWM`).
+//!
+//! `--wrk USER_AGENTS` drives every target with `wrk` and `load/wrk/events.lua` instead of
+//! this program's client, rotating through a public list of user-agents.
 //!
 //! `--server-cpus 1` starts the servers under `taskset -c 1`; run the command itself under
 //! `taskset -c 0`, and load and server no longer take CPU from each other.
@@ -56,9 +59,18 @@ pub struct CompareArgs {
     /// Leave the baseline out (for a long memory run of Footfall alone).
     #[arg(long)]
     no_baseline: bool,
-    /// Leave SQLite out.
+    /// Leave Footfall on its embedded SQLite store out.
     #[arg(long)]
     no_sqlite: bool,
+    /// Leave Footfall on its embedded DuckDB store (the default store) out.
+    #[arg(long)]
+    no_duckdb: bool,
+    /// Drive the targets with an outside load generator, `wrk` (on the PATH) with
+    /// `load/wrk/events.lua`, rotating through this file of user-agents (one per line, or the
+    /// JSON list of the intoli corpus, `[{"userAgent": …}, …]`), instead of this program's
+    /// own client.
+    #[arg(long, value_name = "USER_AGENTS")]
+    wrk: Option<PathBuf>,
     /// Keep the ClickHouse database afterwards (to measure what the events take on disk).
     #[arg(long)]
     keep_database: bool,
@@ -189,6 +201,107 @@ async fn start_footfall(
     })
 }
 
+/// `wrk` with `load/wrk/events.lua` and a file of user-agents.
+struct Wrk {
+    script: PathBuf,
+    agents: tempfile::NamedTempFile,
+}
+
+impl Wrk {
+    fn new(user_agents: &Path) -> anyhow::Result<Wrk> {
+        let text = std::fs::read_to_string(user_agents)
+            .with_context(|| format!("cannot read {}", user_agents.display()))?;
+        let agents: Vec<String> = if text.trim_start().starts_with('[') {
+            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a JSON list", user_agents.display()))?;
+            list.iter()
+                .filter_map(|v| v.get("userAgent").and_then(|u| u.as_str()))
+                .map(str::to_string)
+                .collect()
+        } else {
+            text.lines().map(str::to_string).collect()
+        };
+        // One per line, as a header value can carry them.
+        let agents: Vec<String> = agents
+            .into_iter()
+            .filter(|a| !a.is_empty() && a.len() <= 512 && !a.contains(['\r', '\n']))
+            .collect();
+        if agents.is_empty() {
+            bail!("no user-agents in {}", user_agents.display());
+        }
+        let mut file = tempfile::NamedTempFile::new()?;
+        std::io::Write::write_all(&mut file, agents.join("\n").as_bytes())?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("wrk/events.lua");
+        if !script.is_file() {
+            bail!("no wrk script at {}", script.display());
+        }
+        Ok(Wrk {
+            script,
+            agents: file,
+        })
+    }
+
+    /// One run of `wrk` against `run.url`: its requests per second (every request is one
+    /// event), latency percentiles and errors (socket errors and answers other than 2xx).
+    async fn run(&self, run: &RunArgs) -> anyhow::Result<Summary> {
+        if run.rate.is_some() {
+            bail!("--rate needs this program's own client; wrk sends as fast as it can");
+        }
+        let out = tokio::process::Command::new("wrk")
+            .args(["-t1", "--latency"])
+            .arg(format!("-c{}", run.concurrency))
+            .arg(format!("-d{}s", run.duration))
+            .arg("-s")
+            .arg(&self.script)
+            .arg(&run.url)
+            .env("FOOTFALL_WRK_USER_AGENTS", self.agents.path())
+            .output()
+            .await
+            .context("cannot run wrk (install Debian's wrk package)")?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if !out.status.success() {
+            bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+        }
+        parse_wrk(&text).with_context(|| format!("cannot read wrk's report:\n{text}"))
+    }
+}
+
+/// Reads wrk's report (with `--latency`).
+fn parse_wrk(text: &str) -> anyhow::Result<Summary> {
+    let field = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+    };
+    let ms = |v: &str| -> anyhow::Result<f64> {
+        let (number, factor) = if let Some(n) = v.strip_suffix("us") {
+            (n, 0.001)
+        } else if let Some(n) = v.strip_suffix("ms") {
+            (n, 1.0)
+        } else if let Some(n) = v.strip_suffix('s') {
+            (n, 1000.0)
+        } else {
+            bail!("no unit in {v}")
+        };
+        Ok(number.parse::<f64>()? * factor)
+    };
+    let rate: f64 = field("Requests/sec:").context("no Requests/sec")?.parse()?;
+    let p50 = ms(field("50%").context("no 50% latency (run with --latency)")?)?;
+    let p99 = ms(field("99%").context("no 99% latency")?)?;
+    let non_2xx: u64 = field("Non-2xx or 3xx responses:").map_or(Ok(0), str::parse)?;
+    let socket: u64 = field("Socket errors:").map_or(0, |l| {
+        l.split(',')
+            .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
+            .sum()
+    });
+    Ok(Summary {
+        events_per_sec: rate,
+        p50_ms: p50,
+        p99_ms: p99,
+        errors: non_2xx + socket,
+    })
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     if v.is_empty() { 0.0 } else { v[v.len() / 2] }
@@ -226,9 +339,18 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
             runs: Vec::new(),
         });
     }
-    if !args.no_sqlite {
-        targets.push(start_footfall(&bin, "Footfall, SQLite", cpus, &[]).await?);
+    if !args.no_duckdb {
+        let env = [("FOOTFALL_EMBEDDED_STORE", "duckdb".to_string())];
+        targets.push(start_footfall(&bin, "Footfall, DuckDB", cpus, &env).await?);
     }
+    if !args.no_sqlite {
+        let env = [("FOOTFALL_EMBEDDED_STORE", "sqlite".to_string())];
+        targets.push(start_footfall(&bin, "Footfall, SQLite", cpus, &env).await?);
+    }
+    let wrk = match &args.wrk {
+        Some(path) => Some(Wrk::new(path)?),
+        None => None,
+    };
     let database = format!("footfall_bench_{}", std::process::id());
     let on_cluster = args
         .clickhouse_cluster
@@ -296,7 +418,10 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
                     }
                 })
             };
-            let summary = load(&run, false).await;
+            let summary = match &wrk {
+                Some(wrk) => wrk.run(&run).await,
+                None => load(&run, false).await,
+            };
             sampler.abort();
             let max = max.load(Ordering::Relaxed);
             let summary = summary?;
@@ -357,4 +482,35 @@ pub async fn compare(args: CompareArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_wrk_reports() {
+        let report = "Running 10s test @ http://127.0.0.1:8080
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.02ms  310.55us   9.87ms   85.13%
+    Req/Sec    62.50k     2.31k   66.10k    74.00%
+  Latency Distribution
+     50%  980.00us
+     75%    1.12ms
+     90%    1.31ms
+     99%    2.05ms
+  621941 requests in 10.00s, 45.67MB read
+  Socket errors: connect 0, read 2, write 0, timeout 3
+  Non-2xx or 3xx responses: 12
+Requests/sec:  62190.11
+Transfer/sec:      4.57MB
+";
+        let s = parse_wrk(report).unwrap();
+        assert_eq!(s.events_per_sec, 62190.11);
+        assert!((s.p50_ms - 0.98).abs() < 1e-9);
+        assert!((s.p99_ms - 2.05).abs() < 1e-9);
+        assert_eq!(s.errors, 17);
+        assert!(parse_wrk("Running 10s test\n").is_err());
+    }
 }
