@@ -495,6 +495,16 @@ def best_of(runs, run_once, verbose, label):
     return best, answers
 
 
+def time_engine(args, label, execute, questions, answers):
+    """Best times of the unfiltered and filtered questions (`questions(filtered)`); the
+    answers are kept under `label` and `label + "_f"`."""
+    ms, answers[label] = best_of(
+        args.runs, lambda: timed_questions(execute, questions(False)), args.verbose, label)
+    f_ms, answers[label + "_f"] = best_of(
+        args.runs, lambda: timed_questions(execute, questions(True)), args.verbose, f"{label} filtered")
+    return ms, f_ms
+
+
 def timed_questions(execute, questions):
     answers, times = {}, []
     for label, statements in questions:
@@ -604,10 +614,8 @@ def main():
         def df_exec(sql):
             return ctx.sql(sql).to_arrow_table()
 
-        df_ms, answers["datafusion"] = best_of(
-            args.runs, lambda: timed_questions(df_exec, our_questions("datafusion", False)), args.verbose, "datafusion")
-        df_f_ms, answers["datafusion_f"] = best_of(
-            args.runs, lambda: timed_questions(df_exec, our_questions("datafusion", True)), args.verbose, "datafusion filtered")
+        df_ms, df_f_ms = time_engine(
+            args, "datafusion", df_exec, lambda f: our_questions("datafusion", f), answers)
         results.append(("datafusion + parquet", load["datafusion"], df_ms, df_f_ms, size_of(pq_dir)))
         del ctx
 
@@ -617,10 +625,8 @@ def main():
         def dd_exec(sql):
             return con.execute(sql).to_arrow_table()
 
-        dd_ms, answers["duckdb"] = best_of(
-            args.runs, lambda: timed_questions(dd_exec, our_questions("duckdb", False)), args.verbose, "duckdb")
-        dd_f_ms, answers["duckdb_f"] = best_of(
-            args.runs, lambda: timed_questions(dd_exec, our_questions("duckdb", True)), args.verbose, "duckdb filtered")
+        dd_ms, dd_f_ms = time_engine(
+            args, "duckdb", dd_exec, lambda f: our_questions("duckdb", f), answers)
         con.close()
         results.append(("duckdb (our schema)", load["duckdb"], dd_ms, dd_f_ms, size_of(our_db)))
 
@@ -631,10 +637,7 @@ def main():
             sql, params = statement
             return con.execute(sql, params).to_arrow_table()
 
-        lw_ms, answers["liwan"] = best_of(
-            args.runs, lambda: timed_questions(lw_exec, liwan_questions(False)), args.verbose, "liwan")
-        lw_f_ms, answers["liwan_f"] = best_of(
-            args.runs, lambda: timed_questions(lw_exec, liwan_questions(True)), args.verbose, "liwan filtered")
+        lw_ms, lw_f_ms = time_engine(args, "liwan", lw_exec, liwan_questions, answers)
         con.close()
         results.append(("liwan shapes (duckdb)", load["liwan"], lw_ms, lw_f_ms, size_of(liwan_db)))
 
