@@ -30,11 +30,19 @@ def main() -> int:
     creates = [s for s in statements[1:] if s.lstrip().upper().startswith("CREATE")]
     others = [s for s in statements[1:] if s not in creates]
     order += creates + samples + others
-    for sql in order:
+    version = sess.query("SELECT version()")
+
+    def runs(sql, failure):
+        """Whether `sql` runs; prints `failure` and chDB's error when not."""
         try:
             sess.query(sql)
         except Exception as e:  # chDB raises its own error types
-            print(f"FAILED on current ClickHouse ({sess.query('SELECT version()')!s}):\n{sql}\n{e}")
+            print(f"{failure}:\n{e}")
+            return False
+        return True
+
+    for sql in order:
+        if not runs(sql, f"FAILED on current ClickHouse ({version!s}):\n{sql}"):
             return 1
         print(f"ok: {sql.splitlines()[0][:100]}")
     # The tables rows are inserted into (`INSERT INTO t(columns) FORMAT RowBinary`): every
@@ -42,19 +50,14 @@ def main() -> int:
     for insert in spec.get("inserts", []):
         table = insert["table"]
         columns = ", ".join(f"`{c}`" for c in insert["columns"])
-        try:
-            sess.query(f"SELECT {columns} FROM {table} LIMIT 0")
-        except Exception as e:
-            print(f"FAILED: the columns inserted into {table} are not all there:\n{e}")
+        if not runs(f"SELECT {columns} FROM {table} LIMIT 0",
+                    f"FAILED: the columns inserted into {table} are not all there"):
             return 1
         print(f"columns: {table} ({len(insert['columns'])})")
     # Statements for a cluster (ON CLUSTER, Replicated engines, Distributed): the current
     # engine's parser must accept them; they run for real on the 18.16 test cluster.
     for sql in spec.get("parse_only", []):
-        try:
-            sess.query(f"EXPLAIN AST {sql}")
-        except Exception as e:
-            print(f"FAILED to parse on current ClickHouse:\n{sql}\n{e}")
+        if not runs(f"EXPLAIN AST {sql}", f"FAILED to parse on current ClickHouse:\n{sql}"):
             return 1
         print(f"parsed: {sql.splitlines()[0][:100]}")
     return 0
