@@ -8,11 +8,36 @@ use tracing_subscriber::EnvFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     // Every file Footfall creates holds visitors' data or secrets: its owner's alone, also
     // those an engine creates on its own (DuckDB's write-ahead log comes and goes).
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    keep_memory_small();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run())
+}
+
+/// Before any thread starts: settings that keep the collector's resident memory close to
+/// what it uses (BENCHMARKS.md, "Memory under load"; each halved it under load).
+fn keep_memory_small() {
+    // Transparent huge pages: mimalloc asks for them on its arena, and then every touched
+    // 2 MiB counts as resident although most of it is free.
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        eprintln!("warning: cannot turn transparent huge pages off: {e}");
+    }
+}
+
+async fn run() -> std::process::ExitCode {
     let filter = EnvFilter::try_from_env("FOOTFALL_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -17,7 +17,7 @@ pub struct Page {
 }
 
 /// UTM parameters of the landing URL.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Utm {
     pub medium: String,
     pub source: String,

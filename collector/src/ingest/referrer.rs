@@ -462,7 +462,7 @@ fn lookup_host(host: &str) -> Option<&'static Known> {
 }
 
 /// Where a visit came from.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Source {
     /// Referrer host + path; empty without a (foreign) referrer.
     pub referrer: String,

@@ -10,8 +10,12 @@
 //! than the timeout are swept, and the map holds at most `max_sessions` entries: past that,
 //! the stalest hundredth are evicted (counted in /metrics), so a client that changes its
 //! user-agent on every request cannot grow it without bound.
+//!
+//! Many visits arrive the same way (same source, campaign and landing page), so the map
+//! shares one copy of each distinct [`Visit`] among its sessions: an open session costs its
+//! map slot (40 bytes) rather than nine strings of its own.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +28,7 @@ use super::page::Utm;
 use super::referrer::Source;
 
 /// Where a visit came from: fixed by its first event.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Visit {
     pub source: Source,
     pub utm: Utm,
@@ -35,9 +39,42 @@ pub struct Visit {
 #[derive(Debug, Clone)]
 struct Entry {
     session_id: u64,
-    last_seen: DateTime<Utc>,
+    /// UTC seconds.
+    last_seen: i64,
     visit: Arc<Visit>,
 }
+
+/// The open sessions, and one copy of each distinct visit they share.
+#[derive(Debug, Default)]
+struct Held {
+    map: HashMap<(u32, u64), Entry>,
+    visits: HashSet<Arc<Visit>>,
+}
+
+impl Held {
+    /// The shared copy of `visit`.
+    fn intern(&mut self, visit: Visit) -> Arc<Visit> {
+        if let Some(shared) = self.visits.get(&visit) {
+            return shared.clone();
+        }
+        let shared = Arc::new(visit);
+        self.visits.insert(shared.clone());
+        shared
+    }
+
+    /// Drops the sessions idle at `now`, and the visits no session holds any more.
+    fn forget_idle(&mut self, now: i64) {
+        self.map.retain(|_, e| now - e.last_seen <= TIMEOUT_SECS);
+        self.forget_unused_visits();
+    }
+
+    fn forget_unused_visits(&mut self) {
+        // Held only by the set: no session (nor a caller still writing its event) uses it.
+        self.visits.retain(|v| Arc::strong_count(v) > 1);
+    }
+}
+
+const TIMEOUT_SECS: i64 = SESSION_TIMEOUT.num_seconds();
 
 /// Most open sessions kept by default.
 pub const DEFAULT_MAX_SESSIONS: usize = 500_000;
@@ -45,7 +82,7 @@ pub const DEFAULT_MAX_SESSIONS: usize = 500_000;
 /// The open sessions of this collector.
 #[derive(Debug)]
 pub struct Sessions {
-    map: Mutex<HashMap<(u32, u64), Entry>>,
+    held: Mutex<Held>,
     max: usize,
     evicted: AtomicU64,
 }
@@ -69,7 +106,7 @@ impl Sessions {
     /// Sessions that keep at most `max` entries.
     pub fn with_capacity(max: usize) -> Self {
         Sessions {
-            map: Mutex::new(HashMap::new()),
+            held: Mutex::new(Held::default()),
             max: max.max(1),
             evicted: AtomicU64::new(0),
         }
@@ -77,7 +114,12 @@ impl Sessions {
 
     /// Open sessions held now.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    /// Distinct visits the open sessions share.
+    pub fn distinct_visits(&self) -> usize {
+        self.lock().visits.len()
     }
 
     /// Whether no session is held.
@@ -90,28 +132,29 @@ impl Sessions {
         self.evicted.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(u32, u64), Entry>> {
-        self.map
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Makes room for one more entry: drops the idle ones, then the stalest hundredth.
-    fn make_room(&self, map: &mut HashMap<(u32, u64), Entry>, now: DateTime<Utc>) {
-        if map.len() < self.max {
+    fn make_room(&self, open: &mut Held, now: i64) {
+        if open.map.len() < self.max {
             return;
         }
-        map.retain(|_, e| now - e.last_seen <= SESSION_TIMEOUT);
-        if map.len() < self.max {
+        open.forget_idle(now);
+        if open.map.len() < self.max {
             return;
         }
-        let evict = (self.max / 100).max(1).min(map.len());
-        let mut ages: Vec<(DateTime<Utc>, (u32, u64))> =
-            map.iter().map(|(k, e)| (e.last_seen, *k)).collect();
+        let evict = (self.max / 100).max(1).min(open.map.len());
+        let mut ages: Vec<(i64, (u32, u64))> =
+            open.map.iter().map(|(k, e)| (e.last_seen, *k)).collect();
         ages.select_nth_unstable_by_key(evict - 1, |(seen, _)| *seen);
         for (_, key) in &ages[..evict] {
-            map.remove(key);
+            open.map.remove(key);
         }
+        open.forget_unused_visits();
         self.evicted.fetch_add(evict as u64, Ordering::Relaxed);
     }
 
@@ -128,15 +171,16 @@ impl Sessions {
         open: Open,
         visit: Visit,
     ) -> Option<(u64, Arc<Visit>)> {
-        let mut map = self.lock();
-        let alive = |e: &Entry| {
-            now - e.last_seen <= SESSION_TIMEOUT && e.last_seen - now <= SESSION_TIMEOUT
-        };
-        let mut current = map.get(&(site_id, visitor)).cloned().filter(alive);
+        let now = now.timestamp();
+        let mut guard = self.lock();
+        let open_now = &mut *guard;
+        let alive =
+            |e: &Entry| now - e.last_seen <= TIMEOUT_SECS && e.last_seen - now <= TIMEOUT_SECS;
+        let mut current = open_now.map.get(&(site_id, visitor)).cloned().filter(alive);
         if current.is_none()
             && let Some(prev) = previous_visitor.filter(|p| *p != visitor)
         {
-            current = map.remove(&(site_id, prev)).filter(alive);
+            current = open_now.map.remove(&(site_id, prev)).filter(alive);
         }
         let entry = match current {
             Some(e) => Entry {
@@ -145,24 +189,24 @@ impl Sessions {
             },
             None if open == Open::ExistingOnly => return None,
             None => {
-                self.make_room(&mut map, now);
+                self.make_room(open_now, now);
                 Entry {
                     session_id: rand::random::<u64>().max(1),
                     last_seen: now,
-                    visit: Arc::new(visit),
+                    visit: open_now.intern(visit),
                 }
             }
         };
         let out = (entry.session_id, entry.visit.clone());
-        map.insert((site_id, visitor), entry);
+        open_now.map.insert((site_id, visitor), entry);
         Some(out)
     }
 
     /// Forgets sessions idle longer than the timeout; returns how many remain.
     pub fn sweep(&self, now: DateTime<Utc>) -> usize {
-        let mut map = self.lock();
-        map.retain(|_, e| now - e.last_seen <= SESSION_TIMEOUT);
-        map.len()
+        let mut open = self.lock();
+        open.forget_idle(now.timestamp());
+        open.map.len()
     }
 }
 
@@ -274,6 +318,35 @@ mod visit_tests {
             )
             .unwrap();
         assert_eq!(*v, Visit::default(), "a new session takes its own source");
+    }
+
+    #[test]
+    fn sessions_share_one_copy_of_each_visit_until_none_holds_it() {
+        let t0 = DateTime::from_timestamp(1_764_028_800, 0).unwrap();
+        let s = Sessions::default();
+        let from = |page: &str| Visit {
+            entry_page: page.into(),
+            ..Visit::default()
+        };
+        let mut held = Vec::new();
+        for v in 0..1000u64 {
+            let page = if v % 2 == 0 { "/" } else { "/pricing" };
+            let (_, visit) = s.touch(1, v, None, t0, Open::Allowed, from(page)).unwrap();
+            held.push(visit);
+        }
+        assert_eq!((s.len(), s.distinct_visits()), (1000, 2));
+        assert!(Arc::ptr_eq(&held[0], &held[2]));
+        assert_eq!(*held[1], from("/pricing"));
+        drop(held);
+        // A later visitor on a third page, after the first ones went idle.
+        let later = t0 + Duration::minutes(45);
+        s.touch(1, 5000, None, later, Open::Allowed, from("/docs"));
+        assert_eq!(s.sweep(later), 1);
+        assert_eq!(s.distinct_visits(), 1, "idle sessions' visits are dropped");
+        let (_, v) = s
+            .touch(1, 5000, None, later, Open::Allowed, from("/"))
+            .unwrap();
+        assert_eq!(*v, from("/docs"), "the open session keeps its own visit");
     }
 
     #[test]

@@ -50,9 +50,15 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
 /// a snapshot and block neither the writer nor each other).
 pub const READERS: usize = 4;
 
-/// How much memory DuckDB's buffer pool may hold; past it, large aggregations spill to
-/// `<data_dir>/duckdb.tmp`.
+/// How much memory DuckDB's buffer pool may hold while it answers, rolls up or purges; past
+/// it, large aggregations spill to `<data_dir>/duckdb.tmp`.
 pub const MEMORY_LIMIT: &str = "512MB";
+
+/// DuckDB's memory limit while it only takes appends. Its checkpoints rewrite the newest row
+/// groups within it (spilling to `duckdb.tmp` past it), so that resident memory under a
+/// steady ingest stays small; any other statement raises the limit to [`MEMORY_LIMIT`] while
+/// it runs (BENCHMARKS.md, "Memory under load").
+pub const INGEST_MEMORY_LIMIT: &str = "48MB";
 
 const EVENT_COLUMNS: &str = "site_id, timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id";
 
@@ -67,6 +73,44 @@ struct Db {
     writer: Mutex<Connection>,
     free: Mutex<Vec<Connection>>,
     slots: Arc<tokio::sync::Semaphore>,
+    /// Statements running with the raised memory limit.
+    roomy: Mutex<usize>,
+}
+
+/// While it lives, DuckDB's memory limit is [`MEMORY_LIMIT`]; the last one dropped lowers it
+/// back to [`INGEST_MEMORY_LIMIT`].
+struct Room<'a> {
+    db: &'a Db,
+    conn: &'a Connection,
+}
+
+impl<'a> Room<'a> {
+    fn take(db: &'a Db, conn: &'a Connection) -> Room<'a> {
+        let mut running = lock(&db.roomy);
+        if *running == 0 {
+            set_memory_limit(conn, MEMORY_LIMIT);
+        }
+        *running += 1;
+        Room { db, conn }
+    }
+}
+
+impl Drop for Room<'_> {
+    fn drop(&mut self) {
+        let mut running = lock(&self.db.roomy);
+        *running = running.saturating_sub(1);
+        if *running == 0 {
+            set_memory_limit(self.conn, INGEST_MEMORY_LIMIT);
+        }
+    }
+}
+
+/// Sets DuckDB's (database-wide) memory limit. Lowering it evicts cached blocks; when they
+/// cannot all go yet, DuckDB refuses and the higher limit stays until the next change.
+fn set_memory_limit(conn: &Connection, limit: &str) {
+    if let Err(error) = conn.execute_batch(&format!("SET memory_limit = '{limit}'")) {
+        tracing::debug!(%error, limit, "DuckDB kept its memory limit");
+    }
 }
 
 /// The events files this process has open, so that every store on a directory shares one
@@ -88,7 +132,7 @@ impl Db {
     fn open(path: &Path) -> Result<Db, StoreError> {
         let tmp = path.with_file_name("duckdb.tmp");
         let config = DuckConfig::default()
-            .max_memory(MEMORY_LIMIT)
+            .max_memory(INGEST_MEMORY_LIMIT)
             .and_then(|c| c.with("temp_directory", tmp.to_string_lossy()))
             // No extension is downloaded or loaded: the bundled engine has what we use.
             .and_then(|c| c.enable_autoload_extension(false))
@@ -111,6 +155,7 @@ impl Db {
             writer: Mutex::new(writer),
             free: Mutex::new(readers),
             slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            roomy: Mutex::new(0),
         })
     }
 
@@ -176,8 +221,26 @@ impl DuckDbStore {
         Ok(db)
     }
 
-    /// Runs `f` with the writing connection on the blocking pool.
+    /// Runs `f` with the writing connection on the blocking pool, with room for a large
+    /// statement ([`MEMORY_LIMIT`]).
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db()?;
+        tokio::task::spawn_blocking(move || {
+            let conn = lock(&db.writer);
+            let _room = Room::take(&db, &conn);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` with the writing connection on the blocking pool, within the ingest memory
+    /// limit: for appends and the small lookups beside them.
+    async fn with_ingest<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -225,6 +288,7 @@ impl DuckDbStore {
             let result = if deadline.passed() {
                 Err(deadline.exceeded())
             } else {
+                let _room = Room::take(&db, &conn);
                 f(&conn)
             };
             let result = result.map_err(|e| match e {
@@ -466,7 +530,7 @@ impl EventWriter for DuckDbStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.with(move |conn| in_transaction(conn, |conn| append(conn, &events)))
+        self.with_ingest(move |conn| in_transaction(conn, |conn| append(conn, &events)))
             .await
     }
     async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
@@ -474,7 +538,7 @@ impl EventWriter for DuckDbStore {
             return Ok(true);
         };
         let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id);
-        self.with(move |conn| {
+        self.with_ingest(move |conn| {
             conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ? AND timestamp = ? AND batch_id = ?)",
                 params![site, ts, batch],
@@ -678,5 +742,78 @@ impl EventStore for DuckDbStore {
             Ok(usize::try_from(days).unwrap_or(0))
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Bytes in one of DuckDB's memory settings, as it prints them ("45.7 MiB").
+    fn bytes(setting: &str) -> f64 {
+        let (number, unit) = setting.split_once(' ').expect("a number and a unit");
+        let scale = match unit {
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            other => panic!("unit {other}"),
+        };
+        number.parse::<f64>().expect("a number") * scale
+    }
+
+    fn memory_limit(conn: &Connection) -> Result<f64, StoreError> {
+        conn.query_row("SELECT current_setting('memory_limit')", [], |r| {
+            r.get::<_, String>(0)
+        })
+        .map(|s| bytes(&s))
+        .map_err(query_err)
+    }
+
+    #[tokio::test]
+    async fn memory_stays_small_for_appends_and_grows_while_any_other_statement_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DuckDbStore::open(dir.path()).unwrap());
+        store.migrate().await.unwrap();
+        let (small, large) = (48e6, 512e6);
+        let appending = store.with_ingest(memory_limit).await.unwrap();
+        assert!((appending - small).abs() < 1e6, "{appending}");
+        let rolling_up = store.with(memory_limit).await.unwrap();
+        assert!((rolling_up - large).abs() < 1e6, "{rolling_up}");
+
+        // Two reads overlap: the first to end leaves the limit raised for the other.
+        let (second_in, second_in_rx) = std::sync::mpsc::channel::<()>();
+        let (first_done, first_done_rx) = std::sync::mpsc::channel::<()>();
+        let deadline = || Deadline::after(Duration::from_secs(30));
+        let second = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .read(deadline(), move |conn| {
+                        second_in.send(()).unwrap();
+                        first_done_rx.recv().unwrap();
+                        memory_limit(conn)
+                    })
+                    .await
+            })
+        };
+        let reading = store
+            .read(deadline(), move |conn| {
+                second_in_rx.recv().unwrap();
+                memory_limit(conn)
+            })
+            .await
+            .unwrap();
+        assert!((reading - large).abs() < 1e6, "{reading}");
+        first_done.send(()).unwrap();
+        let still = second.await.unwrap().unwrap();
+        assert!(
+            (still - large).abs() < 1e6,
+            "the other read kept room: {still}"
+        );
+        let after = store.with_ingest(memory_limit).await.unwrap();
+        assert!(
+            (after - small).abs() < 1e6,
+            "lowered after the last: {after}"
+        );
     }
 }
