@@ -73,43 +73,78 @@ struct Db {
     writer: Mutex<Connection>,
     free: Mutex<Vec<Connection>>,
     slots: Arc<tokio::sync::Semaphore>,
-    /// Statements running with the raised memory limit.
-    roomy: Mutex<usize>,
+    /// Who needs DuckDB's larger memory limit, and since when nobody has.
+    room: Mutex<RoomState>,
 }
 
-/// While it lives, DuckDB's memory limit is [`MEMORY_LIMIT`]; the last one dropped lowers it
-/// back to [`INGEST_MEMORY_LIMIT`].
+/// How long DuckDB keeps its larger memory limit (and the blocks it cached under it) after
+/// the last question: the questions of one dashboard, or of a visitor's next clicks, find the
+/// data still in memory. After migrations, rollups and purges it is lowered at once.
+pub const ROOM_KEPT: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+struct RoomState {
+    /// Statements running now with the larger limit.
+    running: usize,
+    /// Whether the limit is [`MEMORY_LIMIT`] now.
+    raised: bool,
+    /// Until when the last question keeps it raised.
+    until: Option<std::time::Instant>,
+    /// [`ROOM_KEPT`], other values in tests.
+    kept: Duration,
+}
+
+/// While it lives, DuckDB's memory limit is [`MEMORY_LIMIT`]; [`Room::settle`] lowers it
+/// back to [`INGEST_MEMORY_LIMIT`] when none lives (and, after a question, [`ROOM_KEPT`] has
+/// passed).
 struct Room<'a> {
     db: &'a Db,
-    conn: &'a Connection,
+    /// A question: the limit stays raised for [`ROOM_KEPT`] after it.
+    question: bool,
 }
 
 impl<'a> Room<'a> {
-    fn take(db: &'a Db, conn: &'a Connection) -> Room<'a> {
-        let mut running = lock(&db.roomy);
-        if *running == 0 {
-            set_memory_limit(conn, MEMORY_LIMIT);
+    fn take(db: &'a Db, conn: &Connection, question: bool) -> Room<'a> {
+        let mut room = lock(&db.room);
+        if !room.raised {
+            room.raised = set_memory_limit(conn, MEMORY_LIMIT);
         }
-        *running += 1;
-        Room { db, conn }
+        room.running += 1;
+        Room { db, question }
+    }
+
+    /// Before an append: lowers the limit if no statement needs more now.
+    fn settle(db: &Db, conn: &Connection) {
+        let mut room = lock(&db.room);
+        let kept = room
+            .until
+            .is_some_and(|until| std::time::Instant::now() < until);
+        if room.raised && room.running == 0 && !kept {
+            room.raised = !set_memory_limit(conn, INGEST_MEMORY_LIMIT);
+        }
     }
 }
 
 impl Drop for Room<'_> {
     fn drop(&mut self) {
-        let mut running = lock(&self.db.roomy);
-        *running = running.saturating_sub(1);
-        if *running == 0 {
-            set_memory_limit(self.conn, INGEST_MEMORY_LIMIT);
+        let mut room = lock(&self.db.room);
+        room.running = room.running.saturating_sub(1);
+        if self.question {
+            room.until = Some(std::time::Instant::now() + room.kept);
         }
     }
 }
 
 /// Sets DuckDB's (database-wide) memory limit. Lowering it evicts cached blocks; when they
 /// cannot all go yet, DuckDB refuses and the higher limit stays until the next change.
-fn set_memory_limit(conn: &Connection, limit: &str) {
-    if let Err(error) = conn.execute_batch(&format!("SET memory_limit = '{limit}'")) {
-        tracing::debug!(%error, limit, "DuckDB kept its memory limit");
+/// Whether it was set.
+fn set_memory_limit(conn: &Connection, limit: &str) -> bool {
+    match conn.execute_batch(&format!("SET memory_limit = '{limit}'")) {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, limit, "DuckDB kept its memory limit");
+            false
+        }
     }
 }
 
@@ -155,7 +190,12 @@ impl Db {
             writer: Mutex::new(writer),
             free: Mutex::new(readers),
             slots: Arc::new(tokio::sync::Semaphore::new(READERS)),
-            roomy: Mutex::new(0),
+            room: Mutex::new(RoomState {
+                running: 0,
+                raised: false,
+                until: None,
+                kept: ROOM_KEPT,
+            }),
         })
     }
 
@@ -231,7 +271,7 @@ impl DuckDbStore {
         let db = self.db()?;
         tokio::task::spawn_blocking(move || {
             let conn = lock(&db.writer);
-            let _room = Room::take(&db, &conn);
+            let _room = Room::take(&db, &conn, false);
             f(&conn)
         })
         .await
@@ -239,16 +279,21 @@ impl DuckDbStore {
     }
 
     /// Runs `f` with the writing connection on the blocking pool, within the ingest memory
-    /// limit: for appends and the small lookups beside them.
-    async fn with_ingest<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// limit once no other statement has needed more for [`ROOM_KEPT`]: for appends and the
+    /// small lookups that run all the time (health checks, the rollup scheduler's).
+    async fn with_small<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
         let db = self.db()?;
-        tokio::task::spawn_blocking(move || f(&lock(&db.writer)))
-            .await
-            .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            let conn = lock(&db.writer);
+            Room::settle(&db, &conn);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
 
     /// Runs `f` with a reading connection on the blocking pool, interrupted at `deadline`
@@ -288,7 +333,7 @@ impl DuckDbStore {
             let result = if deadline.passed() {
                 Err(deadline.exceeded())
             } else {
-                let _room = Room::take(&db, &conn);
+                let _room = Room::take(&db, &conn, true);
                 f(&conn)
             };
             let result = result.map_err(|e| match e {
@@ -513,7 +558,7 @@ impl Store for DuckDbStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.meta.ping().await?;
-        self.with(|conn| {
+        self.with_small(|conn| {
             conn.query_row("SELECT 1", [], |_| Ok(()))
                 .map_err(query_err)
         })
@@ -530,7 +575,7 @@ impl EventWriter for DuckDbStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.with_ingest(move |conn| in_transaction(conn, |conn| append(conn, &events)))
+        self.with_small(move |conn| in_transaction(conn, |conn| append(conn, &events)))
             .await
     }
     async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
@@ -538,7 +583,7 @@ impl EventWriter for DuckDbStore {
             return Ok(true);
         };
         let (site, ts, batch) = (probe.site_id, probe.timestamp, probe.batch_id);
-        self.with_ingest(move |conn| {
+        self.with_small(move |conn| {
             conn.query_row(
                 "SELECT EXISTS (SELECT 1 FROM events WHERE site_id = ? AND timestamp = ? AND batch_id = ?)",
                 params![site, ts, batch],
@@ -592,7 +637,7 @@ impl EventStore for DuckDbStore {
         .await
     }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
-        self.with(move |conn| {
+        self.with_small(move |conn| {
             conn.query_row(
                 "SELECT min(timestamp) FROM events WHERE site_id = ?",
                 params![site_id],
@@ -680,7 +725,7 @@ impl EventStore for DuckDbStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
-        self.with(move |conn| {
+        self.with_small(move |conn| {
             let mut stmt = conn
                 .prepare_cached("SELECT day FROM rollups WHERE site_id = ? AND dimension = '' AND day >= ? AND day <= ? ORDER BY day")
                 .map_err(query_err)?;
@@ -775,15 +820,32 @@ mod tests {
         let store = Arc::new(DuckDbStore::open(dir.path()).unwrap());
         store.migrate().await.unwrap();
         let (small, large) = (48e6, 512e6);
-        let appending = store.with_ingest(memory_limit).await.unwrap();
+        let room = |kept: Duration| lock(&store.db().unwrap().room).kept = kept;
+        room(Duration::from_secs(3600));
+        let appending = store.with_small(memory_limit).await.unwrap();
         assert!((appending - small).abs() < 1e6, "{appending}");
         let rolling_up = store.with(memory_limit).await.unwrap();
         assert!((rolling_up - large).abs() < 1e6, "{rolling_up}");
+        let after_rollups = store.with_small(memory_limit).await.unwrap();
+        assert!(
+            (after_rollups - small).abs() < 1e6,
+            "at once: {after_rollups}"
+        );
+        let deadline = || Deadline::after(Duration::from_secs(30));
+        store.read(deadline(), |_| Ok(())).await.unwrap();
+        let soon_after = store.with_small(memory_limit).await.unwrap();
+        assert!(
+            (soon_after - large).abs() < 1e6,
+            "kept a while: {soon_after}"
+        );
+        room(Duration::ZERO);
+        store.read(deadline(), |_| Ok(())).await.unwrap();
+        let later = store.with_small(memory_limit).await.unwrap();
+        assert!((later - small).abs() < 1e6, "then lowered: {later}");
 
-        // Two reads overlap: the first to end leaves the limit raised for the other.
+        // Two reads overlap: while one still runs, an append does not lower the limit.
         let (second_in, second_in_rx) = std::sync::mpsc::channel::<()>();
         let (first_done, first_done_rx) = std::sync::mpsc::channel::<()>();
-        let deadline = || Deadline::after(Duration::from_secs(30));
         let second = {
             let store = store.clone();
             tokio::spawn(async move {
@@ -804,13 +866,12 @@ mod tests {
             .await
             .unwrap();
         assert!((reading - large).abs() < 1e6, "{reading}");
+        let during = store.with_small(memory_limit).await.unwrap();
+        assert!((during - large).abs() < 1e6, "a read still runs: {during}");
         first_done.send(()).unwrap();
         let still = second.await.unwrap().unwrap();
-        assert!(
-            (still - large).abs() < 1e6,
-            "the other read kept room: {still}"
-        );
-        let after = store.with_ingest(memory_limit).await.unwrap();
+        assert!((still - large).abs() < 1e6, "{still}");
+        let after = store.with_small(memory_limit).await.unwrap();
         assert!(
             (after - small).abs() < 1e6,
             "lowered after the last: {after}"
