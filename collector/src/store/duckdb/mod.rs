@@ -135,6 +135,11 @@ impl Drop for Room<'_> {
     }
 }
 
+/// Whether DuckDB refused a statement for want of memory under its limit.
+fn out_of_memory(error: &str) -> bool {
+    error.contains("Out of Memory") || error.contains("could not allocate block")
+}
+
 /// Sets DuckDB's (database-wide) memory limit. Lowering it evicts cached blocks; when they
 /// cannot all go yet, DuckDB refuses and the higher limit stays until the next change.
 /// Whether it was set.
@@ -358,10 +363,16 @@ fn in_transaction<T>(
 ) -> Result<T, StoreError> {
     conn.execute_batch("BEGIN TRANSACTION").map_err(query_err)?;
     match f(conn) {
-        Ok(v) => {
-            conn.execute_batch("COMMIT").map_err(query_err)?;
-            Ok(v)
-        }
+        Ok(v) => match conn.execute_batch("COMMIT") {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                // DuckDB has already ended a transaction whose commit failed; this makes sure.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                Err(query_err(e))
+            }
+        },
         Err(e) => {
             if let Err(rollback) = conn.execute_batch("ROLLBACK") {
                 tracing::warn!(error = %rollback, "rolling back a failed write");
@@ -575,8 +586,23 @@ impl EventWriter for DuckDbStore {
         if events.is_empty() {
             return Ok(());
         }
-        self.with_small(move |conn| in_transaction(conn, |conn| append(conn, &events)))
-            .await
+        let db = self.db()?;
+        tokio::task::spawn_blocking(move || {
+            let conn = lock(&db.writer);
+            Room::settle(&db, &conn);
+            match in_transaction(&conn, |conn| append(conn, &events)) {
+                // Nothing of the batch was kept: it gets the larger limit, and the next
+                // append lowers it again.
+                Err(StoreError::Query(error)) if out_of_memory(&error) => {
+                    tracing::info!(%error, rows = events.len(), "an append needed more than DuckDB's ingest memory limit; retrying it with more");
+                    let _room = Room::take(&db, &conn, false);
+                    in_transaction(&conn, |conn| append(conn, &events))
+                }
+                other => other,
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
     async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
         let Some(probe) = rows.first() else {
@@ -875,6 +901,51 @@ mod tests {
         assert!(
             (after - small).abs() < 1e6,
             "lowered after the last: {after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_append_larger_than_the_ingest_limit_is_retried_with_more_room() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DuckDbStore::open(dir.path()).unwrap();
+        store.migrate().await.unwrap();
+        let rows: Arc<[EventRow]> = (0..50_000u32)
+            .map(|i| EventRow {
+                site_id: 1,
+                timestamp: 1_764_028_800 + i,
+                name: "pageview".into(),
+                pathname: format!("/page/{i}"),
+                batch_id: 7,
+                ..EventRow::default()
+            })
+            .collect();
+        let tiny = |conn: &Connection| {
+            conn.execute_batch("SET memory_limit = '2MB'")
+                .map_err(query_err)
+        };
+        store.with_small(tiny).await.unwrap();
+        let plain = rows.clone();
+        let refused = store
+            .with_small(move |conn| in_transaction(conn, |conn| append(conn, &plain)))
+            .await;
+        assert!(
+            matches!(&refused, Err(StoreError::Query(e)) if out_of_memory(e)),
+            "{refused:?}"
+        );
+        store.with_small(tiny).await.unwrap();
+        store.insert_events(rows).await.unwrap();
+        let stored = store
+            .with_small(|conn| {
+                conn.query_row("SELECT count(*) FROM events", [], |r| r.get::<_, i64>(0))
+                    .map_err(query_err)
+            })
+            .await
+            .unwrap();
+        assert_eq!(stored, 50_000, "the batch is stored once, whole");
+        let after = store.with_small(memory_limit).await.unwrap();
+        assert!(
+            (after - 48e6).abs() < 1e6,
+            "back to the ingest limit: {after}"
         );
     }
 }
