@@ -26,8 +26,8 @@ fn main() -> std::process::ExitCode {
     runtime.block_on(run())
 }
 
-/// Before any thread starts: settings that keep the collector's resident memory close to
-/// what it uses (BENCHMARKS.md, "Memory under load"; each halved it under load).
+/// Before any thread starts: keeps the collector's resident memory close to what it uses
+/// (BENCHMARKS.md, issue 17's third part: 151 MB of the process under load were huge pages).
 fn keep_memory_small() {
     // Transparent huge pages: mimalloc asks for them on its arena, and then every touched
     // 2 MiB counts as resident although most of it is free.
