@@ -266,39 +266,45 @@ impl DuckDbStore {
         Ok(db)
     }
 
-    /// Runs `f` with the writing connection on the blocking pool, with room for a large
-    /// statement ([`MEMORY_LIMIT`]).
+    /// Runs `f` with the open events file and its writing connection on the blocking pool.
+    async fn on_writer<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Db, &Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = self.db()?;
+        tokio::task::spawn_blocking(move || f(&db, &lock(&db.writer)))
+            .await
+            .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` with the writing connection, with room for a large statement
+    /// ([`MEMORY_LIMIT`]).
     async fn with<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db()?;
-        tokio::task::spawn_blocking(move || {
-            let conn = lock(&db.writer);
-            let _room = Room::take(&db, &conn, false);
-            f(&conn)
+        self.on_writer(move |db, conn| {
+            let _room = Room::take(db, conn, false);
+            f(conn)
         })
         .await
-        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
 
-    /// Runs `f` with the writing connection on the blocking pool, within the ingest memory
-    /// limit once no other statement has needed more for [`ROOM_KEPT`]: for appends and the
-    /// small lookups that run all the time (health checks, the rollup scheduler's).
+    /// Runs `f` with the writing connection, within the ingest memory limit once no other
+    /// statement has needed more for [`ROOM_KEPT`]: for appends and the small lookups that
+    /// run all the time (health checks, the rollup scheduler's).
     async fn with_small<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
-        let db = self.db()?;
-        tokio::task::spawn_blocking(move || {
-            let conn = lock(&db.writer);
-            Room::settle(&db, &conn);
-            f(&conn)
+        self.on_writer(move |db, conn| {
+            Room::settle(db, conn);
+            f(conn)
         })
         .await
-        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
 
     /// Runs `f` with a reading connection on the blocking pool, interrupted at `deadline`
@@ -586,23 +592,20 @@ impl EventWriter for DuckDbStore {
         if events.is_empty() {
             return Ok(());
         }
-        let db = self.db()?;
-        tokio::task::spawn_blocking(move || {
-            let conn = lock(&db.writer);
-            Room::settle(&db, &conn);
-            match in_transaction(&conn, |conn| append(conn, &events)) {
+        self.on_writer(move |db, conn| {
+            Room::settle(db, conn);
+            match in_transaction(conn, |conn| append(conn, &events)) {
                 // Nothing of the batch was kept: it gets the larger limit, and the next
                 // append lowers it again.
                 Err(StoreError::Query(error)) if out_of_memory(&error) => {
                     tracing::info!(%error, rows = events.len(), "an append needed more than DuckDB's ingest memory limit; retrying it with more");
-                    let _room = Room::take(&db, &conn, false);
-                    in_transaction(&conn, |conn| append(conn, &events))
+                    let _room = Room::take(db, conn, false);
+                    in_transaction(conn, |conn| append(conn, &events))
                 }
                 other => other,
             }
         })
         .await
-        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
     }
     async fn batch_written(&self, rows: &[EventRow]) -> Result<bool, StoreError> {
         let Some(probe) = rows.first() else {
