@@ -9,6 +9,10 @@
 set -euo pipefail
 cmd=${1:?start|stop|stop-node|start-node}; dir=${2:?cluster dir}
 free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1]);s.close()'; }
+# N distinct free ports: all held open until every one is chosen, so no two nodes get the
+# same port (one at a time, a port just released can come back, and a node then fails to
+# start while another answers on its HTTP port).
+free_ports() { python3 -c 'import socket,sys;ss=[socket.socket() for _ in range(int(sys.argv[1]))];[s.bind(("127.0.0.1",0)) for s in ss];print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"; }
 install() {
   local missing=()
   command -v clickhouse-server >/dev/null || missing+=(clickhouse-server clickhouse-client)
@@ -60,7 +64,10 @@ CFG
     org.apache.zookeeper.server.quorum.QuorumPeerMain "$dir/zk/zoo.cfg" > "$dir/zk/stdout.log" 2>&1 &
   echo $! > "$dir/zk/pid"
   declare -a http tcp inter
-  for n in 1 2 3 4; do http[$n]=$(free_port); tcp[$n]=$(free_port); inter[$n]=$(free_port); done
+  read -r -a ports <<< "$(free_ports 12)"
+  for n in 1 2 3 4; do
+    http[$n]=${ports[$(( (n - 1) * 3 ))]}; tcp[$n]=${ports[$(( (n - 1) * 3 + 1 ))]}; inter[$n]=${ports[$(( (n - 1) * 3 + 2 ))]}
+  done
   replica() { # n → shard replica
     echo "$(( ($1 + 1) / 2 )) $(( ($1 + 1) % 2 + 1 ))"
   }

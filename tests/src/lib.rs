@@ -9,6 +9,7 @@
 
 pub mod browser;
 pub mod seed;
+pub mod volume;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

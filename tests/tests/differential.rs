@@ -190,6 +190,9 @@ fn questions(domain: &str) -> Vec<serde_json::Value> {
     }
     out.push(json!({"site_id": domain, "metrics": ["visitors", "events", "conversion_rate"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is", "event:name", ["Signup"]]], "order_by": [["visitors", "desc"], ["event:props:plan", "asc"]]}));
     out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "visit_duration"], "date_range": range, "dimensions": ["visit:device"], "filters": [["is_not", "visit:country", ["DK"]], ["contains", "event:page", ["/p1"]]], "order_by": [["visitors", "desc"], ["visit:device", "asc"]]}));
+    // Visit-level questions, which closed days answer from their visit rows.
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "bounce_rate", "visit_duration"], "date_range": range, "dimensions": ["visit:exit_page"], "filters": [["is_not", "visit:country", ["DK"]]], "order_by": [["visitors", "desc"], ["visit:exit_page", "asc"]]}));
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "pageviews", "percentage"], "date_range": range, "dimensions": ["visit:browser", "time:day"], "filters": [["is", "visit:channel", ["Organic Search", "Direct"]]], "order_by": [["visitors", "desc"], ["visit:browser", "asc"], ["time:day", "asc"]]}));
     out
 }
 
@@ -283,7 +286,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
             asked += 1;
         }
     }
-    assert_eq!(asked, 3 * 18);
+    assert_eq!(asked, 3 * 20);
     let (ra, rb, rc, rd) = (
         a.app.shutdown().await,
         b.app.shutdown().await,

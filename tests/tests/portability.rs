@@ -28,6 +28,7 @@ fn schema_and_statements_run_on_current_clickhouse() {
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits"], "date_range": "7d", "dimensions": ["event:props:plan"], "filters": [["matches", "event:page", ["^/blog/"]], ["matches_not", "event:props:plan", ["free"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "month", "dimensions": ["time:day"]}),
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "bounce_rate", "visit_duration", "percentage"], "date_range": "30d", "dimensions": ["visit:exit_page", "time:week"], "filters": [["is", "visit:source", ["Google"]], ["not", ["contains", "visit:entry_page", ["/x"]]], ["matches", "visit:browser", ["^Fire"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "6mo", "dimensions": ["time:week"]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "12mo", "dimensions": ["time:month"]}),
     ] {
@@ -46,7 +47,25 @@ fn schema_and_statements_run_on_current_clickhouse() {
         {
             statements.push(store.render(st));
         }
+        // Visit-level questions also read the visit rows of closed days.
+        if footfall::query::sql::visit_level(&q) {
+            statements.push(store.render(&footfall::query::sql::read_visits(
+                footfall::query::sql::Dialect::ClickHouse,
+                &q,
+                1,
+                span.first_day,
+                span.last_day,
+            )));
+        }
     }
+    // The rollup job's write of a day's visit rows.
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    statements.push(store.render(&footfall::query::sql::write_visits(
+        footfall::query::sql::Dialect::ClickHouse,
+        1,
+        &footfall::query::time::Span::days(tz, day, day),
+        42,
+    )));
     statements.push(store.render(&footfall::query::sql::prop_keys(
         footfall::query::sql::Dialect::ClickHouse,
         1,

@@ -76,6 +76,12 @@ fn fixture_over(start: DateTime<Utc>, days: u32, sessions: u64) -> Vec<EventRow>
         let (cc, region, city, country_name, region_name) = countries[next(4) as usize];
         let (device, browser, bv, os, ov) = devices[next(3) as usize];
         let site_id = if next(10) == 0 { 2 } else { 1 };
+        // A visit's campaign is fixed by its first event, as the pipeline records it.
+        let utm_medium = if source.is_empty() && next(3) == 0 {
+            "email"
+        } else {
+            ""
+        };
         let n = 1 + next(4);
         let mut t = t0;
         let mut entry = String::new();
@@ -106,11 +112,7 @@ fn fixture_over(start: DateTime<Utc>, days: u32, sessions: u64) -> Vec<EventRow>
                 referrer: referrer.into(),
                 referrer_source: source.into(),
                 channel: channel.into(),
-                utm_medium: if source.is_empty() && next(3) == 0 {
-                    "email".into()
-                } else {
-                    String::new()
-                },
+                utm_medium: utm_medium.into(),
                 browser: browser.into(),
                 browser_version: bv.into(),
                 os: os.into(),
@@ -893,8 +895,8 @@ async fn rollups_keep_answers_after_raw_events_are_purged(b: Backend) {
             })
             .collect()
     };
-    // Within raw retention, raw events (forced by a filter that keeps everything) and
-    // rollups give the same answers.
+    // Within raw retention, raw events (forced by an event-level filter that keeps
+    // everything), the visit rows (a visit-level one) and rollups give the same answers.
     t.app.maintenance.roll_up(usize::MAX).await.unwrap();
     let days =
         t.t.store
@@ -907,15 +909,21 @@ async fn rollups_keep_answers_after_raw_events_are_purged(b: Backend) {
             .unwrap();
     assert_eq!(days.len(), 60, "every closed day is rolled up");
     let recent = with_range(json!(["2026-10-30", "2026-11-19"]));
-    let forced_raw: Vec<Value> = recent
-        .iter()
-        .map(|q| {
-            let mut q = q.clone();
-            q["filters"] = json!([["is_not", "visit:country", ["ZZ"]]]);
-            q
-        })
-        .collect();
-    assert_eq!(answers(&recent).await, answers(&forced_raw).await);
+    let filtered = |filter: Value| -> Vec<Value> {
+        recent
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                q["filters"] = json!([filter]);
+                q
+            })
+            .collect()
+    };
+    let forced_raw = filtered(json!(["is_not", "event:hostname", ["zz.invalid"]]));
+    let from_visit_rows = filtered(json!(["is_not", "visit:country", ["ZZ"]]));
+    let rolled = answers(&recent).await;
+    assert_eq!(rolled, answers(&forced_raw).await);
+    assert_eq!(rolled, answers(&from_visit_rows).await);
     // Over all 60 days, the rollups give the independent computation's answers.
     let all = answers(&questions).await;
     for (q, got) in questions.iter().zip(&all) {

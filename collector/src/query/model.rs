@@ -132,6 +132,12 @@ impl Property {
             .map_or("", |(n, _)| n)
     }
 
+    /// Whether the property belongs to the visit (the same for all of a visit's events, or,
+    /// for the exit page, its last pageview's), so the visit rows hold it.
+    pub fn per_visit(self) -> bool {
+        !matches!(self, Property::Page | Property::Hostname | Property::Name)
+    }
+
     /// The events column holding the property.
     pub fn column(self) -> &'static str {
         match self {

@@ -8,9 +8,15 @@
 //! [`counts`] answers a query from rollups where they can: no filters, metrics among the
 //! visit and event counts, at most one dimension that is a rolled-up property or
 //! `time:day|week|month`. Closed days with rollups come from rollups, the other days (today,
-//! days not rolled up yet) from raw events. Anything else is answered from raw events, and a
-//! question that needs raw events from before raw retention is refused with a message saying
-//! so ([`RunError::Purged`]) rather than answered from partial data.
+//! days not rolled up yet) from raw events. A question rollups cannot answer but whose
+//! filters and dimensions are visit properties ([`visit_level`]) reads the closed days whose
+//! visit rows are written from those rows (one per visit), the rest from raw events.
+//! Anything else is answered from raw events, and a question that needs raw events from
+//! before raw retention is refused with a message saying so ([`RunError::Purged`]) rather
+//! than answered from partial data.
+//!
+//! Before a day's rollups, [`compute_day`] writes its visit rows ([`write_visits_of_day`]);
+//! days rolled up before visit rows existed get them in a later round.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +25,7 @@ use chrono_tz::Tz;
 
 use super::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket};
 use super::run::{Counts, Policy, RunError, raw_counts};
+use super::sql::{read_visits, visit_level, write_visits};
 use super::time::{Span, bucket_start, local_midnight};
 use crate::store::{Deadline, RollupRow, Site, Store};
 
@@ -96,6 +103,23 @@ pub async fn counts(
     let mut covered = BTreeSet::new();
     let kind = kind(q);
     let rollups_answer = kind.is_some();
+    if !rollups_answer && visit_level(q) {
+        // Closed days whose visit rows are written: one row per visit instead of its events.
+        let closed_to = span.last_day.min(today - Days::new(1));
+        if span.first_day <= closed_to {
+            covered = store
+                .visit_days(site.id, span.first_day, closed_to)
+                .await?
+                .into_iter()
+                .collect();
+            if let (Some(first), Some(last)) = (covered.first(), covered.last()) {
+                let found = visit_counts(store, site.id, q, *first, *last, policy.deadline).await?;
+                for (key, c) in found {
+                    out.entry(key).or_default().add(&c);
+                }
+            }
+        }
+    }
     if let Some(kind) = kind {
         let closed_to = span.last_day.min(today - Days::new(1));
         if span.first_day <= closed_to {
@@ -158,6 +182,47 @@ pub async fn counts(
     Ok(out)
 }
 
+/// Counts of a visit-level query (see [`visit_level`]) over the days `first..=last` from the
+/// visit rows, keyed as raw counts are: time buckets labelled from each row's day.
+async fn visit_counts(
+    store: &dyn Store,
+    site_id: u32,
+    q: &Query,
+    first: NaiveDate,
+    last: NaiveDate,
+    deadline: Deadline,
+) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
+    let statement = read_visits(store.dialect(), q, site_id, first, last);
+    let fields = q
+        .dimensions
+        .iter()
+        .filter(|d| matches!(d, Dimension::Field(_)))
+        .count();
+    let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
+    for (texts, v) in store.run_statement(&statement, fields, 7, deadline).await? {
+        let day = crate::store::date_of(v[0]);
+        let mut texts = texts.into_iter();
+        let key = q
+            .dimensions
+            .iter()
+            .map(|d| match d {
+                Dimension::Time(b) => bucket_start(*b, day).to_string(),
+                Dimension::Field(_) => texts.next().unwrap_or_default(),
+            })
+            .collect();
+        out.entry(key).or_default().add(&Counts {
+            visitors: v[1],
+            pageviews: v[2],
+            events: v[3],
+            visits: v[4],
+            bounces: v[5],
+            duration: v[6],
+            ..Counts::default()
+        });
+    }
+    Ok(out)
+}
+
 fn counts_of(row: &RollupRow) -> Counts {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     Counts {
@@ -212,8 +277,11 @@ pub async fn compute_day(
             duration: u(c.duration),
         }
     };
+    write_visits_of_day(store, site, tz, day).await?;
+    // The day's visit rows answer the totals and every visit property exactly as its raw
+    // events do (tests/tests/visit_rows.rs), with a row per visit instead of its events.
     let mut rows = Vec::new();
-    let totals = raw_counts(store, site.id, &q, tz, &span, deadline).await?;
+    let totals = visit_counts(store, site.id, &q, day, day, deadline).await?;
     rows.push(row(
         "",
         String::new(),
@@ -221,7 +289,12 @@ pub async fn compute_day(
     ));
     for (_, p) in Property::ALL {
         q.dimensions = vec![Dimension::Field(Field::Column(p))];
-        for (key, c) in raw_counts(store, site.id, &q, tz, &span, deadline).await? {
+        let counts = if p.per_visit() {
+            visit_counts(store, site.id, &q, day, day, deadline).await?
+        } else {
+            raw_counts(store, site.id, &q, tz, &span, deadline).await?
+        };
+        for (key, c) in counts {
             if c.events > 0 {
                 rows.push(row(
                     p.name(),
@@ -233,6 +306,21 @@ pub async fn compute_day(
     }
     store.put_rollups(&rows).await?;
     Ok(rows.len())
+}
+
+/// Writes the visit rows of one site-local day from its raw events.
+pub async fn write_visits_of_day(
+    store: &dyn Store,
+    site: &Site,
+    tz: Tz,
+    day: NaiveDate,
+) -> Result<(), RunError> {
+    let span = day_span(tz, day, day);
+    // Microseconds: each write of a day is newer than the one before.
+    let version = u64::try_from(chrono::Utc::now().timestamp_micros()).unwrap_or(0);
+    let insert = write_visits(store.dialect(), site.id, &span, version);
+    store.put_visits(site.id, day, version, &insert).await?;
+    Ok(())
 }
 
 /// Rolls up the closed days of every site that have no rollups yet, from the day of the
@@ -268,12 +356,23 @@ pub async fn roll_up_closed_days(
             .await?
             .into_iter()
             .collect();
+        // Days rolled up before visit rows existed get them while their raw events last.
+        let visits: BTreeSet<NaiveDate> = store
+            .visit_days(site.id, first, yesterday)
+            .await?
+            .into_iter()
+            .collect();
         let mut day = first;
         let mut count = 0;
         while day <= yesterday && count < max_days {
-            if !have.contains(&day) && local_midnight(tz, day) >= complete_from {
-                compute_day(store, &site, tz, day).await?;
-                count += 1;
+            if local_midnight(tz, day) >= complete_from {
+                if !have.contains(&day) {
+                    compute_day(store, &site, tz, day).await?;
+                    count += 1;
+                } else if !visits.contains(&day) {
+                    write_visits_of_day(store, &site, tz, day).await?;
+                    count += 1;
+                }
             }
             day = day + Days::new(1);
         }

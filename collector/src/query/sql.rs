@@ -37,6 +37,9 @@ struct Builder {
     binds: Vec<Bind>,
     /// The statement's UTC range, for subqueries that need it again.
     range: (i64, i64),
+    /// Whether the statement reads the visit rows, where every visit property (the exit page
+    /// too) is a column.
+    visits: bool,
 }
 
 /// Whether a filter reads `visit:exit_page`.
@@ -79,6 +82,7 @@ impl Builder {
     /// The expression reading a field: a column, or a custom property's value.
     fn field(&mut self, f: &Field) -> String {
         match f {
+            Field::Column(p) if self.visits => p.column().to_string(),
             Field::Column(Property::ExitPage) if self.dialect == Dialect::Sqlite => {
                 // The visit's last pageview in the range, found through the session index
                 // (named: SQLite's planner would otherwise scan the day per row).
@@ -355,6 +359,7 @@ fn event_level(
         dialect,
         binds: Vec::new(),
         range: (span.from, span.to),
+        visits: false,
     };
     let mut select: Vec<String> = dims
         .iter()
@@ -404,6 +409,7 @@ fn nested(
         dialect,
         binds: Vec::new(),
         range: (span.from, span.to),
+        visits: false,
     };
     let n = dims.len();
     let mut inner: Vec<String> = dims
@@ -543,6 +549,213 @@ pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> P
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
             .then(|| engagement_level(dialect, exit, q, &dims, site_id, tz, span)),
     }
+}
+
+/// The visit properties the visit rows keep, by their events column, besides the exit page
+/// (computed per visit). The same for all of a visit's events on a day: fixed by its first
+/// event (source, campaign, entry page) or by the visitor hash (browser, OS, device and the
+/// location, from the user-agent and address the hash is made of).
+pub const VISIT_COLUMNS: [&str; 19] = [
+    "referrer",
+    "referrer_source",
+    "channel",
+    "utm_medium",
+    "utm_source",
+    "utm_campaign",
+    "utm_content",
+    "utm_term",
+    "device",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "country_code",
+    "region",
+    "city",
+    "entry_page",
+    "country_name",
+    "region_name",
+];
+
+/// Whether `q` can be answered from visit rows: its dimensions are visit properties or
+/// days, weeks or months, its filters read visit properties only, and its metrics are
+/// counts of visitors, visits, pageviews and events (and what derives from them).
+pub fn visit_level(q: &Query) -> bool {
+    use super::model::Metric;
+    fn visit_filter(f: &Filter) -> bool {
+        match f {
+            Filter::Match { field, .. } => {
+                matches!(field, Field::Column(p) if p.per_visit())
+            }
+            Filter::And(l) | Filter::Or(l) => l.iter().all(visit_filter),
+            Filter::Not(f) => visit_filter(f),
+        }
+    }
+    let metrics = [
+        Metric::Visitors,
+        Metric::Visits,
+        Metric::Pageviews,
+        Metric::Events,
+        Metric::ViewsPerVisit,
+        Metric::BounceRate,
+        Metric::VisitDuration,
+        Metric::Percentage,
+    ];
+    q.metrics.iter().all(|m| metrics.contains(m))
+        && q.filters.iter().all(visit_filter)
+        && q.dimensions.iter().all(|d| match d {
+            Dimension::Field(Field::Column(p)) => p.per_visit(),
+            Dimension::Field(Field::Prop(_)) | Dimension::Time(TimeBucket::Hour) => false,
+            Dimension::Time(_) => true,
+        })
+}
+
+/// A site-local day as the visit rows' `day` column takes it in a bind.
+fn day_bind(b: &mut Builder, day: chrono::NaiveDate) -> String {
+    match b.dialect {
+        Dialect::ClickHouse => format!("toDate({})", b.text(&day.format("%Y-%m-%d").to_string())),
+        Dialect::Sqlite | Dialect::DuckDb => b.int(crate::store::day_number(day)).to_string(),
+    }
+}
+
+/// The statement that writes the visit rows of one site-local day (`span`, its whole day)
+/// from the raw events: one row per visit and visitor hash of the day. A visit
+/// that spans the UTC midnight when the salt changes has two hashes within one site-local
+/// day (raw events count it as two visitors and one visit); its second row counts no visit,
+/// pageview, event, bounce or duration, only the visitor. Every row of a visit carries the
+/// visit's properties and its exit page (its last pageview of the day, '' without one), so
+/// a visit row answers exactly what the raw events of that day answer. On ClickHouse the
+/// rows carry `version`; the others replace a day's rows in one transaction instead.
+pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -> Statement {
+    let day = span.first_day;
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+        range: (span.from, span.to),
+        visits: false,
+    };
+    let dur = match dialect {
+        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp)",
+        Dialect::DuckDb => "CAST(MAX(timestamp) AS BIGINT) - CAST(MIN(timestamp) AS BIGINT)",
+        Dialect::ClickHouse => {
+            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp)))"
+        }
+    };
+    let exit = match dialect {
+        Dialect::ClickHouse => "argMaxIf(pathname, (timestamp, pathname), name = 'pageview')".to_string(),
+        Dialect::DuckDb => "coalesce((max({'t': timestamp, 'p': pathname}) FILTER (WHERE name = 'pageview')).p, '')".to_string(),
+        Dialect::Sqlite => "coalesce(substr(max(CASE WHEN name = 'pageview' THEN printf('%010d', timestamp) || pathname END), 11), '')".to_string(),
+    };
+    let props: Vec<String> = VISIT_COLUMNS
+        .iter()
+        .map(|c| format!("min({c}) AS v_{c}"))
+        .collect();
+    // The day and version first, so their binds come before the ranges'.
+    let day_value = day_bind(&mut b, day);
+    let version_value = match dialect {
+        Dialect::ClickHouse => format!(", {}", b.int(i64::try_from(version).unwrap_or(i64::MAX))),
+        Dialect::Sqlite | Dialect::DuckDb => String::new(),
+    };
+    let left = b.where_clause(site_id, span, &[], false);
+    let right = b.where_clause(site_id, span, &[], false);
+    let using = match dialect {
+        Dialect::ClickHouse => "ALL INNER JOIN",
+        Dialect::Sqlite | Dialect::DuckDb => "JOIN",
+    };
+    let using_key = match dialect {
+        Dialect::ClickHouse => "USING session_id",
+        Dialect::Sqlite | Dialect::DuckDb => "USING (session_id)",
+    };
+    let first = "visitor_id = first_visitor";
+    let counted = |col: &str| format!("CASE WHEN {first} THEN {col} ELSE 0 END");
+    let columns: Vec<String> = VISIT_COLUMNS.iter().map(|c| format!("v_{c}")).collect();
+    let version_column = if dialect == Dialect::ClickHouse {
+        ", version"
+    } else {
+        ""
+    };
+    let sql = format!(
+        "INSERT INTO visits (site_id, day{version_column}, session_id, visitor_id, visit, pageviews, events, bounce, duration, {names}, exit_page) \
+         SELECT site_id, {day_value}{version_value}, session_id, visitor_id, {visit}, {pv}, {n}, {bounce}, {dur_col}, {columns}, v_exit \
+         FROM (SELECT DISTINCT site_id, session_id, visitor_id FROM events {left}) AS hashes \
+         {using} (SELECT session_id, min(visitor_id) AS first_visitor, SUM(name = 'pageview') AS s_pv, COUNT(*) AS s_n, {dur} AS s_dur, {props}, {exit} AS v_exit FROM events {right} GROUP BY session_id) AS visits_of_day {using_key}",
+        names = VISIT_COLUMNS.join(", "),
+        visit = counted("1"),
+        pv = counted("s_pv"),
+        n = counted("s_n"),
+        bounce = counted("CASE WHEN s_pv = 1 AND s_n = 1 THEN 1 ELSE 0 END"),
+        dur_col = counted("s_dur"),
+        columns = columns.join(", "),
+        props = props.join(", "),
+    );
+    b.finish(sql)
+}
+
+/// The counts of `q` over the site-local days `first..=last` from the visit rows (see
+/// [`visit_level`]). Rows: the field dimensions' values (time dimensions are left out: the
+/// caller labels them from the day), then `day` (days since 1970-01-01), visitors, pageviews,
+/// events, visits, bounces, duration. On ClickHouse only each day's newest rows count.
+pub fn read_visits(
+    dialect: Dialect,
+    q: &Query,
+    site_id: u32,
+    first: chrono::NaiveDate,
+    last: chrono::NaiveDate,
+) -> Statement {
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+        range: (0, 0),
+        visits: true,
+    };
+    let fields: Vec<&Field> = q
+        .dimensions
+        .iter()
+        .filter_map(|d| match d {
+            Dimension::Field(f) => Some(f),
+            Dimension::Time(_) => None,
+        })
+        .collect();
+    let mut select: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{} AS d{i}", b.field(f)))
+        .collect();
+    let (day, visitors) = match dialect {
+        Dialect::ClickHouse => ("toUInt16(day)", "uniqExact(visitor_id)"),
+        Dialect::Sqlite | Dialect::DuckDb => ("day", "COUNT(DISTINCT visitor_id)"),
+    };
+    select.push(format!("{day} AS dd"));
+    select.push(format!("{visitors} AS visitors"));
+    for c in ["pageviews", "events", "visit", "bounce", "duration"] {
+        select.push(format!("SUM({c}) AS s_{c}"));
+    }
+    let site = b.int(i64::from(site_id));
+    let (from, to) = (day_bind(&mut b, first), day_bind(&mut b, last));
+    let mut parts = vec![
+        format!("site_id = {site}"),
+        format!("day >= {from}"),
+        format!("day <= {to}"),
+    ];
+    if dialect == Dialect::ClickHouse {
+        let site = b.int(i64::from(site_id));
+        let (from, to) = (day_bind(&mut b, first), day_bind(&mut b, last));
+        parts.push(format!(
+            "(day, version) GLOBAL IN (SELECT day, max(version) FROM visit_days WHERE site_id = {site} AND day >= {from} AND day <= {to} GROUP BY day)"
+        ));
+    }
+    for f in &q.filters {
+        parts.push(format!("({})", b.filter(f)));
+    }
+    let mut group: Vec<String> = (0..fields.len()).map(|i| format!("d{i}")).collect();
+    group.push("dd".into());
+    let sql = format!(
+        "SELECT {} FROM visits WHERE {} GROUP BY {}",
+        select.join(", "),
+        parts.join(" AND "),
+        group.join(", ")
+    );
+    b.finish(sql)
 }
 
 #[cfg(test)]

@@ -302,6 +302,25 @@ pub trait EventStore: EventWriter {
     /// Deletes rollups of the days before `day` (ClickHouse: of the whole months before
     /// `day`'s month); returns how many days or months went.
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
+    /// Writes the visit rows of a site's local `day` with `insert` (the planner's statement
+    /// over that day's raw events, rows tagged `version` where the store keeps versions),
+    /// then records the day as written. Rows an earlier write left for the day no longer
+    /// count. Visit rows go with the raw events they come from: `purge_events_before` drops
+    /// them too.
+    async fn put_visits(
+        &self,
+        site_id: u32,
+        day: NaiveDate,
+        version: u64,
+        insert: &Statement,
+    ) -> Result<(), StoreError>;
+    /// The days of a site within `[from, to]` whose visit rows are written.
+    async fn visit_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError>;
 }
 
 /// Sites, API keys, accounts and salts: the small metadata several processes share.

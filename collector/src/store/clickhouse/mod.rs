@@ -45,6 +45,11 @@ const SQL_EARLIEST_EVENT: &str =
 const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE site_id = ? AND dimension = '' AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
 const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
 
+/// Records that a day's visit rows of this version are all written.
+const SQL_MARK_VISIT_DAY: &str =
+    "INSERT INTO visit_days (site_id, day, version) SELECT ?, toDate(?), ?";
+const SQL_VISIT_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM visit_days WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
+
 /// What `ping` asks every node.
 const SQL_PING: &str = "SELECT 1";
 
@@ -434,7 +439,11 @@ impl EventWriter for ClickHouseStore {
 #[async_trait]
 impl EventStore for ClickHouseStore {
     async fn purge_events_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
-        self.drop_days_before("events", day).await
+        let dropped = self.drop_days_before("events", day).await?;
+        // Visit rows go with the raw events they come from.
+        self.drop_days_before("visits", day).await?;
+        self.drop_days_before("visit_days", day).await?;
+        Ok(dropped)
     }
     async fn read_events(
         &self,
@@ -617,6 +626,45 @@ impl EventStore for ClickHouseStore {
             })
             .collect())
     }
+    async fn put_visits(
+        &self,
+        site_id: u32,
+        day: NaiveDate,
+        version: u64,
+        insert: &Statement,
+    ) -> Result<(), StoreError> {
+        // Rows of an earlier write stay until retention drops the day; reads take the
+        // newest version recorded in visit_days, written only once every row is stored.
+        self.bound(insert)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))?;
+        self.db()
+            .query(SQL_MARK_VISIT_DAY)
+            .bind(site_id)
+            .bind(day.to_string())
+            .bind(version)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn visit_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        let days: Vec<u16> = self
+            .db()
+            .query(SQL_VISIT_DAYS)
+            .bind(site_id)
+            .bind(from.to_string())
+            .bind(to.to_string())
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        Ok(days.into_iter().map(date_of).collect())
+    }
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         // Whole months only: a month partition goes once all its days are before `day`.
         let cutoff = day.format("%Y%m").to_string();
@@ -642,7 +690,7 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 11);
+        assert_eq!(stmts.len(), 13);
         assert!(
             stmts
                 .iter()
@@ -692,7 +740,19 @@ mod tests {
             create("rollups")
                 .contains("Distributed(c2x2, ff, rollups_local, cityHash64(site_id, day))")
         );
+        // A visit's rows on the shard of its events; the days written, on every node.
+        assert_eq!(
+            create("visits"),
+            "CREATE TABLE IF NOT EXISTS ff.visits ON CLUSTER c2x2 AS ff.visits_local ENGINE = Distributed(c2x2, ff, visits_local, visitor_id)"
+        );
+        assert!(create("visits_local").contains(
+            "ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/ff/visits_local', '{replica}')\nPARTITION BY day"
+        ));
         // Shared metadata: one replicated table on every node, no Distributed table.
+        assert!(create("visit_days").contains(
+            "ReplicatedReplacingMergeTree('/clickhouse/tables/all/ff/visit_days', '{shard}-{replica}', version)"
+        ));
+        assert!(!all.iter().any(|s| s.contains("ff.visit_days_local")));
         for t in ["sites", "salts", "api_keys", "records"] {
             assert!(
                 create(t).contains(&format!(

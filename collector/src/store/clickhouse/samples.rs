@@ -58,6 +58,20 @@ impl ClickHouseStore {
             ),
             render(
                 self.db()
+                    .query(SQL_VISIT_DAYS)
+                    .bind(1u32)
+                    .bind("2026-01-01")
+                    .bind("2026-01-31"),
+            ),
+            render(
+                self.db()
+                    .query(SQL_MARK_VISIT_DAY)
+                    .bind(1u32)
+                    .bind("2026-01-01")
+                    .bind(42u64),
+            ),
+            render(
+                self.db()
                     .query(SQL_READ_ROLLUPS)
                     .bind(1u32)
                     .bind("visit:source")

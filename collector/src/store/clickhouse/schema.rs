@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0006_batch_ids",
         include_str!("../../../../schema/clickhouse/0006_batch_ids.sql"),
     ),
+    (
+        7,
+        "0007_visits",
+        include_str!("../../../../schema/clickhouse/0007_visits.sql"),
+    ),
 ];
 
 pub(super) const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";
@@ -116,6 +121,8 @@ pub(super) const SHARDED: &[(&str, &str)] = &[
     // One visitor's events of a day on one shard: the visitor hash changes daily.
     ("events", "visitor_id"),
     ("rollups", "cityHash64(site_id, day)"),
+    // A visit's rows beside its events.
+    ("visits", "visitor_id"),
 ];
 
 pub(super) fn sharding_key(table: &str) -> Option<&'static str> {

@@ -40,11 +40,18 @@ use super::{
 pub const EVENTS_FILE: &str = "events.duckdb";
 
 /// The schema migrations of the events file, in order: (version, name, SQL).
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_init",
-    include_str!("../../../../schema/duckdb/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_init",
+        include_str!("../../../../schema/duckdb/0001_init.sql"),
+    ),
+    (
+        2,
+        "0002_visits",
+        include_str!("../../../../schema/duckdb/0002_visits.sql"),
+    ),
+];
 
 /// Connections for the Stats API's statements (DuckDB runs each on all cores; readers see
 /// a snapshot and block neither the writer nor each other).
@@ -559,6 +566,18 @@ fn migrate_events_file(conn: &Connection) -> Result<Vec<String>, StoreError> {
     Ok(ran)
 }
 
+/// A statement's binds as DuckDB values.
+fn values(statement: &Statement) -> Vec<Value> {
+    statement
+        .binds
+        .iter()
+        .map(|b| match b {
+            Bind::Int(n) => Value::BigInt(*n),
+            Bind::Text(s) => Value::Text(s.clone()),
+        })
+        .collect()
+}
+
 #[async_trait]
 impl Store for DuckDbStore {
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
@@ -636,6 +655,14 @@ impl EventStore for DuckDbStore {
                     |r| r.get(0),
                 )
                 .map_err(query_err)?;
+            // Visit rows go with the raw events they come from.
+            for sql in [
+                "DELETE FROM visits WHERE day < ?",
+                "DELETE FROM visit_days WHERE day < ?",
+            ] {
+                conn.execute(sql, params![cutoff / 86_400])
+                    .map_err(query_err)?;
+            }
             if days > 0 {
                 conn.execute("DELETE FROM events WHERE timestamp < ?", params![cutoff])
                     .map_err(query_err)?;
@@ -689,16 +716,8 @@ impl EventStore for DuckDbStore {
         let statement = statement.clone();
         self.read(deadline, move |conn| {
             let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
-            let binds: Vec<Value> = statement
-                .binds
-                .iter()
-                .map(|b| match b {
-                    Bind::Int(n) => Value::BigInt(*n),
-                    Bind::Text(s) => Value::Text(s.clone()),
-                })
-                .collect();
             let mut rows = stmt
-                .query(::duckdb::params_from_iter(binds))
+                .query(::duckdb::params_from_iter(values(&statement)))
                 .map_err(query_err)?;
             let mut out = Vec::new();
             while let Some(r) = rows.next().map_err(query_err)? {
@@ -814,6 +833,51 @@ impl EventStore for DuckDbStore {
             )
             .map_err(query_err)?;
             Ok(usize::try_from(days).unwrap_or(0))
+        })
+        .await
+    }
+    async fn put_visits(
+        &self,
+        site_id: u32,
+        day: NaiveDate,
+        _version: u64,
+        insert: &Statement,
+    ) -> Result<(), StoreError> {
+        let insert = insert.clone();
+        let day = day_number(day);
+        self.with(move |conn| {
+            in_transaction(conn, |conn| {
+                conn.execute(
+                    "DELETE FROM visits WHERE site_id = ? AND day = ?",
+                    params![site_id, day],
+                )
+                .map_err(query_err)?;
+                conn.execute(&insert.sql, ::duckdb::params_from_iter(values(&insert)))
+                    .map_err(query_err)?;
+                conn.execute(
+                    "INSERT OR REPLACE INTO visit_days (site_id, day) VALUES (?, ?)",
+                    params![site_id, day],
+                )
+                .map_err(query_err)?;
+                Ok(())
+            })
+        })
+        .await
+    }
+    async fn visit_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.with_small(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day FROM visit_days WHERE site_id = ? AND day >= ? AND day <= ? ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
+                .map_err(query_err)?;
+            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
         })
         .await
     }

@@ -58,6 +58,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0007_batch_ids",
         include_str!("../../../../schema/sqlite/0007_batch_ids.sql"),
     ),
+    (
+        8,
+        "0008_visits",
+        include_str!("../../../../schema/sqlite/0008_visits.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
@@ -456,6 +461,17 @@ impl EventStore for SqliteStore {
             // Let queued inserts in between batches.
             tokio::task::yield_now().await;
         }
+        // Visit rows go with the raw events they come from.
+        self.with(move |conn| {
+            for sql in [
+                "DELETE FROM visits WHERE day < ?1",
+                "DELETE FROM visit_days WHERE day < ?1",
+            ] {
+                conn.execute(sql, [cutoff / 86_400]).map_err(query_err)?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(days)
     }
     async fn read_events(
@@ -499,16 +515,8 @@ impl EventStore for SqliteStore {
         let statement = statement.clone();
         self.read(deadline, move |conn| {
             let mut stmt = conn.prepare_cached(&statement.sql).map_err(query_err)?;
-            let params: Vec<rusqlite::types::Value> = statement
-                .binds
-                .iter()
-                .map(|b| match b {
-                    Bind::Int(n) => rusqlite::types::Value::Integer(*n),
-                    Bind::Text(s) => rusqlite::types::Value::Text(s.clone()),
-                })
-                .collect();
             let rows = stmt
-                .query_map(rusqlite::params_from_iter(params), |r| {
+                .query_map(rusqlite::params_from_iter(values(&statement)), |r| {
                     let texts = (0..text_columns)
                         .map(|i| r.get::<_, Option<String>>(i).map(Option::unwrap_or_default))
                         .collect::<Result<Vec<_>, _>>()?;
@@ -625,6 +633,62 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+    async fn put_visits(
+        &self,
+        site_id: u32,
+        day: NaiveDate,
+        _version: u64,
+        insert: &Statement,
+    ) -> Result<(), StoreError> {
+        let insert = insert.clone();
+        let day = day_number(day);
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            tx.execute(
+                "DELETE FROM visits WHERE site_id = ?1 AND day = ?2",
+                params![site_id, day],
+            )
+            .map_err(query_err)?;
+            tx.execute(&insert.sql, rusqlite::params_from_iter(values(&insert)))
+                .map_err(query_err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO visit_days (site_id, day) VALUES (?1, ?2)",
+                params![site_id, day],
+            )
+            .map_err(query_err)?;
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
+    async fn visit_days(
+        &self,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT day FROM visit_days WHERE site_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
+                .map_err(query_err)?;
+            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
+        })
+        .await
+    }
+}
+
+/// A statement's binds as SQLite values.
+fn values(statement: &Statement) -> Vec<rusqlite::types::Value> {
+    statement
+        .binds
+        .iter()
+        .map(|b| match b {
+            Bind::Int(n) => rusqlite::types::Value::Integer(*n),
+            Bind::Text(s) => rusqlite::types::Value::Text(s.clone()),
+        })
+        .collect()
 }
 
 #[async_trait]
