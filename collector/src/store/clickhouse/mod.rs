@@ -635,7 +635,11 @@ impl EventStore for ClickHouseStore {
     ) -> Result<(), StoreError> {
         // Rows of an earlier write stay until retention drops the day; reads take the
         // newest version recorded in visit_days, written only once every row is stored.
+        // Blocks of 100,000 rows: with the default million, a day of 830,000 visits (100
+        // million events a month) needed more than a 2 GB query limit to write.
         self.bound(insert)
+            .with_setting("max_insert_block_size", "100000")
+            .with_setting("min_insert_block_size_rows", "100000")
             .execute()
             .await
             .map_err(|e| self.failed(e))?;
