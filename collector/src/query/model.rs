@@ -65,6 +65,19 @@ impl Metric {
     }
 }
 
+/// The metrics made of visitor, visit, pageview and event counts alone: what daily rollups
+/// and visit rows keep.
+pub const COUNT_METRICS: [Metric; 8] = [
+    Metric::Visitors,
+    Metric::Visits,
+    Metric::Pageviews,
+    Metric::Events,
+    Metric::ViewsPerVisit,
+    Metric::BounceRate,
+    Metric::VisitDuration,
+    Metric::Percentage,
+];
+
 /// Metrics of the Stats API that Footfall does not answer yet.
 const NOT_YET_METRICS: &[&str] = &["group_conversion_rate", "average_revenue", "total_revenue"];
 

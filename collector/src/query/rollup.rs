@@ -23,23 +23,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{Days, NaiveDate};
 use chrono_tz::Tz;
 
-use super::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket};
+use super::model::{
+    COUNT_METRICS, DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket,
+};
 use super::run::{Counts, Policy, RunError, raw_counts};
 use super::sql::{read_visits, visit_level, write_visits};
 use super::time::{Span, bucket_start, local_midnight};
 use crate::store::{Deadline, RollupRow, Site, Store};
-
-/// Metrics whose counts rollups keep.
-const ROLLUP_METRICS: [Metric; 8] = [
-    Metric::Visitors,
-    Metric::Visits,
-    Metric::Pageviews,
-    Metric::Events,
-    Metric::ViewsPerVisit,
-    Metric::BounceRate,
-    Metric::VisitDuration,
-    Metric::Percentage,
-];
 
 /// What a rollup-answerable query reads.
 enum Kind {
@@ -50,7 +40,7 @@ enum Kind {
 }
 
 fn kind(q: &Query) -> Option<Kind> {
-    if !q.filters.is_empty() || !q.metrics.iter().all(|m| ROLLUP_METRICS.contains(m)) {
+    if !q.filters.is_empty() || !q.metrics.iter().all(|m| COUNT_METRICS.contains(m)) {
         return None;
     }
     match q.dimensions.as_slice() {

@@ -436,6 +436,17 @@ fn nested(
     b.finish(duckdb_labels(dialect, dims, sql))
 }
 
+/// Seconds from a group's first event to its last.
+fn duration(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp)",
+        Dialect::DuckDb => "CAST(MAX(timestamp) AS BIGINT) - CAST(MIN(timestamp) AS BIGINT)",
+        Dialect::ClickHouse => {
+            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp)))"
+        }
+    }
+}
+
 /// Per group and session: pageviews, events, first to last event; then per group, visits,
 /// bounces and summed durations.
 fn session_level(
@@ -447,16 +458,10 @@ fn session_level(
     tz: Tz,
     span: &Span,
 ) -> Statement {
-    let dur = match dialect {
-        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp) AS dur",
-        Dialect::DuckDb => "CAST(MAX(timestamp) AS BIGINT) - CAST(MIN(timestamp) AS BIGINT) AS dur",
-        Dialect::ClickHouse => {
-            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp))) AS dur"
-        }
-    };
+    let dur = format!("{} AS dur", duration(dialect));
     let shape = Nested {
         unit: "session_id",
-        inner: &["SUM(name = 'pageview') AS pv", "COUNT(*) AS n", dur],
+        inner: &["SUM(name = 'pageview') AS pv", "COUNT(*) AS n", &dur],
         outer: &[
             "COUNT(*) AS visits",
             "SUM(pv = 1 AND n = 1) AS bounces",
@@ -581,7 +586,6 @@ pub const VISIT_COLUMNS: [&str; 19] = [
 /// days, weeks or months, its filters read visit properties only, and its metrics are
 /// counts of visitors, visits, pageviews and events (and what derives from them).
 pub fn visit_level(q: &Query) -> bool {
-    use super::model::Metric;
     fn visit_filter(f: &Filter) -> bool {
         match f {
             Filter::Match { field, .. } => {
@@ -591,17 +595,9 @@ pub fn visit_level(q: &Query) -> bool {
             Filter::Not(f) => visit_filter(f),
         }
     }
-    let metrics = [
-        Metric::Visitors,
-        Metric::Visits,
-        Metric::Pageviews,
-        Metric::Events,
-        Metric::ViewsPerVisit,
-        Metric::BounceRate,
-        Metric::VisitDuration,
-        Metric::Percentage,
-    ];
-    q.metrics.iter().all(|m| metrics.contains(m))
+    q.metrics
+        .iter()
+        .all(|m| super::model::COUNT_METRICS.contains(m))
         && q.filters.iter().all(visit_filter)
         && q.dimensions.iter().all(|d| match d {
             Dimension::Field(Field::Column(p)) => p.per_visit(),
@@ -634,13 +630,7 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
         range: (span.from, span.to),
         visits: false,
     };
-    let dur = match dialect {
-        Dialect::Sqlite => "MAX(timestamp) - MIN(timestamp)",
-        Dialect::DuckDb => "CAST(MAX(timestamp) AS BIGINT) - CAST(MIN(timestamp) AS BIGINT)",
-        Dialect::ClickHouse => {
-            "toInt64(toUInt32(MAX(timestamp))) - toInt64(toUInt32(MIN(timestamp)))"
-        }
-    };
+    let dur = duration(dialect);
     let exit = match dialect {
         Dialect::ClickHouse => "argMaxIf(pathname, (timestamp, pathname), name = 'pageview')".to_string(),
         Dialect::DuckDb => "coalesce((max({'t': timestamp, 'p': pathname}) FILTER (WHERE name = 'pageview')).p, '')".to_string(),

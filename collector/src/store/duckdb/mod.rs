@@ -566,6 +566,29 @@ fn migrate_events_file(conn: &Connection) -> Result<Vec<String>, StoreError> {
     Ok(ran)
 }
 
+impl DuckDbStore {
+    /// The days `sql` lists for a site within `[from, to]` (`rollup_days`, `visit_days`);
+    /// within the small memory limit, as the rollup scheduler asks every 10 s.
+    async fn days_listed(
+        &self,
+        sql: &'static str,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.with_small(move |conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(query_err)?;
+            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
+        })
+        .await
+    }
+}
+
 /// A statement's binds as DuckDB values.
 fn values(statement: &Statement) -> Vec<Value> {
     statement
@@ -773,16 +796,8 @@ impl EventStore for DuckDbStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
-        self.with_small(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT day FROM rollups WHERE site_id = ? AND dimension = '' AND day >= ? AND day <= ? ORDER BY day")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
-                .map_err(query_err)?;
-            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
-        })
-        .await
+        self.days_listed("SELECT day FROM rollups WHERE site_id = ? AND dimension = '' AND day >= ? AND day <= ? ORDER BY day", site_id, from, to)
+            .await
     }
     async fn read_rollups(
         &self,
@@ -870,15 +885,12 @@ impl EventStore for DuckDbStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
-        self.with_small(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT day FROM visit_days WHERE site_id = ? AND day >= ? AND day <= ? ORDER BY day")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
-                .map_err(query_err)?;
-            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
-        })
+        self.days_listed(
+            "SELECT day FROM visit_days WHERE site_id = ? AND day >= ? AND day <= ? ORDER BY day",
+            site_id,
+            from,
+            to,
+        )
         .await
     }
 }

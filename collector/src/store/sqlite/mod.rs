@@ -573,16 +573,8 @@ impl EventStore for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
-        self.with(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT day FROM rollups WHERE site_id = ?1 AND dimension = '' AND day >= ?2 AND day <= ?3 ORDER BY day")
-                .map_err(query_err)?;
-            let rows = stmt
-                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
-                .map_err(query_err)?;
-            rows.map(|d| d.map(date_of).map_err(query_err)).collect()
-        })
-        .await
+        self.days_listed("SELECT day FROM rollups WHERE site_id = ?1 AND dimension = '' AND day >= ?2 AND day <= ?3 ORDER BY day", site_id, from, to)
+            .await
     }
     async fn read_rollups(
         &self,
@@ -666,12 +658,26 @@ impl EventStore for SqliteStore {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError> {
+        self.days_listed("SELECT day FROM visit_days WHERE site_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day", site_id, from, to)
+            .await
+    }
+}
+
+impl SqliteStore {
+    /// The days `sql` lists for a site within `[from, to]` (`rollup_days`, `visit_days`).
+    async fn days_listed(
+        &self,
+        sql: &'static str,
+        site_id: u32,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<NaiveDate>, StoreError> {
         self.with(move |conn| {
-            let mut stmt = conn
-                .prepare_cached("SELECT day FROM visit_days WHERE site_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day")
-                .map_err(query_err)?;
+            let mut stmt = conn.prepare_cached(sql).map_err(query_err)?;
             let rows = stmt
-                .query_map(params![site_id, day_number(from), day_number(to)], |r| r.get::<_, i64>(0))
+                .query_map(params![site_id, day_number(from), day_number(to)], |r| {
+                    r.get::<_, i64>(0)
+                })
                 .map_err(query_err)?;
             rows.map(|d| d.map(date_of).map_err(query_err)).collect()
         })
