@@ -326,7 +326,7 @@ function viewState() {
       : ['6mo', '12mo', 'year', 'all'].includes(range) || days > 92 ? 'month' : 'day';
   }
   const metric = TOP_STATS.some(([m]) => m === q.get('metric')) ? q.get('metric') : 'visitors';
-  return { period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric };
+  return { period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric, exact: q.get('exact') === '1' };
 }
 
 // The current URL with some parameters changed (null removes one); `f` takes a list.
@@ -343,8 +343,14 @@ function withState(changes) {
 
 const apiFilters = (filters) => filters.map(([dim, value]) => ['is', dim, [value]]);
 
+// Called with `meta.sample_rate` of every answer counted from a sample of the visitors.
+let onSampled = null;
+
 function query(body) {
-  return api('/api/v2/query', { method: 'POST', body });
+  return api('/api/v2/query', { method: 'POST', body }).then((r) => {
+    if (onSampled && r.meta && r.meta.sample_rate < 1) onSampled(r.meta.sample_rate);
+    return r;
+  });
 }
 
 function addFilter(dim, value) {
@@ -382,7 +388,22 @@ async function sharePage() {
 
 async function dashboardPage(domain) {
   const v = viewState();
-  const base = { site_id: domain, date_range: v.range, filters: apiFilters(v.filters) };
+  const base = { site_id: domain, date_range: v.range, filters: apiFilters(v.filters), ...(v.exact ? { sampling: false } : {}) };
+  // Large questions are answered from a sample of the visitors: the page says so, with the
+  // smallest share any panel used, and offers the exact figures (slower).
+  const sampleNote = h('p', { class: 'sample-note', role: 'status', hidden: !v.exact });
+  if (v.exact) {
+    sampleNote.replaceChildren('Exact figures: every visitor is counted. ',
+      h('a', { href: withState({ exact: null }), text: 'Allow estimates (faster)' }));
+  }
+  let smallest = 1;
+  onSampled = (rate) => {
+    if (!sampleNote.isConnected || rate >= smallest) return;
+    smallest = rate;
+    sampleNote.hidden = false;
+    sampleNote.replaceChildren(`Estimated from ${+(rate * 100).toFixed(1)}% of visitors: counts are scaled up from a sample. `,
+      h('a', { href: withState({ exact: '1' }), text: 'Show exact figures' }));
+  };
   const realtime = h('span', { class: 'live', 'aria-live': 'polite' });
   const refresh = () =>
     api(`/api/v2/realtime?site_id=${encodeURIComponent(domain)}`)
@@ -445,6 +466,7 @@ async function dashboardPage(domain) {
     ),
     customBox,
     chips,
+    sampleNote,
     topStats(base, v),
     chart(base, v),
     h('div', { class: 'panels' },
@@ -602,7 +624,8 @@ function panel(base, title, tabs, opts = {}) {
     onclick: async () => {
       const [name, dim] = tabs[current];
       const all = [...metrics, ...(metrics.includes('visits') ? [] : ['visits']), 'pageviews'];
-      const r = await query({ ...base, metrics: all, dimensions: [dim], filters: [...base.filters, ...(opts.filters || [])], pagination: { limit: 10000 } });
+      // A download is a record: exact, never scaled up from a sample.
+      const r = await query({ ...base, metrics: all, dimensions: [dim], filters: [...base.filters, ...(opts.filters || [])], pagination: { limit: 10000 }, sampling: false });
       const rows = r.results.map((x) => [...x.dimensions, ...x.metrics]);
       const file = name.toLowerCase().replace(/\W+/g, '_');
       download(`${base.site_id}-${file}.csv`, new Blob([toCsv([label(dim), ...all], rows)], { type: 'text/csv' }));

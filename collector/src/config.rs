@@ -46,6 +46,9 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// How long a Stats API question may run before it is stopped (503).
     pub query_timeout: Duration,
+    /// Rows a question may read from raw events and visit rows before it counts a sample of
+    /// the visitors instead; 0: never sample.
+    pub sampling_threshold: u64,
 }
 
 /// The embedded stores: both keep sites, keys, accounts and salts in `footfall.db`
@@ -168,6 +171,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("max_sessions", Some("500000")),
     ("metrics_token", None),
     ("query_timeout_secs", Some("30")),
+    ("sampling_threshold", Some("10000000")),
 ];
 
 /// Most GeoIP files `geoip_db` may list.
@@ -286,6 +290,7 @@ impl Config {
                 other => other.map(Secret),
             },
             query_timeout: Duration::from_secs(v.number("query_timeout_secs", 1, 3600)?),
+            sampling_threshold: v.number("sampling_threshold", 0, 1_000_000_000_000)?,
         })
     }
 }
@@ -503,6 +508,13 @@ mod tests {
             ("FOOTFALL_RAW_RETENTION_DAYS", "0", "raw_retention_days"),
             ("FOOTFALL_QUERY_TIMEOUT_SECS", "0", "query_timeout_secs"),
             ("FOOTFALL_QUERY_TIMEOUT_SECS", "3601", "query_timeout_secs"),
+            ("FOOTFALL_SAMPLING_THRESHOLD", "-1", "sampling_threshold"),
+            (
+                "FOOTFALL_SAMPLING_THRESHOLD",
+                "1000000000001",
+                "sampling_threshold",
+            ),
+            ("FOOTFALL_SAMPLING_THRESHOLD", "many", "sampling_threshold"),
             (
                 "FOOTFALL_AGGREGATE_RETENTION_DAYS",
                 "-1",

@@ -92,6 +92,8 @@ impl Maintenance {
             raw_retention_days: self.raw_retention_days,
             // Each day's statements have their own deadline (`ROLLUP_DAY_TIMEOUT`).
             deadline: crate::store::Deadline::after(crate::query::rollup::ROLLUP_DAY_TIMEOUT),
+            // Rollups and visit rows are exact.
+            sample_threshold: 0,
         };
         let days = match roll_up_closed_days(self.store.as_ref(), &policy, max_days).await {
             Ok(days) => days,

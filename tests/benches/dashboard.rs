@@ -7,8 +7,9 @@
 //! countries, entry pages, exit pages and UTM sources over `30d`; unfiltered and filtered by
 //! one source, from raw events, then again once the closed days are rolled up (daily rollups
 //! answer the unfiltered set, the closed days' visit rows the filtered one, raw events
-//! today). It prints a table: ingest rate, the best of three runs of each set, how long the
-//! rollup job took, and the store's size on disk.
+//! today), and after rollups with sampling allowed (at `FOOTFALL_BENCH_SAMPLING_THRESHOLD`
+//! rows, default the collector's 10,000,000). It prints a table: ingest rate, the best of
+//! three runs of each set, how long the rollup job took, and the store's size on disk.
 //! ClickHouse is `FOOTFALL_BENCH_CLICKHOUSE_URL` if set, else a throw-away server.
 //!
 //! At `FOOTFALL_BENCH_SQL_SEED` events or more (default 20,000,000), ClickHouse is seeded by
@@ -17,6 +18,10 @@
 //! through the Events API would take most of the bench's time; its ingest column then shows
 //! the seeding rate. With `FOOTFALL_BENCH_REUSE=1` a ClickHouse database that already holds
 //! the events is kept rather than seeded again.
+//!
+//! With `FOOTFALL_BENCH_CLICKHOUSE_CLUSTER` (a cluster name in the servers' `remote_servers`)
+//! and `FOOTFALL_BENCH_CLICKHOUSE_URL` listing its nodes, the ClickHouse store runs on that
+//! cluster: the schema `ON CLUSTER`, the seed through the `Distributed` table, synchronously.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,22 +82,26 @@ async fn time_dashboard(
         for q in dashboard(filtered) {
             let t = Instant::now();
             let parsed = model::parse(&q).expect("valid query");
-            if let Err(e) = run(store, site, &parsed, policy).await {
-                // At 100 million events a question may not fit the server's memory limit.
-                eprintln!("  not answered: {} {}: {e}", q["dimensions"], q["filters"]);
-                let e = e.to_string();
-                return Err(if e.contains("Memory limit") {
-                    "memory limit".into()
-                } else {
-                    e.chars().take(40).collect()
-                });
-            }
+            let answer = match run(store, site, &parsed, policy).await {
+                Ok(answer) => answer,
+                Err(e) => {
+                    // At 100 million events a question may not fit the server's memory limit.
+                    eprintln!("  not answered: {} {}: {e}", q["dimensions"], q["filters"]);
+                    let e = e.to_string();
+                    return Err(if e.contains("Memory limit") {
+                        "memory limit".into()
+                    } else {
+                        e.chars().take(40).collect()
+                    });
+                }
+            };
             if std::env::var("FOOTFALL_BENCH_VERBOSE").is_ok() {
                 eprintln!(
-                    "  {:>7.0} ms  {} {}",
+                    "  {:>7.0} ms  {} {}  sample rate {}",
                     t.elapsed().as_secs_f64() * 1000.0,
                     q["dimensions"],
-                    q["filters"]
+                    q["filters"],
+                    answer["meta"]["sample_rate"]
                 );
             }
         }
@@ -118,6 +127,8 @@ struct Row {
     filtered: Result<f64, String>,
     rolled: Result<f64, String>,
     rolled_filtered: Result<f64, String>,
+    sampled: Result<f64, String>,
+    sampled_filtered: Result<f64, String>,
     rollup_secs: f64,
     disk_mb: f64,
 }
@@ -207,6 +218,7 @@ async fn bench(
         now,
         raw_retention_days: 30,
         deadline: footfall::store::Deadline::after(Duration::from_secs(86_400)),
+        sample_threshold: 0,
     };
     let unfiltered = time_dashboard(store.as_ref(), &site, &policy, false).await;
     let filtered = time_dashboard(store.as_ref(), &site, &policy, true).await;
@@ -218,6 +230,16 @@ async fn bench(
     eprintln!("{name}: closed days rolled up in {rollup_secs:.0} s");
     let rolled = time_dashboard(store.as_ref(), &site, &policy, false).await;
     let rolled_filtered = time_dashboard(store.as_ref(), &site, &policy, true).await;
+    // The same once more with sampling allowed, at the collector's default threshold.
+    let sampling = Policy {
+        sample_threshold: std::env::var("FOOTFALL_BENCH_SAMPLING_THRESHOLD")
+            .ok()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(10_000_000),
+        ..policy
+    };
+    let sampled = time_dashboard(store.as_ref(), &site, &sampling, false).await;
+    let sampled_filtered = time_dashboard(store.as_ref(), &site, &sampling, true).await;
     Row {
         store: name,
         events: n,
@@ -226,6 +248,8 @@ async fn bench(
         filtered,
         rolled,
         rolled_filtered,
+        sampled,
+        sampled_filtered,
         rollup_secs,
         disk_mb: files.map(dir_size).unwrap_or(0) as f64 / 1e6,
     }
@@ -254,6 +278,7 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(20_000_000);
     let reuse = std::env::var("FOOTFALL_BENCH_REUSE").is_ok_and(|v| v == "1");
+    let cluster = std::env::var("FOOTFALL_BENCH_CLICKHOUSE_CLUSTER").ok();
     let mut rows = Vec::new();
     for n in sizes {
         for store in &stores {
@@ -281,15 +306,20 @@ fn main() {
                         user: "default".into(),
                         password: String::new(),
                         database: format!("footfall_dashboard_{n}"),
-                        cluster: None,
+                        cluster: cluster.clone(),
                     };
                     runtime.block_on(async {
                         let admin = clickhouse::Client::default()
-                            .with_url(&ch.url)
-                            .with_validation(false);
+                            .with_url(ch.urls()[0])
+                            .with_validation(false)
+                            .with_setting("insert_distributed_sync", "1");
                         if !reuse {
+                            let on = match &cluster {
+                                Some(name) => format!(" ON CLUSTER {name}"),
+                                None => String::new(),
+                            };
                             admin
-                                .query("DROP DATABASE IF EXISTS ?")
+                                .query(&format!("DROP DATABASE IF EXISTS ?{on}"))
                                 .bind(clickhouse::sql::Identifier(&ch.database))
                                 .execute()
                                 .await
@@ -301,7 +331,11 @@ fn main() {
                             Seed::Api
                         };
                         bench(
-                            "clickhouse",
+                            if cluster.is_some() {
+                                "clickhouse cluster"
+                            } else {
+                                "clickhouse"
+                            },
                             Arc::new(ClickHouseStore::new(&ch)),
                             None,
                             n,
@@ -317,12 +351,12 @@ fn main() {
         }
     }
     println!(
-        "\n| store | events | ingest (events/s) | 10 queries, 30 d, raw | filtered by source, raw | rolling up | after rollups | filtered, after rollups | disk (MB) |"
+        "\n| store | events | ingest (events/s) | 10 queries, 30 d, raw | filtered by source, raw | rolling up | after rollups | filtered, after rollups | sampling allowed | filtered, sampling allowed | disk (MB) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         println!(
-            "| {} | {} | {:.0} | {} | {} | {:.0} s | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {:.0} s | {} | {} | {} | {} | {} |",
             r.store,
             r.events,
             r.ingest_per_sec,
@@ -331,6 +365,8 @@ fn main() {
             r.rollup_secs,
             cell(&r.rolled),
             cell(&r.rolled_filtered),
+            cell(&r.sampled),
+            cell(&r.sampled_filtered),
             if r.disk_mb > 0.0 {
                 format!("{:.0}", r.disk_mb)
             } else {

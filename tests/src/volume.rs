@@ -50,7 +50,7 @@ pub fn events(n: usize, now: DateTime<Utc>) -> impl Iterator<Item = EventRow> {
             hostname: "example.com".into(),
             pathname: format!("/page/{}", (h >> 16).wrapping_add(i as u64 * 7) % 300),
             entry_page: format!("/page/{}", (h >> 16) % 300),
-            visitor_id: v >> 1,
+            visitor_id: v,
             session_id: h | 1,
             referrer: referrer.into(),
             referrer_source: source.into(),
@@ -94,7 +94,7 @@ pub fn clickhouse_events_sql(site_id: u32, n: usize, now: DateTime<Utc>) -> Stri
          'pageview', 'example.com', \
          concat('/page/', toString((bitShiftRight(h, 16) + number * 7) % 300)), \
          concat('/page/', toString(bitShiftRight(h, 16) % 300)), \
-         bitShiftRight(v, 1), bitOr(h, 1), \
+         v, bitOr(h, 1), \
          {referrers}[h % 12 + 1], {sources}[h % 12 + 1], {channels}[h % 12 + 1], \
          {utm}[bitShiftRight(h, 40) % 5 + 1], \
          concat('Browser ', toString(bitShiftRight(v, 12) % 40)), '131', \

@@ -25,6 +25,17 @@ struct Dash {
 impl Dash {
     /// `shop.test` and `other.test`, each seeded; an admin, and a viewer of `shop.test`.
     async fn start(test: &str) -> Dash {
+        Dash::start_with(test, &[], &[]).await
+    }
+
+    /// The same, with more sites (domain and events) and settings. The closed days are then
+    /// rolled up before the collector starts, so what a page reads does not depend on how
+    /// far the collector's own rollups have got.
+    async fn start_with(
+        test: &str,
+        more: &[(&str, Vec<footfall::store::EventRow>)],
+        settings: &[(&str, &str)],
+    ) -> Dash {
         let started = Instant::now();
         let t = TestStore::new(Backend::Sqlite, test).await;
         let now = chrono::Utc::now();
@@ -32,6 +43,29 @@ impl Dash {
             let site = t.store.meta().add_site(domain, "UTC").await.unwrap();
             t.store
                 .insert_events(seed::events(site.id, domain, now).into())
+                .await
+                .unwrap();
+        }
+        for (domain, rows) in more {
+            let site = t.store.meta().add_site(domain, "UTC").await.unwrap();
+            let rows: Vec<_> = rows
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    e.site_id = site.id;
+                    e
+                })
+                .collect();
+            t.store.insert_events(rows.into()).await.unwrap();
+        }
+        if !more.is_empty() {
+            let policy = footfall::query::run::Policy {
+                now,
+                raw_retention_days: 30,
+                deadline: footfall::store::Deadline::after(WAIT),
+                sample_threshold: 0,
+            };
+            footfall::query::rollup::roll_up_closed_days(t.store.as_ref(), &policy, usize::MAX)
                 .await
                 .unwrap();
         }
@@ -50,7 +84,9 @@ impl Dash {
             accounts::put_user(t.store.as_ref(), &user).await.unwrap();
         }
         let log = t.config.data_dir.with_file_name("footfall.log");
-        let footfall = Process::serve(&t.env(), log).await;
+        let mut env = t.env();
+        env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let footfall = Process::serve(&env, log).await;
         let browser = Browser::start().await;
         Dash {
             t,
@@ -560,4 +596,80 @@ async fn a_state_change_without_the_csrf_token_is_refused() {
     let users = d.text("table").await;
     assert!(users.contains(VIEWER) && users.contains(ADMIN), "{users}");
     d.finish("users").await;
+}
+
+/// A count as the dashboard shows one under 10,000: with thousands separators.
+fn shown(n: usize) -> String {
+    assert!(n < 10_000, "the dashboard shows {n} in compact form");
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sampled_dashboard_says_so_and_offers_the_exact_figures() {
+    // 8,000 pageviews over the last 30 days and a threshold of 500 rows; the view is filtered
+    // by a source. Once the collector has rolled up the closed days, the top stats read their
+    // visit rows (about 2,000, plus today's raw events: one visitor in 5 fits), and the top
+    // pages read raw events (about 7,800: one in 20). The page names the smallest share.
+    let now = chrono::Utc::now();
+    let rows: Vec<_> = footfall_tests::volume::events(8_000, now).collect();
+    // The independent counts: visitor hashes per day over `30d` (the 30 UTC days up to today)
+    // of the visits from Google; and of those, the visitors in the top stats' sample, the
+    // lowest fifth of hashes.
+    let first = now.date_naive() - chrono::Days::new(29);
+    let visitors: std::collections::BTreeSet<_> = rows
+        .iter()
+        .filter(|e| e.referrer_source == "Google")
+        .map(|e| {
+            let day = chrono::DateTime::from_timestamp(i64::from(e.timestamp), 0).unwrap();
+            (e.visitor_id, day.date_naive())
+        })
+        .filter(|(_, day)| *day >= first)
+        .collect();
+    let in_sample = visitors.iter().filter(|(v, _)| *v <= u64::MAX / 5).count();
+    assert!(in_sample > 0 && in_sample < visitors.len(), "a real sample");
+    let d = Dash::start_with(
+        "dash_sampled",
+        &[("big.test", rows)],
+        &[("FOOTFALL_SAMPLING_THRESHOLD", "500")],
+    )
+    .await;
+    d.open("/login").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.open("/sites/big.test?f=visit%3Asource%3DGoogle").await;
+    d.expect_text(
+        ".sample-note",
+        "Estimated from 5% of visitors: counts are scaled up from a sample. Show exact figures",
+    )
+    .await;
+    // Counted from the sample, scaled up by 5.
+    d.expect_stat("visitors", &shown(in_sample * 5)).await;
+    d.browser.screenshot("dashboard-sampled").await;
+    d.click_text(".sample-note a", "Show exact figures").await;
+    d.wait_for_url("the exact view", |u| {
+        u.contains("exact=1") && u.contains("source%3DGoogle")
+    })
+    .await;
+    d.expect_text(
+        ".sample-note",
+        "Exact figures: every visitor is counted. Allow estimates (faster)",
+    )
+    .await;
+    d.expect_stat("visitors", &shown(visitors.len())).await;
+    // A small site is never sampled: no note.
+    d.open("/sites/shop.test").await;
+    d.expect_stat("visitors", &seed::VISITORS_30D.to_string())
+        .await;
+    let hidden = d
+        .js("return document.querySelector('.sample-note').hidden")
+        .await;
+    assert_eq!(hidden, json!(true));
+    d.finish("dashboard-exact").await;
 }

@@ -1,6 +1,7 @@
 //! The schema and every statement the ClickHouse store sends must also run on the current
 //! ClickHouse engine (chDB), not only on the 18.16 server the other tests use.
 
+use footfall::query::sql::{Dialect, Sample};
 use footfall::store::clickhouse::ClickHouseStore;
 
 #[test]
@@ -34,40 +35,50 @@ fn schema_and_statements_run_on_current_clickhouse() {
     ] {
         let q = footfall::query::model::parse(&query).unwrap();
         let span = footfall::query::time::resolve(&q.date_range, tz, chrono::Utc::now()).unwrap();
-        let plan =
-            footfall::query::sql::plan(footfall::query::sql::Dialect::ClickHouse, &q, 1, tz, &span);
-        for st in [
-            Some(&plan.events),
-            plan.sessions.as_ref(),
-            plan.goal_base.as_ref(),
-            plan.engagement.as_ref(),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            statements.push(store.render(st));
-        }
-        // Visit-level questions also read the visit rows of closed days.
-        if footfall::query::sql::visit_level(&q) {
-            statements.push(store.render(&footfall::query::sql::read_visits(
-                footfall::query::sql::Dialect::ClickHouse,
-                &q,
-                1,
-                span.first_day,
-                span.last_day,
-            )));
+        // Exact, and counting one visitor in ten.
+        for sample in [Sample::EXACT, Sample { divisor: 10 }] {
+            let plan = footfall::query::sql::plan(Dialect::ClickHouse, sample, &q, 1, tz, &span);
+            for st in [
+                Some(&plan.events),
+                plan.sessions.as_ref(),
+                plan.goal_base.as_ref(),
+                plan.engagement.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                statements.push(store.render(st));
+            }
+            // Visit-level questions also read the visit rows of closed days.
+            if footfall::query::sql::visit_level(&q) {
+                statements.push(store.render(&footfall::query::sql::read_visits(
+                    Dialect::ClickHouse,
+                    sample,
+                    &q,
+                    1,
+                    span.first_day,
+                    span.last_day,
+                )));
+            }
         }
     }
     // The rollup job's write of a day's visit rows.
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     statements.push(store.render(&footfall::query::sql::write_visits(
-        footfall::query::sql::Dialect::ClickHouse,
+        Dialect::ClickHouse,
         1,
         &footfall::query::time::Span::days(tz, day, day),
         42,
     )));
+    // What sampling is chosen by: a count of the raw events of a range.
+    statements.push(store.render(&footfall::query::sql::count_events(
+        Dialect::ClickHouse,
+        1,
+        0,
+        86_400,
+    )));
     statements.push(store.render(&footfall::query::sql::prop_keys(
-        footfall::query::sql::Dialect::ClickHouse,
+        Dialect::ClickHouse,
         1,
         0,
         86_400,

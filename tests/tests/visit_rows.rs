@@ -152,6 +152,7 @@ async fn ask(t: &TestStore, site: &Site, q: &Value, retention: u32) -> Value {
         now: now(),
         raw_retention_days: retention,
         deadline: Deadline::after(std::time::Duration::from_secs(60)),
+        sample_threshold: 0,
     };
     let mut answer = run(t.store.as_ref(), site, &model::parse(q).unwrap(), &policy)
         .await
@@ -197,6 +198,7 @@ async fn visit_rows_answer_as_raw_events_and_an_independent_count(backend: Backe
         now: now(),
         raw_retention_days: 400,
         deadline: Deadline::after(std::time::Duration::from_secs(600)),
+        sample_threshold: 0,
     };
     roll_up_closed_days(t.store.as_ref(), &policy, usize::MAX)
         .await

@@ -95,6 +95,7 @@ impl App {
                 header: config.client_ip_header.clone(),
             }),
             raw_retention_days: config.raw_retention_days,
+            sample_threshold: config.sampling_threshold,
             aggregate_retention_days: config.aggregate_retention_days,
             login_limiter: Default::default(),
             limits: Arc::new(crate::http::limits::IngestLimits::new(

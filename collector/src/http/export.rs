@@ -111,6 +111,8 @@ pub async fn get_export(
         now: state.clock.now(),
         raw_retention_days: state.raw_retention_days,
         deadline,
+        // An export is a record: its figures are exact, never scaled up from a sample.
+        sample_threshold: 0,
     };
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()

@@ -45,6 +45,8 @@ pub struct AppState {
     pub proxies: Arc<crate::ingest::ip::Proxies>,
     /// Days of raw events kept: the query planner refuses questions beyond them.
     pub raw_retention_days: u32,
+    /// Rows a question may read before it is answered from a sample (`sampling_threshold`).
+    pub sample_threshold: u64,
     /// Days of daily rollups kept (shown in site settings).
     pub aggregate_retention_days: u32,
     pub login_limiter: Arc<auth::LoginLimiter>,

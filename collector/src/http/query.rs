@@ -122,6 +122,7 @@ pub async fn post_query(
         now: state.clock.now(),
         raw_retention_days: state.raw_retention_days,
         deadline,
+        sample_threshold: state.sample_threshold,
     };
     run(state.store.as_ref(), &site, &query, &policy)
         .await
@@ -157,6 +158,7 @@ pub async fn get_realtime(
         total_rows: false,
         time_labels: false,
         comparison: None,
+        sampling: false,
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

@@ -1,7 +1,8 @@
 //! The query model: the Plausible Stats API v2 request shape, parsed and validated.
 //!
 //! `{"site_id", "metrics", "date_range", "dimensions", "filters", "order_by", "include",
-//! "pagination"}`. Every mistake a client can make is a [`QueryError`] whose message names
+//! "pagination"}`, and Footfall's own `"sampling": false` for an exact answer to a question
+//! large enough to be sampled. Every mistake a client can make is a [`QueryError`] whose message names
 //! it. What passes is a [`Query`] whose every name is known and every value bounded; nothing
 //! in it is ever pasted into SQL (values are bound).
 
@@ -343,6 +344,9 @@ pub struct Query {
     pub total_rows: bool,
     pub time_labels: bool,
     pub comparison: Option<Comparison>,
+    /// Whether a large question may count a sample of the visitors (top-level `sampling`,
+    /// default true); false: always exact.
+    pub sampling: bool,
 }
 
 /// What a query's results are compared with.
@@ -380,8 +384,9 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     let Some(obj) = body.as_object() else {
         return err("the query must be a JSON object");
     };
-    const KNOWN: [&str; 8] = [
+    const KNOWN: [&str; 9] = [
         "site_id",
+        "sampling",
         "metrics",
         "date_range",
         "dimensions",
@@ -465,6 +470,11 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
             }
         }
     }
+    let sampling = match obj.get("sampling") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return err("`sampling` must be true (sample large questions) or false (exact)"),
+    };
     Ok(Query {
         site_id,
         metrics,
@@ -477,6 +487,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         total_rows,
         time_labels,
         comparison,
+        sampling,
     })
 }
 
@@ -867,6 +878,14 @@ mod tests {
             (q.limit, q.offset, q.total_rows, q.time_labels),
             (50, 100, true, true)
         );
+        assert!(
+            q.sampling,
+            "large questions may be sampled unless asked not to"
+        );
+        let exact = ok(
+            json!({"site_id": "a", "metrics": ["visitors"], "date_range": "7d", "sampling": false}),
+        );
+        assert!(!exact.sampling);
     }
 
     #[test]
@@ -887,6 +906,8 @@ mod tests {
                 with("metrics", json!(["visitorz"])),
                 "unknown metric `visitorz`",
             ),
+            (with("sampling", json!("off")), "`sampling` must be true"),
+            (with("sampling", json!(0.1)), "`sampling` must be true"),
             (with("metrics", json!([])), "at least one metric"),
             (
                 with("metrics", json!(["group_conversion_rate"])),

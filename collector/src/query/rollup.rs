@@ -27,7 +27,7 @@ use super::model::{
     COUNT_METRICS, DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket,
 };
 use super::run::{Counts, Policy, RunError, raw_counts};
-use super::sql::{read_visits, visit_level, write_visits};
+use super::sql::{Sample, count_events, read_visits, visit_level, write_visits};
 use super::time::{Span, bucket_start, local_midnight};
 use crate::store::{Deadline, RollupRow, Site, Store};
 
@@ -69,77 +69,62 @@ fn day_span(tz: Tz, first: NaiveDate, last: NaiveDate) -> Span {
     Span::days(tz, first, last)
 }
 
-/// Counts of `q` over `span` (whole site-local days), from rollups where they answer.
-pub async fn counts(
+/// Which closed days of `span` a tier other than raw events answers for `q`.
+enum Covered {
+    /// Nothing: every day comes from raw events.
+    Raw,
+    /// These days' rollups (of this kind).
+    Rollups(Kind, BTreeSet<NaiveDate>),
+    /// These days' visit rows.
+    Visits(BTreeSet<NaiveDate>),
+}
+
+impl Covered {
+    fn days(&self) -> Option<&BTreeSet<NaiveDate>> {
+        match self {
+            Covered::Raw => None,
+            Covered::Rollups(_, days) | Covered::Visits(days) => Some(days),
+        }
+    }
+}
+
+/// The closed days of `span` (whole site-local days) that rollups or visit rows answer.
+async fn covered(
     store: &dyn Store,
     site: &Site,
     q: &Query,
     tz: Tz,
     span: &Span,
     policy: &Policy,
-) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
-    if span.partial {
-        // Part of a day: only raw events know the time of each visit.
-        if span.from < raw_from(policy) {
-            return Err(RunError::Purged(format!(
-                "this question needs raw events from {}, but raw events are kept for {} days",
-                span.first_day, policy.raw_retention_days
-            )));
-        }
-        return raw_counts(store, site.id, q, tz, span, policy.deadline).await;
-    }
+) -> Result<Covered, RunError> {
     let today = policy.now.with_timezone(&tz).date_naive();
-    let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
-    let mut covered = BTreeSet::new();
-    let kind = kind(q);
-    let rollups_answer = kind.is_some();
-    if !rollups_answer && visit_level(q) {
+    let closed_to = span.last_day.min(today - Days::new(1));
+    if span.partial || span.first_day > closed_to {
+        return Ok(match kind(q) {
+            Some(kind) => Covered::Rollups(kind, BTreeSet::new()),
+            None => Covered::Raw,
+        });
+    }
+    if let Some(kind) = kind(q) {
+        let days = store
+            .rollup_days(site.id, span.first_day, closed_to)
+            .await?;
+        return Ok(Covered::Rollups(kind, days.into_iter().collect()));
+    }
+    if visit_level(q) {
         // Closed days whose visit rows are written: one row per visit instead of its events.
-        let closed_to = span.last_day.min(today - Days::new(1));
-        if span.first_day <= closed_to {
-            covered = store
-                .visit_days(site.id, span.first_day, closed_to)
-                .await?
-                .into_iter()
-                .collect();
-            if let (Some(first), Some(last)) = (covered.first(), covered.last()) {
-                let found = visit_counts(store, site.id, q, *first, *last, policy.deadline).await?;
-                for (key, c) in found {
-                    out.entry(key).or_default().add(&c);
-                }
-            }
-        }
+        let days = store.visit_days(site.id, span.first_day, closed_to).await?;
+        return Ok(Covered::Visits(days.into_iter().collect()));
     }
-    if let Some(kind) = kind {
-        let closed_to = span.last_day.min(today - Days::new(1));
-        if span.first_day <= closed_to {
-            covered = store
-                .rollup_days(site.id, span.first_day, closed_to)
-                .await?
-                .into_iter()
-                .collect();
-            let dimension = match &kind {
-                Kind::Property(p) => p.name(),
-                Kind::Totals(_) => "",
-            };
-            for row in store
-                .read_rollups(site.id, dimension, span.first_day, closed_to)
-                .await?
-            {
-                if !covered.contains(&row.day) {
-                    continue;
-                }
-                let key = match &kind {
-                    Kind::Property(_) => vec![row.value.clone()],
-                    Kind::Totals(None) => Vec::new(),
-                    Kind::Totals(Some(b)) => vec![bucket_start(*b, row.day).to_string()],
-                };
-                out.entry(key).or_default().add(&counts_of(&row));
-            }
-        }
-    }
-    // The days rollups did not answer, in runs of consecutive days, from raw events.
-    let raw_from = raw_from(policy);
+    Ok(Covered::Raw)
+}
+
+/// The runs of consecutive days of `span` that `covered` leaves to raw events, each as a span
+/// of whole site-local days.
+fn raw_runs(tz: Tz, span: &Span, covered: &Covered) -> Vec<Span> {
+    let none = BTreeSet::new();
+    let covered = covered.days().unwrap_or(&none);
+    let mut runs = Vec::new();
     let mut day = span.first_day;
     while day <= span.last_day {
         if covered.contains(&day) {
@@ -150,24 +135,142 @@ pub async fn counts(
         while day + Days::new(1) <= span.last_day && !covered.contains(&(day + Days::new(1))) {
             day = day + Days::new(1);
         }
-        let run = day_span(tz, first, day);
+        runs.push(day_span(tz, first, day));
+        day = day + Days::new(1);
+    }
+    runs
+}
+
+/// How many raw events a site has with `from <= timestamp < to`.
+async fn events_between(
+    store: &dyn Store,
+    site_id: u32,
+    from: i64,
+    to: i64,
+    deadline: Deadline,
+) -> Result<u64, RunError> {
+    let statement = count_events(store.dialect(), site_id, from, to);
+    let rows = store.run_statement(&statement, 0, 1, deadline).await?;
+    Ok(rows
+        .first()
+        .and_then(|(_, v)| v.first())
+        .map_or(0, |n| u64::try_from(*n).unwrap_or(0)))
+}
+
+/// How many rows answering `q` over `span` reads where rollups do not answer it: a visit
+/// row per visit of the days visit rows answer (as the day's totals rollup counts them),
+/// an event per event of the days left to raw events. What sampling is chosen by.
+pub async fn rows_to_read(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+) -> Result<u64, RunError> {
+    if span.partial {
+        return events_between(store, site.id, span.from, span.to, policy.deadline).await;
+    }
+    let covered = covered(store, site, q, tz, span, policy).await?;
+    let mut rows = 0u64;
+    if let Covered::Visits(days) = &covered
+        && let (Some(first), Some(last)) = (days.first(), days.last())
+    {
+        for row in store.read_rollups(site.id, "", *first, *last).await? {
+            if days.contains(&row.day) {
+                rows = rows.saturating_add(row.visits);
+            }
+        }
+    }
+    let raw_from = raw_from(policy);
+    for run in raw_runs(tz, span, &covered) {
+        let from = run.from.max(raw_from);
+        if from < run.to {
+            let n = events_between(store, site.id, from, run.to, policy.deadline).await?;
+            rows = rows.saturating_add(n);
+        }
+    }
+    Ok(rows)
+}
+
+/// Counts of `q` over `span` (whole site-local days), from rollups where they answer; what
+/// raw events and visit rows give counts the visitors in `sample`, scaled up.
+pub async fn counts(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+    sample: Sample,
+) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
+    if span.partial {
+        // Part of a day: only raw events know the time of each visit.
+        if span.from < raw_from(policy) {
+            return Err(RunError::Purged(format!(
+                "this question needs raw events from {}, but raw events are kept for {} days",
+                span.first_day, policy.raw_retention_days
+            )));
+        }
+        return raw_counts(store, site.id, q, tz, span, policy.deadline, sample).await;
+    }
+    let today = policy.now.with_timezone(&tz).date_naive();
+    let closed_to = span.last_day.min(today - Days::new(1));
+    let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
+    let covered = covered(store, site, q, tz, span, policy).await?;
+    match &covered {
+        Covered::Raw => {}
+        Covered::Visits(days) => {
+            if let (Some(first), Some(last)) = (days.first(), days.last()) {
+                let found =
+                    visit_counts(store, site.id, q, *first, *last, policy.deadline, sample).await?;
+                for (key, c) in found {
+                    out.entry(key).or_default().add(&c);
+                }
+            }
+        }
+        Covered::Rollups(kind, days) if !days.is_empty() => {
+            let dimension = match kind {
+                Kind::Property(p) => p.name(),
+                Kind::Totals(_) => "",
+            };
+            for row in store
+                .read_rollups(site.id, dimension, span.first_day, closed_to)
+                .await?
+            {
+                if !days.contains(&row.day) {
+                    continue;
+                }
+                let key = match kind {
+                    Kind::Property(_) => vec![row.value.clone()],
+                    Kind::Totals(None) => Vec::new(),
+                    Kind::Totals(Some(b)) => vec![bucket_start(*b, row.day).to_string()],
+                };
+                out.entry(key).or_default().add(&counts_of(&row));
+            }
+        }
+        Covered::Rollups(..) => {}
+    }
+    let rollups_answer = matches!(covered, Covered::Rollups(..));
+    // The days the other tiers did not answer, in runs of consecutive days, from raw events.
+    let raw_from = raw_from(policy);
+    for run in raw_runs(tz, span, &covered) {
         if run.from < raw_from && rollups_answer {
             // Every closed day within raw retention gets rollups (empty days too), so a day
             // before retention without them is a day before any data: it counts nothing.
-            day = day + Days::new(1);
             continue;
         }
         if run.from < raw_from {
             return Err(RunError::Purged(format!(
-                "this question needs raw events from {first}, but raw events are kept for {} days; \
+                "this question needs raw events from {}, but raw events are kept for {} days; \
                  daily rollups answer ranges without filters, broken down by at most one property or by day, week or month",
-                policy.raw_retention_days
+                run.first_day, policy.raw_retention_days
             )));
         }
-        for (key, c) in raw_counts(store, site.id, q, tz, &run, policy.deadline).await? {
+        let found = raw_counts(store, site.id, q, tz, &run, policy.deadline, sample).await?;
+        for (key, c) in found {
             out.entry(key).or_default().add(&c);
         }
-        day = day + Days::new(1);
     }
     Ok(out)
 }
@@ -181,8 +284,9 @@ async fn visit_counts(
     first: NaiveDate,
     last: NaiveDate,
     deadline: Deadline,
+    sample: Sample,
 ) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
-    let statement = read_visits(store.dialect(), q, site_id, first, last);
+    let statement = read_visits(store.dialect(), sample, q, site_id, first, last);
     let fields = q
         .dimensions
         .iter()
@@ -200,7 +304,7 @@ async fn visit_counts(
                 Dimension::Field(_) => texts.next().unwrap_or_default(),
             })
             .collect();
-        out.entry(key).or_default().add(&Counts {
+        let c = Counts {
             visitors: v[1],
             pageviews: v[2],
             events: v[3],
@@ -208,7 +312,8 @@ async fn visit_counts(
             bounces: v[5],
             duration: v[6],
             ..Counts::default()
-        });
+        };
+        out.entry(key).or_default().add(&c.scaled(sample.divisor));
     }
     Ok(out)
 }
@@ -251,6 +356,7 @@ pub async fn compute_day(
         total_rows: false,
         time_labels: false,
         comparison: None,
+        sampling: false,
     };
     let row = |dimension: &str, value: String, c: &Counts| {
         let u = |v: i64| u64::try_from(v).unwrap_or(0);
@@ -271,7 +377,7 @@ pub async fn compute_day(
     // The day's visit rows answer the totals and every visit property exactly as its raw
     // events do (tests/tests/visit_rows.rs), with a row per visit instead of its events.
     let mut rows = Vec::new();
-    let totals = visit_counts(store, site.id, &q, day, day, deadline).await?;
+    let totals = visit_counts(store, site.id, &q, day, day, deadline, Sample::EXACT).await?;
     rows.push(row(
         "",
         String::new(),
@@ -280,9 +386,9 @@ pub async fn compute_day(
     for (_, p) in Property::ALL {
         q.dimensions = vec![Dimension::Field(Field::Column(p))];
         let counts = if p.per_visit() {
-            visit_counts(store, site.id, &q, day, day, deadline).await?
+            visit_counts(store, site.id, &q, day, day, deadline, Sample::EXACT).await?
         } else {
-            raw_counts(store, site.id, &q, tz, &span, deadline).await?
+            raw_counts(store, site.id, &q, tz, &span, deadline, Sample::EXACT).await?
         };
         for (key, c) in counts {
             if c.events > 0 {

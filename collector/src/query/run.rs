@@ -28,7 +28,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
-use super::sql::{Statement, plan};
+use super::sql::{Sample, Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
 use crate::store::{Deadline, Site, Store, StoreError};
 
@@ -50,6 +50,9 @@ pub struct Policy {
     pub raw_retention_days: u32,
     /// When the answer is due (`query_timeout_secs` after the question arrived).
     pub deadline: Deadline,
+    /// Rows a question may read from raw events and visit rows before it counts a sample of
+    /// the visitors instead (`sampling_threshold`); 0: always exact.
+    pub sample_threshold: u64,
 }
 
 /// The additive counts behind every metric of one group.
@@ -83,6 +86,27 @@ impl Counts {
         self.engaged_visitors += o.engaged_visitors;
         self.scroll_sum += o.scroll_sum;
         self.scrolled_visitors += o.scrolled_visitors;
+    }
+
+    /// The counts of a sample of one visitor in `divisor`, scaled up to every visitor.
+    pub fn scaled(mut self, divisor: u32) -> Counts {
+        let d = i64::from(divisor);
+        for v in [
+            &mut self.visitors,
+            &mut self.pageviews,
+            &mut self.events,
+            &mut self.visits,
+            &mut self.bounces,
+            &mut self.duration,
+            &mut self.goal_base,
+            &mut self.engaged_ms,
+            &mut self.engaged_visitors,
+            &mut self.scroll_sum,
+            &mut self.scrolled_visitors,
+        ] {
+            *v = v.saturating_mul(d);
+        }
+        self
     }
 }
 
@@ -145,7 +169,8 @@ struct Compared {
     labels: Vec<String>,
 }
 
-/// Every group of `q` over `span` counted from raw events alone.
+/// Every group of `q` over `span` counted from raw events alone, of the visitors in `sample`
+/// (scaled up to all of them).
 pub async fn raw_counts(
     store: &dyn Store,
     site_id: u32,
@@ -153,8 +178,9 @@ pub async fn raw_counts(
     tz: Tz,
     span: &Span,
     deadline: Deadline,
+    sample: Sample,
 ) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
-    let plan = plan(store.dialect(), q, site_id, tz, span);
+    let plan = plan(store.dialect(), sample, q, site_id, tz, span);
     // Rows carry the dimensions, then the site-local day; counts add up over the days.
     let n = q.dimensions.len() + 1;
     let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
@@ -189,7 +215,10 @@ pub async fn raw_counts(
         let Some(statement) = statement else { continue };
         for (mut key, v) in store.run_statement(statement, n, columns, deadline).await? {
             key.pop();
-            groups.entry(key).or_default().add(&fill(&v));
+            groups
+                .entry(key)
+                .or_default()
+                .add(&fill(&v).scaled(sample.divisor));
         }
     }
     Ok(groups)
@@ -241,9 +270,12 @@ pub async fn groups(
     span: &Span,
     deadline: Deadline,
 ) -> Result<Groups, RunError> {
-    let counts = raw_counts(store, site_id, q, tz, span, deadline).await?;
+    let exact = Sample::EXACT;
+    let counts = raw_counts(store, site_id, q, tz, span, deadline, exact).await?;
     let total = match percentage_base(q) {
-        Some(base) => visitors_of(&raw_counts(store, site_id, &base, tz, span, deadline).await?),
+        Some(base) => {
+            visitors_of(&raw_counts(store, site_id, &base, tz, span, deadline, exact).await?)
+        }
         None => 0,
     };
     Ok(derive(q, counts, total))
@@ -257,15 +289,15 @@ async fn planned(
     tz: Tz,
     span: &Span,
     policy: &Policy,
+    sample: Sample,
 ) -> Result<Groups, RunError> {
-    let counts = super::rollup::counts(store, site, q, tz, span, policy).await?;
+    use super::rollup::counts;
+    let found = counts(store, site, q, tz, span, policy, sample).await?;
     let total = match percentage_base(q) {
-        Some(base) => {
-            visitors_of(&super::rollup::counts(store, site, &base, tz, span, policy).await?)
-        }
+        Some(base) => visitors_of(&counts(store, site, &base, tz, span, policy, sample).await?),
         None => 0,
     };
-    Ok(derive(q, counts, total))
+    Ok(derive(q, found, total))
 }
 
 /// The range as the answer echoes it: days, or date-times in the site's zone for a partial span.
@@ -300,7 +332,15 @@ pub async fn run(
         Some((_, bucket)) => labels(bucket, &span, tz)?,
         None => Vec::new(),
     };
-    let current = planned(store, site, q, tz, &span, policy).await?;
+    // One sample for the whole answer (its comparison and percentages too), chosen by the
+    // rows the question reads where rollups do not answer it.
+    let sample = if q.sampling && policy.sample_threshold > 0 {
+        let rows = super::rollup::rows_to_read(store, site, q, tz, &span, policy).await?;
+        Sample::for_rows(rows, policy.sample_threshold)
+    } else {
+        Sample::EXACT
+    };
+    let current = planned(store, site, q, tz, &span, policy, sample).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -311,7 +351,7 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: planned(store, site, q, tz, &other, policy).await?,
+            rows: planned(store, site, q, tz, &other, policy, sample).await?,
             labels: other_labels,
         });
     }
@@ -374,6 +414,9 @@ pub async fn run(
         .collect();
 
     let mut meta = serde_json::Map::new();
+    // Always stated: 1 when every visitor was counted, else the share that was (the counts
+    // are scaled up from it, the rates and averages are the sample's own).
+    meta.insert("sample_rate".into(), json!(sample.rate()));
     if q.time_labels {
         meta.insert("time_labels".into(), json!(time_labels));
         if let Some(c) = &compared {

@@ -16,6 +16,50 @@ use super::time::{Span, offsets};
 
 pub use crate::store::statement::{Bind, Dialect, Statement};
 
+/// Which visitors a statement counts: all of them, or one in `divisor`, chosen by the
+/// visitor hash (`0 <= visitor_id <= u64::MAX / divisor`). A visitor is in or out of the
+/// sample with all of their events and visits, so per-visit figures (bounces, durations,
+/// entry and exit pages) stay whole; counts are multiplied by `divisor` afterwards. Hashes are
+/// uniform, so the sample is an even slice of the day's visitors; the bound is below 2^63,
+/// so the same condition holds where a store keeps the hash as a signed integer (SQLite).
+/// On ClickHouse the events are sorted by hash within each site and day, and the condition
+/// narrows the granules read the way `SAMPLE` does, on 18.16 and current releases alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sample {
+    pub divisor: u32,
+}
+
+impl Sample {
+    /// Every visitor.
+    pub const EXACT: Sample = Sample { divisor: 1 };
+    /// The divisors offered, so that a rate reads as a round percentage.
+    pub const DIVISORS: [u32; 10] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+
+    /// The share of visitors counted, as the answer's `meta.sample_rate` states it.
+    pub fn rate(self) -> f64 {
+        1.0 / f64::from(self.divisor.max(1))
+    }
+
+    /// The smallest offered divisor that brings `rows` within `threshold` (the largest when
+    /// none does); exact when `threshold` is 0 (sampling off) or `rows` is within it.
+    pub fn for_rows(rows: u64, threshold: u64) -> Sample {
+        if threshold == 0 {
+            return Sample::EXACT;
+        }
+        let divisor = Sample::DIVISORS
+            .into_iter()
+            .find(|d| rows.div_ceil(u64::from(*d)) <= threshold)
+            .unwrap_or(1000);
+        Sample { divisor }
+    }
+
+    /// The highest hash in the sample; `None` when every visitor counts.
+    fn bound(self) -> Option<i64> {
+        (self.divisor > 1)
+            .then(|| i64::try_from(u64::MAX / u64::from(self.divisor)).unwrap_or(i64::MAX))
+    }
+}
+
 /// What a query runs: the dimension columns come first in every statement's rows, then the
 /// site-local day, then the counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +84,8 @@ struct Builder {
     /// Whether the statement reads the visit rows, where every visit property (the exit page
     /// too) is a column.
     visits: bool,
+    /// The visitors it counts.
+    sample: Sample,
 }
 
 /// Whether a filter reads `visit:exit_page`.
@@ -70,6 +116,17 @@ impl Builder {
 
     fn int(&mut self, n: i64) -> &'static str {
         self.bind(Bind::Int(n))
+    }
+
+    /// ` AND` the sample's hash range, or nothing when every visitor counts.
+    fn sampled(&mut self) -> String {
+        match self.sample.bound() {
+            Some(bound) => {
+                let bound = self.int(bound);
+                format!(" AND visitor_id >= 0 AND visitor_id <= {bound}")
+            }
+            None => String::new(),
+        }
     }
 
     fn instant(&mut self, ts: i64) -> String {
@@ -245,8 +302,9 @@ impl Builder {
         let site = self.int(i64::from(site_id));
         let from = self.instant(span.from);
         let to = self.instant(span.to);
+        let sampled = self.sampled();
         let mut visits = format!(
-            "site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name = 'pageview'"
+            "site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name = 'pageview'{sampled}"
         );
         let narrowing = !filters.is_empty() && !filters.iter().any(|f| reads_exit_page(f));
         if self.dialect == Dialect::DuckDb && narrowing {
@@ -289,7 +347,8 @@ impl Builder {
         for f in filters {
             parts.push(format!("({})", self.filter(f)));
         }
-        format!("WHERE {}", parts.join(" AND "))
+        let sampled = self.sampled();
+        format!("WHERE {}{sampled}", parts.join(" AND "))
     }
 
     fn finish(self, sql: String) -> Statement {
@@ -348,18 +407,19 @@ fn group_by(n: usize) -> String {
 
 fn event_level(
     dialect: Dialect,
+    sample: Sample,
     exit: bool,
     filters: &[&Filter],
     dims: &[Dimension],
-    site_id: u32,
-    tz: Tz,
-    span: &Span,
+    at: At,
 ) -> Statement {
+    let At { site_id, tz, span } = at;
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
+        sample,
     };
     let mut select: Vec<String> = dims
         .iter()
@@ -382,6 +442,14 @@ fn event_level(
     b.finish(duckdb_labels(dialect, dims, sql))
 }
 
+/// The site, zone and span a statement reads.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    site_id: u32,
+    tz: Tz,
+    span: &'a Span,
+}
+
 /// What a two-level statement folds per unit (a session or a visitor) before summing per group.
 struct Nested<'a> {
     /// The column the inner level groups by besides the dimensions.
@@ -398,18 +466,19 @@ struct Nested<'a> {
 
 fn nested(
     dialect: Dialect,
+    sample: Sample,
     q: &Query,
     dims: &[Dimension],
-    site_id: u32,
-    tz: Tz,
-    span: &Span,
+    at: At,
     shape: &Nested,
 ) -> Statement {
+    let At { site_id, tz, span } = at;
     let mut b = Builder {
         dialect,
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
+        sample,
     };
     let n = dims.len();
     let mut inner: Vec<String> = dims
@@ -451,12 +520,11 @@ fn duration(dialect: Dialect) -> &'static str {
 /// bounces and summed durations.
 fn session_level(
     dialect: Dialect,
+    sample: Sample,
     exit: bool,
     q: &Query,
     dims: &[Dimension],
-    site_id: u32,
-    tz: Tz,
-    span: &Span,
+    at: At,
 ) -> Statement {
     let dur = format!("{} AS dur", duration(dialect));
     let shape = Nested {
@@ -470,18 +538,17 @@ fn session_level(
         engagement: false,
         exit,
     };
-    nested(dialect, q, dims, site_id, tz, span, &shape)
+    nested(dialect, sample, q, dims, at, &shape)
 }
 
 /// Per group and visitor, engaged time and deepest scroll; then per group, their sums.
 fn engagement_level(
     dialect: Dialect,
+    sample: Sample,
     exit: bool,
     q: &Query,
     dims: &[Dimension],
-    site_id: u32,
-    tz: Tz,
-    span: &Span,
+    at: At,
 ) -> Statement {
     let shape = Nested {
         unit: "visitor_id",
@@ -498,7 +565,25 @@ fn engagement_level(
         engagement: true,
         exit,
     };
-    nested(dialect, q, dims, site_id, tz, span, &shape)
+    nested(dialect, sample, q, dims, at, &shape)
+}
+
+/// How many events (of every kind) a site has with `from <= timestamp < to` (UTC seconds).
+/// Rows: one, the count.
+pub fn count_events(dialect: Dialect, site_id: u32, from: i64, to: i64) -> Statement {
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+        range: (from, to),
+        visits: false,
+        sample: Sample::EXACT,
+    };
+    let site = b.int(i64::from(site_id));
+    let (from, to) = (b.instant(from), b.instant(to));
+    let sql = format!(
+        "SELECT COUNT(*) AS n FROM events WHERE site_id = {site} AND timestamp >= {from} AND timestamp < {to}"
+    );
+    b.finish(sql)
 }
 
 /// Most property keys listed for one event name.
@@ -531,7 +616,14 @@ pub fn prop_keys(dialect: Dialect, site_id: u32, from: i64, to: i64, name: &str)
 }
 
 /// The statements that answer `q` for one site.
-pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> Plan {
+pub fn plan(
+    dialect: Dialect,
+    sample: Sample,
+    q: &Query,
+    site_id: u32,
+    tz: Tz,
+    span: &Span,
+) -> Plan {
     use super::model::{Metric, goal_filters};
     let needs = |m: Metric| q.metrics.contains(&m);
     let all: Vec<&Filter> = q.filters.iter().collect();
@@ -542,17 +634,18 @@ pub fn plan(dialect: Dialect, q: &Query, site_id: u32, tz: Tz, span: &Span) -> P
     let mut dims = q.dimensions.clone();
     dims.push(Dimension::Time(TimeBucket::Day));
     let without_goals: Vec<&Filter> = q.filters.iter().filter(|f| !goals.contains(f)).collect();
+    let at = At { site_id, tz, span };
     Plan {
-        events: event_level(dialect, exit, &all, &dims, site_id, tz, span),
+        events: event_level(dialect, sample, exit, &all, &dims, at),
         sessions: q
             .metrics
             .iter()
             .any(|m| m.per_session())
-            .then(|| session_level(dialect, exit, q, &dims, site_id, tz, span)),
+            .then(|| session_level(dialect, sample, exit, q, &dims, at)),
         goal_base: needs(Metric::ConversionRate)
-            .then(|| event_level(dialect, exit, &without_goals, &dims, site_id, tz, span)),
+            .then(|| event_level(dialect, sample, exit, &without_goals, &dims, at)),
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
-            .then(|| engagement_level(dialect, exit, q, &dims, site_id, tz, span)),
+            .then(|| engagement_level(dialect, sample, exit, q, &dims, at)),
     }
 }
 
@@ -629,6 +722,7 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
+        sample: Sample::EXACT,
     };
     let dur = duration(dialect);
     let exit = match dialect {
@@ -690,6 +784,7 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
 /// events, visits, bounces, duration. On ClickHouse only each day's newest rows count.
 pub fn read_visits(
     dialect: Dialect,
+    sample: Sample,
     q: &Query,
     site_id: u32,
     first: chrono::NaiveDate,
@@ -700,6 +795,7 @@ pub fn read_visits(
         binds: Vec::new(),
         range: (0, 0),
         visits: true,
+        sample,
     };
     let fields: Vec<&Field> = q
         .dimensions
@@ -740,10 +836,11 @@ pub fn read_visits(
     for f in &q.filters {
         parts.push(format!("({})", b.filter(f)));
     }
+    let sampled = b.sampled();
     let mut group: Vec<String> = (0..fields.len()).map(|i| format!("d{i}")).collect();
     group.push("dd".into());
     let sql = format!(
-        "SELECT {} FROM visits WHERE {} GROUP BY {}",
+        "SELECT {} FROM visits WHERE {}{sampled} GROUP BY {}",
         select.join(", "),
         parts.join(" AND "),
         group.join(", ")
@@ -758,11 +855,58 @@ mod tests {
     use crate::query::time::resolve;
     use serde_json::json;
 
+    #[test]
+    fn a_sample_is_the_lowest_slice_of_hashes_within_the_threshold() {
+        // Rows within the threshold, or no threshold: exact.
+        assert_eq!(Sample::for_rows(10, 10), Sample::EXACT);
+        assert_eq!(Sample::for_rows(u64::MAX, 0), Sample::EXACT);
+        // The smallest offered divisor that brings the rows within it.
+        assert_eq!(Sample::for_rows(11, 10).divisor, 2);
+        assert_eq!(Sample::for_rows(100_000_000, 10_000_000).divisor, 10);
+        assert_eq!(Sample::for_rows(100_000_001, 10_000_000).divisor, 20);
+        assert_eq!(Sample::for_rows(u64::MAX, 1).divisor, 1000);
+        assert_eq!(Sample { divisor: 20 }.rate(), 0.05);
+        // The slice is [0, u64::MAX / divisor]: below 2^63, so a signed column holds it.
+        assert_eq!(Sample::EXACT.bound(), None);
+        for d in Sample::DIVISORS.into_iter().skip(1) {
+            let bound = Sample { divisor: d }.bound().unwrap();
+            assert!(bound > 0 && (bound as u64) == u64::MAX / u64::from(d));
+        }
+        // Every statement of a sampled plan carries the slice, bound after the other values.
+        let q = parse(&json!({"site_id": "a", "metrics": ["visitors", "bounce_rate", "time_on_page"], "date_range": "7d", "dimensions": ["visit:exit_page"], "filters": [["is", "visit:source", ["Google"]]]})).unwrap();
+        let tz: Tz = "UTC".parse().unwrap();
+        let span = resolve(&q.date_range, tz, "2026-03-31T12:00:00Z".parse().unwrap()).unwrap();
+        let sample = Sample { divisor: 10 };
+        for dialect in [Dialect::Sqlite, Dialect::DuckDb, Dialect::ClickHouse] {
+            let p = plan(dialect, sample, &q, 7, tz, &span);
+            let exact = plan(dialect, Sample::EXACT, &q, 7, tz, &span);
+            for (st, ex) in [
+                (Some(&p.events), Some(&exact.events)),
+                (p.sessions.as_ref(), exact.sessions.as_ref()),
+                (p.engagement.as_ref(), exact.engagement.as_ref()),
+            ] {
+                let (st, ex) = (st.unwrap(), ex.unwrap());
+                assert!(
+                    st.sql.contains("visitor_id >= 0 AND visitor_id <= ?"),
+                    "{}",
+                    st.sql
+                );
+                assert!(!ex.sql.contains("visitor_id >= 0"), "{}", ex.sql);
+                assert!(st.binds.contains(&Bind::Int((u64::MAX / 10) as i64)));
+                assert_eq!(st.sql.matches('?').count(), st.binds.len(), "{}", st.sql);
+            }
+            let day = span.first_day;
+            let visits = read_visits(dialect, sample, &q, 7, day, day);
+            assert!(visits.sql.contains("visitor_id <= ?"), "{}", visits.sql);
+            assert_eq!(visits.sql.matches('?').count(), visits.binds.len());
+        }
+    }
+
     fn plan_for(dialect: Dialect, query: serde_json::Value) -> Plan {
         let q = parse(&query).unwrap();
         let tz: Tz = "Europe/Copenhagen".parse().unwrap();
         let span = resolve(&q.date_range, tz, "2026-03-31T12:00:00Z".parse().unwrap()).unwrap();
-        plan(dialect, &q, 7, tz, &span)
+        plan(dialect, Sample::EXACT, &q, 7, tz, &span)
     }
 
     fn render(p: &Plan) -> String {
