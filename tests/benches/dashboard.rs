@@ -312,7 +312,10 @@ fn main() {
                         let admin = clickhouse::Client::default()
                             .with_url(ch.urls()[0])
                             .with_validation(false)
-                            .with_setting("insert_distributed_sync", "1");
+                            .with_setting("insert_distributed_sync", "1")
+                            // A cluster's synchronous insert of 100 million rows holds more
+                            // than a test node's 1 GB limit on the node that sends them.
+                            .with_setting("max_memory_usage", "8000000000");
                         if !reuse {
                             let on = match &cluster {
                                 Some(name) => format!(" ON CLUSTER {name}"),
