@@ -2,9 +2,9 @@
 //!
 //! `{"site_id", "metrics", "date_range", "dimensions", "filters", "order_by", "include",
 //! "pagination"}`, and Footfall's own `"sampling": false` for an exact answer to a question
-//! large enough to be sampled. Every mistake a client can make is a [`QueryError`] whose message names
-//! it. What passes is a [`Query`] whose every name is known and every value bounded; nothing
-//! in it is ever pasted into SQL (values are bound).
+//! large enough to be sampled. Every mistake a client can make is a [`QueryError`] whose
+//! message names it. What passes is a [`Query`] whose every name is known and every value
+//! bounded; nothing in it is ever pasted into SQL (values are bound).
 
 use chrono::NaiveDate;
 use serde_json::Value;
