@@ -450,6 +450,7 @@ pub async fn roll_up_closed_days(
     max_days: usize,
 ) -> Result<usize, RunError> {
     let mut done = 0;
+    let mut written = BTreeSet::new();
     for site in store.meta().sites().await? {
         let Ok(tz) = site.timezone.parse::<Tz>() else {
             continue;
@@ -485,9 +486,11 @@ pub async fn roll_up_closed_days(
             if local_midnight(tz, day) >= complete_from {
                 if !have.contains(&day) {
                     compute_day(store, &site, tz, day).await?;
+                    written.insert(day);
                     count += 1;
                 } else if !visits.contains(&day) {
                     write_visits_of_day(store, &site, tz, day).await?;
+                    written.insert(day);
                     count += 1;
                 }
             }
@@ -495,5 +498,7 @@ pub async fn roll_up_closed_days(
         }
         done += count;
     }
+    let written: Vec<NaiveDate> = written.into_iter().collect();
+    store.visit_days_written(&written).await?;
     Ok(done)
 }

@@ -321,6 +321,12 @@ pub trait EventStore: EventWriter {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<NaiveDate>, StoreError>;
+    /// Called once every site's visit rows of `days` are written: a store that keeps each
+    /// write apart (ClickHouse parts) may merge a day's into one, so that a sample's range
+    /// of hashes skips more of them.
+    async fn visit_days_written(&self, _days: &[NaiveDate]) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Sites, API keys, accounts and salts: the small metadata several processes share.

@@ -34,6 +34,7 @@ impl ClickHouseStore {
             render(self.db().query(SQL_DOMAIN_CLAIMS).bind("example.com")),
             render(self.db().query(SQL_SITE_LATEST).bind(1u32)),
             render(self.db().query(SQL_EARLIEST_EVENT).bind(1u32)),
+            render(self.db().query(SQL_MERGE_VISIT_DAY).bind("2026-01-01")),
             render(
                 self.db()
                     .query(SQL_READ_EVENTS)
