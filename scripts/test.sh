@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the minutes and seconds since the start, so a slow step shows in CI's log.
+step() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
@@ -89,3 +90,5 @@ cargo test --release --workspace -- --skip corpus_
 
 step "fuzz (short runs of each cargo fuzz target)"
 FUZZ_SECONDS=${FUZZ_SECONDS:-10} scripts/fuzz.sh
+
+step "done"

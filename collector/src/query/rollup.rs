@@ -32,7 +32,7 @@ use super::time::{Span, bucket_start, local_midnight};
 use crate::store::{Deadline, RollupRow, Site, Store};
 
 /// What a rollup-answerable query reads.
-enum Kind {
+pub(crate) enum Kind {
     /// Rows of one property dimension.
     Property(Property),
     /// The totals rows, grouped by nothing or by a time bucket.
@@ -69,8 +69,10 @@ fn day_span(tz: Tz, first: NaiveDate, last: NaiveDate) -> Span {
     Span::days(tz, first, last)
 }
 
-/// Which closed days of `span` a tier other than raw events answers for `q`.
-enum Covered {
+/// Which closed days of `span` a tier other than raw events answers for `q`: found once per
+/// question and span ([`tiers`]), then used both to choose the sample ([`rows_to_read`]) and
+/// to count ([`counts`]).
+pub(crate) enum Covered {
     /// Nothing: every day comes from raw events.
     Raw,
     /// These days' rollups (of this kind).
@@ -88,8 +90,9 @@ impl Covered {
     }
 }
 
-/// The closed days of `span` (whole site-local days) that rollups or visit rows answer.
-async fn covered(
+/// The closed days of `span` (whole site-local days) that rollups or visit rows answer for
+/// `q`; a partial span (part of a day) is read from raw events only.
+pub(crate) async fn tiers(
     store: &dyn Store,
     site: &Site,
     q: &Query,
@@ -97,9 +100,12 @@ async fn covered(
     span: &Span,
     policy: &Policy,
 ) -> Result<Covered, RunError> {
+    if span.partial {
+        return Ok(Covered::Raw);
+    }
     let today = policy.now.with_timezone(&tz).date_naive();
     let closed_to = span.last_day.min(today - Days::new(1));
-    if span.partial || span.first_day > closed_to {
+    if span.first_day > closed_to {
         return Ok(match kind(q) {
             Some(kind) => Covered::Rollups(kind, BTreeSet::new()),
             None => Covered::Raw,
@@ -168,18 +174,17 @@ async fn events_between(
 /// stands in for counting its rows (visits, events), and only days without one (today) are
 /// counted. At 100 million events a count over 30 days took 0.46 s on one ClickHouse
 /// node; today's alone takes a thirtieth of that.
-pub async fn rows_to_read(
+pub(crate) async fn rows_to_read(
     store: &dyn Store,
     site: &Site,
-    q: &Query,
     tz: Tz,
     span: &Span,
     policy: &Policy,
+    covered: &Covered,
 ) -> Result<u64, RunError> {
     if span.partial {
         return events_between(store, site.id, span.from, span.to, policy.deadline).await;
     }
-    let covered = covered(store, site, q, tz, span, policy).await?;
     let totals: BTreeMap<NaiveDate, RollupRow> = store
         .read_rollups(site.id, "", span.first_day, span.last_day)
         .await?
@@ -187,14 +192,14 @@ pub async fn rows_to_read(
         .map(|row| (row.day, row))
         .collect();
     let mut rows = 0u64;
-    if let Covered::Visits(days) = &covered {
+    if let Covered::Visits(days) = covered {
         for day in days {
             let visits = totals.get(day).map_or(0, |row| row.visits);
             rows = rows.saturating_add(visits);
         }
     }
     let raw_from = raw_from(policy);
-    for run in raw_runs(tz, span, &covered) {
+    for run in raw_runs(tz, span, covered) {
         // Closed days whose raw events are kept and whose totals are rolled up.
         let mut known = BTreeSet::new();
         for (day, row) in totals.range(run.first_day..=run.last_day) {
@@ -215,8 +220,10 @@ pub async fn rows_to_read(
 }
 
 /// Counts of `q` over `span` (whole site-local days), from rollups where they answer; what
-/// raw events and visit rows give counts the visitors in `sample`, scaled up.
-pub async fn counts(
+/// raw events and visit rows give counts the visitors in `sample`, scaled up. `covered` is
+/// [`tiers`]' answer for `q` and `span`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn counts(
     store: &dyn Store,
     site: &Site,
     q: &Query,
@@ -224,6 +231,7 @@ pub async fn counts(
     span: &Span,
     policy: &Policy,
     sample: Sample,
+    covered: &Covered,
 ) -> Result<BTreeMap<Vec<String>, Counts>, RunError> {
     if span.partial {
         // Part of a day: only raw events know the time of each visit.
@@ -238,8 +246,7 @@ pub async fn counts(
     let today = policy.now.with_timezone(&tz).date_naive();
     let closed_to = span.last_day.min(today - Days::new(1));
     let mut out: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
-    let covered = covered(store, site, q, tz, span, policy).await?;
-    match &covered {
+    match covered {
         Covered::Raw => {}
         Covered::Visits(days) => {
             if let (Some(first), Some(last)) = (days.first(), days.last()) {
@@ -275,7 +282,7 @@ pub async fn counts(
     let rollups_answer = matches!(covered, Covered::Rollups(..));
     // The days the other tiers did not answer, in runs of consecutive days, from raw events.
     let raw_from = raw_from(policy);
-    for run in raw_runs(tz, span, &covered) {
+    for run in raw_runs(tz, span, covered) {
         if run.from < raw_from && rollups_answer {
             // Every closed day within raw retention gets rollups (empty days too), so a day
             // before retention without them is a day before any data: it counts nothing.

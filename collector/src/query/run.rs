@@ -28,6 +28,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
+use super::rollup::{Covered, counts, rows_to_read, tiers};
 use super::sql::{Sample, Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
 use crate::store::{Deadline, Site, Store, StoreError};
@@ -281,7 +282,9 @@ pub async fn groups(
     Ok(derive(q, counts, total))
 }
 
-/// Every group of `q` over whole days, through the planner (rollups where they answer).
+/// Every group of `q` over whole days, through the planner (rollups where they answer), with
+/// the tiers `covered` found for `q` over `span`.
+#[allow(clippy::too_many_arguments)]
 async fn planned(
     store: &dyn Store,
     site: &Site,
@@ -290,11 +293,14 @@ async fn planned(
     span: &Span,
     policy: &Policy,
     sample: Sample,
+    covered: &Covered,
 ) -> Result<Groups, RunError> {
-    use super::rollup::counts;
-    let found = counts(store, site, q, tz, span, policy, sample).await?;
+    let found = counts(store, site, q, tz, span, policy, sample, covered).await?;
     let total = match percentage_base(q) {
-        Some(base) => visitors_of(&counts(store, site, &base, tz, span, policy, sample).await?),
+        Some(base) => {
+            let covered = tiers(store, site, &base, tz, span, policy).await?;
+            visitors_of(&counts(store, site, &base, tz, span, policy, sample, &covered).await?)
+        }
         None => 0,
     };
     Ok(derive(q, found, total))
@@ -334,13 +340,14 @@ pub async fn run(
     };
     // One sample for the whole answer (its comparison and percentages too), chosen by the
     // rows the question reads where rollups do not answer it.
+    let covered = tiers(store, site, q, tz, &span, policy).await?;
     let sample = if q.sampling && policy.sample_threshold > 0 {
-        let rows = super::rollup::rows_to_read(store, site, q, tz, &span, policy).await?;
+        let rows = rows_to_read(store, site, tz, &span, policy, &covered).await?;
         Sample::for_rows(rows, policy.sample_threshold)
     } else {
         Sample::EXACT
     };
-    let current = planned(store, site, q, tz, &span, policy, sample).await?;
+    let current = planned(store, site, q, tz, &span, policy, sample, &covered).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -351,7 +358,10 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: planned(store, site, q, tz, &other, policy, sample).await?,
+            rows: {
+                let covered = tiers(store, site, q, tz, &other, policy).await?;
+                planned(store, site, q, tz, &other, policy, sample, &covered).await?
+            },
             labels: other_labels,
         });
     }
