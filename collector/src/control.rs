@@ -2,10 +2,10 @@
 //! data directory's owner can reach (the directory is `0700`, the socket `0600`).
 //!
 //! The embedded DuckDB events file can be open in one process only, so a command that writes
-//! events or rollups while `serve` runs (`footfall purge`) hands its work to the running
-//! collector through this socket instead of opening the file itself. One request per
-//! connection: a command word on one line; the answer is one line, `ok <text>` or
-//! `error <text>`.
+//! events or rollups while `serve` runs (`footfall purge`, `footfall import`) hands its work
+//! to the running collector through this socket instead of opening the file itself. One
+//! request per connection: a command on one line; the answer is one line, `ok <text>` or
+//! `error <text>`, after any number of `progress <text>` lines (an import's).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,13 +15,15 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use crate::import::{AccessLogJob, Summary, import_access_log};
+use crate::ingest::geoip::GeoIp;
 use crate::maintenance::Maintenance;
 
 /// The socket's file name in the data directory.
 pub const SOCKET: &str = "control.sock";
 
-/// Longest request line, in bytes.
-const MAX_REQUEST: u64 = 64;
+/// Longest request line, in bytes (an import names its files).
+const MAX_REQUEST: u64 = 1024 * 1024;
 
 /// How long a client waits for the collector's answer (a purge of a large store takes a while).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -31,12 +33,15 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Listens on the control socket until `shutdown`, answering each request with
-/// `maintenance`. A socket file left by a collector that died is replaced.
+/// `maintenance` (imports read GeoIP from `geoip_db`). A socket file left by a collector that
+/// died is replaced.
 pub async fn serve(
     data_dir: &Path,
     maintenance: Arc<Maintenance>,
+    geoip_db: Vec<PathBuf>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let geoip_db = Arc::new(geoip_db);
     let path = socket_path(data_dir);
     if UnixStream::connect(&path).await.is_ok() {
         return Err(std::io::Error::new(
@@ -59,8 +64,9 @@ pub async fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let maintenance = maintenance.clone();
+                        let geoip_db = geoip_db.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = answer(stream, &maintenance).await {
+                            if let Err(e) = answer(stream, &maintenance, &geoip_db).await {
                                 tracing::warn!(error = %e, "control socket request failed");
                             }
                         });
@@ -77,12 +83,23 @@ pub async fn serve(
     }))
 }
 
-async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Result<()> {
+async fn answer(
+    stream: UnixStream,
+    maintenance: &Maintenance,
+    geoip_db: &[PathBuf],
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
+    if let Some(job) = line.trim().strip_prefix("import-access-log ") {
+        let reply = import(job, maintenance, geoip_db, &mut write).await?;
+        write
+            .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
+            .await?;
+        return write.shutdown().await;
+    }
     let reply = match line.trim() {
         "purge" => match maintenance.purge().await {
             Ok(days) => format!("ok {days}"),
@@ -100,6 +117,99 @@ async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Resul
         .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
         .await?;
     write.shutdown().await
+}
+
+/// Runs an access-log import (`job`, JSON) on its own thread and runtime, so reading and
+/// parsing the files never holds up the collector's own tasks; its progress goes to `write`
+/// as it comes. Returns the final answer line.
+async fn import(
+    job: &str,
+    maintenance: &Maintenance,
+    geoip_db: &[PathBuf],
+    write: &mut tokio::net::unix::OwnedWriteHalf,
+) -> std::io::Result<String> {
+    let job: AccessLogJob = match serde_json::from_str(job) {
+        Ok(job) => job,
+        Err(e) => return Ok(format!("error the import request is not valid: {e}")),
+    };
+    let geoip = if geoip_db.is_empty() {
+        None
+    } else {
+        match GeoIp::open_all(geoip_db) {
+            Ok(g) => Some(g),
+            Err(e) => return Ok(format!("error {e}")),
+        }
+    };
+    let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (done_tx, mut done) = tokio::sync::oneshot::channel();
+    let store = maintenance.store.clone();
+    let retention = maintenance.raw_retention_days;
+    let now = maintenance.clock.now();
+    std::thread::Builder::new()
+        .name("footfall-import".into())
+        .spawn(move || {
+            let result = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+                .and_then(|rt| {
+                    rt.block_on(import_access_log(
+                        store.as_ref(),
+                        geoip,
+                        retention,
+                        now,
+                        &job,
+                        &mut |p| {
+                            let _ = progress_tx.send(p.render());
+                        },
+                    ))
+                    .map_err(|e| e.to_string())
+                });
+            let _ = done_tx.send(result);
+        })?;
+    loop {
+        tokio::select! {
+            Some(line) = progress.recv() => {
+                write.write_all(format!("progress {line}\n").as_bytes()).await?;
+            }
+            result = &mut done => {
+                return Ok(match result {
+                    Ok(Ok(summary)) => format!("ok {}", serde_json::to_string(&summary).unwrap_or_default()),
+                    Ok(Err(e)) => format!("error {e}"),
+                    Err(_) => "error the import stopped without an answer".to_string(),
+                });
+            }
+        }
+    }
+}
+
+/// Hands `job` to the collector serving `data_dir`: `Ok(None)` when none is running there,
+/// else its summary. Each progress line it sends is passed to `progress`.
+pub async fn ask_import(
+    data_dir: &Path,
+    job: &AccessLogJob,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Option<Summary>> {
+    let Ok(stream) = UnixStream::connect(socket_path(data_dir)).await else {
+        return Ok(None);
+    };
+    let (read, mut write) = stream.into_split();
+    let request = format!("import-access-log {}\n", serde_json::to_string(job)?);
+    anyhow::ensure!(
+        request.len() as u64 <= MAX_REQUEST,
+        "too many files for one import: name fewer at a time"
+    );
+    write.write_all(request.as_bytes()).await?;
+    let mut lines = BufReader::new(read).lines();
+    while let Some(line) = lines.next_line().await? {
+        match line.split_once(' ') {
+            Some(("progress", text)) => progress(text),
+            Some(("ok", text)) => return Ok(Some(serde_json::from_str(text)?)),
+            Some(("error", text)) => anyhow::bail!("the running footfall: {text}"),
+            _ => anyhow::bail!("the running footfall answered `{line}` to an import"),
+        }
+    }
+    anyhow::bail!("the running footfall closed the connection during the import")
 }
 
 /// Sends `command` to the collector serving `data_dir`. `Ok(None)` when none is running

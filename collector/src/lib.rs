@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod http;
+pub mod import;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;

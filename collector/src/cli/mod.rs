@@ -2,6 +2,7 @@
 //! configuration (`--config` or `FOOTFALL_CONFIG`, then `FOOTFALL_*` variables).
 
 pub mod apikey;
+pub mod import;
 pub mod purge;
 pub mod serve;
 pub mod site;
@@ -48,6 +49,9 @@ pub enum Command {
     /// Manage Stats API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// Import history: server access logs.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
     /// Drop raw events older than the raw retention now.
     Purge,
     /// Apply pending schema migrations and exit.
@@ -66,6 +70,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site(cmd) => site::run(&config, cmd).await,
         Command::Apikey(cmd) => apikey::run(&config, cmd).await,
         Command::User(cmd) => user::run(&config, cmd).await,
+        Command::Import(cmd) => import::run(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Migrate => {
             if crate::control::ask(&config.data_dir, "migrate")

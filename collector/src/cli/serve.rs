@@ -167,6 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let control = crate::control::serve(
         &config.data_dir,
         app.maintenance.clone(),
+        config.geoip_db.clone(),
         app.shutdown.subscribe(),
     )
     .await

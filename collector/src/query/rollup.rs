@@ -153,7 +153,7 @@ fn runs_outside(tz: Tz, span: &Span, covered: &BTreeSet<NaiveDate>) -> Vec<Span>
 }
 
 /// How many raw events a site has with `from <= timestamp < to`.
-async fn events_between(
+pub(crate) async fn events_between(
     store: &dyn Store,
     site_id: u32,
     from: i64,

@@ -1,0 +1,707 @@
+//! Importing history: server access logs (`footfall import access-log`).
+//!
+//! Every pageview line goes through the live [`Pipeline`] with the line's own time: bots,
+//! user-agent, GeoIP on the truncated address, referrer and UTM, sessions, and a visitor hash.
+//! The hash uses a salt drawn at random for each UTC day of the log, held in this process's
+//! memory only and gone when the import ends. Imported days are as anonymous as live ones:
+//! nobody can link a hash to an address afterwards, the operator included.
+//!
+//! **Nothing twice.** The input's bytes are hashed as they are read. After each batch, a
+//! record notes the length and hash of the input so far (`access_log_import` records). An input
+//! that starts with a noted prefix (the same file again, or a log that has grown since) skips
+//! that prefix. Each batch's id comes from the prefix it ends, so a batch written just before
+//! an interruption is found by its id and not written again. A UTC day that holds events
+//! Footfall recorded itself (or another tool imported) is left alone (`day_has_data`), so an
+//! import never double-counts a day with native data.
+//!
+//! **Old days.** Once the events are in, the closed days they touch are rolled up again, and
+//! raw events past `raw_retention_days` are purged, so older days live on as rollups only.
+
+pub mod access_log;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::ingest::body::EventInput;
+use crate::ingest::geoip::GeoIp;
+use crate::ingest::pipeline::{Outcome, Pipeline, Request};
+use crate::ingest::useragent::ClientHints;
+use crate::ingest::visitor::{Salt, Salts};
+use crate::store::{EventRow, Site, Store};
+use access_log::{Format, NotPage};
+
+/// Record kind of the prefixes already imported.
+const PREFIX_KIND: &str = "access_log_import";
+/// Record kind of the UTC days that imports wrote (so a second file of the same day is not
+/// taken for native data).
+const DAY_KIND: &str = "import_day";
+/// Rows per written batch.
+const BATCH_ROWS: usize = 10_000;
+/// Lines with errors listed in the summary (the rest are only counted).
+const LISTED_ERRORS: usize = 20;
+
+/// What to import, as the command line gives it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessLogJob {
+    /// The site's domain.
+    pub site: String,
+    pub format: FormatName,
+    /// Request paths to leave out, with `*` wildcards.
+    pub exclude: Vec<String>,
+    /// Files, plain or gzip; `-` is standard input.
+    pub inputs: Vec<PathBuf>,
+}
+
+/// [`Format`] as it travels over the control socket.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FormatName {
+    Auto,
+    Common,
+    Combined,
+    CombinedVhost,
+}
+
+impl From<Format> for FormatName {
+    fn from(f: Format) -> Self {
+        match f {
+            Format::Auto => FormatName::Auto,
+            Format::Common => FormatName::Common,
+            Format::Combined => FormatName::Combined,
+            Format::CombinedVhost => FormatName::CombinedVhost,
+        }
+    }
+}
+
+impl From<FormatName> for Format {
+    fn from(f: FormatName) -> Self {
+        match f {
+            FormatName::Auto => Format::Auto,
+            FormatName::Common => Format::Common,
+            FormatName::Combined => Format::Combined,
+            FormatName::CombinedVhost => Format::CombinedVhost,
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Lines read, the skipped prefix included.
+    pub lines: u64,
+    /// Pageviews stored.
+    pub imported: u64,
+    /// Lines left out, by reason: `already_imported`, `malformed`, `not_get`, `not_success`,
+    /// `asset`, `excluded`, `other_host`, `day_has_data`, `bot`, `spam_referrer`, `bad_url`.
+    pub dropped: BTreeMap<String, u64>,
+    /// The first malformed lines: `file:line: error`.
+    pub errors: Vec<String>,
+    /// The first and last UTC day imported (`YYYY-MM-DD`).
+    pub days: Option<(String, String)>,
+    /// Site-local days rolled up afresh.
+    pub rolled_up: u64,
+}
+
+impl Summary {
+    fn drop(&mut self, reason: &str) {
+        *self.dropped.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// The summary as the command prints it.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "read {} lines, imported {} pageviews",
+            self.lines, self.imported
+        );
+        if let Some((first, last)) = &self.days {
+            out.push_str(&format!(" ({first} to {last})"));
+        }
+        let dropped: u64 = self.dropped.values().sum();
+        out.push_str(&format!(", dropped {dropped}"));
+        if dropped > 0 {
+            let reasons: Vec<String> = self
+                .dropped
+                .iter()
+                .map(|(r, n)| format!("{r} {n}"))
+                .collect();
+            out.push_str(&format!(": {}", reasons.join(", ")));
+        }
+        if self.rolled_up > 0 {
+            out.push_str(&format!("; {} days rolled up", self.rolled_up));
+        }
+        for e in &self.errors {
+            out.push_str(&format!("\n  {e}"));
+        }
+        let listed = self.errors.len() as u64;
+        let malformed = self.dropped.get("malformed").copied().unwrap_or(0);
+        if malformed > listed {
+            out.push_str(&format!(
+                "\n  … and {} more malformed lines",
+                malformed - listed
+            ));
+        }
+        out
+    }
+}
+
+/// Progress as the import goes: lines read, bytes read of the total where known.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub lines: u64,
+    pub bytes: u64,
+    pub total_bytes: Option<u64>,
+    pub lines_per_second: f64,
+    pub eta_seconds: Option<f64>,
+}
+
+impl Progress {
+    pub fn render(&self) -> String {
+        let mut out = format!("{} lines, {:.0} lines/s", self.lines, self.lines_per_second);
+        if let Some(total) = self.total_bytes.filter(|t| *t > 0) {
+            out.push_str(&format!(
+                ", {:.0}%",
+                100.0 * self.bytes.min(total) as f64 / total as f64
+            ));
+        }
+        if let Some(eta) = self.eta_seconds {
+            out.push_str(&format!(", about {:.0} s left", eta.max(0.0)));
+        }
+        out
+    }
+}
+
+/// An import that cannot start or cannot go on (a line that cannot be read is counted, not
+/// an error).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("no site `{0}`: add it first with `footfall site add {0}`")]
+    NoSite(String),
+    #[error("{path}: {message}")]
+    Input { path: String, message: String },
+    #[error("{0}")]
+    Job(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("rolling up: {0}")]
+    Rollup(String),
+}
+
+/// Checks a job before it runs: a site, at least one input, sensible excludes, `-` once.
+pub fn validate(job: &AccessLogJob) -> Result<(), ImportError> {
+    if job.inputs.is_empty() {
+        return Err(ImportError::Job(
+            "name at least one log file (or - for standard input)".into(),
+        ));
+    }
+    if job.inputs.len() > 10_000 {
+        return Err(ImportError::Job("at most 10,000 files at once".into()));
+    }
+    if job.inputs.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        return Err(ImportError::Job(
+            "standard input (-) can be named once".into(),
+        ));
+    }
+    if job.exclude.len() > 1_000 {
+        return Err(ImportError::Job("at most 1,000 --exclude patterns".into()));
+    }
+    for p in &job.exclude {
+        if !p.starts_with('/') && !p.starts_with('*') || p.len() > 1_000 {
+            return Err(ImportError::Job(format!(
+                "--exclude `{p}` must be a path starting with / or * (at most 1,000 characters)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A prefix of some input that is already imported.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Prefix {
+    site_id: u32,
+    bytes: u64,
+    hash: String,
+}
+
+/// Runs `job` against `store`; `progress` is called about every two seconds.
+pub async fn import_access_log(
+    store: &dyn Store,
+    geoip: Option<GeoIp>,
+    raw_retention_days: u32,
+    now: DateTime<Utc>,
+    job: &AccessLogJob,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<Summary, ImportError> {
+    validate(job)?;
+    let wanted = job
+        .site
+        .trim()
+        .trim_start_matches("www.")
+        .to_ascii_lowercase();
+    let site = store
+        .meta()
+        .sites()
+        .await?
+        .into_iter()
+        .find(|s| s.domain == wanted)
+        .ok_or_else(|| ImportError::NoSite(job.site.clone()))?;
+    let tz: Tz = site
+        .timezone
+        .parse()
+        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))?;
+    let prefixes: Vec<Prefix> = store
+        .meta()
+        .records(PREFIX_KIND)
+        .await?
+        .into_iter()
+        .filter_map(|(_, body)| serde_json::from_str::<Prefix>(&body).ok())
+        .filter(|p| p.site_id == site.id)
+        .collect();
+    let pipeline = Pipeline::new(geoip);
+    pipeline.set_sites(vec![site.clone()]);
+    let mut run = Run {
+        store,
+        site,
+        format: job.format.into(),
+        exclude: job.exclude.clone(),
+        pipeline,
+        salts: HashMap::new(),
+        days: HashMap::new(),
+        batch: Vec::new(),
+        summary: Summary::default(),
+        written_days: BTreeSet::new(),
+        started: Instant::now(),
+        last_report: Instant::now(),
+        bytes_before: 0,
+        total_bytes: None,
+        current_salt_day: None,
+    };
+    let total: Option<u64> = job
+        .inputs
+        .iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                None
+            } else {
+                std::fs::metadata(p).ok().map(|m| m.len())
+            }
+        })
+        .sum();
+    run.total_bytes = total;
+    for path in &job.inputs {
+        run.input(path, &prefixes, progress).await?;
+    }
+    // Closed site-local days touched, rolled up afresh (their rollups may predate the import).
+    let today = now.with_timezone(&tz).date_naive();
+    let mut local_days = BTreeSet::new();
+    for day in &run.written_days {
+        for t in [day.and_hms_opt(0, 0, 0), day.and_hms_opt(23, 59, 59)]
+            .into_iter()
+            .flatten()
+        {
+            local_days.insert(t.and_utc().with_timezone(&tz).date_naive());
+        }
+    }
+    for day in local_days.into_iter().filter(|d| *d < today) {
+        crate::query::rollup::compute_day(store, &run.site, tz, day)
+            .await
+            .map_err(|e| ImportError::Rollup(e.to_string()))?;
+        run.summary.rolled_up += 1;
+    }
+    if !run.written_days.is_empty() {
+        let cutoff = crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days);
+        store.purge_events_before(cutoff).await?;
+    }
+    run.summary.days = match (run.written_days.first(), run.written_days.last()) {
+        (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
+        _ => None,
+    };
+    Ok(run.summary)
+}
+
+struct Run<'a> {
+    store: &'a dyn Store,
+    site: Site,
+    format: Format,
+    exclude: Vec<String>,
+    pipeline: Pipeline,
+    /// This import's salts, one per UTC day, in memory only.
+    salts: HashMap<NaiveDate, Salt>,
+    /// Whether each UTC day may be imported (`false`: it has native data).
+    days: HashMap<NaiveDate, bool>,
+    batch: Vec<EventRow>,
+    summary: Summary,
+    written_days: BTreeSet<NaiveDate>,
+    started: Instant,
+    last_report: Instant,
+    /// Bytes of the inputs before the current one.
+    bytes_before: u64,
+    total_bytes: Option<u64>,
+    /// The UTC day whose salt the pipeline holds.
+    current_salt_day: Option<NaiveDate>,
+}
+
+/// Where the input stands: its bytes so far and their hash.
+struct Position {
+    bytes: u64,
+    hasher: blake3::Hasher,
+}
+
+impl Position {
+    fn prefix(&self, site_id: u32) -> Prefix {
+        Prefix {
+            site_id,
+            bytes: self.bytes,
+            hash: self.hasher.finalize().to_hex().to_string(),
+        }
+    }
+}
+
+fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, ImportError> {
+    let err = |e: std::io::Error| ImportError::Input {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(path).map_err(err)?)
+    };
+    let mut buffered = std::io::BufReader::with_capacity(256 * 1024, reader);
+    // gzip by its magic bytes, whatever the file is called; nginx's `gzip` logs are many
+    // gzip members one after another.
+    let head = buffered.fill_buf().map_err(err)?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(std::io::BufReader::with_capacity(
+            256 * 1024,
+            flate2::bufread::MultiGzDecoder::new(buffered),
+        )))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+/// The length of the longest noted prefix that `path` starts with (0 for none, and for
+/// standard input, which cannot be read twice).
+fn imported_prefix(path: &Path, prefixes: &[Prefix]) -> Result<u64, ImportError> {
+    if path.as_os_str() == "-" || prefixes.is_empty() {
+        return Ok(0);
+    }
+    let mut wanted: Vec<&Prefix> = prefixes.iter().collect();
+    wanted.sort_by_key(|p| p.bytes);
+    let mut reader = open(path)?;
+    let mut hasher = blake3::Hasher::new();
+    let mut at = 0u64;
+    let mut best = 0;
+    let mut buf = vec![0u8; 256 * 1024];
+    for p in wanted {
+        while at < p.bytes {
+            let want = usize::try_from((p.bytes - at).min(buf.len() as u64)).unwrap_or(buf.len());
+            let n = reader
+                .read(&mut buf[..want])
+                .map_err(|e| ImportError::Input {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            if n == 0 {
+                return Ok(best);
+            }
+            hasher.update(&buf[..n]);
+            at += n as u64;
+        }
+        if at == p.bytes && hasher.finalize().to_hex().as_str() == p.hash {
+            best = p.bytes;
+        }
+    }
+    Ok(best)
+}
+
+impl Run<'_> {
+    async fn input(
+        &mut self,
+        path: &Path,
+        prefixes: &[Prefix],
+        progress: &mut (dyn FnMut(Progress) + Send),
+    ) -> Result<(), ImportError> {
+        let name = if path.as_os_str() == "-" {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let skip = imported_prefix(path, prefixes)?;
+        let mut reader = open(path)?;
+        let mut pos = Position {
+            bytes: 0,
+            hasher: blake3::Hasher::new(),
+        };
+        let mut line = Vec::with_capacity(1024);
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let n = read_line(&mut reader, &mut line, &mut pos.hasher).map_err(|e| {
+                ImportError::Input {
+                    path: name.clone(),
+                    message: e.to_string(),
+                }
+            })?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            pos.bytes += n as u64;
+            self.summary.lines += 1;
+            if pos.bytes <= skip {
+                self.summary.drop("already_imported");
+                continue;
+            }
+            self.line(&line, &name, number).await?;
+            if self.batch.len() >= BATCH_ROWS {
+                self.flush(&pos).await?;
+            }
+            if number.is_multiple_of(4096) && self.last_report.elapsed().as_secs() >= 2 {
+                self.last_report = Instant::now();
+                progress(self.progress(pos.bytes));
+            }
+        }
+        self.flush(&pos).await?;
+        self.bytes_before += pos.bytes;
+        progress(self.progress(0));
+        Ok(())
+    }
+
+    fn progress(&self, bytes: u64) -> Progress {
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        let done = self.bytes_before + bytes;
+        let eta = self
+            .total_bytes
+            .filter(|t| *t > done && done > 0)
+            .map(|t| secs * (t - done) as f64 / done as f64);
+        Progress {
+            lines: self.summary.lines,
+            bytes: done,
+            total_bytes: self.total_bytes,
+            lines_per_second: self.summary.lines as f64 / secs,
+            eta_seconds: eta,
+        }
+    }
+
+    /// One line: parsed, filtered and enriched into the batch, or counted as dropped.
+    async fn line(&mut self, raw: &[u8], file: &str, number: u64) -> Result<(), ImportError> {
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        let hit = if raw.len() > access_log::MAX_LINE {
+            Err(access_log::LineError::Layout("line of at most 64 KiB"))
+        } else {
+            access_log::parse(text, self.format)
+        };
+        let hit = match hit {
+            Ok(hit) => hit,
+            Err(e) => {
+                self.summary.drop("malformed");
+                if self.summary.errors.len() < LISTED_ERRORS {
+                    self.summary.errors.push(format!("{file}:{number}: {e}"));
+                }
+                return Ok(());
+            }
+        };
+        if let Err(why) = access_log::pageview(&hit) {
+            self.summary.drop(match why {
+                NotPage::Method => "not_get",
+                NotPage::Status => "not_success",
+                NotPage::Asset => "asset",
+            });
+            return Ok(());
+        }
+        let path = hit.target.split(['?', '#']).next().unwrap_or_default();
+        if self.exclude.iter().any(|p| access_log::wildcard(p, path)) {
+            self.summary.drop("excluded");
+            return Ok(());
+        }
+        let site_host = self.site.domain.clone();
+        if let Some(host) = &hit.host
+            && host.trim_start_matches("www.") != site_host
+        {
+            self.summary.drop("other_host");
+            return Ok(());
+        }
+        let day = hit.time.date_naive();
+        let allowed = match self.days.get(&day) {
+            Some(allowed) => *allowed,
+            None => {
+                let allowed = self.decide_day(day).await?;
+                self.days.insert(day, allowed);
+                allowed
+            }
+        };
+        if !allowed {
+            self.summary.drop("day_has_data");
+            return Ok(());
+        }
+        self.salt_for(day);
+        let url = if hit.target.starts_with("http://") || hit.target.starts_with("https://") {
+            hit.target.clone()
+        } else {
+            let host = hit.host.as_deref().unwrap_or(&site_host);
+            format!("https://{host}{}", hit.target)
+        };
+        let request = Request {
+            input: EventInput {
+                name: "pageview".into(),
+                url,
+                domain: Some(site_host),
+                referrer: hit.referrer.clone(),
+                screen_width: None,
+                props: Vec::new(),
+                revenue: None,
+                interactive: true,
+                hash_mode: false,
+                engagement_ms: None,
+                scroll_depth: None,
+            },
+            client_ip: hit.client_ip,
+            user_agent: &hit.user_agent,
+            client_hints: ClientHints::default(),
+            received_at: hit.time,
+        };
+        match self.pipeline.process(&request) {
+            Ok(Outcome::Accepted(rows)) => {
+                self.summary.imported += rows.len() as u64;
+                self.written_days.insert(day);
+                self.batch.extend(rows);
+            }
+            Ok(Outcome::Dropped(reason)) => self.summary.drop(reason.as_str()),
+            Err(_) => self.summary.drop("bad_url"),
+        }
+        if self.summary.lines.is_multiple_of(10_000) {
+            self.pipeline.sessions.sweep(hit.time);
+        }
+        Ok(())
+    }
+
+    /// Whether the UTC `day` may be imported: it may when an import wrote it before, or when
+    /// it holds no events and no rollups with events (native data). The decision is noted
+    /// before any of the day's rows are written, so a run again after an interruption, or a
+    /// second file of the same day, is not taken for native data.
+    async fn decide_day(&mut self, day: NaiveDate) -> Result<bool, ImportError> {
+        let id = format!("{}:{day}", self.site.id);
+        if self.store.meta().record(DAY_KIND, &id).await?.is_some() {
+            return Ok(true);
+        }
+        let from = crate::store::day_start_ts(day);
+        let events = crate::query::rollup::events_between(
+            self.store,
+            self.site.id,
+            from,
+            from + 86_400,
+            crate::store::Deadline::after(std::time::Duration::from_secs(600)),
+        )
+        .await
+        .map_err(|e| ImportError::Job(e.to_string()))?;
+        let rolled_up = self
+            .store
+            .read_rollups(self.site.id, "", day, day)
+            .await?
+            .iter()
+            .any(|r| r.events > 0);
+        if events > 0 || rolled_up {
+            return Ok(false);
+        }
+        self.store.meta().put_record(DAY_KIND, &id, "{}").await?;
+        Ok(true)
+    }
+
+    /// Sets the pipeline's salts to `day`'s (drawn now if new) and the day before's.
+    fn salt_for(&mut self, day: NaiveDate) {
+        if self.current_salt_day == Some(day) {
+            return;
+        }
+        let salt = self.salts.entry(day).or_insert_with(Salt::random).clone();
+        let mut days = vec![(day, salt)];
+        if let Some(before) = day.checked_sub_days(Days::new(1))
+            && let Some(s) = self.salts.get(&before)
+        {
+            days.push((before, s.clone()));
+        }
+        self.pipeline.set_salts(Salts { days });
+        self.current_salt_day = Some(day);
+    }
+
+    /// Writes the batch under an id made from the input prefix it ends, unless a write of it
+    /// is stored already, then notes that prefix as imported.
+    async fn flush(&mut self, pos: &Position) -> Result<(), ImportError> {
+        let prefix = pos.prefix(self.site.id);
+        if !self.batch.is_empty() {
+            let key = blake3::Hasher::new()
+                .update(b"footfall access-log batch")
+                .update(&self.site.id.to_le_bytes())
+                .update(&prefix.bytes.to_le_bytes())
+                .update(prefix.hash.as_bytes())
+                .finalize();
+            let mut id = [0u8; 8];
+            id.copy_from_slice(&key.as_bytes()[..8]);
+            let batch_id = u64::from_le_bytes(id).max(1);
+            let rows: Arc<[EventRow]> = std::mem::take(&mut self.batch)
+                .into_iter()
+                .map(|r| EventRow { batch_id, ..r })
+                .collect();
+            if self.store.batch_written(&rows).await? {
+                let n = rows.len() as u64;
+                self.summary.imported -= n;
+                *self
+                    .summary
+                    .dropped
+                    .entry("already_imported".into())
+                    .or_default() += n;
+            } else {
+                self.store.insert_events(rows).await?;
+            }
+        }
+        let id = format!("{}:{}:{}", self.site.id, prefix.bytes, &prefix.hash[..16]);
+        let body = serde_json::to_string(&prefix).unwrap_or_default();
+        self.store
+            .meta()
+            .put_record(PREFIX_KIND, &id, &body)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Reads up to and including the next `\n`, at most [`access_log::MAX_LINE`] + 1 bytes kept
+/// (the rest of a longer line is read and dropped, so it shows as malformed). Returns the
+/// bytes consumed.
+/// Every byte consumed goes into `hasher`.
+fn read_line(
+    reader: &mut dyn BufRead,
+    line: &mut Vec<u8>,
+    hasher: &mut blake3::Hasher,
+) -> std::io::Result<usize> {
+    let mut consumed = 0;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(consumed);
+        }
+        let (chunk, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let room = (access_log::MAX_LINE + 1).saturating_sub(line.len());
+        line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let n = chunk.len();
+        hasher.update(chunk);
+        reader.consume(n);
+        consumed += n;
+        if done {
+            return Ok(consumed);
+        }
+    }
+}

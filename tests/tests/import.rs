@@ -1,0 +1,506 @@
+//! `footfall import access-log`, run as a user runs it, on every store.
+//!
+//! The test writes access logs in the layouts Apache and nginx write (combined, one file
+//! gzip-compressed as logrotate leaves it), with the noise a real log has: assets, errors,
+//! redirects, POSTs, crawlers, HTTP clients and malformed lines. It knows every visit it
+//! wrote, so the expected figures come from the generated visits, not from Footfall:
+//! pageviews, visitors (one per address and browser per UTC day), visits (pageviews of one
+//! visitor less than 30 minutes apart), visits from Google, and the lines dropped by reason.
+//! A day past raw retention must live on as rollups only. A second run imports nothing; a log
+//! that has grown imports only its new lines. While `serve` runs, the import goes through it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use footfall::query::model;
+use footfall::query::run::{Policy, run};
+use footfall::store::{Deadline, Site};
+use footfall_tests::{Backend, Process, TestStore, footfall_bin};
+use serde_json::{Value, json};
+
+/// Real browsers' user-agents (none is a crawler).
+const BROWSERS: &[&str] = &[
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.6 Mobile/15E148 Safari/604.1",
+    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
+];
+
+/// Crawlers and HTTP clients, each a bot by Footfall's lists or by having no user-agent.
+const BOTS: &[&str] = &[
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "curl/8.5.0",
+    "-",
+];
+
+const PAGES: &[&str] = &[
+    "/",
+    "/blog/",
+    "/blog/first-post",
+    "/pricing",
+    "/docs/install",
+];
+
+/// A tiny deterministic generator (the test must not depend on a random seed's luck).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+/// One UTC day as generated: pageviews, visitors (address and browser), visits, visits from
+/// Google.
+type Day = (i64, BTreeSet<(String, String)>, i64, i64);
+
+/// What the generated log holds, counted as it was written.
+#[derive(Default)]
+struct Expected {
+    days: BTreeMap<NaiveDate, Day>,
+    /// Lines by why they are not pageviews.
+    dropped: BTreeMap<&'static str, u64>,
+    lines: Vec<(DateTime<Utc>, String)>,
+}
+
+fn line(
+    ip: &str,
+    at: DateTime<Utc>,
+    request: &str,
+    status: u16,
+    referrer: &str,
+    ua: &str,
+) -> String {
+    format!(
+        r#"{ip} - - [{}] "{request}" {status} 1234 "{referrer}" "{ua}""#,
+        at.format("%d/%b/%Y:%H:%M:%S +0000")
+    )
+}
+
+/// Visits on `day`: 40 visitors, each with 1 to 3 visits (an hour or more apart), each of 1
+/// to 4 pageviews a few minutes apart, between 01:00 and 23:00 UTC; and the noise.
+fn generate(day: NaiveDate, rng: &mut Lcg, e: &mut Expected) {
+    let midnight = day.and_hms_opt(1, 0, 0).unwrap().and_utc();
+    let entry = e.days.entry(day).or_default();
+    for v in 0..40u64 {
+        let ip = format!("198.51.{}.{}", 100 + v / 200, 1 + v % 200);
+        let ua = BROWSERS[rng.next(BROWSERS.len() as u64) as usize];
+        let mut at = midnight + Duration::minutes(rng.next(120) as i64);
+        for _ in 0..1 + rng.next(3) {
+            let google = rng.next(3) == 0;
+            entry.2 += 1;
+            entry.3 += i64::from(google);
+            for p in 0..1 + rng.next(4) {
+                let referrer = if p == 0 && google {
+                    "https://www.google.com/"
+                } else if p == 0 {
+                    "-"
+                } else {
+                    "https://example.org/"
+                };
+                let page = PAGES[rng.next(PAGES.len() as u64) as usize];
+                let status = if rng.next(5) == 0 { 304 } else { 200 };
+                let request = format!("GET {page}?utm_campaign=x HTTP/1.1");
+                e.lines
+                    .push((at, line(&ip, at, &request, status, referrer, ua)));
+                entry.0 += 1;
+                entry.1.insert((ip.clone(), ua.to_string()));
+                // What the page loads: never a pageview.
+                let asset = line(
+                    &ip,
+                    at,
+                    "GET /static/app.css HTTP/1.1",
+                    200,
+                    "https://example.org/",
+                    ua,
+                );
+                e.lines.push((at, asset));
+                *e.dropped.entry("asset").or_default() += 1;
+                at += Duration::minutes(1 + rng.next(5) as i64);
+            }
+            at += Duration::minutes(60 + rng.next(120) as i64);
+        }
+        // A form post, a missing page and a redirect.
+        e.lines
+            .push((at, line(&ip, at, "POST /contact HTTP/1.1", 200, "-", ua)));
+        *e.dropped.entry("not_get").or_default() += 1;
+        e.lines
+            .push((at, line(&ip, at, "GET /missing HTTP/1.1", 404, "-", ua)));
+        e.lines
+            .push((at, line(&ip, at, "GET /old-page HTTP/1.1", 301, "-", ua)));
+        *e.dropped.entry("not_success").or_default() += 2;
+    }
+    for (i, bot) in BOTS.iter().enumerate() {
+        for k in 0..5 {
+            let at = midnight + Duration::minutes(30 * k + i as i64);
+            let ip = format!("203.0.113.{}", 10 + i);
+            e.lines
+                .push((at, line(&ip, at, "GET /pricing HTTP/1.1", 200, "-", bot)));
+            *e.dropped.entry("bot").or_default() += 1;
+        }
+    }
+    let at = midnight + Duration::minutes(7);
+    e.lines
+        .push((at, "\\x16\\x03\\x01 garbage from a TLS client".to_string()));
+    e.lines.push((
+        at,
+        format!(
+            r#"198.51.100.1 - - [{}] "GET / HTTP/1.1" 200 1"#,
+            at.format("%d/%b/%Y")
+        ),
+    ));
+    *e.dropped.entry("malformed").or_default() += 2;
+}
+
+fn write_log(path: &Path, lines: &[(DateTime<Utc>, String)], gzip: bool) {
+    let mut sorted: Vec<&(DateTime<Utc>, String)> = lines.iter().collect();
+    sorted.sort_by_key(|(at, _)| *at);
+    let text: String = sorted.iter().map(|(_, l)| format!("{l}\n")).collect();
+    if gzip {
+        let mut enc = flate2::write::GzEncoder::new(
+            std::fs::File::create(path).unwrap(),
+            flate2::Compression::default(),
+        );
+        enc.write_all(text.as_bytes()).unwrap();
+        enc.finish().unwrap();
+    } else {
+        std::fs::write(path, text).unwrap();
+    }
+}
+
+fn footfall(env: &[(String, String)], args: &[&str]) -> (String, String) {
+    let out = Command::new(footfall_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+    (stdout, stderr)
+}
+
+/// The number after `word` in the summary line.
+fn figure(summary: &str, word: &str) -> u64 {
+    summary
+        .split([',', ':', ';', '(', ')'])
+        .find_map(|part| {
+            let part = part.trim();
+            part.strip_prefix(word)
+                .or_else(|| part.strip_suffix(word).map(|p| p.trim()))
+                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+async fn ask(t: &TestStore, site: &Site, q: Value) -> Value {
+    let policy = Policy {
+        now: Utc::now(),
+        raw_retention_days: 30,
+        deadline: Deadline::after(std::time::Duration::from_secs(120)),
+        sample_threshold: 0,
+    };
+    run(t.store.as_ref(), site, &model::parse(&q).unwrap(), &policy)
+        .await
+        .unwrap_or_else(|e| panic!("{q}: {e}"))
+}
+
+/// Per day: [visitors, visits, pageviews], as the Stats API answers.
+async fn daily(
+    t: &TestStore,
+    site: &Site,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> BTreeMap<NaiveDate, [i64; 3]> {
+    let answer = ask(
+        t,
+        site,
+        json!({"site_id": "example.org", "metrics": ["visitors", "visits", "pageviews"],
+               "date_range": [first.to_string(), last.to_string()], "dimensions": ["time:day"]}),
+    )
+    .await;
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let m = |i: usize| r["metrics"][i].as_i64().unwrap();
+            (
+                r["dimensions"][0].as_str().unwrap().parse().unwrap(),
+                [m(0), m(1), m(2)],
+            )
+        })
+        .filter(|(_, m): &(NaiveDate, [i64; 3])| m[2] > 0)
+        .collect()
+}
+
+async fn site(t: &TestStore) -> Site {
+    t.store
+        .meta()
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.domain == "example.org")
+        .unwrap()
+}
+
+async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
+    let t = TestStore::new(b, "import_access_log").await;
+    let dir = tempfile::tempdir().unwrap();
+    let today = Utc::now().date_naive();
+    // Two closed days in one rotated, compressed file, yesterday in the live file, and a day
+    // from before the raw retention of 30 days.
+    let old = today - Duration::days(40);
+    let days = [
+        today - Duration::days(3),
+        today - Duration::days(2),
+        today - Duration::days(1),
+    ];
+    let mut rng = Lcg(7);
+    let mut rotated = Expected::default();
+    for d in [old, days[0], days[1]] {
+        generate(d, &mut rng, &mut rotated);
+    }
+    let mut live = Expected::default();
+    generate(days[2], &mut rng, &mut live);
+    let rotated_path = dir.path().join("access.log.1.gz");
+    let live_path = dir.path().join("access.log");
+    write_log(&rotated_path, &rotated.lines, true);
+    write_log(&live_path, &live.lines, false);
+
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    let salts_before = t.store.meta().salts().await.unwrap().len();
+    let (out, _) = footfall(
+        &env,
+        &[
+            "import",
+            "access-log",
+            "--site",
+            "example.org",
+            rotated_path.to_str().unwrap(),
+            live_path.to_str().unwrap(),
+        ],
+    );
+    let mut expected = rotated.days;
+    expected.extend(live.days);
+    let mut dropped = rotated.dropped;
+    for (k, v) in live.dropped {
+        *dropped.entry(k).or_default() += v;
+    }
+    let pageviews: i64 = expected.values().map(|d| d.0).sum();
+    assert_eq!(figure(&out, "imported") as i64, pageviews, "{out}");
+    for (reason, n) in &dropped {
+        assert_eq!(figure(&out, reason), *n, "{reason} in {out}");
+    }
+    assert!(
+        out.contains(&format!("{}:", rotated_path.display())),
+        "malformed lines are named: {out}"
+    );
+
+    // Every figure a user reads, day by day, against the generated visits.
+    let site = site(&t).await;
+    let answered = daily(&t, &site, old, today).await;
+    let wanted: BTreeMap<NaiveDate, [i64; 3]> = expected
+        .iter()
+        .map(|(d, (pv, visitors, visits, _))| (*d, [visitors.len() as i64, *visits, *pv]))
+        .collect();
+    assert_eq!(answered, wanted);
+    let sources = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visits"], "date_range": [days[0].to_string(), days[2].to_string()],
+               "dimensions": ["visit:source"]}),
+    )
+    .await;
+    let google: i64 = sources["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dimensions"][0] == "Google")
+        .map(|r| r["metrics"][0].as_i64().unwrap())
+        .sum();
+    assert_eq!(google, days.iter().map(|d| expected[d].3).sum::<i64>());
+
+    // The day before raw retention lives on as rollups only.
+    let raw_old = t
+        .events()
+        .await
+        .iter()
+        .filter(|e| {
+            DateTime::from_timestamp(i64::from(e.timestamp), 0)
+                .unwrap()
+                .date_naive()
+                == old
+        })
+        .count();
+    assert_eq!(raw_old, 0, "raw events past retention are purged");
+    // No salt of the import is stored, and no address or user-agent is.
+    assert_eq!(t.store.meta().salts().await.unwrap().len(), salts_before);
+    if t.files.is_some() {
+        for needle in ["198.51.100.17", BROWSERS[2]] {
+            assert!(
+                t.files_containing(needle.as_bytes()).is_empty(),
+                "{needle} stored"
+            );
+        }
+    }
+
+    // The same files again: nothing twice. (`env` lets go of DuckDB's file for the process.)
+    let (again, _) = footfall(
+        &t.env(),
+        &[
+            "import",
+            "access-log",
+            "--site",
+            "example.org",
+            rotated_path.to_str().unwrap(),
+            live_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(figure(&again, "imported"), 0, "{again}");
+    assert_eq!(daily(&t, &site, old, today).await, wanted);
+
+    // The live log grows: only its new lines count.
+    let mut more = Expected::default();
+    let mut extra_lines = Vec::new();
+    let late = days[2].and_hms_opt(23, 30, 0).unwrap().and_utc();
+    for v in 0..3 {
+        let ip = format!("192.0.2.{}", 1 + v);
+        extra_lines.push((
+            late,
+            line(&ip, late, "GET /pricing HTTP/1.1", 200, "-", BROWSERS[0]),
+        ));
+    }
+    more.lines = extra_lines;
+    let mut all = live.lines.clone();
+    all.extend(more.lines.clone());
+    write_log(&live_path, &all, false);
+    let (grown, _) = footfall(
+        &t.env(),
+        &[
+            "import",
+            "access-log",
+            "--site",
+            "example.org",
+            live_path.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(figure(&grown, "imported"), 3, "{grown}");
+    let mut wanted_now = wanted.clone();
+    let y = wanted_now.get_mut(&days[2]).unwrap();
+    *y = [y[0] + 3, y[1] + 3, y[2] + 3];
+    assert_eq!(daily(&t, &site, old, today).await, wanted_now);
+}
+
+async fn an_import_goes_through_a_running_collector(b: Backend) {
+    let t = TestStore::new(b, "import_while_serving").await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    let day = Utc::now().date_naive() - Duration::days(2);
+    let mut e = Expected::default();
+    generate(day, &mut Lcg(11), &mut e);
+    let path = dir.path().join("access.log");
+    write_log(&path, &e.lines, false);
+    let server = Process::serve(&env, dir.path().join("serve.log")).await;
+    let (out, _) = footfall(
+        &env,
+        &[
+            "import",
+            "access-log",
+            "--site",
+            "example.org",
+            path.to_str().unwrap(),
+        ],
+    );
+    let (pv, visitors, visits, _) = &e.days[&day];
+    assert_eq!(figure(&out, "imported") as i64, *pv, "{out}");
+    // Standard input cannot be handed over, and says so.
+    let refused = Command::new(footfall_bin())
+        .args(["import", "access-log", "--site", "example.org", "-"])
+        .env_clear()
+        .envs(env.iter().cloned())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("save the log to a file"));
+    server.signal("TERM");
+    drop(server);
+    let site = site(&t).await;
+    assert_eq!(
+        daily(&t, &site, day, day).await,
+        BTreeMap::from([(day, [visitors.len() as i64, *visits, *pv])])
+    );
+}
+
+async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
+    let t = TestStore::new(b, "import_bad_arguments").await;
+    let env = t.env();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    std::fs::write(&log, "").unwrap();
+    let log = log.to_str().unwrap();
+    let refused = |args: &[&str], reason: &str| {
+        let mut all = vec!["import", "access-log"];
+        all.extend(args);
+        let out = Command::new(footfall_bin())
+            .args(&all)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{all:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(reason), "{all:?}: {stderr}");
+    };
+    refused(&["--site", "example.org", log], "no site `example.org`");
+    footfall(&env, &["site", "add", "example.org"]);
+    refused(&["--site", "example.org", "/no/such/file"], "no such file");
+    refused(
+        &["--site", "example.org", "--exclude", "admin", log],
+        "--exclude `admin`",
+    );
+    refused(
+        &["--site", "example.org", "--format", "xml", log],
+        "invalid value 'xml'",
+    );
+    refused(
+        &["--site", "example.org", "-", "-"],
+        "standard input (-) can be named once",
+    );
+    // An empty log is no error: nothing to import.
+    let (out, _) = footfall(
+        &env,
+        &["import", "access-log", "--site", "example.org", log],
+    );
+    assert!(out.contains("read 0 lines, imported 0 pageviews"), "{out}");
+}
+
+footfall_tests::all_stores!(
+    an_access_log_gives_the_counts_of_its_lines,
+    bad_arguments_are_refused_with_a_reason
+);
+
+mod serving {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duckdb() {
+        super::an_import_goes_through_a_running_collector(footfall_tests::Backend::DuckDb).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clickhouse() {
+        super::an_import_goes_through_a_running_collector(footfall_tests::Backend::ClickHouse).await
+    }
+}
