@@ -148,13 +148,15 @@ async fn import(
     std::thread::Builder::new()
         .name("footfall-import".into())
         .spawn(move || {
-            let result = tokio::runtime::Builder::new_current_thread()
+            // Two workers: one reads and parses while the other writes the batch before.
+            let result = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())
                 .and_then(|rt| {
                     rt.block_on(import_access_log(
-                        store.as_ref(),
+                        store,
                         geoip,
                         retention,
                         now,

@@ -79,7 +79,7 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                     Some(GeoIp::open_all(&config.geoip_db)?)
                 };
                 import_access_log(
-                    store.as_ref(),
+                    store,
                     geoip,
                     config.raw_retention_days,
                     chrono::Utc::now(),

@@ -107,6 +107,9 @@ pub struct Summary {
     pub days: Option<(String, String)>,
     /// Site-local days rolled up afresh.
     pub rolled_up: u64,
+    /// How long the import took, and how much of it rolling up.
+    pub millis: u64,
+    pub rollup_millis: u64,
 }
 
 impl Summary {
@@ -135,6 +138,19 @@ impl Summary {
         }
         if self.rolled_up > 0 {
             out.push_str(&format!("; {} days rolled up", self.rolled_up));
+        }
+        if self.millis > 0 {
+            let secs = self.millis as f64 / 1000.0;
+            out.push_str(&format!(
+                "; {secs:.1} s, {:.0} lines/s",
+                self.lines as f64 / secs
+            ));
+            if self.rolled_up > 0 {
+                out.push_str(&format!(
+                    " (rolling up {:.1} s)",
+                    self.rollup_millis as f64 / 1000.0
+                ));
+            }
         }
         for e in &self.errors {
             out.push_str(&format!("\n  {e}"));
@@ -231,7 +247,7 @@ struct Prefix {
 
 /// Runs `job` against `store`; `progress` is called about every two seconds.
 pub async fn import_access_log(
-    store: &dyn Store,
+    store: Arc<dyn Store>,
     geoip: Option<GeoIp>,
     raw_retention_days: u32,
     now: DateTime<Utc>,
@@ -266,7 +282,7 @@ pub async fn import_access_log(
     let pipeline = Pipeline::new(geoip);
     pipeline.set_sites(vec![site.clone()]);
     let mut run = Run {
-        store,
+        store: store.clone(),
         site,
         format: job.format.into(),
         exclude: job.exclude.clone(),
@@ -281,6 +297,8 @@ pub async fn import_access_log(
         bytes_before: 0,
         total_bytes: None,
         current_salt_day: None,
+        raw_cutoff: crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days),
+        writing: None,
     };
     let total: Option<u64> = job
         .inputs
@@ -308,8 +326,9 @@ pub async fn import_access_log(
             local_days.insert(t.and_utc().with_timezone(&tz).date_naive());
         }
     }
+    let rolling = Instant::now();
     for day in local_days.into_iter().filter(|d| *d < today) {
-        crate::query::rollup::compute_day(store, &run.site, tz, day)
+        crate::query::rollup::compute_day(store.as_ref(), &run.site, tz, day)
             .await
             .map_err(|e| ImportError::Rollup(e.to_string()))?;
         run.summary.rolled_up += 1;
@@ -318,6 +337,8 @@ pub async fn import_access_log(
         let cutoff = crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days);
         store.purge_events_before(cutoff).await?;
     }
+    run.summary.rollup_millis = u64::try_from(rolling.elapsed().as_millis()).unwrap_or(u64::MAX);
+    run.summary.millis = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     run.summary.days = match (run.written_days.first(), run.written_days.last()) {
         (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
         _ => None,
@@ -325,8 +346,8 @@ pub async fn import_access_log(
     Ok(run.summary)
 }
 
-struct Run<'a> {
-    store: &'a dyn Store,
+struct Run {
+    store: Arc<dyn Store>,
     site: Site,
     format: Format,
     exclude: Vec<String>,
@@ -345,6 +366,10 @@ struct Run<'a> {
     total_bytes: Option<u64>,
     /// The UTC day whose salt the pipeline holds.
     current_salt_day: Option<NaiveDate>,
+    /// The first UTC day whose raw events retention keeps.
+    raw_cutoff: NaiveDate,
+    /// The batch being written: how many of its rows were found stored already.
+    writing: Option<tokio::task::JoinHandle<Result<u64, crate::store::StoreError>>>,
 }
 
 /// Where the input stands: its bytes so far and their hash.
@@ -422,7 +447,7 @@ fn imported_prefix(path: &Path, prefixes: &[Prefix]) -> Result<u64, ImportError>
     Ok(best)
 }
 
-impl Run<'_> {
+impl Run {
     async fn input(
         &mut self,
         path: &Path,
@@ -470,6 +495,7 @@ impl Run<'_> {
             }
         }
         self.flush(&pos).await?;
+        self.written().await?;
         self.bytes_before += pos.bytes;
         progress(self.progress(0));
         Ok(())
@@ -587,18 +613,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Whether the UTC `day` may be imported: it may when an import wrote it before, or when
-    /// it holds no events and no rollups with events (native data). The decision is noted
-    /// before any of the day's rows are written, so a run again after an interruption, or a
-    /// second file of the same day, is not taken for native data.
+    /// Whether the UTC `day` may be imported: it may when it holds no events and no rollups
+    /// with events (native data), or when an import wrote it before (a second file of the
+    /// day, a run again after an interruption), unless that day is past raw retention and
+    /// rolled up already: its raw events are gone, so new rows could not be told from those
+    /// counted, and the day is left as it is. The decision is noted before any of the day's
+    /// rows are written.
     async fn decide_day(&mut self, day: NaiveDate) -> Result<bool, ImportError> {
         let id = format!("{}:{day}", self.site.id);
-        if self.store.meta().record(DAY_KIND, &id).await?.is_some() {
-            return Ok(true);
+        let imported_before = self.store.meta().record(DAY_KIND, &id).await?.is_some();
+        let rolled_up = self
+            .store
+            .read_rollups(self.site.id, "", day, day)
+            .await?
+            .iter()
+            .any(|r| r.events > 0);
+        if imported_before {
+            return Ok(!(day < self.raw_cutoff && rolled_up));
         }
         let from = crate::store::day_start_ts(day);
         let events = crate::query::rollup::events_between(
-            self.store,
+            self.store.as_ref(),
             self.site.id,
             from,
             from + 86_400,
@@ -606,12 +641,6 @@ impl Run<'_> {
         )
         .await
         .map_err(|e| ImportError::Job(e.to_string()))?;
-        let rolled_up = self
-            .store
-            .read_rollups(self.site.id, "", day, day)
-            .await?
-            .iter()
-            .any(|r| r.events > 0);
         if events > 0 || rolled_up {
             return Ok(false);
         }
@@ -635,42 +664,60 @@ impl Run<'_> {
         self.current_salt_day = Some(day);
     }
 
-    /// Writes the batch under an id made from the input prefix it ends, unless a write of it
-    /// is stored already, then notes that prefix as imported.
+    /// Hands the batch to a task that writes it under an id made from the input prefix it
+    /// ends (unless a write of it is stored already) and then notes that prefix as imported;
+    /// the next lines are read while it writes. The batch before is waited for first, so at
+    /// most one write is under way and prefixes are noted in order.
     async fn flush(&mut self, pos: &Position) -> Result<(), ImportError> {
+        self.written().await?;
         let prefix = pos.prefix(self.site.id);
-        if !self.batch.is_empty() {
-            let key = blake3::Hasher::new()
-                .update(b"footfall access-log batch")
-                .update(&self.site.id.to_le_bytes())
-                .update(&prefix.bytes.to_le_bytes())
-                .update(prefix.hash.as_bytes())
-                .finalize();
-            let mut id = [0u8; 8];
-            id.copy_from_slice(&key.as_bytes()[..8]);
-            let batch_id = u64::from_le_bytes(id).max(1);
-            let rows: Arc<[EventRow]> = std::mem::take(&mut self.batch)
-                .into_iter()
-                .map(|r| EventRow { batch_id, ..r })
-                .collect();
-            if self.store.batch_written(&rows).await? {
-                let n = rows.len() as u64;
-                self.summary.imported -= n;
-                *self
-                    .summary
-                    .dropped
-                    .entry("already_imported".into())
-                    .or_default() += n;
-            } else {
-                self.store.insert_events(rows).await?;
+        let key = blake3::Hasher::new()
+            .update(b"footfall access-log batch")
+            .update(&self.site.id.to_le_bytes())
+            .update(&prefix.bytes.to_le_bytes())
+            .update(prefix.hash.as_bytes())
+            .finalize();
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&key.as_bytes()[..8]);
+        let batch_id = u64::from_le_bytes(id).max(1);
+        let rows: Arc<[EventRow]> = std::mem::take(&mut self.batch)
+            .into_iter()
+            .map(|r| EventRow { batch_id, ..r })
+            .collect();
+        let store = self.store.clone();
+        self.writing = Some(tokio::spawn(async move {
+            let mut found = 0;
+            if !rows.is_empty() {
+                if store.batch_written(&rows).await? {
+                    found = rows.len() as u64;
+                } else {
+                    store.insert_events(rows).await?;
+                }
             }
+            let id = format!("{}:{}:{}", prefix.site_id, prefix.bytes, &prefix.hash[..16]);
+            let body = serde_json::to_string(&prefix).unwrap_or_default();
+            store.meta().put_record(PREFIX_KIND, &id, &body).await?;
+            Ok(found)
+        }));
+        Ok(())
+    }
+
+    /// Waits for the batch being written, if any.
+    async fn written(&mut self) -> Result<(), ImportError> {
+        let Some(task) = self.writing.take() else {
+            return Ok(());
+        };
+        let found = task
+            .await
+            .map_err(|e| ImportError::Job(format!("writing a batch: {e}")))??;
+        if found > 0 {
+            self.summary.imported -= found;
+            *self
+                .summary
+                .dropped
+                .entry("already_imported".into())
+                .or_default() += found;
         }
-        let id = format!("{}:{}:{}", self.site.id, prefix.bytes, &prefix.hash[..16]);
-        let body = serde_json::to_string(&prefix).unwrap_or_default();
-        self.store
-            .meta()
-            .put_record(PREFIX_KIND, &id, &body)
-            .await?;
         Ok(())
     }
 }
