@@ -629,6 +629,23 @@ pub fn footfall_bin() -> PathBuf {
     bin
 }
 
+/// Runs `footfall ARGS` with exactly `env` (nothing else of the test's environment), as a
+/// user would at a shell: whether it succeeded, its stdout and its stderr.
+pub fn footfall_command(env: &[(String, String)], args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(footfall_bin())
+        .args(args)
+        .env_clear()
+        .envs(env.iter().cloned())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `footfall` running as a child process, its stderr in a log file.
 pub struct Process {
     pub child: Child,

@@ -12,13 +12,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::path::Path;
-use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use footfall::query::model;
 use footfall::query::run::{Policy, run};
 use footfall::store::{Deadline, Site};
-use footfall_tests::{Backend, Process, TestStore, footfall_bin};
+use footfall_tests::{Backend, Process, TestStore};
 use serde_json::{Value, json};
 
 /// Real browsers' user-agents (none is a crawler).
@@ -177,18 +176,17 @@ fn write_log(path: &Path, lines: &[(DateTime<Utc>, String)], gzip: bool) {
 }
 
 fn footfall(env: &[(String, String)], args: &[&str]) -> (String, String) {
-    let out = Command::new(footfall_bin())
-        .args(args)
-        .env_clear()
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    );
-    assert!(out.status.success(), "{args:?}: {stdout}{stderr}");
+    let (ok, stdout, stderr) = footfall_tests::footfall_command(env, args);
+    assert!(ok, "{args:?}: {stdout}{stderr}");
     (stdout, stderr)
+}
+
+/// `footfall import access-log --site example.org FILE…` on `t`'s store; its summary.
+fn import(t: &TestStore, files: &[&Path]) -> String {
+    let mut args = vec!["import", "access-log", "--site", "example.org"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    // `env` lets go of DuckDB's file for the process.
+    footfall(&t.env(), &args).0
 }
 
 /// The number after `word` in the summary line.
@@ -283,17 +281,7 @@ async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
     let env = t.env();
     footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
     let salts_before = t.store.meta().salts().await.unwrap().len();
-    let (out, _) = footfall(
-        &env,
-        &[
-            "import",
-            "access-log",
-            "--site",
-            "example.org",
-            rotated_path.to_str().unwrap(),
-            live_path.to_str().unwrap(),
-        ],
-    );
+    let out = import(&t, &[&rotated_path, &live_path]);
     let mut expected = rotated.days;
     expected.extend(live.days);
     let mut dropped = rotated.dropped;
@@ -358,18 +346,8 @@ async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
         }
     }
 
-    // The same files again: nothing twice. (`env` lets go of DuckDB's file for the process.)
-    let (again, _) = footfall(
-        &t.env(),
-        &[
-            "import",
-            "access-log",
-            "--site",
-            "example.org",
-            rotated_path.to_str().unwrap(),
-            live_path.to_str().unwrap(),
-        ],
-    );
+    // The same files again: nothing twice.
+    let again = import(&t, &[&rotated_path, &live_path]);
     assert_eq!(figure(&again, "imported"), 0, "{again}");
     assert_eq!(daily(&t, &site, old, today).await, wanted);
 
@@ -386,17 +364,7 @@ async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
             assert!(deleted.unwrap(), "{id}");
         }
     }
-    let (resumed, _) = footfall(
-        &t.env(),
-        &[
-            "import",
-            "access-log",
-            "--site",
-            "example.org",
-            rotated_path.to_str().unwrap(),
-            live_path.to_str().unwrap(),
-        ],
-    );
+    let resumed = import(&t, &[&rotated_path, &live_path]);
     // The day past raw retention is rolled up and its raw events gone: it is left as it is.
     let old_pageviews = expected[&old].0;
     assert_eq!(figure(&resumed, "imported"), 0, "{resumed}");
@@ -429,16 +397,7 @@ async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
     let mut all = live.lines.clone();
     all.extend(more.lines.clone());
     write_log(&live_path, &all, false);
-    let (grown, _) = footfall(
-        &t.env(),
-        &[
-            "import",
-            "access-log",
-            "--site",
-            "example.org",
-            live_path.to_str().unwrap(),
-        ],
-    );
+    let grown = import(&t, &[&live_path]);
     assert_eq!(figure(&grown, "imported"), 3, "{grown}");
     let mut wanted_now = wanted.clone();
     let y = wanted_now.get_mut(&days[2]).unwrap();
@@ -470,14 +429,12 @@ async fn an_import_goes_through_a_running_collector(b: Backend) {
     let (pv, visitors, visits, _) = &e.days[&day];
     assert_eq!(figure(&out, "imported") as i64, *pv, "{out}");
     // Standard input cannot be handed over, and says so.
-    let refused = Command::new(footfall_bin())
-        .args(["import", "access-log", "--site", "example.org", "-"])
-        .env_clear()
-        .envs(env.iter().cloned())
-        .output()
-        .unwrap();
-    assert!(!refused.status.success());
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("save the log to a file"));
+    let (ok, _, stderr) = footfall_tests::footfall_command(
+        &env,
+        &["import", "access-log", "--site", "example.org", "-"],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("save the log to a file"), "{stderr}");
     server.signal("TERM");
     drop(server);
     let site = site(&t).await;
@@ -497,14 +454,8 @@ async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
     let refused = |args: &[&str], reason: &str| {
         let mut all = vec!["import", "access-log"];
         all.extend(args);
-        let out = Command::new(footfall_bin())
-            .args(&all)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .output()
-            .unwrap();
-        assert!(!out.status.success(), "{all:?}");
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let (ok, _, stderr) = footfall_tests::footfall_command(&env, &all);
+        assert!(!ok, "{all:?}");
         assert!(stderr.contains(reason), "{all:?}: {stderr}");
     };
     refused(&["--site", "example.org", log], "no site `example.org`");

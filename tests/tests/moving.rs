@@ -181,17 +181,8 @@ async fn commands_work_while_serve_holds_the_events_file() {
     }
     let p = Process::serve(&env, dir.path().join("serve.log")).await;
     let run = |args: &[&str]| {
-        let out = Command::new(footfall_bin())
-            .args(args)
-            .env_clear()
-            .envs(env.iter().cloned())
-            .output()
-            .unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &*String::from_utf8_lossy(&out.stderr),
-        )
+        let (ok, stdout, stderr) = footfall_tests::footfall_command(&env, args);
+        (ok, stdout + stderr.as_str())
     };
     let (ok, out) = run(&["purge"]);
     assert!(ok, "{out}");
