@@ -160,9 +160,71 @@ fn generate(day: NaiveDate, rng: &mut Lcg, e: &mut Expected) {
 }
 
 fn write_log(path: &Path, lines: &[(DateTime<Utc>, String)], gzip: bool) {
+    write_log_as(path, lines, gzip, "combined");
+}
+
+/// A generated combined line in another layout (`nginx-json`, `caddy-json`), as those servers
+/// write it; a line that is not one of the generator's requests (the malformed ones) as it is.
+fn convert(line: &str, layout: &str) -> String {
+    static REQUEST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r#"^(\S+) - - \[([^\]]+)\] "(\S+) (\S+) (\S+)" (\d+) (\d+) "([^"]*)" "([^"]*)"$"#,
+        )
+        .unwrap()
+    });
+    let Some(c) = REQUEST.captures(line) else {
+        return line.to_string();
+    };
+    let at = DateTime::parse_from_str(&c[2], "%d/%b/%Y:%H:%M:%S %z").unwrap();
+    let (ip, method, uri, proto, status) = (&c[1], &c[3], &c[4], &c[5], &c[6]);
+    let absent = |v: &str| {
+        if v == "-" {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
+    let (referrer, ua) = (absent(&c[8]), absent(&c[9]));
+    let entry = match layout {
+        "nginx-json" => json!({
+            "time_iso8601": at.to_rfc3339(), "remote_addr": ip, "request_method": method,
+            "request_uri": uri, "server_protocol": proto, "status": status,
+            "body_bytes_sent": &c[7], "http_referer": referrer, "http_user_agent": ua,
+            "host": "example.org",
+        }),
+        "caddy-json" => {
+            let mut headers = serde_json::Map::new();
+            if !ua.is_empty() {
+                headers.insert("User-Agent".into(), json!([ua]));
+            }
+            if !referrer.is_empty() {
+                headers.insert("Referer".into(), json!([referrer]));
+            }
+            json!({
+                "level": "info", "ts": at.timestamp() as f64 + 0.25,
+                "logger": "http.log.access.log0", "msg": "handled request",
+                "request": {"remote_ip": ip, "remote_port": "40000", "client_ip": ip,
+                            "proto": proto, "method": method, "host": "example.org:443",
+                            "uri": uri, "headers": headers},
+                "bytes_read": 0, "duration": 0.002, "size": 1234,
+                "status": status.parse::<u16>().unwrap(), "resp_headers": {},
+            })
+        }
+        other => panic!("no layout {other}"),
+    };
+    entry.to_string()
+}
+
+fn write_log_as(path: &Path, lines: &[(DateTime<Utc>, String)], gzip: bool, layout: &str) {
     let mut sorted: Vec<&(DateTime<Utc>, String)> = lines.iter().collect();
     sorted.sort_by_key(|(at, _)| *at);
-    let text: String = sorted.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let text: String = sorted
+        .iter()
+        .map(|(_, l)| match layout {
+            "combined" => format!("{l}\n"),
+            other => format!("{}\n", convert(l, other)),
+        })
+        .collect();
     if gzip {
         let mut enc = flate2::write::GzEncoder::new(
             std::fs::File::create(path).unwrap(),
@@ -444,6 +506,59 @@ async fn an_import_goes_through_a_running_collector(b: Backend) {
     );
 }
 
+/// nginx's JSON and Caddy's logs of the same requests give the same figures, each with its
+/// layout named and told apart by `auto`.
+async fn json_logs_give_the_counts_of_their_lines(b: Backend) {
+    let t = TestStore::new(b, "import_json_logs").await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    let today = Utc::now().date_naive();
+    let mut rng = Lcg(5);
+    let mut e = Expected::default();
+    for d in [today - Duration::days(5), today - Duration::days(4)] {
+        generate(d, &mut rng, &mut e);
+    }
+    // The first day as nginx JSON, the second as Caddy's: one site moved its server.
+    let first_day = today - Duration::days(5);
+    let (nginx, caddy): (Vec<_>, Vec<_>) = e
+        .lines
+        .iter()
+        .cloned()
+        .partition(|(at, _)| at.date_naive() == first_day);
+    let nginx_path = dir.path().join("access.json.log");
+    let caddy_path = dir.path().join("caddy.log");
+    write_log_as(&nginx_path, &nginx, false, "nginx-json");
+    write_log_as(&caddy_path, &caddy, true, "caddy-json");
+    let mut imported = 0;
+    for (path, layout) in [(&nginx_path, "nginx-json"), (&caddy_path, "auto")] {
+        let (out, _) = footfall(
+            &t.env(),
+            &[
+                "import",
+                "access-log",
+                "--site",
+                "example.org",
+                "--format",
+                layout,
+                path.to_str().unwrap(),
+            ],
+        );
+        imported += figure(&out, "imported");
+        assert_eq!(figure(&out, "malformed"), 2, "{out}");
+        assert_eq!(figure(&out, "bot"), (BOTS.len() * 5) as u64, "{out}");
+    }
+    let pageviews: i64 = e.days.values().map(|d| d.0).sum();
+    assert_eq!(imported as i64, pageviews);
+    let site = site(&t).await;
+    let wanted: BTreeMap<NaiveDate, [i64; 3]> = e
+        .days
+        .iter()
+        .map(|(d, (pv, visitors, visits, _))| (*d, [visitors.len() as i64, *visits, *pv]))
+        .collect();
+    assert_eq!(daily(&t, &site, first_day, today).await, wanted);
+}
+
 async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
     let t = TestStore::new(b, "import_bad_arguments").await;
     let env = t.env();
@@ -483,6 +598,7 @@ async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
 
 footfall_tests::all_stores!(
     an_access_log_gives_the_counts_of_its_lines,
+    json_logs_give_the_counts_of_their_lines,
     bad_arguments_are_refused_with_a_reason
 );
 

@@ -12,8 +12,8 @@ use crate::ingest::geoip::GeoIp;
 
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
-    /// Import a web server's access log: Apache or nginx, common, combined or combined-vhost,
-    /// plain or gzip (`-` reads standard input). Importing a file again, or after it has
+    /// Import a web server's access log: Apache or nginx (common, combined, combined-vhost,
+    /// nginx JSON) or Caddy (JSON), plain or gzip (`-` reads standard input). Importing a file again, or after it has
     /// grown, imports only what is new.
     AccessLog(AccessLogArgs),
 }
@@ -23,7 +23,7 @@ pub struct AccessLogArgs {
     /// The site the log belongs to (its domain, as `footfall site add` named it).
     #[arg(long)]
     pub site: String,
-    /// The lines' layout; `auto` tells combined, combined-vhost and common apart line by line.
+    /// The lines' layout; `auto` tells them apart line by line.
     #[arg(long, value_enum, default_value = "auto")]
     pub format: Format,
     /// Leave out request paths matching this pattern (`*` is any run of characters, e.g.
@@ -52,7 +52,7 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
             }
             let job = AccessLogJob {
                 site: args.site,
-                format: args.format.into(),
+                format: args.format,
                 exclude: args.exclude,
                 inputs,
             };

@@ -1,5 +1,7 @@
 //! Server access log lines: the NCSA common and combined formats as Apache httpd and nginx
-//! write them, and Debian's `vhost_combined` (`host:port` in front).
+//! write them, Debian's `vhost_combined` (`host:port` in front), nginx's JSON logs
+//! (`log_format … escape=json`, with the field names of the widely copied layouts), and
+//! Caddy's JSON access log.
 //!
 //! ```text
 //! 203.0.113.9 - - [10/Oct/2026:13:55:36 -0700] "GET /docs/?utm_source=x HTTP/1.1" 200 2326 "https://www.google.com/" "Mozilla/5.0 …"
@@ -14,9 +16,13 @@ use std::net::IpAddr;
 use chrono::{DateTime, Utc};
 
 /// The layout of a log's lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// Combined, else common, else combined with a virtual host, decided line by line.
+    /// Decided line by line: a JSON object is Caddy's when it has a `request` object, else
+    /// nginx's; other lines are combined, combined with a virtual host, or common.
     Auto,
     /// `%h %l %u %t "%r" %>s %b` (no referrer or user-agent: every line is dropped as a bot,
     /// since a visit cannot be told from a crawler without a user-agent).
@@ -25,6 +31,16 @@ pub enum Format {
     Combined,
     /// `%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"` (Debian's Apache).
     CombinedVhost,
+    /// One JSON object per line from nginx's `log_format … escape=json`: the time in
+    /// `time_iso8601`, `@timestamp`, `timestamp`, `time`, `time_local` or `msec`; the client
+    /// in `remote_addr`, `client_ip` or `ip`; `request_method` and `request_uri` (or `method`
+    /// and `uri`/`url`/`path` with `args`, or `request`); `status`; `host`, `http_host` or
+    /// `server_name`; `http_referer` (or `http_referrer`, `referer`, `referrer`);
+    /// `http_user_agent` (or `user_agent`).
+    NginxJson,
+    /// Caddy's JSON access log (`http.log.access`): `ts`, `status`, and the `request` object
+    /// (`client_ip` or `remote_ip`, `method`, `host`, `uri`, `headers`).
+    CaddyJson,
 }
 
 /// One request, as the log line states it.
@@ -66,10 +82,177 @@ pub fn parse(line: &str, format: Format) -> Result<Hit, LineError> {
         Format::Common => parse_ncsa(line, false, false),
         Format::Combined => parse_ncsa(line, false, true),
         Format::CombinedVhost => parse_ncsa(line, true, true),
+        Format::NginxJson => parse_nginx_json(line),
+        Format::CaddyJson => parse_caddy(line),
+        Format::Auto if line.trim_start().starts_with('{') => {
+            if line.contains("\"request\":{") || line.contains("\"request\": {") {
+                parse_caddy(line)
+            } else {
+                parse_nginx_json(line)
+            }
+        }
         Format::Auto => parse_ncsa(line, false, true)
             .or_else(|_| parse_ncsa(line, true, true))
             .or_else(|_| parse_ncsa(line, false, false)),
     }
+}
+
+type Object = serde_json::Map<String, serde_json::Value>;
+
+fn object(line: &str, layout: &'static str) -> Result<Object, LineError> {
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(o)) => Ok(o),
+        _ => Err(LineError::Layout(layout)),
+    }
+}
+
+/// The first of `keys` in `o` with a value: a string other than `""` and `-`, or a number
+/// (as its text).
+fn field(o: &Object, keys: &[&str]) -> Option<String> {
+    keys.iter().find_map(|k| match o.get(*k)? {
+        serde_json::Value::String(s) if !s.is_empty() && s != "-" => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// A time as JSON logs write it: RFC 3339 (nginx's `$time_iso8601`, Caddy's `iso8601`),
+/// seconds since 1970 (a number or its text, with a fraction), or the common log layout.
+fn json_time(text: &str) -> Result<DateTime<Utc>, LineError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    if let Ok(secs) = text.parse::<f64>()
+        && secs.is_finite()
+        && (0.0..1e11).contains(&secs)
+    {
+        let whole = secs.trunc() as i64;
+        let nanos = ((secs - secs.trunc()) * 1e9) as u32;
+        if let Some(t) = DateTime::from_timestamp(whole, nanos) {
+            return Ok(t);
+        }
+    }
+    DateTime::parse_from_str(text, "%d/%b/%Y:%H:%M:%S %z")
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| LineError::Time(shorten(text)))
+}
+
+fn status_of(text: Option<String>) -> Result<u16, LineError> {
+    let text = text.unwrap_or_default();
+    text.parse::<u16>()
+        .ok()
+        .filter(|s| (100..=599).contains(s))
+        .ok_or_else(|| LineError::Status(shorten(&text)))
+}
+
+fn address(text: Option<String>) -> Result<IpAddr, LineError> {
+    let text = text.unwrap_or_default();
+    // A proxy chain (`$http_x_forwarded_for`) names the client first.
+    let first = text.split(',').next().unwrap_or_default().trim();
+    first
+        .parse::<IpAddr>()
+        .map_err(|_| LineError::Address(shorten(&text)))
+}
+
+fn request_parts(method: &str, target: &str) -> Result<(String, String), LineError> {
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || target.is_empty() {
+        return Err(LineError::Request(shorten(&format!("{method} {target}"))));
+    }
+    Ok((method.to_string(), target.to_string()))
+}
+
+fn parse_nginx_json(line: &str) -> Result<Hit, LineError> {
+    let o = object(line, "nginx-json")?;
+    let time = field(
+        &o,
+        &[
+            "time_iso8601",
+            "@timestamp",
+            "timestamp",
+            "time",
+            "time_local",
+            "msec",
+        ],
+    )
+    .ok_or(LineError::Layout("nginx-json (no time field)"))?;
+    let time = json_time(&time)?;
+    let (method, target) = match (
+        field(&o, &["request_method", "method"]),
+        field(&o, &["request_uri", "url", "request_url", "path", "uri"]),
+    ) {
+        (Some(m), Some(mut t)) => {
+            if !t.contains('?')
+                && let Some(args) = field(&o, &["args", "query_string"])
+            {
+                t = format!("{t}?{args}");
+            }
+            request_parts(&m, &t)?
+        }
+        _ => {
+            let request = field(&o, &["request"]).unwrap_or_default();
+            let mut parts = request.split(' ');
+            request_parts(
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+            )?
+        }
+    };
+    Ok(Hit {
+        host: field(&o, &["host", "http_host", "server_name"])
+            .map(|h| strip_port(&h).to_ascii_lowercase()),
+        client_ip: address(field(&o, &["remote_addr", "client_ip", "ip"]))?,
+        time,
+        method,
+        target,
+        status: status_of(field(&o, &["status"]))?,
+        referrer: field(
+            &o,
+            &["http_referer", "http_referrer", "referer", "referrer"],
+        ),
+        user_agent: field(&o, &["http_user_agent", "user_agent"]).unwrap_or_default(),
+    })
+}
+
+fn parse_caddy(line: &str) -> Result<Hit, LineError> {
+    let o = object(line, "caddy-json")?;
+    if let Some(logger) = o.get("logger").and_then(|l| l.as_str())
+        && !logger.starts_with("http.log.access")
+    {
+        return Err(LineError::Layout(
+            "caddy-json access log (another logger's entry)",
+        ));
+    }
+    let Some(serde_json::Value::Object(request)) = o.get("request") else {
+        return Err(LineError::Layout("caddy-json (no request object)"));
+    };
+    let time = field(&o, &["ts"]).ok_or(LineError::Layout("caddy-json (no ts)"))?;
+    let header = |name: &str| -> Option<String> {
+        let headers = request.get("headers")?.as_object()?;
+        let values = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))?
+            .1
+            .as_array()?;
+        values
+            .first()?
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let (method, target) = request_parts(
+        &field(request, &["method"]).unwrap_or_default(),
+        &field(request, &["uri"]).unwrap_or_default(),
+    )?;
+    Ok(Hit {
+        host: field(request, &["host"]).map(|h| strip_port(&h).to_ascii_lowercase()),
+        client_ip: address(field(request, &["client_ip", "remote_ip"]))?,
+        time: json_time(&time)?,
+        method,
+        target,
+        status: status_of(field(&o, &["status"]))?,
+        referrer: header("Referer"),
+        user_agent: header("User-Agent").unwrap_or_default(),
+    })
 }
 
 fn layout(vhost: bool, combined: bool) -> LineError {
@@ -380,6 +563,71 @@ mod tests {
         let hit = parse(common, Format::Common).unwrap();
         assert_eq!((hit.user_agent.as_str(), hit.referrer), ("", None));
         assert!(parse(common, Format::Combined).is_err());
+    }
+
+    #[test]
+    fn nginx_json_lines_read_back() {
+        let line = format!(
+            r#"{{"time_iso8601":"2026-12-01T10:00:00+01:00","remote_addr":"203.0.113.9","request_method":"GET","request_uri":"/a?utm_source=x","status":"200","body_bytes_sent":"512","http_referer":"","http_user_agent":"{CHROME}","host":"www.example.org:8080"}}"#
+        );
+        let hit = parse(&line, Format::NginxJson).unwrap();
+        assert_eq!(hit.time.to_rfc3339(), "2026-12-01T09:00:00+00:00");
+        assert_eq!((hit.target.as_str(), hit.status), ("/a?utm_source=x", 200));
+        assert_eq!(hit.host.as_deref(), Some("www.example.org"));
+        assert_eq!((hit.referrer, hit.user_agent.as_str()), (None, CHROME));
+        assert_eq!(
+            parse(&line, Format::Auto).unwrap().target,
+            "/a?utm_source=x"
+        );
+        // `$msec`, numbers, `request` split, a proxy chain.
+        let other = r#"{"msec": 1764583200.123, "remote_addr": "10.0.0.1, 10.0.0.2", "request": "GET /b HTTP/2.0", "status": 304, "http_referrer": "https://x.org/", "user_agent": "UA"}"#;
+        let hit = parse(other, Format::Auto).unwrap();
+        assert_eq!(hit.time.timestamp(), 1_764_583_200);
+        assert_eq!(
+            (hit.client_ip.to_string(), hit.target.as_str(), hit.status),
+            ("10.0.0.1".into(), "/b", 304)
+        );
+        assert_eq!(hit.referrer.as_deref(), Some("https://x.org/"));
+        for (bad, why) in [
+            ("{}", "no time field"),
+            (r#"{"time":"yesterday","status":200}"#, "time `yesterday`"),
+            (
+                r#"{"msec":1,"remote_addr":"1.1.1.1","request":"GET / HTTP/1.1","status":"OK"}"#,
+                "status `OK`",
+            ),
+            ("[1,2]", "not a nginx-json log line"),
+        ] {
+            let e = parse(bad, Format::NginxJson).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn caddy_lines_read_back() {
+        let line = format!(
+            r#"{{"level":"info","ts":1764583200.5,"logger":"http.log.access.log0","msg":"handled request","request":{{"remote_ip":"10.0.0.1","remote_port":"5555","client_ip":"203.0.113.9","proto":"HTTP/2.0","method":"GET","host":"example.org:443","uri":"/pricing?ref=hn","headers":{{"User-Agent":["{CHROME}"],"Referer":["https://news.ycombinator.com/"],"Cookie":["REDACTED"]}}}},"bytes_read":0,"user_id":"","duration":0.001,"size":512,"status":200,"resp_headers":{{}}}}"#
+        );
+        let hit = parse(&line, Format::CaddyJson).unwrap();
+        assert_eq!(hit.client_ip.to_string(), "203.0.113.9");
+        assert_eq!(hit.time.timestamp(), 1_764_583_200);
+        assert_eq!(
+            (hit.method.as_str(), hit.target.as_str(), hit.status),
+            ("GET", "/pricing?ref=hn", 200)
+        );
+        assert_eq!(hit.host.as_deref(), Some("example.org"));
+        assert_eq!(
+            hit.referrer.as_deref(),
+            Some("https://news.ycombinator.com/")
+        );
+        assert_eq!(hit.user_agent, CHROME);
+        assert_eq!(parse(&line, Format::Auto).unwrap(), hit);
+        let error_log = r#"{"level":"error","ts":1764583200,"logger":"http.log.error","msg":"dial tcp: refused"}"#;
+        assert!(
+            parse(error_log, Format::CaddyJson)
+                .unwrap_err()
+                .to_string()
+                .contains("another logger")
+        );
     }
 
     #[test]

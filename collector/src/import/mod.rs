@@ -52,43 +52,11 @@ const LISTED_ERRORS: usize = 20;
 pub struct AccessLogJob {
     /// The site's domain.
     pub site: String,
-    pub format: FormatName,
+    pub format: Format,
     /// Request paths to leave out, with `*` wildcards.
     pub exclude: Vec<String>,
     /// Files, plain or gzip; `-` is standard input.
     pub inputs: Vec<PathBuf>,
-}
-
-/// [`Format`] as it travels over the control socket.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum FormatName {
-    Auto,
-    Common,
-    Combined,
-    CombinedVhost,
-}
-
-impl From<Format> for FormatName {
-    fn from(f: Format) -> Self {
-        match f {
-            Format::Auto => FormatName::Auto,
-            Format::Common => FormatName::Common,
-            Format::Combined => FormatName::Combined,
-            Format::CombinedVhost => FormatName::CombinedVhost,
-        }
-    }
-}
-
-impl From<FormatName> for Format {
-    fn from(f: FormatName) -> Self {
-        match f {
-            FormatName::Auto => Format::Auto,
-            FormatName::Common => Format::Common,
-            FormatName::Combined => Format::Combined,
-            FormatName::CombinedVhost => Format::CombinedVhost,
-        }
-    }
 }
 
 /// What an import did.
@@ -284,7 +252,7 @@ pub async fn import_access_log(
     let mut run = Run {
         store: store.clone(),
         site,
-        format: job.format.into(),
+        format: job.format,
         exclude: job.exclude.clone(),
         pipeline,
         salts: HashMap::new(),
