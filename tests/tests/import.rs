@@ -185,13 +185,14 @@ fn convert(line: &str, layout: &str) -> String {
         }
     };
     let (referrer, ua) = (absent(&c[8]), absent(&c[9]));
-    let entry = match layout {
+    match layout {
         "nginx-json" => json!({
             "time_iso8601": at.to_rfc3339(), "remote_addr": ip, "request_method": method,
             "request_uri": uri, "server_protocol": proto, "status": status,
             "body_bytes_sent": &c[7], "http_referer": referrer, "http_user_agent": ua,
             "host": "example.org",
-        }),
+        })
+        .to_string(),
         "caddy-json" => {
             let mut headers = serde_json::Map::new();
             if !ua.is_empty() {
@@ -209,21 +210,88 @@ fn convert(line: &str, layout: &str) -> String {
                 "bytes_read": 0, "duration": 0.002, "size": 1234,
                 "status": status.parse::<u16>().unwrap(), "resp_headers": {},
             })
+            .to_string()
+        }
+        "cloudfront" => {
+            // Tab-separated, URL-encoded (a `%` in the request encoded again), UTC.
+            let encode = |v: &str| -> String {
+                if v.is_empty() {
+                    return "-".into();
+                }
+                v.bytes()
+                    .map(|b| match b {
+                        b'%' => "%25".to_string(),
+                        b' ' | b'"' | b'<' | b'>' | b'#' | b'\\' | b'\'' => format!("%{b:02X}"),
+                        b if !(33..=126).contains(&b) => format!("%{b:02X}"),
+                        b => (b as char).to_string(),
+                    })
+                    .collect()
+            };
+            let (stem, query) = uri.split_once('?').unwrap_or((uri, "-"));
+            let utc = at.with_timezone(&Utc);
+            [
+                utc.format("%Y-%m-%d").to_string(),
+                utc.format("%H:%M:%S").to_string(),
+                "FRA56-P1".into(),
+                c[7].to_string(),
+                ip.to_string(),
+                method.to_string(),
+                "d111111abcdef8.cloudfront.net".into(),
+                encode(stem),
+                status.to_string(),
+                encode(&referrer),
+                encode(&ua),
+                query.to_string(),
+                "-".into(),
+                "Miss".into(),
+                "aBcD==".into(),
+                "example.org".into(),
+                "https".into(),
+                "300".into(),
+                "0.002".into(),
+            ]
+            .join("\t")
+        }
+        "w3c" => {
+            // IIS: space-separated, `+` for a space in the user-agent, `-` when empty, UTC.
+            let (stem, query) = uri.split_once('?').unwrap_or((uri, "-"));
+            let utc = at.with_timezone(&Utc);
+            let or_dash = |v: &str| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    v.replace(' ', "+")
+                }
+            };
+            format!(
+                "{} {} 172.24.45.9 {method} {stem} {query} 443 - {ip} {} {} {status} 0 0 15",
+                utc.format("%Y-%m-%d"),
+                utc.format("%H:%M:%S"),
+                or_dash(&ua),
+                or_dash(&referrer),
+            )
         }
         other => panic!("no layout {other}"),
-    };
-    entry.to_string()
+    }
 }
 
 fn write_log_as(path: &Path, lines: &[(DateTime<Utc>, String)], gzip: bool, layout: &str) {
     let mut sorted: Vec<&(DateTime<Utc>, String)> = lines.iter().collect();
     sorted.sort_by_key(|(at, _)| *at);
-    let text: String = sorted
-        .iter()
-        .map(|(_, l)| match layout {
+    let header = match layout {
+        "cloudfront" => {
+            "#Version: 1.0\n#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol cs-bytes time-taken\n"
+        }
+        "w3c" => {
+            "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n#Date: 2026-01-01 00:00:00\n#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken\n"
+        }
+        _ => "",
+    };
+    let text: String = std::iter::once(header.to_string())
+        .chain(sorted.iter().map(|(_, l)| match layout {
             "combined" => format!("{l}\n"),
             other => format!("{}\n", convert(l, other)),
-        })
+        }))
         .collect();
     if gzip {
         let mut enc = flate2::write::GzEncoder::new(
@@ -506,32 +574,32 @@ async fn an_import_goes_through_a_running_collector(b: Backend) {
     );
 }
 
-/// nginx's JSON and Caddy's logs of the same requests give the same figures, each with its
-/// layout named and told apart by `auto`.
-async fn json_logs_give_the_counts_of_their_lines(b: Backend) {
-    let t = TestStore::new(b, "import_json_logs").await;
+/// nginx's JSON, Caddy's, CloudFront's and IIS's (W3C) logs give the figures of the requests
+/// they hold, with their layout named or told apart by `auto`.
+async fn other_layouts_give_the_counts_of_their_lines(b: Backend) {
+    let t = TestStore::new(b, "import_other_layouts").await;
     let dir = tempfile::tempdir().unwrap();
     let env = t.env();
     footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
     let today = Utc::now().date_naive();
+    // A day in each layout, as a site that moved from server to server: (layout, --format,
+    // compressed).
+    let layouts = [
+        ("nginx-json", "nginx-json", false),
+        ("caddy-json", "auto", true),
+        ("cloudfront", "cloudfront", true),
+        ("w3c", "auto", false),
+    ];
     let mut rng = Lcg(5);
     let mut e = Expected::default();
-    for d in [today - Duration::days(5), today - Duration::days(4)] {
-        generate(d, &mut rng, &mut e);
-    }
-    // The first day as nginx JSON, the second as Caddy's: one site moved its server.
-    let first_day = today - Duration::days(5);
-    let (nginx, caddy): (Vec<_>, Vec<_>) = e
-        .lines
-        .iter()
-        .cloned()
-        .partition(|(at, _)| at.date_naive() == first_day);
-    let nginx_path = dir.path().join("access.json.log");
-    let caddy_path = dir.path().join("caddy.log");
-    write_log_as(&nginx_path, &nginx, false, "nginx-json");
-    write_log_as(&caddy_path, &caddy, true, "caddy-json");
+    let first_day = today - Duration::days(layouts.len() as i64 + 1);
     let mut imported = 0;
-    for (path, layout) in [(&nginx_path, "nginx-json"), (&caddy_path, "auto")] {
+    for (i, (layout, format, gzip)) in layouts.iter().enumerate() {
+        let day = first_day + Duration::days(i as i64);
+        let mut one = Expected::default();
+        generate(day, &mut rng, &mut one);
+        let path = dir.path().join(format!("{layout}.log"));
+        write_log_as(&path, &one.lines, *gzip, layout);
         let (out, _) = footfall(
             &t.env(),
             &[
@@ -540,13 +608,23 @@ async fn json_logs_give_the_counts_of_their_lines(b: Backend) {
                 "--site",
                 "example.org",
                 "--format",
-                layout,
+                format,
                 path.to_str().unwrap(),
             ],
         );
         imported += figure(&out, "imported");
-        assert_eq!(figure(&out, "malformed"), 2, "{out}");
-        assert_eq!(figure(&out, "bot"), (BOTS.len() * 5) as u64, "{out}");
+        assert_eq!(figure(&out, "malformed"), 2, "{layout}: {out}");
+        assert_eq!(
+            figure(&out, "bot"),
+            (BOTS.len() * 5) as u64,
+            "{layout}: {out}"
+        );
+        assert_eq!(
+            figure(&out, "asset"),
+            one.dropped["asset"],
+            "{layout}: {out}"
+        );
+        e.days.extend(one.days);
     }
     let pageviews: i64 = e.days.values().map(|d| d.0).sum();
     assert_eq!(imported as i64, pageviews);
@@ -557,6 +635,22 @@ async fn json_logs_give_the_counts_of_their_lines(b: Backend) {
         .map(|(d, (pv, visitors, visits, _))| (*d, [visitors.len() as i64, *visits, *pv]))
         .collect();
     assert_eq!(daily(&t, &site, first_day, today).await, wanted);
+    // Visits from Google, whichever layout carried the referrer.
+    let sources = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visits"], "date_range": [first_day.to_string(), today.to_string()],
+               "dimensions": ["visit:source"]}),
+    )
+    .await;
+    let google: i64 = sources["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dimensions"][0] == "Google")
+        .map(|r| r["metrics"][0].as_i64().unwrap())
+        .sum();
+    assert_eq!(google, e.days.values().map(|d| d.3).sum::<i64>());
 }
 
 async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
@@ -598,7 +692,7 @@ async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
 
 footfall_tests::all_stores!(
     an_access_log_gives_the_counts_of_its_lines,
-    json_logs_give_the_counts_of_their_lines,
+    other_layouts_give_the_counts_of_their_lines,
     bad_arguments_are_refused_with_a_reason
 );
 

@@ -13,7 +13,8 @@ use crate::ingest::geoip::GeoIp;
 #[derive(Debug, Subcommand)]
 pub enum ImportCommand {
     /// Import a web server's access log: Apache or nginx (common, combined, combined-vhost,
-    /// nginx JSON) or Caddy (JSON), plain or gzip (`-` reads standard input). Importing a file again, or after it has
+    /// nginx JSON), Caddy (JSON), CloudFront or IIS (W3C), plain or gzip (`-` reads standard
+    /// input). Importing a file again, or after it has
     /// grown, imports only what is new.
     AccessLog(AccessLogArgs),
 }

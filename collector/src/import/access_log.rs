@@ -41,6 +41,123 @@ pub enum Format {
     /// Caddy's JSON access log (`http.log.access`): `ts`, `status`, and the `request` object
     /// (`client_ip` or `remote_ip`, `method`, `host`, `uri`, `headers`).
     CaddyJson,
+    /// Amazon CloudFront's standard logs: tab-separated, columns named by the `#Fields`
+    /// directive, values URL-encoded, times in UTC; the site's host is `x-host-header`.
+    Cloudfront,
+    /// The W3C extended log format (IIS's default): space-separated, columns named by the
+    /// `#Fields` directive (which may change within a file), `+` for a space in the
+    /// user-agent, times in UTC; the host is `cs-host` where it is logged.
+    W3c,
+}
+
+/// The columns a `#Fields` directive names (CloudFront and W3C/IIS logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fields {
+    names: Vec<String>,
+    /// CloudFront's layout: tabs between values, which are URL-encoded.
+    cloudfront: bool,
+}
+
+impl Fields {
+    /// The columns of a `#Fields: …` line; `None` for any other line.
+    pub fn from_directive(line: &str) -> Option<Fields> {
+        let names: Vec<String> = line
+            .strip_prefix("#Fields:")?
+            .split_whitespace()
+            .map(|n| n.to_ascii_lowercase())
+            .collect();
+        let cloudfront = names.iter().any(|n| n.starts_with("x-edge-"));
+        Some(Fields { names, cloudfront })
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.names.iter().position(|n| n == name)
+    }
+}
+
+/// Reads one line of a CloudFront or W3C log whose columns `fields` names.
+pub fn parse_fields(line: &str, fields: &Fields) -> Result<Hit, LineError> {
+    let layout = if fields.cloudfront {
+        "cloudfront"
+    } else {
+        "w3c"
+    };
+    let values: Vec<&str> = if fields.cloudfront {
+        line.trim_end_matches(['\r', '\n']).split('\t').collect()
+    } else {
+        line.split_whitespace().collect()
+    };
+    if values.len() < fields.names.len() {
+        return Err(LineError::Layout(layout));
+    }
+    let get = |name: &str| -> Option<String> {
+        let v = values.get(fields.index(name)?)?.trim();
+        if v.is_empty() || v == "-" {
+            return None;
+        }
+        Some(if fields.cloudfront {
+            // CloudFront encodes a `%` already in the request again (`%2520`).
+            let once = percent_decode(v);
+            if once.contains('%') && v.contains("%25") {
+                percent_decode(&once)
+            } else {
+                once
+            }
+        } else {
+            v.to_string()
+        })
+    };
+    let (date, time) = (
+        get("date").unwrap_or_default(),
+        get("time").unwrap_or_default(),
+    );
+    let stamp = format!("{date} {time}");
+    let time = chrono::NaiveDateTime::parse_from_str(&stamp, "%Y-%m-%d %H:%M:%S")
+        .map_err(|_| LineError::Time(shorten(&stamp)))?
+        .and_utc();
+    let stem = get("cs-uri-stem").unwrap_or_default();
+    let target = match get("cs-uri-query") {
+        Some(q) => format!("{stem}?{q}"),
+        None => stem,
+    };
+    let (method, target) = request_parts(&get("cs-method").unwrap_or_default(), &target)?;
+    let mut user_agent = get("cs(user-agent)").unwrap_or_default();
+    if !fields.cloudfront {
+        user_agent = user_agent.replace('+', " ");
+    }
+    Ok(Hit {
+        host: get("x-host-header")
+            .or_else(|| get("cs-host"))
+            .map(|h| strip_port(&h).to_ascii_lowercase()),
+        client_ip: address(get("c-ip"))?,
+        time,
+        method,
+        target,
+        status: status_of(get("sc-status"))?,
+        referrer: get("cs(referer)"),
+        user_agent,
+    })
+}
+
+/// `%XX` turned back into bytes (read as UTF-8, lossily); anything else kept.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(u8::try_from(h * 16 + l).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// One request, as the log line states it.
@@ -84,6 +201,9 @@ pub fn parse(line: &str, format: Format) -> Result<Hit, LineError> {
         Format::CombinedVhost => parse_ncsa(line, true, true),
         Format::NginxJson => parse_nginx_json(line),
         Format::CaddyJson => parse_caddy(line),
+        Format::Cloudfront | Format::W3c => Err(LineError::Layout(
+            "line before any #Fields directive (CloudFront and W3C logs name their columns)",
+        )),
         Format::Auto if line.trim_start().starts_with('{') => {
             if line.contains("\"request\":{") || line.contains("\"request\": {") {
                 parse_caddy(line)
@@ -628,6 +748,38 @@ mod tests {
                 .to_string()
                 .contains("another logger")
         );
+    }
+
+    #[test]
+    fn cloudfront_and_w3c_lines_read_back_by_their_fields() {
+        let cf = Fields::from_directive("#Fields: date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header cs-protocol").unwrap();
+        let line = "2026-12-01\t08:30:05\tFRA56-P1\t512\t203.0.113.9\tGET\td1234.cloudfront.net\t/caf%25C3%25A9/\t200\thttps://www.google.com/\tMozilla/5.0%2520(X11;%2520Linux%2520x86_64)\tutm_source=x\t-\tHit\tabc==\twww.example.org\thttps\t";
+        let hit = parse_fields(line, &cf).unwrap();
+        assert_eq!(hit.time.to_rfc3339(), "2026-12-01T08:30:05+00:00");
+        assert_eq!(hit.target, "/café/?utm_source=x");
+        assert_eq!(hit.user_agent, "Mozilla/5.0 (X11; Linux x86_64)");
+        assert_eq!(hit.host.as_deref(), Some("www.example.org"));
+        assert_eq!(hit.referrer.as_deref(), Some("https://www.google.com/"));
+        let w3c = Fields::from_directive("#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken").unwrap();
+        let line = "2026-12-01 06:10:38 172.24.45.9 GET /docs/ - 80 - 198.51.100.7 Mozilla/5.0+(Windows+NT+10.0;+Win64;+x64;+rv:133.0)+Gecko/20100101+Firefox/133.0 - 304 0 64 646";
+        let hit = parse_fields(line, &w3c).unwrap();
+        assert_eq!(
+            (hit.target.as_str(), hit.status, hit.referrer),
+            ("/docs/", 304, None)
+        );
+        assert_eq!(
+            hit.user_agent,
+            "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:133.0) Gecko/20100101 Firefox/133.0"
+        );
+        assert_eq!(hit.host, None);
+        assert!(parse_fields("2026-12-01 06:10:38 too short", &w3c).is_err());
+        assert!(
+            parse("2026-12-01 06:10:38 x", Format::W3c)
+                .unwrap_err()
+                .to_string()
+                .contains("#Fields")
+        );
+        assert_eq!(Fields::from_directive("#Version: 1.0"), None);
     }
 
     #[test]

@@ -265,6 +265,7 @@ pub async fn import_access_log(
         bytes_before: 0,
         total_bytes: None,
         current_salt_day: None,
+        fields: None,
         raw_cutoff: crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days),
         writing: None,
     };
@@ -334,6 +335,8 @@ struct Run {
     total_bytes: Option<u64>,
     /// The UTC day whose salt the pipeline holds.
     current_salt_day: Option<NaiveDate>,
+    /// The columns the current input's last `#Fields` directive named.
+    fields: Option<access_log::Fields>,
     /// The first UTC day whose raw events retention keeps.
     raw_cutoff: NaiveDate,
     /// The batch being written: how many of its rows were found stored already.
@@ -428,6 +431,7 @@ impl Run {
             path.display().to_string()
         };
         let skip = imported_prefix(path, prefixes)?;
+        self.fields = None;
         let mut reader = open(path)?;
         let mut pos = Position {
             bytes: 0,
@@ -450,6 +454,12 @@ impl Run {
             pos.bytes += n as u64;
             self.summary.lines += 1;
             if pos.bytes <= skip {
+                // The columns named in the imported part still name the new lines' columns.
+                if let Some(fields) =
+                    access_log::Fields::from_directive(String::from_utf8_lossy(&line).trim_end())
+                {
+                    self.fields = Some(fields);
+                }
                 self.summary.drop("already_imported");
                 continue;
             }
@@ -492,8 +502,18 @@ impl Run {
         if text.trim().is_empty() {
             return Ok(());
         }
+        if text.starts_with('#') {
+            // CloudFront's and W3C logs' directives; `#Fields` names the columns from here on.
+            if let Some(fields) = access_log::Fields::from_directive(text) {
+                self.fields = Some(fields);
+            }
+            return Ok(());
+        }
+        let by_fields = matches!(self.format, Format::Auto | Format::Cloudfront | Format::W3c);
         let hit = if raw.len() > access_log::MAX_LINE {
             Err(access_log::LineError::Layout("line of at most 64 KiB"))
+        } else if let (true, Some(fields)) = (by_fields, &self.fields) {
+            access_log::parse_fields(text, fields)
         } else {
             access_log::parse(text, self.format)
         };
