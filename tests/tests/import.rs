@@ -373,6 +373,24 @@ async fn daily(
         .collect()
 }
 
+/// Visits whose source is Google from `first` to `last`, as the Stats API answers.
+async fn google_visits(t: &TestStore, site: &Site, first: NaiveDate, last: NaiveDate) -> i64 {
+    let sources = ask(
+        t,
+        site,
+        json!({"site_id": "example.org", "metrics": ["visits"],
+               "date_range": [first.to_string(), last.to_string()], "dimensions": ["visit:source"]}),
+    )
+    .await;
+    sources["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["dimensions"][0] == "Google")
+        .map(|r| r["metrics"][0].as_i64().unwrap())
+        .sum()
+}
+
 async fn site(t: &TestStore) -> Site {
     t.store
         .meta()
@@ -436,21 +454,10 @@ async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {
         .map(|(d, (pv, visitors, visits, _))| (*d, [visitors.len() as i64, *visits, *pv]))
         .collect();
     assert_eq!(answered, wanted);
-    let sources = ask(
-        &t,
-        &site,
-        json!({"site_id": "example.org", "metrics": ["visits"], "date_range": [days[0].to_string(), days[2].to_string()],
-               "dimensions": ["visit:source"]}),
-    )
-    .await;
-    let google: i64 = sources["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["dimensions"][0] == "Google")
-        .map(|r| r["metrics"][0].as_i64().unwrap())
-        .sum();
-    assert_eq!(google, days.iter().map(|d| expected[d].3).sum::<i64>());
+    assert_eq!(
+        google_visits(&t, &site, days[0], days[2]).await,
+        days.iter().map(|d| expected[d].3).sum::<i64>()
+    );
 
     // The day before raw retention lives on as rollups only.
     let raw_old = t
@@ -636,21 +643,10 @@ async fn other_layouts_give_the_counts_of_their_lines(b: Backend) {
         .collect();
     assert_eq!(daily(&t, &site, first_day, today).await, wanted);
     // Visits from Google, whichever layout carried the referrer.
-    let sources = ask(
-        &t,
-        &site,
-        json!({"site_id": "example.org", "metrics": ["visits"], "date_range": [first_day.to_string(), today.to_string()],
-               "dimensions": ["visit:source"]}),
-    )
-    .await;
-    let google: i64 = sources["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["dimensions"][0] == "Google")
-        .map(|r| r["metrics"][0].as_i64().unwrap())
-        .sum();
-    assert_eq!(google, e.days.values().map(|d| d.3).sum::<i64>());
+    assert_eq!(
+        google_visits(&t, &site, first_day, today).await,
+        e.days.values().map(|d| d.3).sum::<i64>()
+    );
 }
 
 async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
