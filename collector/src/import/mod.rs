@@ -269,14 +269,21 @@ pub async fn import_access_log(
         raw_cutoff: crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days),
         writing: None,
     };
+    // The share done and the time left are known when every input is a plain file: progress
+    // counts the bytes read after decompression, which a gzip file's size does not tell.
     let total: Option<u64> = job
         .inputs
         .iter()
         .map(|p| {
-            if p.as_os_str() == "-" {
-                None
-            } else {
+            let mut head = [0u8; 2];
+            let plain = p.as_os_str() != "-"
+                && std::fs::File::open(p)
+                    .and_then(|mut f| f.read(&mut head))
+                    .is_ok_and(|n| n < 2 || head != [0x1f, 0x8b]);
+            if plain {
                 std::fs::metadata(p).ok().map(|m| m.len())
+            } else {
+                None
             }
         })
         .sum();
