@@ -103,7 +103,7 @@ fn steps(c: &mut Criterion) {
         b.iter(|| visitor_id(&salt, "example.com", black_box(address), USER_AGENTS[0]))
     });
 
-    let pipeline = Pipeline::new(Some(geo));
+    let pipeline = Pipeline::new(Some(std::sync::Arc::new(geo)));
     pipeline.set_sites(vec![Site {
         id: 1,
         domain: "example.com".into(),

@@ -16,7 +16,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::import::{AccessLogJob, Summary, import_access_log};
-use crate::ingest::geoip::GeoIp;
 use crate::maintenance::Maintenance;
 
 /// The socket's file name in the data directory.
@@ -33,15 +32,12 @@ pub fn socket_path(data_dir: &Path) -> PathBuf {
 }
 
 /// Listens on the control socket until `shutdown`, answering each request with
-/// `maintenance` (imports read GeoIP from `geoip_db`). A socket file left by a collector that
-/// died is replaced.
+/// `maintenance`. A socket file left by a collector that died is replaced.
 pub async fn serve(
     data_dir: &Path,
     maintenance: Arc<Maintenance>,
-    geoip_db: Vec<PathBuf>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    let geoip_db = Arc::new(geoip_db);
     let path = socket_path(data_dir);
     if UnixStream::connect(&path).await.is_ok() {
         return Err(std::io::Error::new(
@@ -64,9 +60,8 @@ pub async fn serve(
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let maintenance = maintenance.clone();
-                        let geoip_db = geoip_db.clone();
                         tokio::spawn(async move {
-                            if let Err(e) = answer(stream, &maintenance, &geoip_db).await {
+                            if let Err(e) = answer(stream, &maintenance).await {
                                 tracing::warn!(error = %e, "control socket request failed");
                             }
                         });
@@ -83,18 +78,14 @@ pub async fn serve(
     }))
 }
 
-async fn answer(
-    stream: UnixStream,
-    maintenance: &Maintenance,
-    geoip_db: &[PathBuf],
-) -> std::io::Result<()> {
+async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
     BufReader::new(read.take(MAX_REQUEST))
         .read_line(&mut line)
         .await?;
     if let Some(job) = line.trim().strip_prefix("import-access-log ") {
-        let reply = import(job, maintenance, geoip_db, &mut write).await?;
+        let reply = import(job, maintenance, &mut write).await?;
         write
             .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
             .await?;
@@ -120,26 +111,19 @@ async fn answer(
 }
 
 /// Runs an access-log import (`job`, JSON) on its own thread and runtime, so reading and
-/// parsing the files never holds up the collector's own tasks; its progress goes to `write`
-/// as it comes. Returns the final answer line.
+/// parsing the files never holds up the collector's own tasks; it looks addresses up in the
+/// collector's GeoIP databases, and its progress goes to `write` as it comes. Returns the
+/// final answer line.
 async fn import(
     job: &str,
     maintenance: &Maintenance,
-    geoip_db: &[PathBuf],
     write: &mut tokio::net::unix::OwnedWriteHalf,
 ) -> std::io::Result<String> {
     let job: AccessLogJob = match serde_json::from_str(job) {
         Ok(job) => job,
         Err(e) => return Ok(format!("error the import request is not valid: {e}")),
     };
-    let geoip = if geoip_db.is_empty() {
-        None
-    } else {
-        match GeoIp::open_all(geoip_db) {
-            Ok(g) => Some(g),
-            Err(e) => return Ok(format!("error {e}")),
-        }
-    };
+    let geoip = maintenance.pipeline.geoip.clone();
     let (progress_tx, mut progress) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (done_tx, mut done) = tokio::sync::oneshot::channel();
     let store = maintenance.store.clone();

@@ -77,7 +77,7 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                 let geoip = if config.geoip_db.is_empty() {
                     None
                 } else {
-                    Some(GeoIp::open_all(&config.geoip_db)?)
+                    Some(std::sync::Arc::new(GeoIp::open_all(&config.geoip_db)?))
                 };
                 import_access_log(
                     store,

@@ -52,7 +52,7 @@ impl App {
         };
         // The user-agent rules and bot lists compile in about half a second: before serving.
         tokio::task::spawn_blocking(crate::ingest::useragent::UaParser::warm_up).await?;
-        let mut pipeline = Pipeline::new(geoip);
+        let mut pipeline = Pipeline::new(geoip.map(Arc::new));
         pipeline.sessions = crate::ingest::session::Sessions::with_capacity(config.max_sessions);
         let pipeline = Arc::new(pipeline);
         let metrics = Arc::new(Metrics::default());
@@ -167,7 +167,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let control = crate::control::serve(
         &config.data_dir,
         app.maintenance.clone(),
-        config.geoip_db.clone(),
         app.shutdown.subscribe(),
     )
     .await

@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ingest::body::EventInput;
 use crate::ingest::geoip::GeoIp;
+use crate::ingest::page::strip_www;
 use crate::ingest::pipeline::{Outcome, Pipeline, Request};
 use crate::ingest::useragent::ClientHints;
 use crate::ingest::visitor::{Salt, Salts};
@@ -44,6 +45,8 @@ const PREFIX_KIND: &str = "access_log_import";
 const DAY_KIND: &str = "import_day";
 /// Rows per written batch.
 const BATCH_ROWS: usize = 10_000;
+/// The first bytes of a gzip file (and of each member of nginx's multi-member ones).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Lines with errors listed in the summary (the rest are only counted).
 const LISTED_ERRORS: usize = 20;
 
@@ -82,7 +85,11 @@ pub struct Summary {
 
 impl Summary {
     fn drop(&mut self, reason: &str) {
-        *self.dropped.entry(reason.to_string()).or_default() += 1;
+        self.drop_many(reason, 1);
+    }
+
+    fn drop_many(&mut self, reason: &str, n: u64) {
+        *self.dropped.entry(reason.to_string()).or_default() += n;
     }
 
     /// The summary as the command prints it.
@@ -216,18 +223,14 @@ struct Prefix {
 /// Runs `job` against `store`; `progress` is called about every two seconds.
 pub async fn import_access_log(
     store: Arc<dyn Store>,
-    geoip: Option<GeoIp>,
+    geoip: Option<Arc<GeoIp>>,
     raw_retention_days: u32,
     now: DateTime<Utc>,
     job: &AccessLogJob,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, ImportError> {
     validate(job)?;
-    let wanted = job
-        .site
-        .trim()
-        .trim_start_matches("www.")
-        .to_ascii_lowercase();
+    let wanted = strip_www(&job.site.trim().to_ascii_lowercase()).to_string();
     let site = store
         .meta()
         .sites()
@@ -279,7 +282,7 @@ pub async fn import_access_log(
             let plain = p.as_os_str() != "-"
                 && std::fs::File::open(p)
                     .and_then(|mut f| f.read(&mut head))
-                    .is_ok_and(|n| n < 2 || head != [0x1f, 0x8b]);
+                    .is_ok_and(|n| n < 2 || head != GZIP_MAGIC);
             if plain {
                 std::fs::metadata(p).ok().map(|m| m.len())
             } else {
@@ -310,8 +313,7 @@ pub async fn import_access_log(
         run.summary.rolled_up += 1;
     }
     if !run.written_days.is_empty() {
-        let cutoff = crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days);
-        store.purge_events_before(cutoff).await?;
+        store.purge_events_before(run.raw_cutoff).await?;
     }
     run.summary.rollup_millis = u64::try_from(rolling.elapsed().as_millis()).unwrap_or(u64::MAX);
     run.summary.millis = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -380,7 +382,7 @@ fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, ImportError> {
     // gzip by its magic bytes, whatever the file is called; nginx's `gzip` logs are many
     // gzip members one after another.
     let head = buffered.fill_buf().map_err(err)?;
-    if head.starts_with(&[0x1f, 0x8b]) {
+    if head.starts_with(&GZIP_MAGIC) {
         Ok(Box::new(std::io::BufReader::with_capacity(
             256 * 1024,
             flate2::bufread::MultiGzDecoder::new(buffered),
@@ -549,7 +551,7 @@ impl Run {
         }
         let site_host = self.site.domain.clone();
         if let Some(host) = &hit.host
-            && host.trim_start_matches("www.") != site_host
+            && strip_www(host) != site_host
         {
             self.summary.drop("other_host");
             return Ok(());
@@ -707,11 +709,7 @@ impl Run {
             .map_err(|e| ImportError::Job(format!("writing a batch: {e}")))??;
         if found > 0 {
             self.summary.imported -= found;
-            *self
-                .summary
-                .dropped
-                .entry("already_imported".into())
-                .or_default() += found;
+            self.summary.drop_many("already_imported", found);
         }
         Ok(())
     }

@@ -90,13 +90,14 @@ pub type SiteMap = HashMap<String, Site>;
 pub struct Pipeline {
     pub sites: ArcSwap<SiteMap>,
     pub salts: ArcSwap<Option<Salts>>,
-    pub geoip: Option<GeoIp>,
+    /// Shared with imports, which run their own pipelines over the same databases.
+    pub geoip: Option<Arc<GeoIp>>,
     pub ua: UaParser,
     pub sessions: Sessions,
 }
 
 impl Pipeline {
-    pub fn new(geoip: Option<GeoIp>) -> Self {
+    pub fn new(geoip: Option<Arc<GeoIp>>) -> Self {
         Self {
             sites: ArcSwap::from_pointee(SiteMap::new()),
             salts: ArcSwap::from_pointee(None),
