@@ -406,11 +406,7 @@ fn parse_ncsa(line: &str, vhost: bool, combined: bool) -> Result<Hit, LineError>
         .with_timezone(&Utc);
     let (request, r) = quoted(r).ok_or_else(bad)?;
     let (status, r) = word(r).ok_or_else(bad)?;
-    let status = status
-        .parse::<u16>()
-        .ok()
-        .filter(|s| (100..=599).contains(s))
-        .ok_or_else(|| LineError::Status(shorten(status)))?;
+    let status = status_of(Some(status.to_string()))?;
     let (_size, r) = word(r).ok_or_else(bad)?;
     let (referrer, user_agent) = if combined {
         let (referrer, r) = quoted(r).ok_or_else(bad)?;
@@ -422,25 +418,22 @@ fn parse_ncsa(line: &str, vhost: bool, combined: bool) -> Result<Hit, LineError>
         }
         (String::new(), String::new())
     };
+    let whole = || LineError::Request(shorten(&request));
     let mut parts = request.split(' ');
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return Err(LineError::Request(shorten(&request)));
+        return Err(whole());
     };
     let protocol_ok = parts.next().is_none_or(|p| p.starts_with("HTTP/"));
-    if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || target.is_empty()
-        || !protocol_ok
-        || parts.next().is_some()
-    {
-        return Err(LineError::Request(shorten(&request)));
+    if !protocol_ok || parts.next().is_some() {
+        return Err(whole());
     }
+    let (method, target) = request_parts(method, target).map_err(|_| whole())?;
     Ok(Hit {
         host,
         client_ip,
         time,
-        method: method.to_string(),
-        target: target.to_string(),
+        method,
+        target,
         status,
         referrer: (!referrer.is_empty() && referrer != "-").then_some(referrer),
         user_agent: if user_agent == "-" {

@@ -724,16 +724,6 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
         visits: false,
         sample: Sample::EXACT,
     };
-    let dur = duration(dialect);
-    let exit = match dialect {
-        Dialect::ClickHouse => "argMaxIf(pathname, (timestamp, pathname), name = 'pageview')".to_string(),
-        Dialect::DuckDb => "coalesce((max({'t': timestamp, 'p': pathname}) FILTER (WHERE name = 'pageview')).p, '')".to_string(),
-        Dialect::Sqlite => String::new(),
-    };
-    let props: Vec<String> = VISIT_COLUMNS
-        .iter()
-        .map(|c| format!("min({c}) AS v_{c}"))
-        .collect();
     // The day and version first, so their binds come before the ranges'.
     let day_value = day_bind(&mut b, day);
     let version_value = match dialect {
@@ -784,24 +774,29 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
         );
         return b.finish(sql);
     }
+    // ClickHouse and DuckDB: the visits grouped by session, joined to their hashes.
+    let clickhouse = dialect == Dialect::ClickHouse;
+    let dur = duration(dialect);
+    let exit = if clickhouse {
+        "argMaxIf(pathname, (timestamp, pathname), name = 'pageview')"
+    } else {
+        "coalesce((max({'t': timestamp, 'p': pathname}) FILTER (WHERE name = 'pageview')).p, '')"
+    };
+    let props: Vec<String> = VISIT_COLUMNS
+        .iter()
+        .map(|c| format!("min({c}) AS v_{c}"))
+        .collect();
     // ClickHouse holds a join's right side in memory: the visit's hashes (three numbers
     // each) go there, and the wide per-visit rows stream past them. The other way round, a
     // day of 3.3 million events went over a 2 GB query limit.
     let left = b.where_clause(site_id, span, &[], false);
     let right = b.where_clause(site_id, span, &[], false);
-    let using = match dialect {
-        Dialect::ClickHouse => "ALL INNER JOIN",
-        Dialect::Sqlite | Dialect::DuckDb => "JOIN",
-    };
-    let using_key = match dialect {
-        Dialect::ClickHouse => "USING session_id",
-        Dialect::Sqlite | Dialect::DuckDb => "USING (session_id)",
-    };
-    let version_column = if dialect == Dialect::ClickHouse {
-        ", version"
+    let (using, using_key) = if clickhouse {
+        ("ALL INNER JOIN", "USING session_id")
     } else {
-        ""
+        ("JOIN", "USING (session_id)")
     };
+    let version_column = if clickhouse { ", version" } else { "" };
     let sql = format!(
         "INSERT INTO visits (site_id, day{version_column}, session_id, visitor_id, visit, pageviews, events, bounce, duration, {names}, exit_page) \
          SELECT site_id, {day_value}{version_value}, session_id, visitor_id, {figures}, v_exit \
