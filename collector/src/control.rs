@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, Buf
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
+use crate::import::plausible::{HistoryJob, Limits, run_job};
 use crate::import::{AccessLogJob, Summary, import_access_log};
 use crate::maintenance::Maintenance;
 
@@ -86,6 +87,13 @@ async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Resul
         .await?;
     if let Some(job) = line.trim().strip_prefix("import-access-log ") {
         let reply = import(job, maintenance, &mut write).await?;
+        write
+            .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
+            .await?;
+        return write.shutdown().await;
+    }
+    if let Some(job) = line.trim().strip_prefix("history ") {
+        let reply = history(job, maintenance).await;
         write
             .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
             .await?;
@@ -166,6 +174,41 @@ async fn import(
                 });
             }
         }
+    }
+}
+
+/// Runs work on imported history (`job`, JSON: a [`HistoryJob`]) with the collector's store;
+/// the answer line carries the job's JSON answer.
+async fn history(job: &str, maintenance: &Maintenance) -> String {
+    let job: HistoryJob = match serde_json::from_str(job) {
+        Ok(job) => job,
+        Err(e) => return format!("error the request is not valid: {e}"),
+    };
+    let limits = Limits {
+        now: maintenance.clock.now(),
+        raw_retention_days: maintenance.raw_retention_days,
+        aggregate_retention_days: maintenance.aggregate_retention_days,
+    };
+    match run_job(maintenance.store.as_ref(), limits, &job).await {
+        Ok(answer) => format!("ok {answer}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Hands `job` to the collector serving `data_dir`: `Ok(None)` when none is running there,
+/// else its JSON answer.
+pub async fn ask_history(
+    data_dir: &Path,
+    job: &HistoryJob,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let request = format!("history {}", serde_json::to_string(job)?);
+    anyhow::ensure!(
+        request.len() as u64 <= MAX_REQUEST,
+        "the request is too long: use a shorter path"
+    );
+    match ask(data_dir, &request).await? {
+        None => Ok(None),
+        Some(text) => Ok(Some(serde_json::from_str(&text)?)),
     }
 }
 

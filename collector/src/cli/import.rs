@@ -7,6 +7,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::Config;
 use crate::import::access_log::Format;
+use crate::import::plausible::{HistoryJob, ImportRecord, Limits, PlausibleSummary, run_job};
 use crate::import::{AccessLogJob, import_access_log, validate};
 use crate::ingest::geoip::GeoIp;
 
@@ -17,6 +18,123 @@ pub enum ImportCommand {
     /// input). Importing a file again, or after it has
     /// grown, imports only what is new.
     AccessLog(AccessLogArgs),
+    /// Import a Plausible CSV export (the ZIP from Plausible's Imports & Exports settings).
+    /// Days the site has data of its own for, or that an earlier import holds, are left out.
+    Plausible(PlausibleArgs),
+    /// List a site's imports of aggregate history (Plausible, GA4).
+    List(SiteArg),
+    /// Delete one import of aggregate history by its id (`footfall import list` shows them).
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlausibleArgs {
+    /// The site to import into (its domain, as `footfall site add` named it).
+    #[arg(long)]
+    pub site: String,
+    /// The export archive (`<domain>_<date>.zip`).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SiteArg {
+    /// The site (its domain).
+    #[arg(long)]
+    pub site: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// The site (its domain).
+    #[arg(long)]
+    pub site: String,
+    /// The import's id.
+    pub id: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write a site's own data as a Plausible CSV export (a ZIP Plausible's Imports & Exports
+    /// settings, or `footfall import plausible`, read back).
+    Plausible(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The site (its domain).
+    #[arg(long)]
+    pub site: String,
+    /// First day (YYYY-MM-DD, in the site's time zone); default: the site's first day of data.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day; default: yesterday (today is not over yet).
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Where to write the archive; default: `<domain with _ for .>_<today>.zip` here.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Runs `job` in the running collector if there is one, else on the store here.
+async fn history(config: &Config, job: HistoryJob) -> anyhow::Result<serde_json::Value> {
+    if let Some(answer) = crate::control::ask_history(&config.data_dir, &job).await? {
+        return Ok(answer);
+    }
+    let store = super::open_migrated_store(config).await?;
+    let limits = Limits {
+        now: chrono::Utc::now(),
+        raw_retention_days: config.raw_retention_days,
+        aggregate_retention_days: config.aggregate_retention_days,
+    };
+    Ok(run_job(store.as_ref(), limits, &job).await?)
+}
+
+/// `path` made absolute (the running collector resolves it in its own directory).
+fn absolute(path: &std::path::Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path)
+        .with_context(|| format!("{}: cannot resolve the path", path.display()))
+}
+
+pub async fn export(config: &Config, cmd: ExportCommand) -> anyhow::Result<()> {
+    let ExportCommand::Plausible(args) = cmd;
+    if let (Some(from), Some(to)) = (args.from, args.to) {
+        anyhow::ensure!(from <= to, "--from {from} is after --to {to}");
+    }
+    let output = match args.output {
+        Some(p) => p,
+        None => {
+            let domain =
+                crate::ingest::page::strip_www(&args.site.trim().to_ascii_lowercase()).to_string();
+            PathBuf::from(format!(
+                "{}_{}.zip",
+                domain.replace('.', "_"),
+                chrono::Utc::now().format("%Y%m%d")
+            ))
+        }
+    };
+    let path = absolute(&output)?;
+    if let Some(dir) = path.parent() {
+        anyhow::ensure!(dir.is_dir(), "{}: no such directory", dir.display());
+    }
+    let answer = history(
+        config,
+        HistoryJob::ExportPlausible {
+            site: args.site,
+            path: path.clone(),
+            from: args.from,
+            to: args.to,
+        },
+    )
+    .await?;
+    println!(
+        "wrote {} ({} bytes, {} to {})",
+        path.display(),
+        answer["bytes"],
+        answer["from"].as_str().unwrap_or(""),
+        answer["to"].as_str().unwrap_or("")
+    );
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -38,6 +156,63 @@ pub struct AccessLogArgs {
 
 pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
     match cmd {
+        ImportCommand::Plausible(args) => {
+            let path = absolute(&args.file)?;
+            anyhow::ensure!(path.is_file(), "{}: no such file", args.file.display());
+            let answer = history(
+                config,
+                HistoryJob::ImportPlausible {
+                    site: args.site,
+                    path,
+                },
+            )
+            .await?;
+            let summary: PlausibleSummary = serde_json::from_value(answer)?;
+            println!("{}", summary.render());
+            Ok(())
+        }
+        ImportCommand::List(args) => {
+            let answer = history(config, HistoryJob::List { site: args.site }).await?;
+            let imports: Vec<ImportRecord> = serde_json::from_value(answer)?;
+            if imports.is_empty() {
+                println!("no imports");
+            }
+            for i in imports {
+                println!(
+                    "{}\t{}\t{} to {}\t{} days\t{} rows\t{}{}",
+                    i.id,
+                    i.source,
+                    i.first_day,
+                    i.last_day,
+                    i.days,
+                    i.rows,
+                    i.origin,
+                    if i.complete {
+                        ""
+                    } else {
+                        "\t(interrupted: delete it and import again)"
+                    }
+                );
+            }
+            Ok(())
+        }
+        ImportCommand::Delete(args) => {
+            let answer = history(
+                config,
+                HistoryJob::Delete {
+                    site: args.site,
+                    id: args.id,
+                },
+            )
+            .await?;
+            anyhow::ensure!(
+                answer == serde_json::Value::Bool(true),
+                "no import {}",
+                args.id
+            );
+            println!("deleted import {}", args.id);
+            Ok(())
+        }
         ImportCommand::AccessLog(args) => {
             let mut inputs = Vec::with_capacity(args.files.len());
             for f in args.files {

@@ -49,9 +49,12 @@ pub enum Command {
     /// Manage Stats API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
-    /// Import history: server access logs.
+    /// Import history: server access logs, Plausible CSV exports.
     #[command(subcommand)]
     Import(import::ImportCommand),
+    /// Export a site's data in another tool's format.
+    #[command(subcommand)]
+    Export(import::ExportCommand),
     /// Drop raw events older than the raw retention now.
     Purge,
     /// Apply pending schema migrations and exit.
@@ -71,6 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => apikey::run(&config, cmd).await,
         Command::User(cmd) => user::run(&config, cmd).await,
         Command::Import(cmd) => import::run(&config, cmd).await,
+        Command::Export(cmd) => import::export(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Migrate => {
             if crate::control::ask(&config.data_dir, "migrate")

@@ -26,6 +26,8 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sites/{domain}/keys/{id}"),
     ("POST", "/api/sites/{domain}/shares"),
     ("DELETE", "/api/sites/{domain}/shares/{id}"),
+    ("POST", "/api/sites/{domain}/imports/plausible"),
+    ("DELETE", "/api/sites/{domain}/imports/{id}"),
     ("POST", "/api/users"),
     ("PUT", "/api/users/{email}"),
     ("DELETE", "/api/users/{email}"),
@@ -54,7 +56,7 @@ pub const OPEN_WRITE_ROUTES: &[(&str, &str, &str)] = &[
 /// Longest label of a shared link.
 const MAX_LABEL_CHARS: usize = 100;
 
-fn store_error(e: StoreError) -> ApiError {
+pub(super) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::SiteExists(d) => ApiError::BadRequest(format!("site {d} already exists")),
         other => {
@@ -69,7 +71,7 @@ fn site_json(s: &Site) -> Value {
 }
 
 /// The site named `domain` (admins see every site).
-async fn site(state: &AppState, domain: &str) -> Result<Site, ApiError> {
+pub(super) async fn site(state: &AppState, domain: &str) -> Result<Site, ApiError> {
     state
         .store
         .meta()
@@ -232,6 +234,7 @@ pub async fn site_settings(
         "aggregate_retention_days": state.aggregate_retention_days,
         "keys": keys,
         "shares": shares,
+        "imports": super::imports::list(&state, site.id).await?,
         "snippet": format!("<script defer data-domain=\"{}\" src=\"{base}/js/script.js\"></script>", site.domain),
     })))
 }

@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod export;
 mod health;
+mod imports;
 pub mod limits;
 pub mod query;
 mod script;
@@ -89,6 +90,17 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
             server::BODY_TIMEOUT,
         ))
+        // An export archive is larger, and gets longer.
+        .merge(
+            Router::new()
+                .route(
+                    "/api/sites/{domain}/imports/plausible",
+                    post(imports::upload_plausible),
+                )
+                .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+                    imports::UPLOAD_TIMEOUT,
+                )),
+        )
         .with_state(state)
 }
 
@@ -118,6 +130,11 @@ fn dashboard_routes() -> Router<AppState> {
         .route(
             "/api/sites/{domain}/shares/{id}",
             delete(admin::revoke_share),
+        )
+        .route("/api/sites/{domain}/imports/{id}", delete(imports::delete))
+        .route(
+            "/api/sites/{domain}/export/plausible",
+            get(imports::export_plausible),
         )
         .route("/api/users", get(admin::list_users).post(admin::add_user))
         .route(

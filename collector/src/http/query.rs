@@ -159,6 +159,8 @@ pub async fn get_realtime(
         time_labels: false,
         comparison: None,
         sampling: false,
+        imports: false,
+        imports_meta: false,
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

@@ -543,6 +543,30 @@ pub fn classify(referrer: Option<&str>, page: &Page) -> Source {
     out
 }
 
+/// The channel of a visit known only by its source name (a well-known name such as
+/// `Google`, a host, or a UTM source), referrer (host and path) and UTM source and medium, as
+/// other tools' exports give them.
+pub fn channel_of(
+    source: &str,
+    referrer: &str,
+    utm_source: &str,
+    utm_medium: &str,
+) -> &'static str {
+    let host = referrer.split('/').next().unwrap_or("");
+    let known = INDEX
+        .by_alias
+        .get(source.to_lowercase().as_str())
+        .copied()
+        .or_else(|| lookup_host(&source.to_lowercase()))
+        .or_else(|| lookup_host(host).filter(|_| !host.is_empty()));
+    channel(
+        known.map(|k| k.category),
+        &utm_medium.to_lowercase(),
+        &utm_source.to_lowercase(),
+        !source.is_empty(),
+    )
+}
+
 fn channel(
     category: Option<Category>,
     medium: &str,

@@ -347,6 +347,12 @@ pub struct Query {
     /// Whether a large question may count a sample of the visitors (top-level `sampling`,
     /// default true); false: always exact.
     pub sampling: bool,
+    /// Whether imported history is added to the site's own data where it can answer
+    /// (`include.imports`, default false).
+    pub imports: bool,
+    /// Whether the answer's `meta` says how imported history was used (`include.imports`
+    /// or `include.imports_meta`).
+    pub imports_meta: bool,
 }
 
 /// What a query's results are compared with.
@@ -432,6 +438,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     }
     let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
     let (mut total_rows, mut time_labels, mut comparison) = (false, false, None);
+    let (mut imports, mut imports_meta) = (false, false);
     if let Some(include) = obj.get("include") {
         let Some(include) = include.as_object() else {
             return err("`include` must be an object");
@@ -441,9 +448,12 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
             match (key.as_str(), flag) {
                 ("total_rows", Some(b)) => total_rows = b,
                 ("time_labels", Some(b)) => time_labels = b,
-                ("imports", Some(_)) => {}
+                ("imports", Some(b)) => imports = b,
+                ("imports_meta", Some(b)) => imports_meta = b,
                 ("comparisons", _) => comparison = Some(parse_comparison(value)?),
-                (k, None) if ["total_rows", "time_labels", "imports"].contains(&k) => {
+                (k, None)
+                    if ["total_rows", "time_labels", "imports", "imports_meta"].contains(&k) =>
+                {
                     return err(format!("`include.{k}` must be true or false"));
                 }
                 (k, _) => return err(format!("unknown `include.{k}`")),
@@ -488,6 +498,8 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         time_labels,
         comparison,
         sampling,
+        imports,
+        imports_meta: imports || imports_meta,
     })
 }
 

@@ -75,8 +75,9 @@ fn day_span(tz: Tz, first: NaiveDate, last: NaiveDate) -> Span {
 pub(crate) enum Covered {
     /// Nothing: every day comes from raw events.
     Raw,
-    /// These days' rollups (of this kind).
-    Rollups(Kind, BTreeSet<NaiveDate>),
+    /// These days' rollups (of this kind), and the imports whose rows fill the other closed
+    /// days (`include.imports`).
+    Rollups(Kind, BTreeSet<NaiveDate>, Vec<u32>),
     /// These days' visit rows.
     Visits(BTreeSet<NaiveDate>),
 }
@@ -85,7 +86,7 @@ impl Covered {
     fn days(&self) -> Option<&BTreeSet<NaiveDate>> {
         match self {
             Covered::Raw => None,
-            Covered::Rollups(_, days) | Covered::Visits(days) => Some(days),
+            Covered::Rollups(_, days, _) | Covered::Visits(days) => Some(days),
         }
     }
 }
@@ -107,7 +108,7 @@ pub(crate) async fn tiers(
     let closed_to = span.last_day.min(today - Days::new(1));
     if span.first_day > closed_to {
         return Ok(match kind(q) {
-            Some(kind) => Covered::Rollups(kind, BTreeSet::new()),
+            Some(kind) => Covered::Rollups(kind, BTreeSet::new(), Vec::new()),
             None => Covered::Raw,
         });
     }
@@ -115,7 +116,12 @@ pub(crate) async fn tiers(
         let days = store
             .rollup_days(site.id, span.first_day, closed_to)
             .await?;
-        return Ok(Covered::Rollups(kind, days.into_iter().collect()));
+        let imports = if q.imports {
+            answering_imports(store, site.id, &kind, span.first_day, closed_to).await?
+        } else {
+            Vec::new()
+        };
+        return Ok(Covered::Rollups(kind, days.into_iter().collect(), imports));
     }
     if visit_level(q) {
         // Closed days whose visit rows are written: one row per visit instead of its events.
@@ -123,6 +129,66 @@ pub(crate) async fn tiers(
         return Ok(Covered::Visits(days.into_iter().collect()));
     }
     Ok(Covered::Raw)
+}
+
+/// The complete imports of a site that hold rows of `kind` (totals, or the property) for some
+/// day of `[first, last]`.
+async fn answering_imports(
+    store: &dyn Store,
+    site_id: u32,
+    kind: &Kind,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Vec<u32>, RunError> {
+    Ok(crate::import::plausible::imports_of(store, site_id, true)
+        .await?
+        .into_iter()
+        .filter(|r| r.first_day <= last && r.last_day >= first)
+        .filter(|r| match kind {
+            Kind::Totals(_) => true,
+            Kind::Property(p) => r.dimensions.iter().any(|d| d == p.name()),
+        })
+        .map(|r| r.id)
+        .collect())
+}
+
+/// Why imported history cannot answer `q` over `span` (Plausible's `imports_skip_reason`), or
+/// `None` when it is added to the answer.
+pub(crate) async fn imports_skipped(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+) -> Result<Option<&'static str>, RunError> {
+    let all = crate::import::plausible::imports_of(store, site.id, true).await?;
+    if all.is_empty() {
+        return Ok(Some("no_imported_data"));
+    }
+    let today = policy.now.with_timezone(&tz).date_naive();
+    let closed_to = span.last_day.min(today - Days::new(1));
+    let in_range: Vec<_> = all
+        .iter()
+        .filter(|r| !span.partial && r.first_day <= closed_to && r.last_day >= span.first_day)
+        .collect();
+    if in_range.is_empty() {
+        return Ok(Some("out_of_range"));
+    }
+    if q.dimensions.contains(&Dimension::Time(TimeBucket::Hour)) {
+        return Ok(Some("unsupported_interval"));
+    }
+    Ok(match kind(q) {
+        None => Some("unsupported_query"),
+        Some(Kind::Property(p))
+            if !in_range
+                .iter()
+                .any(|r| r.dimensions.iter().any(|d| d == p.name())) =>
+        {
+            Some("unsupported_query")
+        }
+        Some(_) => None,
+    })
 }
 
 /// The runs of consecutive days of `span` that `covered` leaves to raw events, each as a span
@@ -257,18 +323,47 @@ pub(crate) async fn counts(
                 }
             }
         }
-        Covered::Rollups(kind, days) if !days.is_empty() => {
+        Covered::Rollups(kind, days, imports) => {
             let dimension = match kind {
                 Kind::Property(p) => p.name(),
                 Kind::Totals(_) => "",
             };
-            for row in store
-                .read_rollups(site.id, dimension, span.first_day, closed_to)
-                .await?
-            {
-                if !days.contains(&row.day) {
-                    continue;
+            let mut rows = Vec::new();
+            if !days.is_empty() {
+                for row in store
+                    .read_rollups(site.id, dimension, span.first_day, closed_to)
+                    .await?
+                {
+                    if days.contains(&row.day) {
+                        rows.push(row);
+                    }
                 }
+            }
+            // Imported history fills the closed days without native data: every closed day
+            // within raw retention has a totals row, so a day counts as native when its
+            // totals row holds events.
+            let native: BTreeSet<NaiveDate> = if imports.is_empty() {
+                BTreeSet::new()
+            } else {
+                store
+                    .read_rollups(site.id, "", span.first_day, closed_to)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.events > 0 || r.visitors > 0)
+                    .map(|r| r.day)
+                    .collect()
+            };
+            for id in imports {
+                for row in store
+                    .read_rollups(*id, dimension, span.first_day, closed_to)
+                    .await?
+                {
+                    if !native.contains(&row.day) {
+                        rows.push(row);
+                    }
+                }
+            }
+            for row in rows {
                 let key = match kind {
                     Kind::Property(_) => vec![row.value.clone()],
                     Kind::Totals(None) => Vec::new(),
@@ -277,7 +372,6 @@ pub(crate) async fn counts(
                 out.entry(key).or_default().add(&counts_of(&row));
             }
         }
-        Covered::Rollups(..) => {}
     }
     let rollups_answer = matches!(covered, Covered::Rollups(..));
     // The days the other tiers did not answer, in runs of consecutive days, from raw events.
@@ -385,6 +479,8 @@ pub async fn compute_day(
         time_labels: false,
         comparison: None,
         sampling: false,
+        imports: false,
+        imports_meta: false,
     };
     let row = |dimension: &str, value: String, c: &Counts| {
         let u = |v: i64| u64::try_from(v).unwrap_or(0);

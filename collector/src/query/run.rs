@@ -28,7 +28,7 @@ use chrono_tz::Tz;
 use serde_json::{Value, json};
 
 use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
-use super::rollup::{Covered, counts, rows_to_read, tiers};
+use super::rollup::{Covered, counts, imports_skipped, rows_to_read, tiers};
 use super::sql::{Sample, Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
 use crate::store::{Deadline, Site, Store, StoreError};
@@ -435,6 +435,31 @@ pub async fn run(
     }
     if q.total_rows {
         meta.insert("total_rows".into(), json!(total_rows));
+    }
+    if q.imports_meta {
+        let skipped = imports_skipped(store, site, q, tz, &span, policy).await?;
+        meta.insert(
+            "imports_included".into(),
+            json!(q.imports && skipped.is_none()),
+        );
+        if let Some(reason) = skipped {
+            meta.insert("imports_skip_reason".into(), json!(reason));
+            let warning = match reason {
+                "unsupported_query" => Some(
+                    "Imported stats are not included: imported history answers questions \
+                     without filters, broken down by at most one property it holds or by day, \
+                     week or month.",
+                ),
+                "unsupported_interval" => Some(
+                    "Imported stats are not included: imported history has whole days only, \
+                     so break it down by day, week or month.",
+                ),
+                _ => None,
+            };
+            if let Some(w) = warning {
+                meta.insert("imports_warning".into(), json!(w));
+            }
+        }
     }
     let mut query = json!({
         "site_id": site.domain,

@@ -302,6 +302,9 @@ pub trait EventStore: EventWriter {
     /// Deletes rollups of the days before `day` (ClickHouse: of the whole months before
     /// `day`'s month); returns how many days or months went.
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError>;
+    /// Deletes every rollup row of `site_id` (an import's rows, which live under an id of
+    /// their own). ClickHouse deletes by a mutation, which finishes in the background.
+    async fn delete_rollups_of(&self, site_id: u32) -> Result<(), StoreError>;
     /// Writes the visit rows of a site's local `day` with `insert` (the planner's statement
     /// over that day's raw events, rows tagged `version` where the store keeps versions),
     /// then records the day as written. Rows an earlier write left for the day no longer

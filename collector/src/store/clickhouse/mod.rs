@@ -696,6 +696,25 @@ impl EventStore for ClickHouseStore {
             .map_err(|e| self.failed(e))?;
         Ok(days.into_iter().map(date_of).collect())
     }
+    async fn delete_rollups_of(&self, site_id: u32) -> Result<(), StoreError> {
+        let local = self.local_table("rollups");
+        let query = match &self.cluster {
+            None => self
+                .db()
+                .query("ALTER TABLE ? DELETE WHERE site_id = ?")
+                .bind(Identifier(&local)),
+            Some(c) => self
+                .db()
+                .query("ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ?")
+                .bind(Identifier(&local))
+                .bind(Identifier(c)),
+        };
+        query
+            .bind(site_id)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))
+    }
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         // Whole months only: a month partition goes once all its days are before `day`.
         let cutoff = day.format("%Y%m").to_string();

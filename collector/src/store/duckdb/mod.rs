@@ -851,6 +851,14 @@ impl EventStore for DuckDbStore {
         })
         .await
     }
+    async fn delete_rollups_of(&self, site_id: u32) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute("DELETE FROM rollups WHERE site_id = ?", params![site_id])
+                .map_err(query_err)?;
+            Ok(())
+        })
+        .await
+    }
     async fn put_visits(
         &self,
         site_id: u32,

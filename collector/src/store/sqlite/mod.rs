@@ -625,6 +625,14 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+    async fn delete_rollups_of(&self, site_id: u32) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            conn.execute("DELETE FROM rollups WHERE site_id = ?1", [site_id])
+                .map_err(query_err)?;
+            Ok(())
+        })
+        .await
+    }
     async fn put_visits(
         &self,
         site_id: u32,
