@@ -33,15 +33,16 @@ function h(tag, props, ...kids) {
 
 const svg = (tag, props, ...kids) => h(tag, { ...props, svg: true }, ...kids);
 
-async function api(path, { method = 'GET', body } = {}) {
-  const headers = {};
+// `body` is sent as JSON; `raw` (a file) as it is, with the content type `extra` names.
+async function api(path, { method = 'GET', body, raw, headers: extra = {} } = {}) {
+  const headers = { ...extra };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (me) headers['x-csrf-token'] = me.csrf;
   if (shareToken) headers['x-footfall-share'] = shareToken;
   const r = await fetch(path, {
     method,
     headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
     credentials: 'same-origin',
   });
   if (r.status === 204) return null;
@@ -326,7 +327,10 @@ function viewState() {
       : ['6mo', '12mo', 'year', 'all'].includes(range) || days > 92 ? 'month' : 'day';
   }
   const metric = TOP_STATS.some(([m]) => m === q.get('metric')) ? q.get('metric') : 'visitors';
-  return { period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric, exact: q.get('exact') === '1' };
+  return {
+    period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric,
+    exact: q.get('exact') === '1', imports: q.get('imports') !== '0',
+  };
 }
 
 // The current URL with some parameters changed (null removes one); `f` takes a list.
@@ -345,10 +349,16 @@ const apiFilters = (filters) => filters.map(([dim, value]) => ['is', dim, [value
 
 // Called with `meta.sample_rate` of every answer counted from a sample of the visitors.
 let onSampled = null;
+// Whether questions add imported history, and what is called with each answer's `meta`
+// about it.
+let withImports = true;
+let onImports = null;
 
 function query(body) {
-  return api('/api/v2/query', { method: 'POST', body }).then((r) => {
+  const asked = { ...body, include: { imports: withImports, ...(body.include || {}) } };
+  return api('/api/v2/query', { method: 'POST', body: asked }).then((r) => {
     if (onSampled && r.meta && r.meta.sample_rate < 1) onSampled(r.meta.sample_rate);
+    if (onImports && r.meta && 'imports_included' in r.meta) onImports(r.meta);
     return r;
   });
 }
@@ -396,6 +406,27 @@ async function dashboardPage(domain) {
     sampleNote.replaceChildren('Exact figures: every visitor is counted. ',
       h('a', { href: withState({ exact: null }), text: 'Allow estimates (faster)' }));
   }
+  // Imported history (Plausible, GA4) is added where it can answer: the page says so, names
+  // the panels it leaves out, and can hide it.
+  withImports = v.imports;
+  const importNote = h('p', { class: 'sample-note import-note', role: 'status', hidden: v.imports });
+  if (!v.imports) {
+    importNote.replaceChildren('Imported data is hidden. ',
+      h('a', { href: withState({ imports: null }), text: 'Show imported data' }));
+  }
+  let included = false;
+  let leftOut = false;
+  onImports = (meta) => {
+    if (!importNote.isConnected || !v.imports) return;
+    included = included || meta.imports_included;
+    leftOut = leftOut || ['unsupported_query', 'unsupported_interval'].includes(meta.imports_skip_reason);
+    if (!included && !leftOut) return;
+    importNote.hidden = false;
+    importNote.replaceChildren(
+      included ? 'This range includes imported data. ' : '',
+      leftOut ? 'Imported data is left out of questions it cannot answer (filters, hours, cities). ' : '',
+      h('a', { href: withState({ imports: '0' }), text: 'Hide imported data' }));
+  };
   let smallest = 1;
   onSampled = (rate) => {
     if (!sampleNote.isConnected || rate >= smallest) return;
@@ -467,6 +498,7 @@ async function dashboardPage(domain) {
     customBox,
     chips,
     sampleNote,
+    importNote,
     topStats(base, v),
     chart(base, v),
     h('div', { class: 'panels' },
@@ -693,6 +725,20 @@ async function settingsPage(domain) {
     );
   drawKeys(s.keys);
   drawShares(s.shares);
+  const importsBox = h('div');
+  const drawImports = (imports) =>
+    importsBox.replaceChildren(imports.length === 0
+      ? h('p', { class: 'muted', text: 'No imports yet.' })
+      : h('ul', { class: 'plain' }, imports.map((i) =>
+        h('li', {}, `${i.source === 'plausible' ? 'Plausible' : i.source}: ${i.origin}, ${i.first_day} to ${i.last_day}, `
+          + `${num(i.days)} days, ${num(i.rows)} rows${i.complete ? '' : ' (interrupted: delete it and import again)'} `,
+        h('button', { class: 'ghost small', text: 'Delete', 'aria-label': `Delete import ${i.origin}`, onclick: async () => {
+          await api(`${path}/imports/${i.id}`, { method: 'DELETE' });
+          drawImports((await api(`${path}/settings`)).imports);
+        } })))));
+  drawImports(s.imports);
+  const importStatus = h('p', { role: 'status' });
+  const upload = h('input', { type: 'file', accept: '.zip,application/zip', 'aria-label': 'Plausible export (ZIP)' });
   const newKey = h('div');
   const newShare = h('div');
   main.replaceChildren(
@@ -725,6 +771,32 @@ async function settingsPage(domain) {
         drawKeys([...s.keys, { id: k.id, created_at: Date.now() / 1000, revoked: false }]);
       } }),
       newKey),
+    h('section', { class: 'card' },
+      h('h2', { text: 'Imports and exports' }),
+      h('p', { class: 'muted', text: 'Bring your history from Plausible: upload the ZIP from its Imports & Exports settings. '
+        + 'Days this site has data of its own for are left out. Access logs and larger files: footfall import (see the README).' }),
+      importsBox,
+      h('p', {}, upload, ' ', h('button', { text: 'Import', onclick: async () => {
+        const file = upload.files[0];
+        if (!file) return;
+        importStatus.textContent = 'Importing…';
+        try {
+          const r = await api(`${path}/imports/plausible`, {
+            method: 'POST',
+            raw: file,
+            headers: { 'content-type': 'application/zip', 'x-file-name': file.name.replace(/[^\x20-\x7e]/g, '_') },
+          });
+          importStatus.textContent = r.text;
+          drawImports((await api(`${path}/settings`)).imports);
+        } catch (e) {
+          importStatus.replaceChildren(errorBox(e));
+        }
+      } })),
+      importStatus,
+      h('button', { class: 'ghost', text: 'Export as Plausible CSV', onclick: async () => {
+        const stamp = new Date().toISOString().slice(0, 10).replaceAll('-', '');
+        download(`${domain.replaceAll('.', '_')}_${stamp}.zip`, await api(`${path}/export/plausible`));
+      } })),
     h('section', { class: 'card' },
       h('h2', { text: 'Shared links' }),
       h('p', { class: 'muted', text: 'A shared link opens a read-only dashboard of this site to anyone who has it.' }),

@@ -673,3 +673,116 @@ async fn a_sampled_dashboard_says_so_and_offers_the_exact_figures() {
     assert_eq!(hidden, json!(true));
     d.finish("dashboard-exact").await;
 }
+
+/// A Plausible export of `days` days (each with 10 visitors from Google, 20 pageviews),
+/// the first `first_ago` days before today, in Plausible's file layout.
+fn plausible_export(path: &std::path::Path, first_ago: i64, days: i64) {
+    use std::io::Write as _;
+    let today = chrono::Utc::now().date_naive();
+    let dates: Vec<_> = (0..days)
+        .map(|i| today - chrono::Duration::days(first_ago - i))
+        .collect();
+    let suffix = format!(
+        "_{}_{}.csv",
+        dates[0].format("%Y%m%d"),
+        dates[dates.len() - 1].format("%Y%m%d")
+    );
+    let mut visitors = String::from(
+        "\"date\",\"visitors\",\"pageviews\",\"bounces\",\"visits\",\"visit_duration\"\n",
+    );
+    let mut sources = String::from(
+        "\"date\",\"source\",\"referrer\",\"utm_source\",\"utm_medium\",\"utm_campaign\",\"utm_content\",\"utm_term\",\"pageviews\",\"visitors\",\"visits\",\"visit_duration\",\"bounces\"\n",
+    );
+    for d in &dates {
+        visitors.push_str(&format!("\"{d}\",10,20,5,10,300\n"));
+        sources.push_str(&format!(
+            "\"{d}\",\"Google\",\"google.com\",\"\",\"\",\"\",\"\",\"\",20,10,10,300,5\n"
+        ));
+    }
+    let mut zip = zip::ZipWriter::new_stream(std::fs::File::create(path).unwrap());
+    let options =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, text) in [("visitors", visitors), ("sources", sources)] {
+        zip.start_file(format!("imported_{name}{suffix}"), options)
+            .unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imported_history_is_uploaded_marked_and_can_be_hidden() {
+    let d = Dash::start("dash_imports").await;
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("shop_test_20261201.zip");
+    // Three days, 12 to 10 days ago: no day of the seed's.
+    plausible_export(&archive, 12, 3);
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.expect_text("section:nth-of-type(4) h2", "Imports and exports")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(4) .muted + div .muted",
+        "No imports yet.",
+    )
+    .await;
+    d.driver()
+        .find(By::Css("input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(archive.to_str().unwrap())
+        .await
+        .unwrap();
+    d.click_text("button", "Import").await;
+    let status = d.text("section:nth-of-type(4) p[role=status]").await;
+    d.step(&format!("import status: {status}"));
+    let start = Instant::now();
+    loop {
+        let status = d.text("section:nth-of-type(4) p[role=status]").await;
+        if status.starts_with("imported 3 days") {
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "{status}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let listed = d.text("section:nth-of-type(4) ul.plain li").await;
+    assert!(
+        listed.starts_with("Plausible: shop_test_20261201.zip") && listed.contains("3 days"),
+        "{listed}"
+    );
+    d.browser.screenshot("settings-imports").await;
+
+    // The dashboard adds the 30 imported visitors to the seed's 4, and says so.
+    d.open("/sites/shop.test").await;
+    d.expect_stat("visitors", &(seed::VISITORS_30D + 30).to_string())
+        .await;
+    let note = d.text(".import-note").await;
+    assert!(note.contains("includes imported data"), "{note}");
+    let row = |a: &str, b: &str| (a.to_string(), b.to_string());
+    assert_eq!(d.rows("Sources").await[0], row("Google", "32"));
+    d.browser.screenshot("dashboard-imports").await;
+    d.click_text(".import-note a", "Hide imported data").await;
+    d.wait_for_url("imports hidden", |u| u.contains("imports=0"))
+        .await;
+    d.expect_stat("visitors", &seed::VISITORS_30D.to_string())
+        .await;
+    d.expect_text(
+        ".import-note",
+        "Imported data is hidden. Show imported data",
+    )
+    .await;
+
+    // Deleted from the settings: gone from the dashboard.
+    d.open("/sites/shop.test/settings").await;
+    d.click_text("section:nth-of-type(4) button", "Delete")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(4) .muted + div .muted",
+        "No imports yet.",
+    )
+    .await;
+    d.open("/sites/shop.test").await;
+    d.expect_stat("visitors", &seed::VISITORS_30D.to_string())
+        .await;
+    d.finish("dashboard-imports-deleted").await;
+}

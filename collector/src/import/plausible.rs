@@ -42,6 +42,9 @@ const MAX_VALUE: usize = 4_096;
 const MAX_ROWS: u64 = 50_000_000;
 /// Most bytes one file may decompress to.
 const MAX_FILE_BYTES: u64 = 8 << 30;
+/// Largest count one cell may hold: sums over every row of an export stay far from
+/// overflowing.
+const MAX_COUNT: i64 = 10_000_000_000;
 /// Rows written per store call.
 const WRITE_ROWS: usize = 10_000;
 
@@ -243,15 +246,10 @@ fn table_of(name: &str) -> Result<Option<&'static Table>, String> {
     };
     let stem = stem.strip_prefix("imported_").unwrap_or(stem);
     // Without the dates, or with two YYYYMMDD dates after the table's name.
-    let table = match stem.len().checked_sub(18) {
-        Some(cut)
-            if stem.as_bytes()[cut] == b'_'
-                && stem.as_bytes()[cut + 9] == b'_'
-                && stem[cut + 1..cut + 9].bytes().all(|b| b.is_ascii_digit())
-                && stem[cut + 10..].bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            &stem[..cut]
-        }
+    let date = |p: &str| p.len() == 8 && p.bytes().all(|b| b.is_ascii_digit());
+    let mut parts = stem.rsplitn(3, '_');
+    let table = match (parts.next(), parts.next(), parts.next()) {
+        (Some(to), Some(from), Some(table)) if date(to) && date(from) => table,
         _ => stem,
     };
     if table == "custom_props" {
@@ -379,9 +377,15 @@ fn read_table<R: Read>(
             let value = if v.is_empty() || v == "\\N" {
                 0
             } else {
-                v.parse::<i64>().ok().filter(|x| *x >= 0).ok_or_else(|| {
-                    format!("{name}, line {line}, column `{c}`: `{v}` is not a whole number")
-                })?
+                v.parse::<i64>()
+                    .ok()
+                    .filter(|x| (0..=MAX_COUNT).contains(x))
+                    .ok_or_else(|| {
+                        format!(
+                            "{name}, line {line}, column `{c}`: `{v}` is not a whole number \
+                             from 0 to {MAX_COUNT}"
+                        )
+                    })?
             };
             n.insert(c, value);
         }
@@ -1224,5 +1228,56 @@ mod tests {
         assert_eq!(t(".DS_Store"), Ok(None));
         assert!(t("imported_visitorz_20240101_20241231.csv").is_err());
         assert!(t("notes.txt").is_err());
+        assert!(t("imported_visitørs_2024010é_20241231.csv").is_err());
+    }
+
+    /// A small archive holding `text` as its visitors table.
+    fn archive(text: &str) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("imported_visitors_20240101_20240102.csv", options)
+            .unwrap();
+        zip.write_all(text.as_bytes()).unwrap();
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn a_visitors_table_is_read_by_header_name() {
+        let text = "\"visits\",\"date\",\"visitors\",\"bounces\",\"pageviews\",\"visit_duration\",\"extra\"\n\
+                    12,\"2024-01-02\",10,3,30,600,\"x\"\n";
+        let parsed = parse(std::io::Cursor::new(archive(text)), "a.zip").unwrap();
+        let day = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
+        let totals = parsed.rows[&(day, "", String::new())];
+        assert_eq!(
+            (
+                totals.visitors,
+                totals.visits,
+                totals.pageviews,
+                totals.bounces,
+                totals.duration
+            ),
+            (10, 12, 30, 3, 600)
+        );
+        let err = parse(
+            std::io::Cursor::new(archive("\"date\",\"visitors\"\n\"2024-01-02\",1\n")),
+            "a.zip",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("no `pageviews` column"), "{err}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_are_read_or_refused(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = parse(std::io::Cursor::new(bytes), "x.zip");
+        }
+
+        #[test]
+        fn any_table_text_is_read_or_refused(text in "(\"?[a-z_]{0,12}\"?[,\n]?|[0-9\\-]{0,12}[,\n]|\\PC{0,3}){0,40}") {
+            let header = "\"date\",\"visitors\",\"pageviews\",\"bounces\",\"visits\",\"visit_duration\"\n";
+            let _ = parse(std::io::Cursor::new(archive(&format!("{header}{text}"))), "x.zip");
+            let _ = parse(std::io::Cursor::new(archive(&text)), "x.zip");
+        }
     }
 }

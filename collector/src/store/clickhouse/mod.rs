@@ -43,6 +43,9 @@ const SQL_CLUSTER_BATCH_WRITTEN: &str = "SELECT count() FROM events WHERE timest
 const SQL_EARLIEST_EVENT: &str =
     "SELECT toUInt32(min(timestamp)) AS first, count() AS n FROM events WHERE site_id = ?";
 const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE site_id = ? AND dimension = '' AND day >= toDate(?) AND day <= toDate(?) ORDER BY toUInt16(day)";
+/// Deletes an import's rollups (a mutation: ClickHouse finishes it in the background).
+const SQL_DELETE_ROLLUPS_OF: &str = "ALTER TABLE ? DELETE WHERE site_id = ?";
+const SQL_CLUSTER_DELETE_ROLLUPS_OF: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ?";
 const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
 
 /// Records that a day's visit rows of this version are all written.
@@ -701,11 +704,11 @@ impl EventStore for ClickHouseStore {
         let query = match &self.cluster {
             None => self
                 .db()
-                .query("ALTER TABLE ? DELETE WHERE site_id = ?")
+                .query(SQL_DELETE_ROLLUPS_OF)
                 .bind(Identifier(&local)),
             Some(c) => self
                 .db()
-                .query("ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ?")
+                .query(SQL_CLUSTER_DELETE_ROLLUPS_OF)
                 .bind(Identifier(&local))
                 .bind(Identifier(c)),
         };

@@ -167,6 +167,19 @@ impl ClickHouseStore {
         ));
         out.push(render(
             self.db()
+                .query(SQL_DELETE_ROLLUPS_OF)
+                .bind(Identifier("rollups"))
+                .bind(2_147_483_649u32),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_CLUSTER_DELETE_ROLLUPS_OF)
+                .bind(Identifier("rollups_local"))
+                .bind(Identifier("footfall"))
+                .bind(2_147_483_649u32),
+        ));
+        out.push(render(
+            self.db()
                 .query(SQL_SYNC_REPLICA)
                 .bind(Identifier("records")),
         ));
