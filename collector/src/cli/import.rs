@@ -21,6 +21,9 @@ pub enum ImportCommand {
     /// Import a Plausible CSV export (the ZIP from Plausible's Imports & Exports settings).
     /// Days the site has data of its own for, or that an earlier import holds, are left out.
     Plausible(PlausibleArgs),
+    /// Import a Google Analytics 4 property through the Analytics Data API, signed in with a
+    /// service account's key (add the account's e-mail as a Viewer of the property).
+    Ga4(Ga4Args),
     /// List a site's imports of aggregate history (Plausible, GA4).
     List(SiteArg),
     /// Delete one import of aggregate history by its id (`footfall import list` shows them).
@@ -35,6 +38,34 @@ pub struct PlausibleArgs {
     /// The export archive (`<domain>_<date>.zip`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct Ga4Args {
+    /// The site to import into (its domain).
+    #[arg(long)]
+    pub site: String,
+    /// The GA4 property's id (digits).
+    #[arg(long)]
+    pub property: String,
+    /// The service account's key file (JSON).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    /// First day (YYYY-MM-DD); default: as far back as aggregate retention keeps.
+    #[arg(long)]
+    pub from: Option<chrono::NaiveDate>,
+    /// Last day; default: yesterday.
+    #[arg(long)]
+    pub to: Option<chrono::NaiveDate>,
+    /// Seconds to wait when GA4's quota is used up, before asking again.
+    #[arg(long, default_value_t = 900)]
+    pub quota_wait: u64,
+    /// Rows asked per page (1 to 250,000).
+    #[arg(long, default_value_t = crate::import::ga4::PAGE_ROWS)]
+    pub page_rows: u64,
+    /// The Data API's address.
+    #[arg(long, hide = true, default_value = crate::import::ga4::API)]
+    pub api: String,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +199,40 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
             )
             .await?;
             let summary: PlausibleSummary = serde_json::from_value(answer)?;
+            println!("{}", summary.render());
+            Ok(())
+        }
+        ImportCommand::Ga4(args) => {
+            let key = absolute(&args.key)?;
+            anyhow::ensure!(key.is_file(), "{}: no such file", args.key.display());
+            let job = crate::import::ga4::Ga4Job {
+                site: args.site,
+                property: args.property,
+                key,
+                from: args.from,
+                to: args.to,
+                api: args.api,
+                page_rows: args.page_rows,
+                quota_wait_secs: args.quota_wait,
+            };
+            crate::import::ga4::validate(&job)?;
+            let summary = if crate::control::ask(&config.data_dir, "ping")
+                .await?
+                .is_some()
+            {
+                let answer = history(config, HistoryJob::ImportGa4(job)).await?;
+                serde_json::from_value::<PlausibleSummary>(answer)?
+            } else {
+                let store = super::open_migrated_store(config).await?;
+                crate::import::ga4::import_ga4(
+                    store.as_ref(),
+                    &job,
+                    chrono::Utc::now(),
+                    config.aggregate_retention_days,
+                    &mut |line| eprintln!("{line}"),
+                )
+                .await?
+            };
             println!("{}", summary.render());
             Ok(())
         }

@@ -18,6 +18,7 @@
 //! raw events past `raw_retention_days` are purged, so older days live on as rollups only.
 
 pub mod access_log;
+pub mod ga4;
 pub mod plausible;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

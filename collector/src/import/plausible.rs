@@ -217,6 +217,33 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Adds `c` to the row of `dimension` (`""` for the totals) and `value` on `day`.
+    pub(super) fn add(
+        &mut self,
+        day: NaiveDate,
+        dimension: &'static str,
+        value: String,
+        c: &Counts,
+    ) {
+        self.dimensions.insert(dimension);
+        self.rows.entry((day, dimension, value)).or_default().add(c);
+    }
+
+    /// Adds each day's custom events to its totals, as a native day's totals count them.
+    pub(super) fn count_custom_events(&mut self) {
+        let extra: Vec<(NaiveDate, i64)> = self
+            .rows
+            .iter()
+            .filter(|((_, d, v), _)| *d == "event:name" && v != "pageview")
+            .map(|((day, _, _), c)| (*day, c.events))
+            .collect();
+        for (day, events) in extra {
+            if let Some(t) = self.rows.get_mut(&(day, "", String::new())) {
+                t.events += events;
+            }
+        }
+    }
+
     /// The days with a totals row (from `imported_visitors`).
     fn days(&self) -> BTreeSet<NaiveDate> {
         self.rows
@@ -307,18 +334,7 @@ pub fn parse<R: Read + Seek>(archive: R, origin: &str) -> Result<Parsed, ImportE
                 .into(),
         ));
     }
-    // The days' totals count the custom events too, as a native day's do.
-    let extra: Vec<(NaiveDate, i64)> = parsed
-        .rows
-        .iter()
-        .filter(|((_, d, v), _)| *d == "event:name" && v != "pageview")
-        .map(|((day, _, _), c)| (*day, c.events))
-        .collect();
-    for (day, events) in extra {
-        if let Some(t) = parsed.rows.get_mut(&(day, "", String::new())) {
-            t.events += events;
-        }
-    }
+    parsed.count_custom_events();
     Ok(parsed)
 }
 
@@ -414,10 +430,7 @@ fn read_table<R: Read>(
             }
             values.push(v);
         }
-        let mut add = |dim: &'static str, value: String, c: &Counts| {
-            parsed.dimensions.insert(dim);
-            parsed.rows.entry((day, dim, value)).or_default().add(c);
-        };
+        let mut add = |dim: &'static str, value: String, c: &Counts| parsed.add(day, dim, value, c);
         match table.name {
             "visitors" => {
                 add("", String::new(), &c);
@@ -486,7 +499,9 @@ impl PlausibleSummary {
                 .collect();
             out.push_str(&format!("; days left out: {}", reasons.join(", ")));
         }
-        out.push_str(&format!("; read {}", self.files.join(", ")));
+        if !self.files.is_empty() {
+            out.push_str(&format!("; read {}", self.files.join(", ")));
+        }
         if !self.ignored.is_empty() {
             out.push_str(&format!("; ignored {}", self.ignored.join(", ")));
         }
@@ -1062,6 +1077,8 @@ fn export_column(p: Property) -> &'static str {
 pub enum HistoryJob {
     /// Import a Plausible export archive.
     ImportPlausible { site: String, path: PathBuf },
+    /// Import a GA4 property's reports.
+    ImportGa4(super::ga4::Ga4Job),
     /// List a site's imports.
     List { site: String },
     /// Delete one import.
@@ -1146,6 +1163,17 @@ pub async fn run_job(
                 path,
                 limits.now,
                 limits.aggregate_retention_days,
+            )
+            .await?;
+            Ok(to_json(&summary))
+        }
+        HistoryJob::ImportGa4(job) => {
+            let summary = super::ga4::import_ga4(
+                store,
+                job,
+                limits.now,
+                limits.aggregate_retention_days,
+                &mut |line| tracing::info!(site = %job.site, "GA4 import: {line}"),
             )
             .await?;
             Ok(to_json(&summary))

@@ -543,6 +543,18 @@ pub fn classify(referrer: Option<&str>, page: &Page) -> Source {
     out
 }
 
+/// Footfall's name of a source another tool names `raw` (a lower-case name such as
+/// `google`, an alias or a host), or `raw` itself when Footfall does not know it.
+pub fn source_name(raw: &str) -> String {
+    let lower = raw.to_lowercase();
+    INDEX
+        .by_alias
+        .get(lower.as_str())
+        .copied()
+        .or_else(|| lookup_host(&lower))
+        .map_or_else(|| raw.to_string(), |k| k.name.to_string())
+}
+
 /// The channel of a visit known only by its source name (a well-known name such as
 /// `Google`, a host, or a UTM source), referrer (host and path) and UTM source and medium, as
 /// other tools' exports give them.
