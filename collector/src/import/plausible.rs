@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::ImportError;
 use crate::ingest::page::strip_www;
 use crate::query::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
-use crate::query::rollup::{counts, tiers};
+use crate::query::rollup::{counts, counts_of, rollup_row, tiers};
 use crate::query::run::{Counts, Policy};
 use crate::query::sql::Sample;
 use crate::query::time::Span;
@@ -638,23 +638,11 @@ pub async fn store_parsed(
             break id;
         }
     };
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
     let rows: Vec<RollupRow> = parsed
         .rows
         .into_iter()
         .filter(|((day, _, _), _)| keep.contains(day))
-        .map(|((day, dimension, value), c)| RollupRow {
-            site_id: id,
-            day,
-            dimension: dimension.to_string(),
-            value,
-            visitors: u(c.visitors),
-            visits: u(c.visits),
-            pageviews: u(c.pageviews),
-            events: u(c.events),
-            bounces: u(c.bounces),
-            duration: u(c.duration),
-        })
+        .map(|((day, dimension, value), c)| rollup_row(id, day, dimension, value, &c))
         .collect();
     let mut record = ImportRecord {
         id,
@@ -956,17 +944,7 @@ async fn table_rows(
                 if !props.is_empty() {
                     key[i] = row.value.clone();
                 }
-                let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-                let c = Counts {
-                    visitors: i(row.visitors),
-                    visits: i(row.visits),
-                    pageviews: i(row.pageviews),
-                    events: i(row.events),
-                    bounces: i(row.bounces),
-                    duration: i(row.duration),
-                    ..Counts::default()
-                };
-                out.entry((row.day, key)).or_insert(c);
+                out.entry((row.day, key)).or_insert(counts_of(&row));
             }
         }
     }

@@ -440,7 +440,30 @@ async fn visit_counts(
     Ok(out)
 }
 
-fn counts_of(row: &RollupRow) -> Counts {
+/// A rollup row holding `c` (negative counts, which no count is, as 0).
+pub(crate) fn rollup_row(
+    site_id: u32,
+    day: NaiveDate,
+    dimension: &str,
+    value: String,
+    c: &Counts,
+) -> RollupRow {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    RollupRow {
+        site_id,
+        day,
+        dimension: dimension.to_string(),
+        value,
+        visitors: u(c.visitors),
+        visits: u(c.visits),
+        pageviews: u(c.pageviews),
+        events: u(c.events),
+        bounces: u(c.bounces),
+        duration: u(c.duration),
+    }
+}
+
+pub(crate) fn counts_of(row: &RollupRow) -> Counts {
     let i = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     Counts {
         visitors: i(row.visitors),
@@ -482,21 +505,8 @@ pub async fn compute_day(
         imports: false,
         imports_meta: false,
     };
-    let row = |dimension: &str, value: String, c: &Counts| {
-        let u = |v: i64| u64::try_from(v).unwrap_or(0);
-        RollupRow {
-            site_id: site.id,
-            day,
-            dimension: dimension.to_string(),
-            value,
-            visitors: u(c.visitors),
-            visits: u(c.visits),
-            pageviews: u(c.pageviews),
-            events: u(c.events),
-            bounces: u(c.bounces),
-            duration: u(c.duration),
-        }
-    };
+    let row =
+        |dimension: &str, value: String, c: &Counts| rollup_row(site.id, day, dimension, value, c);
     write_visits_of_day(store, site, tz, day).await?;
     // The day's visit rows answer the totals and every visit property exactly as its raw
     // events do (tests/tests/visit_rows.rs), with a row per visit instead of its events.
