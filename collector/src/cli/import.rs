@@ -216,11 +216,12 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                 quota_wait_secs: args.quota_wait,
             };
             crate::import::ga4::validate(&job)?;
-            let summary = if crate::control::ask(&config.data_dir, "ping")
-                .await?
-                .is_some()
-            {
-                let answer = history(config, HistoryJob::ImportGa4(job)).await?;
+            // A running collector does the import (its progress goes to its log); else this
+            // process does, with progress here.
+            let running =
+                crate::control::ask_history(&config.data_dir, &HistoryJob::ImportGa4(job.clone()))
+                    .await?;
+            let summary = if let Some(answer) = running {
                 serde_json::from_value::<PlausibleSummary>(answer)?
             } else {
                 let store = super::open_migrated_store(config).await?;

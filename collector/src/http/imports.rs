@@ -14,7 +14,6 @@ use super::auth::principal;
 use super::{ApiError, AppState};
 use crate::import::ImportError;
 use crate::import::plausible::{self, Limits};
-use crate::query::run::Policy;
 
 /// Largest archive the settings page takes; a larger one goes through `footfall import
 /// plausible`, which reads the file from disk.
@@ -131,27 +130,11 @@ pub async fn export_plausible(
     principal(&state, &headers).await?.admin_reader()?;
     let site = site(&state, &domain).await?;
     let l = limits(&state);
-    let (from, to) = plausible::export_range(state.store.as_ref(), &site, &l, range.from, range.to)
-        .await
-        .map_err(import_error)?;
-    let policy = Policy {
-        now: l.now,
-        raw_retention_days: l.raw_retention_days,
-        deadline: crate::store::Deadline::after(crate::query::rollup::ROLLUP_DAY_TIMEOUT),
-        sample_threshold: 0,
-    };
-    let bytes = plausible::export_plausible(
-        state.store.as_ref(),
-        &site,
-        &policy,
-        from,
-        to,
-        std::io::Cursor::new(Vec::new()),
-    )
-    .await
-    .map_err(import_error)?
-    .into_inner();
-    let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let (bytes, _, _) =
+        plausible::export_archive(state.store.as_ref(), &site, &l, range.from, range.to)
+            .await
+            .map_err(import_error)?;
+    let tz = crate::import::site_tz(&site).map_err(import_error)?;
     let name = plausible::export_name(&site, l.now.with_timezone(&tz).date_naive());
     Ok((
         [

@@ -17,8 +17,8 @@ use chrono::{Days, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::ImportError;
-use super::plausible::{Parsed, PlausibleSummary, site_named, store_parsed};
+use super::plausible::{Parsed, PlausibleSummary, store_parsed};
+use super::{ImportError, site_named, site_tz};
 use crate::ingest::referrer::{channel_of, source_name};
 use crate::query::run::Counts;
 use crate::store::Store;
@@ -553,10 +553,7 @@ pub async fn import_ga4(
 ) -> Result<PlausibleSummary, ImportError> {
     validate(job)?;
     let site = site_named(store, &job.site).await?;
-    let tz: chrono_tz::Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| job_error(format!("site {} has an invalid time zone", site.domain)))?;
+    let tz = site_tz(&site)?;
     let yesterday = now.with_timezone(&tz).date_naive() - Days::new(1);
     let to = job.to.unwrap_or(yesterday).min(yesterday);
     let from = job.from.unwrap_or_else(|| {

@@ -214,6 +214,25 @@ pub fn validate(job: &AccessLogJob) -> Result<(), ImportError> {
     Ok(())
 }
 
+/// The site named `domain` (a leading `www.` and case do not matter).
+pub async fn site_named(store: &dyn Store, domain: &str) -> Result<Site, ImportError> {
+    let wanted = strip_www(&domain.trim().to_ascii_lowercase()).to_string();
+    store
+        .meta()
+        .sites()
+        .await?
+        .into_iter()
+        .find(|s| s.domain == wanted)
+        .ok_or_else(|| ImportError::NoSite(domain.to_string()))
+}
+
+/// The site's time zone.
+pub fn site_tz(site: &Site) -> Result<Tz, ImportError> {
+    site.timezone
+        .parse()
+        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))
+}
+
 /// A prefix of some input that is already imported.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Prefix {
@@ -232,18 +251,8 @@ pub async fn import_access_log(
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, ImportError> {
     validate(job)?;
-    let wanted = strip_www(&job.site.trim().to_ascii_lowercase()).to_string();
-    let site = store
-        .meta()
-        .sites()
-        .await?
-        .into_iter()
-        .find(|s| s.domain == wanted)
-        .ok_or_else(|| ImportError::NoSite(job.site.clone()))?;
-    let tz: Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))?;
+    let site = site_named(store.as_ref(), &job.site).await?;
+    let tz = site_tz(&site)?;
     let prefixes: Vec<Prefix> = store
         .meta()
         .records(PREFIX_KIND)

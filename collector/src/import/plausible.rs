@@ -23,8 +23,7 @@ use chrono::{Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::ImportError;
-use crate::ingest::page::strip_www;
+use super::{ImportError, site_named, site_tz};
 use crate::query::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
 use crate::query::rollup::{counts, counts_of, rollup_row, tiers};
 use crate::query::run::{Counts, Policy};
@@ -509,18 +508,6 @@ impl PlausibleSummary {
     }
 }
 
-/// The site named `domain`.
-pub async fn site_named(store: &dyn Store, domain: &str) -> Result<Site, ImportError> {
-    let wanted = strip_www(&domain.trim().to_ascii_lowercase()).to_string();
-    store
-        .meta()
-        .sites()
-        .await?
-        .into_iter()
-        .find(|s| s.domain == wanted)
-        .ok_or_else(|| ImportError::NoSite(domain.to_string()))
-}
-
 /// Days of `[first, last]` on which `site` has data of its own: rollups, or raw events not
 /// rolled up yet.
 pub async fn native_days(
@@ -583,10 +570,7 @@ pub async fn store_parsed(
     now: chrono::DateTime<Utc>,
     aggregate_retention_days: u32,
 ) -> Result<PlausibleSummary, ImportError> {
-    let tz: Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))?;
+    let tz = site_tz(site)?;
     let mut summary = PlausibleSummary {
         files: parsed.files.clone(),
         ignored: parsed.ignored.clone(),
@@ -960,10 +944,7 @@ pub async fn export_plausible<W: Write + Seek>(
     last: NaiveDate,
     out: W,
 ) -> Result<W, ImportError> {
-    let tz: Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))?;
+    let tz = site_tz(site)?;
     let suffix = format!("_{}_{}.csv", first.format("%Y%m%d"), last.format("%Y%m%d"));
     let mut zip = zip::ZipWriter::new(out);
     let options = zip::write::SimpleFileOptions::default()
@@ -1080,17 +1061,14 @@ pub struct Limits {
 
 /// The closed days of `site` to export when the command names none: from its first rolled-up
 /// day (or first raw event) to yesterday.
-pub async fn export_range(
+async fn export_range(
     store: &dyn Store,
     site: &Site,
     limits: &Limits,
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
 ) -> Result<(NaiveDate, NaiveDate), ImportError> {
-    let tz: Tz = site
-        .timezone
-        .parse()
-        .map_err(|_| ImportError::Job(format!("site {} has an invalid time zone", site.domain)))?;
+    let tz = site_tz(site)?;
     let yesterday = limits.now.with_timezone(&tz).date_naive() - Days::new(1);
     let oldest = yesterday
         .checked_sub_days(Days::new(u64::from(limits.aggregate_retention_days)))
@@ -1173,23 +1151,7 @@ pub async fn run_job(
             to,
         } => {
             let site = site_named(store, site).await?;
-            let (from, to) = export_range(store, &site, &limits, *from, *to).await?;
-            let policy = Policy {
-                now: limits.now,
-                raw_retention_days: limits.raw_retention_days,
-                deadline: crate::store::Deadline::after(crate::query::rollup::ROLLUP_DAY_TIMEOUT),
-                sample_threshold: 0,
-            };
-            let bytes = export_plausible(
-                store,
-                &site,
-                &policy,
-                from,
-                to,
-                std::io::Cursor::new(Vec::new()),
-            )
-            .await?
-            .into_inner();
+            let (bytes, from, to) = export_archive(store, &site, &limits, *from, *to).await?;
             let input = |e: std::io::Error| ImportError::Input {
                 path: path.display().to_string(),
                 message: e.to_string(),
@@ -1203,6 +1165,34 @@ pub async fn run_job(
             }))
         }
     }
+}
+
+/// `site`'s own closed days of `[from, to]` (by default all of them, see [`export_range`]) as
+/// a Plausible export archive; with the days it covers.
+pub async fn export_archive(
+    store: &dyn Store,
+    site: &Site,
+    limits: &Limits,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> Result<(Vec<u8>, NaiveDate, NaiveDate), ImportError> {
+    let (from, to) = export_range(store, site, limits, from, to).await?;
+    let policy = Policy {
+        now: limits.now,
+        raw_retention_days: limits.raw_retention_days,
+        deadline: crate::store::Deadline::after(crate::query::rollup::ROLLUP_DAY_TIMEOUT),
+        sample_threshold: 0,
+    };
+    let archive = export_plausible(
+        store,
+        site,
+        &policy,
+        from,
+        to,
+        std::io::Cursor::new(Vec::new()),
+    )
+    .await?;
+    Ok((archive.into_inner(), from, to))
 }
 
 fn to_json<T: Serialize>(v: &T) -> serde_json::Value {
