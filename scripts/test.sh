@@ -82,8 +82,8 @@ step "shipped sizes"
 cargo test --release -q -p footfall --lib tracker::tests::gzip_copy -- --nocapture 2>&1 | grep '^tracker:'
 cargo test --release -q -p footfall --lib http::dashboard::tests -- --nocapture 2>&1 | grep '^dashboard:'
 
-step "bots and user-agents on public corpora"
-cargo test --release -q -p footfall-tests --test corpora -- --nocapture 2>&1 | grep -E '^(bots|user-agents):|test result|panicked|FAILED'
+step "bots, user-agents and an access log on public corpora"
+cargo test --release -q -p footfall-tests --test corpora -- --nocapture 2>&1 | grep -E '^(bots|user-agents|access-log):|test result|panicked|FAILED'
 
 step "tests"
 cargo test --release --workspace -- --skip corpus_

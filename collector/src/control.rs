@@ -82,11 +82,10 @@ pub async fn serve(
 async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    BufReader::new(read.take(MAX_REQUEST))
-        .read_line(&mut line)
-        .await?;
+    let mut reader = BufReader::new(read.take(MAX_REQUEST));
+    reader.read_line(&mut line).await?;
     if let Some(job) = line.trim().strip_prefix("import-access-log ") {
-        let reply = import(job, maintenance, &mut write).await?;
+        let reply = import(job, maintenance, reader, &mut write).await?;
         write
             .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
             .await?;
@@ -120,11 +119,13 @@ async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Resul
 
 /// Runs an access-log import (`job`, JSON) on its own thread and runtime, so reading and
 /// parsing the files never holds up the collector's own tasks; it looks addresses up in the
-/// collector's GeoIP databases, and its progress goes to `write` as it comes. Returns the
-/// final answer line.
+/// collector's GeoIP databases, and its progress goes to `write` as it comes. The client
+/// closing its side (`read` ends) tells the import to stop where it is, which is how a
+/// follow ends. Returns the final answer line.
 async fn import(
     job: &str,
     maintenance: &Maintenance,
+    mut read: BufReader<tokio::io::Take<tokio::net::unix::OwnedReadHalf>>,
     write: &mut tokio::net::unix::OwnedWriteHalf,
 ) -> std::io::Result<String> {
     let job: AccessLogJob = match serde_json::from_str(job) {
@@ -137,6 +138,7 @@ async fn import(
     let store = maintenance.store.clone();
     let retention = maintenance.raw_retention_days;
     let now = maintenance.clock.now();
+    let (stop_tx, stop) = watch::channel(false);
     std::thread::Builder::new()
         .name("footfall-import".into())
         .spawn(move || {
@@ -153,6 +155,7 @@ async fn import(
                         retention,
                         now,
                         &job,
+                        stop,
                         &mut |p| {
                             let _ = progress_tx.send(p.render());
                         },
@@ -161,10 +164,23 @@ async fn import(
                 });
             let _ = done_tx.send(result);
         })?;
+    let mut client_gone = false;
+    let mut ignored = [0u8; 64];
     loop {
         tokio::select! {
             Some(line) = progress.recv() => {
-                write.write_all(format!("progress {line}\n").as_bytes()).await?;
+                if !client_gone
+                    && write.write_all(format!("progress {line}\n").as_bytes()).await.is_err()
+                {
+                    client_gone = true;
+                    let _ = stop_tx.send(true);
+                }
+            }
+            n = read.read(&mut ignored), if !client_gone => {
+                if matches!(n, Ok(0) | Err(_)) {
+                    client_gone = true;
+                    let _ = stop_tx.send(true);
+                }
             }
             result = &mut done => {
                 return Ok(match result {
@@ -213,10 +229,12 @@ pub async fn ask_history(
 }
 
 /// Hands `job` to the collector serving `data_dir`: `Ok(None)` when none is running there,
-/// else its summary. Each progress line it sends is passed to `progress`.
+/// else its summary. Each progress line it sends is passed to `progress`. When `stop` turns
+/// true, the collector is told to stop the import where it is, and its summary still comes.
 pub async fn ask_import(
     data_dir: &Path,
     job: &AccessLogJob,
+    mut stop: watch::Receiver<bool>,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Option<Summary>> {
     let Ok(stream) = UnixStream::connect(socket_path(data_dir)).await else {
@@ -230,7 +248,18 @@ pub async fn ask_import(
     );
     write.write_all(request.as_bytes()).await?;
     let mut lines = BufReader::new(read).lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut stopping = false;
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                // Closing this side is the collector's sign to stop.
+                write.shutdown().await?;
+                continue;
+            }
+        };
+        let Some(line) = line else { break };
         match line.split_once(' ') {
             Some(("progress", text)) => progress(text),
             Some(("ok", text)) => return Ok(Some(serde_json::from_str(text)?)),

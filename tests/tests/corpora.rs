@@ -23,7 +23,7 @@ fn corpora() -> Option<PathBuf> {
     let dir = std::env::var_os("FOOTFALL_TEST_CORPORA")
         .map(PathBuf::from)
         .unwrap_or_else(|| footfall_tests::workspace_root().join("target/test-tools/corpora"));
-    if dir.join("ready").is_file() {
+    if dir.join("ready.2").is_file() {
         return Some(dir);
     }
     assert!(
@@ -352,4 +352,148 @@ fn corpus_user_agent_accuracy() {
         "Matomo device class: {:.4}",
         device.accuracy()
     );
+}
+
+/// The figure after `word` in an import's summary line (`imported 12`, `asset 3`).
+fn summary_figure(summary: &str, word: &str) -> u64 {
+    summary
+        .split([',', ':', ';', '(', ')'])
+        .find_map(|part| {
+            let part = part.trim();
+            part.strip_prefix(word)
+                .or_else(|| part.strip_suffix(word).map(|p| p.trim()))
+                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A real nginx log of one day (rhit's test data: 33,469 lines, with socket.io polling, JSON
+/// APIs, webhooks, scanners sending binary junk, crawlers and HTTP clients) imported as a
+/// user would, against the counts of `scripts/count_access_log.py`, which reads the log by the
+/// README's rules without Footfall's code and tells bots with Matomo's device-detector (and a
+/// review of the user-agents it does not list). Every count must be equal: lines by reason,
+/// the bot verdict of each user-agent, pageviews and visitors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corpus_public_access_log() {
+    let Some(dir) = corpora() else { return };
+    let counts: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("rhit-counts.json")).unwrap())
+            .unwrap();
+    let count = |k: &str| counts[k].as_u64().unwrap_or(0);
+    let t =
+        footfall_tests::TestStore::new(footfall_tests::Backend::Sqlite, "corpus_access_log").await;
+    let mut env = t.env();
+    // The log is from 2021: its rollups must outlive the default five years.
+    env.push(("FOOTFALL_AGGREGATE_RETENTION_DAYS".into(), "36500".into()));
+    let run = |args: &[&str]| {
+        let (ok, out, err) = footfall_tests::footfall_command(&env, args);
+        assert!(ok, "{args:?}: {out}{err}");
+        out
+    };
+    run(&["site", "add", "dystroy.org", "--timezone", "UTC"]);
+    let log = dir.join("rhit-access.log");
+    let out = run(&[
+        "import",
+        "access-log",
+        "--site",
+        "dystroy.org",
+        "--exclude",
+        "/gogo/*",
+        "--exclude",
+        "/json/*",
+        log.to_str().unwrap(),
+    ]);
+    let got = |k: &str| summary_figure(&out, k);
+    println!("access-log: {}", out.lines().next().unwrap_or_default());
+    println!("access-log: reason | independent count | footfall");
+    for reason in [
+        "malformed",
+        "not_get",
+        "not_success",
+        "endpoint",
+        "asset",
+        "excluded",
+    ] {
+        println!("access-log: {reason} | {} | {}", count(reason), got(reason));
+    }
+    assert_eq!(got("read"), count("lines"), "{out}");
+    for reason in [
+        "malformed",
+        "not_get",
+        "not_success",
+        "endpoint",
+        "asset",
+        "excluded",
+    ] {
+        assert_eq!(got(reason), count(reason), "{reason}: {out}");
+    }
+    // Every request for a page is either imported or dropped by the pipeline.
+    let pipeline_dropped = got("bot") + got("spam_referrer") + got("bad_url");
+    assert_eq!(
+        got("imported") + pipeline_dropped,
+        count("candidates"),
+        "{out}"
+    );
+    // Each user-agent of a page request is a bot for Footfall exactly when it is one for
+    // device-detector or for our review of what device-detector does not list.
+    let parser = UaParser::new(1);
+    let mut wrong = Vec::new();
+    for (ua, v) in counts["user_agent_verdicts"].as_object().unwrap() {
+        let lines = v[0].as_u64().unwrap();
+        let (bot, by_detector) = (v[1].as_bool().unwrap(), v[2].as_bool().unwrap());
+        let footfall = dropped_as_bot(&parser, ua);
+        if footfall != by_detector {
+            println!(
+                "access-log: not in device-detector's list | {lines} lines | footfall: {} | reviewed: {} | {ua}",
+                if footfall { "bot" } else { "person" },
+                if bot { "bot" } else { "person" },
+            );
+        }
+        if footfall != bot {
+            wrong.push(format!("{ua} ({lines} lines)"));
+        }
+    }
+    assert!(wrong.is_empty(), "taken for the wrong kind: {wrong:#?}");
+    println!(
+        "access-log: bots among page requests | {} | {}",
+        count("bots"),
+        pipeline_dropped
+    );
+    assert_eq!(pipeline_dropped, count("bots"), "{out}");
+    let site = t
+        .store
+        .meta()
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.domain == "dystroy.org")
+        .unwrap();
+    let policy = footfall::query::run::Policy {
+        now: chrono::Utc::now(),
+        raw_retention_days: 30,
+        deadline: footfall::store::Deadline::after(std::time::Duration::from_secs(120)),
+        sample_threshold: 0,
+    };
+    let q = serde_json::json!({"site_id": "dystroy.org", "metrics": ["visitors", "pageviews"],
+        "date_range": ["2021-01-22", "2021-01-22"]});
+    let answer = footfall::query::run::run(
+        t.store.as_ref(),
+        &site,
+        &footfall::query::model::parse(&q).unwrap(),
+        &policy,
+    )
+    .await
+    .unwrap();
+    let metric = |i: usize| answer["results"][0]["metrics"][i].as_u64().unwrap();
+    let day = &counts["days"]["2021-01-22"];
+    // The day is past raw retention: the answer comes from its rollups.
+    assert_eq!(metric(1), got("imported"), "{answer}");
+    let (pageviews, visitors) = (
+        day["pageviews"].as_u64().unwrap(),
+        day["visitors"].as_u64().unwrap(),
+    );
+    println!("access-log: pageviews | {pageviews} | {}", metric(1));
+    println!("access-log: visitors | {visitors} | {}", metric(0));
+    assert_eq!((metric(1), metric(0)), (pageviews, visitors), "{answer}");
 }

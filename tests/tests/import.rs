@@ -8,6 +8,8 @@
 //! visitor less than 30 minutes apart), visits from Google, and the lines dropped by reason.
 //! A day past raw retention must live on as rollups only. A second run imports nothing; a log
 //! that has grown imports only its new lines. While `serve` runs, the import goes through it.
+//! `--follow` reads a log as it is written, across a rename and a truncation, and goes on
+//! where it stopped when started again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -581,6 +583,197 @@ async fn an_import_goes_through_a_running_collector(b: Backend) {
     );
 }
 
+/// `footfall import access-log --follow` running as a child, its stderr collected as it comes.
+struct Following {
+    child: std::process::Child,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Following {
+    fn start(env: &[(String, String)], log: &Path) -> Following {
+        let mut child = std::process::Command::new(footfall_tests::footfall_bin())
+            .args(["import", "access-log", "--follow", "--site", "example.org"])
+            .arg(log)
+            .env_clear()
+            .envs(env.iter().cloned())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (mut pipe, text) = (child.stderr.take().unwrap(), stderr.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                text.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Following { child, stderr }
+    }
+
+    /// Waits until its progress says it has read `lines` lines.
+    fn wait_for_lines(&mut self, lines: usize) {
+        let start = std::time::Instant::now();
+        loop {
+            let read = self
+                .stderr
+                .lock()
+                .unwrap()
+                .lines()
+                .filter_map(|l| l.split(' ').next()?.parse::<usize>().ok())
+                .max()
+                .unwrap_or(0);
+            if read >= lines {
+                return;
+            }
+            assert!(
+                self.child.try_wait().unwrap().is_none(),
+                "the follow ended: {}",
+                self.stderr.lock().unwrap()
+            );
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(60),
+                "read {read} of {lines} lines: {}",
+                self.stderr.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    /// Sends `signal` and returns the summary it prints as it ends.
+    fn stop(self, signal: &str) -> String {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = self.child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            self.stderr.lock().unwrap()
+        );
+        stdout
+    }
+}
+
+fn append(path: &Path, lines: &[String]) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for l in lines {
+        writeln!(f, "{l}").unwrap();
+    }
+}
+
+/// A log followed as the server writes it: lines appended in bursts (one of them in two
+/// writes), the log renamed away with a last line written to the old file before the new one
+/// is made (logrotate's `create`), then truncated in place (`copytruncate`). Stopped, then
+/// started again on a log that has grown by another day: only the new day is read. The
+/// figures per day are those of the generated visits. With `serving`, the follow runs inside
+/// a running collector and ends when the command is interrupted.
+async fn a_followed_log_is_read_as_it_is_written(b: Backend, serving: bool) {
+    let t = TestStore::new(b, "import_follow").await;
+    let dir = tempfile::tempdir().unwrap();
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    let today = Utc::now().date_naive();
+    let (first, second) = (today - Duration::days(2), today - Duration::days(1));
+    let mut day1 = Expected::default();
+    generate(first, &mut Lcg(21), &mut day1);
+    let mut day2 = Expected::default();
+    generate(second, &mut Lcg(22), &mut day2);
+    let sorted = |e: &Expected| -> Vec<String> {
+        let mut lines = e.lines.clone();
+        lines.sort_by_key(|(at, _)| *at);
+        lines.into_iter().map(|(_, l)| l).collect()
+    };
+    let (lines1, lines2) = (sorted(&day1), sorted(&day2));
+    let n = lines1.len();
+    let (a, b2, c, d) = (n * 4 / 10, n * 7 / 10, n * 85 / 100, n);
+    let log = dir.path().join("access.log");
+    append(&log, &lines1[..a]);
+    let server = if serving {
+        Some(Process::serve(&env, dir.path().join("serve.log")).await)
+    } else {
+        None
+    };
+    let mut follow = Following::start(&env, &log);
+    follow.wait_for_lines(a);
+    // A burst, its last line written in two pieces.
+    append(&log, &lines1[a..b2 - 1]);
+    let last = &lines1[b2 - 1];
+    let (head, tail) = last.split_at(last.len() / 2);
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap()
+        .write_all(head.as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    append(&log, &[tail.to_string()]);
+    follow.wait_for_lines(b2);
+    // Renamed away: the server writes on to the old file until it makes the new one.
+    let half = (b2 + c) / 2;
+    std::fs::rename(&log, dir.path().join("access.log.1")).unwrap();
+    append(&dir.path().join("access.log.1"), &lines1[b2..half]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    append(&log, &lines1[half..c]);
+    follow.wait_for_lines(c);
+    // Truncated in place after a copy.
+    std::fs::copy(&log, dir.path().join("access.log.2")).unwrap();
+    std::fs::File::create(&log).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    append(&log, &lines1[c..d]);
+    follow.wait_for_lines(d);
+    let out = follow.stop("INT");
+    assert_eq!(
+        figure(&out, "imported") as i64,
+        day1.days[&first].0,
+        "{out}"
+    );
+    assert!(out.contains("followed 2 rotations"), "{out}");
+    assert_eq!(
+        figure(&out, "malformed"),
+        day1.dropped["malformed"],
+        "{out}"
+    );
+    // Started again on a log that has grown: the lines read before are skipped.
+    append(&log, &lines2);
+    let mut follow = Following::start(&env, &log);
+    follow.wait_for_lines(d - c + lines2.len());
+    let out = follow.stop("TERM");
+    assert_eq!(
+        figure(&out, "imported") as i64,
+        day2.days[&second].0,
+        "{out}"
+    );
+    assert_eq!(figure(&out, "already_imported") as usize, d - c, "{out}");
+    if let Some(server) = server {
+        server.signal("TERM");
+        drop(server);
+    }
+    let site = site(&t).await;
+    let want = |e: &Expected, day: NaiveDate| {
+        let (pv, visitors, visits, _) = &e.days[&day];
+        (day, [visitors.len() as i64, *visits, *pv])
+    };
+    assert_eq!(
+        daily(&t, &site, first, second).await,
+        BTreeMap::from([want(&day1, first), want(&day2, second)])
+    );
+}
+
 /// nginx's JSON, Caddy's, CloudFront's and IIS's (W3C) logs give the figures of the requests
 /// they hold, with their layout named or told apart by `auto`.
 async fn other_layouts_give_the_counts_of_their_lines(b: Backend) {
@@ -678,6 +871,16 @@ async fn bad_arguments_are_refused_with_a_reason(b: Backend) {
         &["--site", "example.org", "-", "-"],
         "standard input (-) can be named once",
     );
+    refused(
+        &["--site", "example.org", "--follow", log, "-"],
+        "--follow reads on at the end of a file",
+    );
+    let gz = dir.path().join("access.log.2.gz");
+    write_log(&gz, &[], true);
+    refused(
+        &["--site", "example.org", "--follow", gz.to_str().unwrap()],
+        "a compressed file cannot be followed",
+    );
     // An empty log is no error: nothing to import.
     let (out, _) = footfall(
         &env,
@@ -700,5 +903,22 @@ mod serving {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn clickhouse() {
         super::an_import_goes_through_a_running_collector(footfall_tests::Backend::ClickHouse).await
+    }
+}
+
+mod following {
+    use footfall_tests::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_on_its_own() {
+        super::a_followed_log_is_read_as_it_is_written(Backend::Sqlite, false).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duckdb_through_serve() {
+        super::a_followed_log_is_read_as_it_is_written(Backend::DuckDb, true).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clickhouse_through_serve() {
+        super::a_followed_log_is_read_as_it_is_written(Backend::ClickHouse, true).await
     }
 }

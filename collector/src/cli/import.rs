@@ -180,6 +180,11 @@ pub struct AccessLogArgs {
     /// `/admin/*`); may be given several times.
     #[arg(long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
+    /// Keep reading the last file as it grows, across its rotations (renamed and created
+    /// anew, or truncated), until stopped with Ctrl-C or SIGTERM; the files before it are
+    /// read first. Rows are written within two seconds of their line.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
     /// Log files, plain or gzip; `-` for standard input.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -297,8 +302,15 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                 format: args.format,
                 exclude: args.exclude,
                 inputs,
+                follow: args.follow,
             };
             validate(&job)?;
+            // Ctrl-C or SIGTERM stops the import where it is; the summary is still printed.
+            let (stop_tx, stop) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                super::serve::shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            });
             let stdin = job.inputs.iter().any(|p| p.as_os_str() == "-");
             let running = crate::control::ask(&config.data_dir, "ping")
                 .await?
@@ -310,7 +322,7 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                      standard input: save the log to a file and name the file",
                     config.data_dir.display()
                 );
-                crate::control::ask_import(&config.data_dir, &job, &mut |p| eprintln!("{p}"))
+                crate::control::ask_import(&config.data_dir, &job, stop, &mut |p| eprintln!("{p}"))
                     .await?
                     .context("the running footfall stopped answering")?
             } else {
@@ -326,6 +338,7 @@ pub async fn run(config: &Config, cmd: ImportCommand) -> anyhow::Result<()> {
                     config.raw_retention_days,
                     chrono::Utc::now(),
                     &job,
+                    stop,
                     &mut |p| eprintln!("{}", p.render()),
                 )
                 .await?

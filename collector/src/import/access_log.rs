@@ -211,9 +211,16 @@ pub fn parse(line: &str, format: Format) -> Result<Hit, LineError> {
                 parse_nginx_json(line)
             }
         }
-        Format::Auto => parse_ncsa(line, false, true)
-            .or_else(|_| parse_ncsa(line, true, true))
-            .or_else(|_| parse_ncsa(line, false, false)),
+        // A line in the combined layout with a bad field (a scanner's binary request) is
+        // reported as such, not as a line of the last layout tried.
+        Format::Auto => parse_ncsa(line, false, true).or_else(|first| {
+            parse_ncsa(line, true, true)
+                .or_else(|_| parse_ncsa(line, false, false))
+                .map_err(|last| match first {
+                    LineError::Layout(_) => last,
+                    bad_field => bad_field,
+                })
+        }),
     }
 }
 
@@ -571,6 +578,22 @@ const ASSETS: &[&str] = &[
     "zip",
 ];
 
+/// Paths of endpoints that answer scripts, not people: real-time transports (Socket.IO's
+/// long polling, SockJS), WordPress's JSON, AJAX, cron and XML-RPC endpoints, GraphQL,
+/// `/.well-known/` and Cloudflare's `/cdn-cgi/`. A GET of one is not a pageview, whatever its
+/// status.
+pub const ENDPOINTS: &[&str] = &[
+    "/socket.io/*",
+    "/sockjs-node/*",
+    "/.well-known/*",
+    "/wp-json/*",
+    "/wp-admin/admin-ajax.php",
+    "/wp-cron.php",
+    "/xmlrpc.php",
+    "/graphql",
+    "/cdn-cgi/*",
+];
+
 /// Why a request is not a pageview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotPage {
@@ -581,6 +604,8 @@ pub enum NotPage {
     Status,
     /// A file that is not a page (see [`ASSETS`]).
     Asset,
+    /// An endpoint for scripts (see [`ENDPOINTS`]).
+    Endpoint,
 }
 
 /// Whether `hit` is a pageview: a successful GET of something that is not an asset.
@@ -591,14 +616,11 @@ pub fn pageview(hit: &Hit) -> Result<(), NotPage> {
     if !((200..300).contains(&hit.status) || hit.status == 304) {
         return Err(NotPage::Status);
     }
-    let path = hit
-        .target
-        .split(['?', '#'])
-        .next()
-        .unwrap_or_default()
-        .rsplit('/')
-        .next()
-        .unwrap_or_default();
+    let full = hit.target.split(['?', '#']).next().unwrap_or_default();
+    if ENDPOINTS.iter().any(|e| wildcard(e, full)) {
+        return Err(NotPage::Endpoint);
+    }
+    let path = full.rsplit('/').next().unwrap_or_default();
     if let Some((_, ext)) = path.rsplit_once('.')
         && ASSETS.contains(&ext.to_ascii_lowercase().as_str())
     {
@@ -825,6 +847,15 @@ mod tests {
         assert_eq!(pageview(&hit("POST", "/", 200)), Err(NotPage::Method));
         assert_eq!(pageview(&hit("GET", "/old", 301)), Err(NotPage::Status));
         assert_eq!(pageview(&hit("GET", "/x", 404)), Err(NotPage::Status));
+        assert_eq!(
+            pageview(&hit("GET", "/socket.io/?EIO=3&transport=polling&t=N", 200)),
+            Err(NotPage::Endpoint)
+        );
+        assert_eq!(
+            pageview(&hit("GET", "/wp-json/wp/v2/posts", 200)),
+            Err(NotPage::Endpoint)
+        );
+        assert_eq!(pageview(&hit("GET", "/socket.io-guide", 200)), Ok(()));
         assert_eq!(
             pageview(&hit("GET", "/s/app.JS?v=3", 200)),
             Err(NotPage::Asset)

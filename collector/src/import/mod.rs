@@ -16,6 +16,14 @@
 //!
 //! **Old days.** Once the events are in, the closed days they touch are rolled up again, and
 //! raw events past `raw_retention_days` are purged, so older days live on as rollups only.
+//!
+//! **Following.** With `follow`, the last input is read on as it grows, as `tail -F` does,
+//! until the import is told to stop: rows are written at most [`FOLLOW_FLUSH`] after their
+//! line, a half-written last line waits for its end, and a log rotated away (renamed and
+//! created anew, or truncated in place) is read to its end before the new file is read from
+//! its start. Salts of days before yesterday are dropped as the log moves on, and days that
+//! close are rolled up as they close. Each batch notes its prefix as above (replacing the
+//! input's previous note), so a follow stopped and started again goes on where it stopped.
 
 pub mod access_log;
 pub mod ga4;
@@ -51,6 +59,10 @@ const BATCH_ROWS: usize = 10_000;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 /// Lines with errors listed in the summary (the rest are only counted).
 const LISTED_ERRORS: usize = 20;
+/// While following: the longest a read line waits before its row is written.
+pub const FOLLOW_FLUSH: std::time::Duration = std::time::Duration::from_secs(2);
+/// While following: how often a log that has not grown is looked at again.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// What to import, as the command line gives it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -62,6 +74,10 @@ pub struct AccessLogJob {
     pub exclude: Vec<String>,
     /// Files, plain or gzip; `-` is standard input.
     pub inputs: Vec<PathBuf>,
+    /// Read on at the end of the last input as it grows (and across its rotations) until
+    /// told to stop.
+    #[serde(default)]
+    pub follow: bool,
 }
 
 /// What an import did.
@@ -72,7 +88,7 @@ pub struct Summary {
     /// Pageviews stored.
     pub imported: u64,
     /// Lines left out, by reason: `already_imported`, `malformed`, `not_get`, `not_success`,
-    /// `asset`, `excluded`, `other_host`, `day_has_data`, `bot`, `spam_referrer`, `bad_url`.
+    /// `asset`, `endpoint`, `excluded`, `other_host`, `day_has_data`, `bot`, `spam_referrer`, `bad_url`.
     pub dropped: BTreeMap<String, u64>,
     /// The first malformed lines: `file:line: error`.
     pub errors: Vec<String>,
@@ -83,6 +99,12 @@ pub struct Summary {
     /// How long the import took, and how much of it rolling up.
     pub millis: u64,
     pub rollup_millis: u64,
+    /// Whether it was told to stop before the end of its inputs (following, the normal end).
+    #[serde(default)]
+    pub stopped: bool,
+    /// Rotations of a followed log that were read across.
+    #[serde(default)]
+    pub rotations: u64,
 }
 
 impl Summary {
@@ -112,6 +134,9 @@ impl Summary {
                 .map(|(r, n)| format!("{r} {n}"))
                 .collect();
             out.push_str(&format!(": {}", reasons.join(", ")));
+        }
+        if self.rotations > 0 {
+            out.push_str(&format!("; followed {} rotations", self.rotations));
         }
         if self.rolled_up > 0 {
             out.push_str(&format!("; {} days rolled up", self.rolled_up));
@@ -201,6 +226,13 @@ pub fn validate(job: &AccessLogJob) -> Result<(), ImportError> {
             "standard input (-) can be named once".into(),
         ));
     }
+    if job.follow && job.inputs.last().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(ImportError::Job(
+            "--follow reads on at the end of a file: name the log file last (standard input \
+             is read to its end without it)"
+                .into(),
+        ));
+    }
     if job.exclude.len() > 1_000 {
         return Err(ImportError::Job("at most 1,000 --exclude patterns".into()));
     }
@@ -241,13 +273,15 @@ struct Prefix {
     hash: String,
 }
 
-/// Runs `job` against `store`; `progress` is called about every two seconds.
+/// Runs `job` against `store`; `progress` is called about every two seconds. The import ends
+/// early, keeping what it wrote, when `stop` turns true (how a follow ends).
 pub async fn import_access_log(
     store: Arc<dyn Store>,
     geoip: Option<Arc<GeoIp>>,
     raw_retention_days: u32,
     now: DateTime<Utc>,
     job: &AccessLogJob,
+    stop: tokio::sync::watch::Receiver<bool>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<Summary, ImportError> {
     validate(job)?;
@@ -266,6 +300,7 @@ pub async fn import_access_log(
     let mut run = Run {
         store: store.clone(),
         site,
+        tz,
         format: job.format,
         exclude: job.exclude.clone(),
         pipeline,
@@ -274,7 +309,9 @@ pub async fn import_access_log(
         batch: Vec::new(),
         summary: Summary::default(),
         written_days: BTreeSet::new(),
+        dirty: BTreeSet::new(),
         started: Instant::now(),
+        now,
         last_report: Instant::now(),
         bytes_before: 0,
         total_bytes: None,
@@ -282,9 +319,16 @@ pub async fn import_access_log(
         fields: None,
         raw_cutoff: crate::maintenance::retention_cutoff(now.date_naive(), raw_retention_days),
         writing: None,
+        stop,
+        live: false,
+        noted: None,
+        last_flush: Instant::now(),
+        latest: None,
+        reported: 0,
     };
-    // The share done and the time left are known when every input is a plain file: progress
-    // counts the bytes read after decompression, which a gzip file's size does not tell.
+    // The share done and the time left are known when every input is a plain file that does
+    // not grow: progress counts the bytes read after decompression, which a gzip file's size
+    // does not tell.
     let total: Option<u64> = job
         .inputs
         .iter()
@@ -301,32 +345,22 @@ pub async fn import_access_log(
             }
         })
         .sum();
-    run.total_bytes = total;
-    for path in &job.inputs {
-        run.input(path, &prefixes, progress).await?;
-    }
-    // Closed site-local days touched, rolled up afresh (their rollups may predate the import).
-    let today = now.with_timezone(&tz).date_naive();
-    let mut local_days = BTreeSet::new();
-    for day in &run.written_days {
-        for t in [day.and_hms_opt(0, 0, 0), day.and_hms_opt(23, 59, 59)]
-            .into_iter()
-            .flatten()
-        {
-            local_days.insert(t.and_utc().with_timezone(&tz).date_naive());
+    run.total_bytes = total.filter(|_| !job.follow);
+    let last = job.inputs.len() - 1;
+    for (i, path) in job.inputs.iter().enumerate() {
+        if run.stopped() {
+            break;
         }
+        run.input(path, &prefixes, job.follow && i == last, progress)
+            .await?;
     }
+    run.summary.stopped = run.stopped();
     let rolling = Instant::now();
-    for day in local_days.into_iter().filter(|d| *d < today) {
-        crate::query::rollup::compute_day(store.as_ref(), &run.site, tz, day)
-            .await
-            .map_err(|e| ImportError::Rollup(e.to_string()))?;
-        run.summary.rolled_up += 1;
-    }
+    run.roll_up_closed().await?;
     if !run.written_days.is_empty() {
         store.purge_events_before(run.raw_cutoff).await?;
     }
-    run.summary.rollup_millis = u64::try_from(rolling.elapsed().as_millis()).unwrap_or(u64::MAX);
+    run.summary.rollup_millis += u64::try_from(rolling.elapsed().as_millis()).unwrap_or(u64::MAX);
     run.summary.millis = u64::try_from(run.started.elapsed().as_millis()).unwrap_or(u64::MAX);
     run.summary.days = match (run.written_days.first(), run.written_days.last()) {
         (Some(a), Some(b)) => Some((a.to_string(), b.to_string())),
@@ -338,6 +372,7 @@ pub async fn import_access_log(
 struct Run {
     store: Arc<dyn Store>,
     site: Site,
+    tz: Tz,
     format: Format,
     exclude: Vec<String>,
     pipeline: Pipeline,
@@ -348,7 +383,11 @@ struct Run {
     batch: Vec<EventRow>,
     summary: Summary,
     written_days: BTreeSet<NaiveDate>,
+    /// Site-local days with rows written since they were last rolled up.
+    dirty: BTreeSet<NaiveDate>,
     started: Instant,
+    /// The time when the import started.
+    now: DateTime<Utc>,
     last_report: Instant,
     /// Bytes of the inputs before the current one.
     bytes_before: u64,
@@ -361,6 +400,16 @@ struct Run {
     raw_cutoff: NaiveDate,
     /// The batch being written: how many of its rows were found stored already.
     writing: Option<tokio::task::JoinHandle<Result<u64, crate::store::StoreError>>>,
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Whether the followed log's end has been reached (from then on, lines are live).
+    live: bool,
+    /// The id and length of the current input's last noted prefix.
+    noted: Option<(String, u64)>,
+    last_flush: Instant,
+    /// The latest time of a line read.
+    latest: Option<DateTime<Utc>>,
+    /// Lines read when progress was last reported while following.
+    reported: u64,
 }
 
 /// Where the input stands: its bytes so far and their hash.
@@ -379,27 +428,46 @@ impl Position {
     }
 }
 
-fn open(path: &Path) -> Result<Box<dyn BufRead + Send>, ImportError> {
+/// An input opened for reading.
+struct Opened {
+    reader: Box<dyn BufRead + Send>,
+    /// The file's device and inode (how a rotation is told), for a file.
+    identity: Option<(u64, u64)>,
+    gzip: bool,
+}
+
+fn open(path: &Path) -> Result<Opened, ImportError> {
+    use std::os::unix::fs::MetadataExt;
     let err = |e: std::io::Error| ImportError::Input {
         path: path.display().to_string(),
         message: e.to_string(),
     };
-    let reader: Box<dyn Read + Send> = if path.as_os_str() == "-" {
-        Box::new(std::io::stdin())
+    let (reader, identity): (Box<dyn Read + Send>, _) = if path.as_os_str() == "-" {
+        (Box::new(std::io::stdin()), None)
     } else {
-        Box::new(std::fs::File::open(path).map_err(err)?)
+        let file = std::fs::File::open(path).map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
+        (Box::new(file), Some((meta.dev(), meta.ino())))
     };
     let mut buffered = std::io::BufReader::with_capacity(256 * 1024, reader);
     // gzip by its magic bytes, whatever the file is called; nginx's `gzip` logs are many
     // gzip members one after another.
     let head = buffered.fill_buf().map_err(err)?;
     if head.starts_with(&GZIP_MAGIC) {
-        Ok(Box::new(std::io::BufReader::with_capacity(
-            256 * 1024,
-            flate2::bufread::MultiGzDecoder::new(buffered),
-        )))
+        Ok(Opened {
+            reader: Box::new(std::io::BufReader::with_capacity(
+                256 * 1024,
+                flate2::bufread::MultiGzDecoder::new(buffered),
+            )),
+            identity,
+            gzip: true,
+        })
     } else {
-        Ok(Box::new(buffered))
+        Ok(Opened {
+            reader: Box::new(buffered),
+            identity,
+            gzip: false,
+        })
     }
 }
 
@@ -411,7 +479,7 @@ fn imported_prefix(path: &Path, prefixes: &[Prefix]) -> Result<u64, ImportError>
     }
     let mut wanted: Vec<&Prefix> = prefixes.iter().collect();
     wanted.sort_by_key(|p| p.bytes);
-    let mut reader = open(path)?;
+    let mut reader = open(path)?.reader;
     let mut hasher = blake3::Hasher::new();
     let mut at = 0u64;
     let mut best = 0;
@@ -438,11 +506,36 @@ fn imported_prefix(path: &Path, prefixes: &[Prefix]) -> Result<u64, ImportError>
     Ok(best)
 }
 
+/// What a followed log's path holds now, against the file being read.
+enum FileState {
+    /// The same file, no shorter than what was read.
+    Same,
+    /// Another file (renamed away and created anew), or the same one truncated.
+    Rotated,
+    /// Nothing there (between a rename and the new file's creation).
+    Missing,
+}
+
+fn file_state(path: &Path, identity: Option<(u64, u64)>, read: u64) -> FileState {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Err(_) => FileState::Missing,
+        Ok(m) if Some((m.dev(), m.ino())) != identity || m.len() < read => FileState::Rotated,
+        Ok(_) => FileState::Same,
+    }
+}
+
 impl Run {
+    fn stopped(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Reads `path` to its end, and with `follow` on as it grows until told to stop.
     async fn input(
         &mut self,
         path: &Path,
         prefixes: &[Prefix],
+        follow: bool,
         progress: &mut (dyn FnMut(Progress) + Send),
     ) -> Result<(), ImportError> {
         let name = if path.as_os_str() == "-" {
@@ -450,46 +543,113 @@ impl Run {
         } else {
             path.display().to_string()
         };
-        let skip = imported_prefix(path, prefixes)?;
+        let mut skip = imported_prefix(path, prefixes)?;
         self.fields = None;
-        let mut reader = open(path)?;
+        self.noted = None;
+        let mut opened = open(path)?;
+        if follow && opened.gzip {
+            return Err(ImportError::Input {
+                path: name,
+                message: "a compressed file cannot be followed: name it before the live log".into(),
+            });
+        }
         let mut pos = Position {
             bytes: 0,
             hasher: blake3::Hasher::new(),
         };
         let mut line = Vec::with_capacity(1024);
         let mut number = 0u64;
+        let mut stop = self.stop.clone();
         loop {
-            line.clear();
-            let n = read_line(&mut reader, &mut line, &mut pos.hasher).map_err(|e| {
+            let n = read_line(&mut opened.reader, &mut line, &mut pos.hasher).map_err(|e| {
                 ImportError::Input {
                     path: name.clone(),
                     message: e.to_string(),
                 }
             })?;
-            if n == 0 {
+            pos.bytes += n as u64;
+            let complete = line.last() == Some(&b'\n');
+            if !complete && follow && !self.stopped() {
+                // The end of the log for now (perhaps in the middle of a line being written).
+                self.live = true;
+                if line.is_empty()
+                    && pos.bytes > 0
+                    && (!self.batch.is_empty()
+                        || self.noted.as_ref().map(|n| n.1) != Some(pos.bytes))
+                    && self.last_flush.elapsed() >= FOLLOW_FLUSH
+                {
+                    self.flush(&pos).await?;
+                    self.written().await?;
+                    if let Some(t) = self.latest {
+                        self.pipeline.sessions.sweep(t);
+                    }
+                    self.roll_up_closed().await?;
+                }
+                if self.last_report.elapsed().as_secs() >= 2 && self.summary.lines > self.reported {
+                    self.last_report = Instant::now();
+                    self.reported = self.summary.lines;
+                    progress(self.progress(pos.bytes));
+                }
+                match file_state(path, opened.identity, pos.bytes) {
+                    FileState::Rotated if n == 0 => {
+                        // Read to the old file's end (the last line too, if it has no end);
+                        // the new file is read from its start.
+                        if !line.is_empty() {
+                            number += 1;
+                            self.summary.lines += 1;
+                            self.maybe_line(&line, &name, number, pos.bytes, skip)
+                                .await?;
+                            line.clear();
+                        }
+                        self.flush(&pos).await?;
+                        self.written().await?;
+                        self.summary.rotations += 1;
+                        self.bytes_before += pos.bytes;
+                        opened = open(path)?;
+                        pos = Position {
+                            bytes: 0,
+                            hasher: blake3::Hasher::new(),
+                        };
+                        skip = 0;
+                        number = 0;
+                        self.fields = None;
+                        self.noted = None;
+                        continue;
+                    }
+                    _ => {}
+                }
+                if n == 0 {
+                    tokio::select! {
+                        _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                        changed = stop.changed() => {
+                            if changed.is_err() {
+                                // Nobody can tell it to stop any more: it follows on.
+                                tokio::time::sleep(FOLLOW_POLL).await;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            if line.is_empty() {
                 break;
             }
             number += 1;
-            pos.bytes += n as u64;
             self.summary.lines += 1;
-            if pos.bytes <= skip {
-                // The columns named in the imported part still name the new lines' columns.
-                if let Some(fields) =
-                    access_log::Fields::from_directive(String::from_utf8_lossy(&line).trim_end())
-                {
-                    self.fields = Some(fields);
-                }
-                self.summary.drop("already_imported");
-                continue;
-            }
-            self.line(&line, &name, number).await?;
+            self.maybe_line(&line, &name, number, pos.bytes, skip)
+                .await?;
+            line.clear();
             if self.batch.len() >= BATCH_ROWS {
                 self.flush(&pos).await?;
             }
-            if number.is_multiple_of(4096) && self.last_report.elapsed().as_secs() >= 2 {
-                self.last_report = Instant::now();
-                progress(self.progress(pos.bytes));
+            if number.is_multiple_of(4096) {
+                if self.stopped() {
+                    break;
+                }
+                if self.last_report.elapsed().as_secs() >= 2 {
+                    self.last_report = Instant::now();
+                    progress(self.progress(pos.bytes));
+                }
             }
         }
         self.flush(&pos).await?;
@@ -499,6 +659,49 @@ impl Run {
         Ok(())
     }
 
+    /// A line ending at `end` bytes: skipped when within the imported prefix `skip`, else read.
+    async fn maybe_line(
+        &mut self,
+        raw: &[u8],
+        name: &str,
+        number: u64,
+        end: u64,
+        skip: u64,
+    ) -> Result<(), ImportError> {
+        if end <= skip {
+            // The columns named in the imported part still name the new lines' columns.
+            if let Some(fields) =
+                access_log::Fields::from_directive(String::from_utf8_lossy(raw).trim_end())
+            {
+                self.fields = Some(fields);
+            }
+            self.summary.drop("already_imported");
+            return Ok(());
+        }
+        self.line(raw, name, number).await
+    }
+
+    /// Rolls up the closed site-local days with rows written since their last roll-up.
+    async fn roll_up_closed(&mut self) -> Result<(), ImportError> {
+        let elapsed = chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default();
+        let now = (self.now + elapsed).max(self.latest.unwrap_or(self.now));
+        let today = now.with_timezone(&self.tz).date_naive();
+        let closed: Vec<NaiveDate> = self.dirty.range(..today).copied().collect();
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let rolling = Instant::now();
+        for day in closed {
+            crate::query::rollup::compute_day(self.store.as_ref(), &self.site, self.tz, day)
+                .await
+                .map_err(|e| ImportError::Rollup(e.to_string()))?;
+            self.dirty.remove(&day);
+            self.summary.rolled_up += 1;
+        }
+        self.summary.rollup_millis +=
+            u64::try_from(rolling.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Ok(())
+    }
     fn progress(&self, bytes: u64) -> Progress {
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         let done = self.bytes_before + bytes;
@@ -552,6 +755,7 @@ impl Run {
                 NotPage::Method => "not_get",
                 NotPage::Status => "not_success",
                 NotPage::Asset => "asset",
+                NotPage::Endpoint => "endpoint",
             });
             return Ok(());
         }
@@ -568,6 +772,9 @@ impl Run {
             return Ok(());
         }
         let day = hit.time.date_naive();
+        if self.latest.is_none_or(|t| hit.time > t) {
+            self.latest = Some(hit.time);
+        }
         let allowed = match self.days.get(&day) {
             Some(allowed) => *allowed,
             None => {
@@ -610,6 +817,8 @@ impl Run {
             Ok(Outcome::Accepted(rows)) => {
                 self.summary.imported += rows.len() as u64;
                 self.written_days.insert(day);
+                self.dirty
+                    .insert(hit.time.with_timezone(&self.tz).date_naive());
                 self.batch.extend(rows);
             }
             Ok(Outcome::Dropped(reason)) => self.summary.drop(reason.as_str()),
@@ -661,6 +870,13 @@ impl Run {
         if self.current_salt_day == Some(day) {
             return;
         }
+        if self.live
+            && let Some(before) = day.checked_sub_days(Days::new(1))
+        {
+            // A followed log moves on: the salts of days before yesterday are dropped, as the
+            // collector drops its own.
+            self.salts.retain(|d, _| *d >= before);
+        }
         let salt = self.salts.entry(day).or_insert_with(Salt::random).clone();
         let mut days = vec![(day, salt)];
         if let Some(before) = day.checked_sub_days(Days::new(1))
@@ -693,6 +909,14 @@ impl Run {
             .map(|r| EventRow { batch_id, ..r })
             .collect();
         let store = self.store.clone();
+        let id = format!("{}:{}:{}", prefix.site_id, prefix.bytes, &prefix.hash[..16]);
+        // The input's note before this one is superseded: the input starts with this one.
+        let superseded = self
+            .noted
+            .replace((id.clone(), prefix.bytes))
+            .map(|(old, _)| old)
+            .filter(|old| *old != id);
+        self.last_flush = Instant::now();
         self.writing = Some(tokio::spawn(async move {
             let mut found = 0;
             if !rows.is_empty() {
@@ -702,9 +926,11 @@ impl Run {
                     store.insert_events(rows).await?;
                 }
             }
-            let id = format!("{}:{}:{}", prefix.site_id, prefix.bytes, &prefix.hash[..16]);
             let body = serde_json::to_string(&prefix).unwrap_or_default();
             store.meta().put_record(PREFIX_KIND, &id, &body).await?;
+            if let Some(old) = superseded {
+                store.meta().delete_record(PREFIX_KIND, &old).await?;
+            }
             Ok(found)
         }));
         Ok(())
