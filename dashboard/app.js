@@ -301,12 +301,22 @@ const LABELS = {
   'visit:source': 'Source', 'visit:referrer': 'Referrer', 'visit:channel': 'Channel',
   'visit:utm_medium': 'UTM medium', 'visit:utm_source': 'UTM source', 'visit:utm_campaign': 'UTM campaign',
   'visit:utm_content': 'UTM content', 'visit:utm_term': 'UTM term',
-  'visit:country_name': 'Country', 'visit:region_name': 'Region', 'visit:city_name': 'City',
+  'visit:country': 'Country', 'visit:country_name': 'Country', 'visit:region_name': 'Region', 'visit:city_name': 'City',
   'visit:device': 'Device', 'visit:browser': 'Browser', 'visit:os': 'Operating system',
   'event:name': 'Event',
 };
+// Countries are asked for by code (imported history has codes only) and named by the browser.
+const COUNTRY_NAMES = (() => {
+  try { return new Intl.DisplayNames(['en'], { type: 'region' }); } catch { return null; }
+})();
+const countryName = (code) => {
+  try { return (COUNTRY_NAMES && COUNTRY_NAMES.of(code)) || code; } catch { return code; }
+};
 // An empty value as people name it: no source is a direct visit.
-const shown = (dim, value) => value || (dim === 'visit:source' ? 'Direct / None' : '(none)');
+const shown = (dim, value) => {
+  if (dim === 'visit:country' && value) return countryName(value);
+  return value || (dim === 'visit:source' ? 'Direct / None' : '(none)');
+};
 const label = (dim) => LABELS[dim] || (dim.startsWith('event:props:') ? `Property ${dim.slice(12)}` : dim);
 
 function viewState() {
@@ -506,7 +516,7 @@ async function dashboardPage(domain) {
       panel(base, 'Sources', [['Sources', 'visit:source'], ['Referrers', 'visit:referrer'], ['Channels', 'visit:channel'],
         ['Medium', 'visit:utm_medium'], ['UTM source', 'visit:utm_source'], ['Campaign', 'visit:utm_campaign'],
         ['Content', 'visit:utm_content'], ['Term', 'visit:utm_term']]),
-      panel(base, 'Locations', [['Countries', 'visit:country_name'], ['Regions', 'visit:region_name'], ['Cities', 'visit:city_name']]),
+      panel(base, 'Locations', [['Countries', 'visit:country'], ['Regions', 'visit:region_name'], ['Cities', 'visit:city_name']]),
       panel(base, 'Devices', [['Devices', 'visit:device'], ['Browsers', 'visit:browser'], ['Operating systems', 'visit:os']]),
       eventsPanel(base, v, domain),
     ),

@@ -314,9 +314,10 @@ async fn login_then_the_seeded_numbers_show() {
         d.rows("Pages").await,
         vec![row("/", "2"), row("/pricing", "2"), row("/blog", "1")]
     );
+    // Countries are asked for by code; a tie goes by the code.
     assert_eq!(
         d.rows("Locations").await,
-        vec![row("Denmark", "2"), row("Germany", "2")]
+        vec![row("Germany", "2"), row("Denmark", "2")]
     );
     assert_eq!(d.rows("Custom events").await, vec![row("Signup", "1")]);
     // The chart has one point per day of the 30.
@@ -693,7 +694,11 @@ fn plausible_export(path: &std::path::Path, first_ago: i64, days: i64) {
     let mut sources = String::from(
         "\"date\",\"source\",\"referrer\",\"utm_source\",\"utm_medium\",\"utm_campaign\",\"utm_content\",\"utm_term\",\"pageviews\",\"visitors\",\"visits\",\"visit_duration\",\"bounces\"\n",
     );
+    let mut locations = String::from(
+        "\"date\",\"country\",\"region\",\"city\",\"visitors\",\"visits\",\"visit_duration\",\"bounces\"\n",
+    );
     for d in &dates {
+        locations.push_str(&format!("\"{d}\",\"SE\",\"SE-AB\",0,10,10,300,5\n"));
         visitors.push_str(&format!("\"{d}\",10,20,5,10,300\n"));
         sources.push_str(&format!(
             "\"{d}\",\"Google\",\"google.com\",\"\",\"\",\"\",\"\",\"\",20,10,10,300,5\n"
@@ -702,7 +707,11 @@ fn plausible_export(path: &std::path::Path, first_ago: i64, days: i64) {
     let mut zip = zip::ZipWriter::new_stream(std::fs::File::create(path).unwrap());
     let options =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, text) in [("visitors", visitors), ("sources", sources)] {
+    for (name, text) in [
+        ("visitors", visitors),
+        ("sources", sources),
+        ("locations", locations),
+    ] {
         zip.start_file(format!("imported_{name}{suffix}"), options)
             .unwrap();
         zip.write_all(text.as_bytes()).unwrap();
@@ -760,6 +769,13 @@ async fn imported_history_is_uploaded_marked_and_can_be_hidden() {
     assert!(note.contains("includes imported data"), "{note}");
     let row = |a: &str, b: &str| (a.to_string(), b.to_string());
     assert_eq!(d.rows("Sources").await[0], row("Google", "32"));
+    // Countries come by code, so imported ones show, named like the tracker's.
+    let countries = d.rows("Locations").await;
+    assert_eq!(countries[0], row("Sweden", "30"), "{countries:?}");
+    assert!(
+        countries.iter().any(|(c, _)| c == "Denmark"),
+        "{countries:?}"
+    );
     d.browser.screenshot("dashboard-imports").await;
     d.click_text(".import-note a", "Hide imported data").await;
     d.wait_for_url("imports hidden", |u| u.contains("imports=0"))
