@@ -11,6 +11,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod goals;
 pub mod http;
 pub mod import;
 pub mod ingest;

@@ -359,7 +359,11 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
         .map(|m| m.as_str().unwrap().to_string())
         .collect();
     let wants = |m: &str| metrics.iter().any(|x| x == m);
-    let is_goal = |f: &Value| f[0] == json!("is") && f[1] == json!("event:name");
+    // The denominators of the conversion rates leave out goals and custom properties.
+    let is_goal = |f: &Value| {
+        (f[0] == json!("is") && f[1] == json!("event:name"))
+            || f[1].as_str().is_some_and(|d| d.starts_with("event:props:"))
+    };
     let base_filters: Vec<Value> = filters.iter().filter(|f| !is_goal(f)).cloned().collect();
     // Each group is keyed by its dimension values and the day; fold the days away.
     let mut sums: BTreeMap<Vec<String>, Sums> = BTreeMap::new();
@@ -394,7 +398,7 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
             s.scrolled += g.engaged.values().filter(|v| v.1 >= 0).count() as f64;
         }
     }
-    if wants("conversion_rate") {
+    if wants("group_conversion_rate") {
         for (key, g) in grouped(events, q, &base_filters, false) {
             if let Some(s) = sums.get_mut(&without_day(key)) {
                 s.base += g.visitors.len() as f64;
@@ -413,6 +417,16 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
     if dims.is_empty() && sums.is_empty() {
         sums.insert(vec![], Sums::default());
     }
+    // `conversion_rate`: a share of all the range's visitors without goals and properties.
+    let converting_base: f64 = grouped(
+        events,
+        &json!({"date_range": q["date_range"]}),
+        &base_filters,
+        false,
+    )
+    .values()
+    .map(|g| g.visitors.len() as f64)
+    .sum();
     let div = |a: f64, b: f64| if b == 0.0 { 0.0 } else { a / b };
     let mut rows: Vec<(Vec<String>, Vec<Value>)> = sums
         .into_iter()
@@ -433,7 +447,10 @@ fn expected(events: &[EventRow], q: &Value) -> Vec<(Vec<String>, Vec<Value>)> {
                         json!((1000.0 * div(s.visitors, total_visitors)).round() / 10.0)
                     }
                     "conversion_rate" => {
-                        json!((10_000.0 * div(s.visitors, s.base)).round() / 100.0)
+                        json!((1_000.0 * div(s.visitors, converting_base)).round() / 10.0)
+                    }
+                    "group_conversion_rate" => {
+                        json!((1_000.0 * div(s.visitors, s.base)).round() / 10.0)
                     }
                     "time_on_page" => {
                         json!((div(s.engaged_ms, s.engaged_visitors) / 1000.0).round() as i64)
@@ -612,6 +629,9 @@ async fn answers_match_an_independent_computation(b: Backend) {
         queries.push(json!({"site_id": "example.com", "metrics": ["time_on_page", "scroll_depth", "visitors"], "date_range": range, "dimensions": d}));
         queries.push(json!({"site_id": "example.com", "metrics": ["conversion_rate", "visitors"], "date_range": range, "dimensions": d, "filters": [["is", "event:name", ["Signup"]]]}));
         queries.push(json!({"site_id": "example.com", "metrics": ["visitors", "conversion_rate"], "date_range": range, "dimensions": d, "filters": [["is", "event:name", ["Signup"]], ["is", "visit:device", ["Desktop", "Tablet"]]]}));
+        if !d.as_array().is_some_and(|a| a.is_empty()) {
+            queries.push(json!({"site_id": "example.com", "metrics": ["visitors", "conversion_rate", "group_conversion_rate"], "date_range": range, "dimensions": d, "filters": [["is", "event:name", ["Signup"]], ["is", "event:props:plan", ["pro"]], ["is", "visit:device", ["Desktop", "Tablet"]]]}));
+        }
     }
     for q in &queries {
         let (status, answer) = ask(&t, &key, q).await;

@@ -2,6 +2,7 @@
 //! configuration (`--config` or `FOOTFALL_CONFIG`, then `FOOTFALL_*` variables).
 
 pub mod apikey;
+pub mod goal;
 pub mod import;
 pub mod purge;
 pub mod serve;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Manage Stats API keys.
     #[command(subcommand)]
     Apikey(apikey::ApiKeyCommand),
+    /// Manage a site's goals (conversions: pageviews of a path, custom events).
+    #[command(subcommand)]
+    Goal(goal::GoalCommand),
     /// Import history: server access logs, Plausible CSV exports.
     #[command(subcommand)]
     Import(import::ImportCommand),
@@ -73,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site(cmd) => site::run(&config, cmd).await,
         Command::Apikey(cmd) => apikey::run(&config, cmd).await,
         Command::User(cmd) => user::run(&config, cmd).await,
+        Command::Goal(cmd) => goal::run(&config, cmd).await,
         Command::Import(cmd) => import::run(&config, cmd).await,
         Command::Export(cmd) => import::export(&config, cmd).await,
         Command::Purge => purge::run(&config).await,

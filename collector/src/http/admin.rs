@@ -28,6 +28,8 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sites/{domain}/shares/{id}"),
     ("POST", "/api/sites/{domain}/imports/plausible"),
     ("DELETE", "/api/sites/{domain}/imports/{id}"),
+    ("POST", "/api/sites/{domain}/goals"),
+    ("DELETE", "/api/sites/{domain}/goals/{id}"),
     ("POST", "/api/users"),
     ("PUT", "/api/users/{email}"),
     ("DELETE", "/api/users/{email}"),
@@ -235,6 +237,7 @@ pub async fn site_settings(
         "keys": keys,
         "shares": shares,
         "imports": super::imports::list(&state, site.id).await?,
+        "goals": super::goals::list(&state, site.id).await?,
         "snippet": format!("<script defer data-domain=\"{}\" src=\"{base}/js/script.js\"></script>", site.domain),
     })))
 }

@@ -10,6 +10,7 @@ mod dashboard;
 mod error;
 mod event;
 mod export;
+mod goals;
 mod health;
 mod imports;
 pub mod limits;
@@ -132,6 +133,11 @@ fn dashboard_routes() -> Router<AppState> {
             delete(admin::revoke_share),
         )
         .route("/api/sites/{domain}/imports/{id}", delete(imports::delete))
+        .route(
+            "/api/sites/{domain}/goals",
+            get(goals::get_goals).post(goals::add_goal),
+        )
+        .route("/api/sites/{domain}/goals/{id}", delete(goals::delete_goal))
         .route(
             "/api/sites/{domain}/export/plausible",
             get(imports::export_plausible),

@@ -161,6 +161,7 @@ pub async fn get_realtime(
         sampling: false,
         imports: false,
         imports_meta: false,
+        resolved_goals: Vec::new(),
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

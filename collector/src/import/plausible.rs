@@ -898,6 +898,7 @@ async fn table_rows(
         sampling: false,
         imports: false,
         imports_meta: false,
+        resolved_goals: Vec::new(),
     };
     let run_err = |e: crate::query::run::RunError| ImportError::Rollup(e.to_string());
     let recent = first.max(raw_first);

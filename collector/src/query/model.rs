@@ -31,12 +31,13 @@ pub enum Metric {
     VisitDuration,
     Percentage,
     ConversionRate,
+    GroupConversionRate,
     TimeOnPage,
     ScrollDepth,
 }
 
 impl Metric {
-    pub const ALL: [(&'static str, Metric); 11] = [
+    pub const ALL: [(&'static str, Metric); 12] = [
         ("visitors", Metric::Visitors),
         ("visits", Metric::Visits),
         ("pageviews", Metric::Pageviews),
@@ -46,6 +47,7 @@ impl Metric {
         ("visit_duration", Metric::VisitDuration),
         ("percentage", Metric::Percentage),
         ("conversion_rate", Metric::ConversionRate),
+        ("group_conversion_rate", Metric::GroupConversionRate),
         ("time_on_page", Metric::TimeOnPage),
         ("scroll_depth", Metric::ScrollDepth),
     ];
@@ -80,7 +82,7 @@ pub const COUNT_METRICS: [Metric; 8] = [
 ];
 
 /// Metrics of the Stats API that Footfall does not answer yet.
-const NOT_YET_METRICS: &[&str] = &["group_conversion_rate", "average_revenue", "total_revenue"];
+const NOT_YET_METRICS: &[&str] = &["average_revenue", "total_revenue"];
 
 /// A property of an event or its visit that results can be grouped and filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -189,6 +191,10 @@ pub enum Field {
     Column(Property),
     /// `event:props:<key>`: the value of the event's custom property `key` ("" without it).
     Prop(String),
+    /// `event:goal`: the display names of the site's goals an event completes. A query
+    /// resolves it against the site's goals before any statement is built (see
+    /// [`crate::goals`]); a filter on it becomes a filter on the events.
+    Goal,
 }
 
 impl Field {
@@ -196,6 +202,7 @@ impl Field {
         match self {
             Field::Column(p) => p.name().to_string(),
             Field::Prop(k) => format!("event:props:{k}"),
+            Field::Goal => "event:goal".into(),
         }
     }
 }
@@ -244,11 +251,7 @@ fn check_patterns(filters: &[Filter]) -> Result<(), QueryError> {
 }
 
 /// Dimensions of the Stats API that Footfall does not answer yet.
-const NOT_YET_DIMENSIONS: &[&str] = &[
-    "visit:entry_page_hostname",
-    "visit:exit_page_hostname",
-    "event:goal",
-];
+const NOT_YET_DIMENSIONS: &[&str] = &["visit:entry_page_hostname", "visit:exit_page_hostname"];
 
 /// Time buckets, cut in the site's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -353,6 +356,9 @@ pub struct Query {
     /// Whether the answer's `meta` says how imported history was used (`include.imports`
     /// or `include.imports_meta`).
     pub imports_meta: bool,
+    /// The top-level filters that a query's `event:goal` filters and dimension were resolved
+    /// into (empty until then): goal filters, as `is event:name` ones are.
+    pub resolved_goals: Vec<Filter>,
 }
 
 /// What a query's results are compared with.
@@ -431,10 +437,42 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     if metrics.contains(&Metric::Percentage) && dimensions.is_empty() {
         return err("metric `percentage` needs at least one dimension");
     }
-    if metrics.contains(&Metric::ConversionRate) && goal_filters(&filters).is_empty() {
+    let goal_dimension = dimensions.contains(&Dimension::Field(Field::Goal));
+    let goal_filtered = filters.iter().any(|f| {
+        matches!(
+            f,
+            Filter::Match {
+                op: Op::Is,
+                field: Field::Column(Property::Name) | Field::Goal,
+                ..
+            }
+        )
+    });
+    for (m, name) in [
+        (Metric::ConversionRate, "conversion_rate"),
+        (Metric::GroupConversionRate, "group_conversion_rate"),
+    ] {
+        if metrics.contains(&m) && !goal_dimension && !goal_filtered {
+            return err(format!(
+                "Metric `{name}` can only be queried with event:goal filters or dimensions (or a top-level [\"is\", \"event:name\", [...]] filter)."
+            ));
+        }
+    }
+    if metrics.contains(&Metric::GroupConversionRate) && dimensions.is_empty() {
+        return err("metric `group_conversion_rate` needs at least one dimension");
+    }
+    if goal_dimension && metrics.contains(&Metric::Percentage) {
+        return err("metric `percentage` cannot be used with the `event:goal` dimension");
+    }
+    if filters.iter().any(nests_goal) {
         return err(
-            "metric `conversion_rate` needs a goal: a top-level [\"is\", \"event:name\", [...]] filter",
+            "Invalid filters. Dimension `event:goal` can only be filtered at the top level.",
         );
+    }
+    if filters.iter().any(|f| {
+        matches!(f, Filter::Match { field: Field::Goal, op, .. } if !matches!(op, Op::Is | Op::Contains))
+    }) {
+        return err("only the `is` and `contains` operators are valid for `event:goal`");
     }
     let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
     let (mut total_rows, mut time_labels, mut comparison) = (false, false, None);
@@ -500,12 +538,30 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         sampling,
         imports,
         imports_meta: imports || imports_meta,
+        resolved_goals: Vec::new(),
     })
 }
 
-/// The goal filters of a query: top-level `is` filters on `event:name`.
-pub fn goal_filters(filters: &[Filter]) -> Vec<&Filter> {
-    filters
+/// Whether an `event:goal` filter sits inside `and`, `or` or `not`.
+fn nests_goal(f: &Filter) -> bool {
+    fn any_goal(f: &Filter) -> bool {
+        match f {
+            Filter::Match { field, .. } => *field == Field::Goal,
+            Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
+            Filter::Not(f) => any_goal(f),
+        }
+    }
+    match f {
+        Filter::Match { .. } => false,
+        Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
+        Filter::Not(f) => any_goal(f),
+    }
+}
+
+/// The goal filters of a query: top-level `is` filters on `event:name`, and what its
+/// `event:goal` filters were resolved into.
+pub fn goal_filters(q: &Query) -> Vec<&Filter> {
+    q.filters
         .iter()
         .filter(|f| {
             matches!(
@@ -515,7 +571,27 @@ pub fn goal_filters(filters: &[Filter]) -> Vec<&Filter> {
                     field: Field::Column(Property::Name),
                     ..
                 }
-            )
+            ) || q.resolved_goals.contains(f)
+        })
+        .collect()
+}
+
+/// The filters that the denominators of `conversion_rate` and `group_conversion_rate` keep:
+/// all but the goal filters and the top-level filters on custom properties, as Plausible
+/// counts them.
+pub fn conversion_base_filters(q: &Query) -> Vec<&Filter> {
+    let goals = goal_filters(q);
+    q.filters
+        .iter()
+        .filter(|f| {
+            !goals.contains(f)
+                && !matches!(
+                    f,
+                    Filter::Match {
+                        field: Field::Prop(_),
+                        ..
+                    }
+                )
         })
         .collect()
 }
@@ -565,6 +641,9 @@ fn parse_metrics(v: Option<&Value>) -> Result<Vec<Metric>, QueryError> {
 fn parse_field(name: &str) -> Result<Field, QueryError> {
     if let Some((_, p)) = Property::ALL.iter().find(|(n, _)| *n == name) {
         return Ok(Field::Column(*p));
+    }
+    if name == "event:goal" {
+        return Ok(Field::Goal);
     }
     if let Some(key) = name.strip_prefix("event:props:") {
         if key.is_empty() || key.chars().count() > MAX_PROP_KEY_CHARS {
@@ -922,10 +1001,17 @@ mod tests {
             (with("sampling", json!(0.1)), "`sampling` must be true"),
             (with("metrics", json!([])), "at least one metric"),
             (
-                with("metrics", json!(["group_conversion_rate"])),
+                with("metrics", json!(["total_revenue"])),
                 "not supported yet",
             ),
-            (with("metrics", json!(["conversion_rate"])), "needs a goal"),
+            (
+                with("metrics", json!(["conversion_rate"])),
+                "can only be queried with event:goal filters or dimensions",
+            ),
+            (
+                with("metrics", json!(["group_conversion_rate"])),
+                "can only be queried with event:goal filters or dimensions",
+            ),
             (with("date_range", json!("8d")), "unknown date_range `8d`"),
             (
                 with("date_range", json!(["2026-02-01", "2026-01-01"])),

@@ -504,6 +504,7 @@ pub async fn compute_day(
         sampling: false,
         imports: false,
         imports_meta: false,
+        resolved_goals: Vec::new(),
     };
     let row =
         |dimension: &str, value: String, c: &Counts| rollup_row(site.id, day, dimension, value, c);

@@ -10,8 +10,10 @@
 //! Derived metrics: `views_per_visit` = pageviews / visits (2 decimals); `bounce_rate` = % of
 //! visits that were one pageview and nothing else (integer); `visit_duration` = mean seconds
 //! between a visit's first and last event (integer); `percentage` = % of all visitors in the
-//! range with the same filters (1 decimal); `conversion_rate` = % of the group's visitors
-//! without the goal filter who also match it (2 decimals); `time_on_page` = engaged seconds
+//! range with the same filters (1 decimal); `conversion_rate` = the group's converted visitors
+//! as a % of all visitors in the range with the filters other than goals and custom properties
+//! (1 decimal, as Plausible rounds it); `group_conversion_rate` = the same % of the group's own
+//! such visitors (1 decimal); `time_on_page` = engaged seconds
 //! per engaged visitor (integer); `scroll_depth` = mean of each visitor's deepest scroll, in %
 //! (integer). The last two come from engagement events, the others never count those.
 //!
@@ -27,10 +29,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{Value, json};
 
-use super::model::{Dimension, Metric, OrderKey, Query, QueryError, TimeBucket};
+use super::model::{Dimension, Field, Filter, Metric, Op, OrderKey, Query, QueryError, TimeBucket};
 use super::rollup::{Covered, counts, imports_skipped, rows_to_read, tiers};
 use super::sql::{Sample, Statement, plan};
 use super::time::{Span, comparison_span, labels, resolve};
+use crate::goals::Goal;
 use crate::store::{Deadline, Site, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +123,16 @@ fn round_to(x: f64, decimals: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
+/// The denominators of the metrics that are shares of a whole.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Totals {
+    /// Visitors with the same filters (`percentage`).
+    pub visitors: i64,
+    /// Visitors with the filters other than the goals (`conversion_rate`).
+    pub without_goals: i64,
+}
+
+fn metric_value(m: Metric, c: &Counts, totals: Totals) -> Value {
     match m {
         Metric::Visitors => json!(c.visitors),
         Metric::Visits => json!(c.visits),
@@ -129,8 +141,13 @@ fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
         Metric::ViewsPerVisit => json!(round_to(ratio(c.pageviews, c.visits), 2)),
         Metric::BounceRate => json!(round_to(100.0 * ratio(c.bounces, c.visits), 0) as i64),
         Metric::VisitDuration => json!(round_to(ratio(c.duration, c.visits), 0) as i64),
-        Metric::Percentage => json!(round_to(100.0 * ratio(c.visitors, total_visitors), 1)),
-        Metric::ConversionRate => json!(round_to(100.0 * ratio(c.visitors, c.goal_base), 2)),
+        Metric::Percentage => json!(round_to(100.0 * ratio(c.visitors, totals.visitors), 1)),
+        Metric::ConversionRate => {
+            json!(round_to(100.0 * ratio(c.visitors, totals.without_goals), 1))
+        }
+        Metric::GroupConversionRate => {
+            json!(round_to(100.0 * ratio(c.visitors, c.goal_base), 1))
+        }
         Metric::TimeOnPage => {
             json!(round_to(ratio(c.engaged_ms, c.engaged_visitors) / 1000.0, 0) as i64)
         }
@@ -141,9 +158,10 @@ fn metric_value(m: Metric, c: &Counts, total_visitors: i64) -> Value {
 fn change(m: Metric, now: &Value, before: &Value) -> Value {
     let (a, b) = (now.as_f64().unwrap_or(0.0), before.as_f64().unwrap_or(0.0));
     match m {
-        Metric::BounceRate | Metric::Percentage | Metric::ConversionRate => {
-            json!(round_to(a - b, 1))
-        }
+        Metric::BounceRate
+        | Metric::Percentage
+        | Metric::ConversionRate
+        | Metric::GroupConversionRate => json!(round_to(a - b, 1)),
         _ if b == 0.0 => json!(if a == 0.0 { 0 } else { 100 }),
         _ => json!(round_to(100.0 * (a - b) / b, 0) as i64),
     }
@@ -225,9 +243,9 @@ pub async fn raw_counts(
     Ok(groups)
 }
 
-/// Turns counts into rows of metric values; `total_visitors` is the denominator of
-/// `percentage`.
-pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, total_visitors: i64) -> Groups {
+/// Turns counts into rows of metric values; `totals` are the denominators of `percentage` and
+/// `conversion_rate`.
+pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, totals: Totals) -> Groups {
     if !q.dimensions.is_empty() {
         // Only groups with events (or, for engagement metrics, engagement) are results.
         groups.retain(|_, c| c.events > 0 || c.visits > 0 || c.engaged_visitors > 0);
@@ -241,7 +259,7 @@ pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, total_visito
                 key,
                 q.metrics
                     .iter()
-                    .map(|m| metric_value(*m, &c, total_visitors))
+                    .map(|m| metric_value(*m, &c, totals))
                     .collect(),
             )
         })
@@ -254,6 +272,22 @@ fn percentage_base(q: &Query) -> Option<Query> {
     q.metrics.contains(&Metric::Percentage).then(|| Query {
         dimensions: Vec::new(),
         metrics: vec![Metric::Visitors],
+        ..q.clone()
+    })
+}
+
+/// The query whose visitors are the denominator of `conversion_rate`: the filters other than
+/// the goals, no dimensions. `None` when `q` does not ask for `conversion_rate`.
+fn conversion_base(q: &Query) -> Option<Query> {
+    q.metrics.contains(&Metric::ConversionRate).then(|| Query {
+        dimensions: Vec::new(),
+        metrics: vec![Metric::Visitors],
+        filters: super::model::conversion_base_filters(q)
+            .into_iter()
+            .cloned()
+            .collect(),
+        resolved_goals: Vec::new(),
+        order_by: Vec::new(),
         ..q.clone()
     })
 }
@@ -273,13 +307,17 @@ pub async fn groups(
 ) -> Result<Groups, RunError> {
     let exact = Sample::EXACT;
     let counts = raw_counts(store, site_id, q, tz, span, deadline, exact).await?;
-    let total = match percentage_base(q) {
-        Some(base) => {
-            visitors_of(&raw_counts(store, site_id, &base, tz, span, deadline, exact).await?)
+    let mut totals = Totals::default();
+    for (base, total) in [
+        (percentage_base(q), &mut totals.visitors),
+        (conversion_base(q), &mut totals.without_goals),
+    ] {
+        if let Some(base) = base {
+            *total =
+                visitors_of(&raw_counts(store, site_id, &base, tz, span, deadline, exact).await?);
         }
-        None => 0,
-    };
-    Ok(derive(q, counts, total))
+    }
+    Ok(derive(q, counts, totals))
 }
 
 /// Every group of `q` over whole days, through the planner (rollups where they answer), with
@@ -296,14 +334,151 @@ async fn planned(
     covered: &Covered,
 ) -> Result<Groups, RunError> {
     let found = counts(store, site, q, tz, span, policy, sample, covered).await?;
-    let total = match percentage_base(q) {
-        Some(base) => {
+    let mut totals = Totals::default();
+    for (base, total) in [
+        (percentage_base(q), &mut totals.visitors),
+        (conversion_base(q), &mut totals.without_goals),
+    ] {
+        if let Some(base) = base {
             let covered = tiers(store, site, &base, tz, span, policy).await?;
-            visitors_of(&counts(store, site, &base, tz, span, policy, sample, &covered).await?)
+            *total =
+                visitors_of(&counts(store, site, &base, tz, span, policy, sample, &covered).await?);
         }
-        None => 0,
+    }
+    Ok(derive(q, found, totals))
+}
+
+/// `q` without its dimension at `i`.
+fn without_dimension(q: &Query, i: usize) -> Query {
+    let mut out = q.clone();
+    out.dimensions.remove(i);
+    out.order_by = Vec::new();
+    out
+}
+
+/// Every group of `q` over `span`; with an `event:goal` dimension (at `goals.0`), the groups of
+/// each goal in `goals.1`, counted with the goal's filter and named by it.
+#[allow(clippy::too_many_arguments)]
+async fn answered(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    goals: Option<&(usize, Vec<Goal>)>,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+    sample: Sample,
+) -> Result<Groups, RunError> {
+    let Some((at, goals)) = goals else {
+        let covered = tiers(store, site, q, tz, span, policy).await?;
+        return planned(store, site, q, tz, span, policy, sample, &covered).await;
     };
-    Ok(derive(q, found, total))
+    let mut out = Groups::new();
+    for goal in goals {
+        let mut one = without_dimension(q, *at);
+        let filter = goal.filter();
+        one.filters.push(filter.clone());
+        one.resolved_goals.push(filter);
+        let covered = tiers(store, site, &one, tz, span, policy).await?;
+        for (mut key, values) in
+            planned(store, site, &one, tz, span, policy, sample, &covered).await?
+        {
+            // A goal breakdown lists the groups that completed the goal.
+            let completed = values.iter().any(|v| as_number(v) > 0.0);
+            if completed {
+                key.insert(*at, goal.display_name.clone());
+                out.insert(key, values);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a goal named `name` is chosen by a filter on `event:goal` with `op` (`is` or
+/// `contains`, the only ones the query model lets through) and `values`.
+fn goal_chosen(op: Op, name: &str, values: &[String]) -> bool {
+    match op {
+        Op::Contains => values.iter().any(|v| name.contains(v.as_str())),
+        _ => values.iter().any(|v| v == name),
+    }
+}
+
+/// The events that complete any of `goals`.
+fn any_goal(goals: &[&Goal]) -> Filter {
+    match goals {
+        // No goal: nothing completes it (no event has an empty name).
+        [] => Filter::Match {
+            op: Op::Is,
+            field: Field::Column(super::model::Property::Name),
+            values: vec![String::new()],
+        },
+        [one] => one.filter(),
+        many => Filter::Or(many.iter().map(|g| g.filter()).collect()),
+    }
+}
+
+/// `q` with its `event:goal` filters resolved against the site's goals into filters on the
+/// events (noted in `resolved_goals`, as goal filters), and the goals its `event:goal`
+/// dimension breaks down by, with the dimension's position: every goal, or those its goal
+/// filters choose. An `is` filter naming a goal the site does not have is a mistake; a
+/// `contains` filter that chooses none matches nothing.
+async fn resolve_goals(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+) -> Result<(Query, Option<(usize, Vec<Goal>)>), RunError> {
+    let at = q
+        .dimensions
+        .iter()
+        .position(|d| *d == Dimension::Field(Field::Goal));
+    let filtered = q.filters.iter().any(|f| {
+        matches!(
+            f,
+            Filter::Match {
+                field: Field::Goal,
+                ..
+            }
+        )
+    });
+    if at.is_none() && !filtered {
+        return Ok((q.clone(), None));
+    }
+    let goals = crate::goals::goals_of(store, site.id).await?;
+    let mut out = Query {
+        filters: Vec::new(),
+        ..q.clone()
+    };
+    let mut chosen_all: Vec<&Goal> = goals.iter().collect();
+    for f in &q.filters {
+        let Filter::Match {
+            op,
+            field: Field::Goal,
+            values,
+        } = f
+        else {
+            out.filters.push(f.clone());
+            continue;
+        };
+        if *op == Op::Is
+            && let Some(missing) = values
+                .iter()
+                .find(|v| !goals.iter().any(|g| g.display_name == **v))
+        {
+            return Err(RunError::Query(QueryError(format!(
+                "Invalid filters. The goal `{missing}` is not configured for this site (`footfall goal list` shows its goals)."
+            ))));
+        }
+        let chosen: Vec<&Goal> = goals
+            .iter()
+            .filter(|g| goal_chosen(*op, &g.display_name, values))
+            .collect();
+        let any = any_goal(&chosen);
+        chosen_all.retain(|g| chosen.contains(g));
+        out.resolved_goals.push(any.clone());
+        out.filters.push(any);
+    }
+    let by_goal = at.map(|i| (i, chosen_all.into_iter().cloned().collect()));
+    Ok((out, by_goal))
 }
 
 /// The range as the answer echoes it: days, or date-times in the site's zone for a partial span.
@@ -333,6 +508,8 @@ pub async fn run(
         .parse()
         .map_err(|_| StoreError::Query(format!("site {} has an invalid time zone", site.domain)))?;
     let span = resolve(&q.date_range, tz, now)?;
+    let (resolved, by_goal) = resolve_goals(store, site, q).await?;
+    let q = &resolved;
     let time = time_bucket(q);
     let time_labels = match time {
         Some((_, bucket)) => labels(bucket, &span, tz)?,
@@ -340,14 +517,19 @@ pub async fn run(
     };
     // One sample for the whole answer (its comparison and percentages too), chosen by the
     // rows the question reads where rollups do not answer it.
-    let covered = tiers(store, site, q, tz, &span, policy).await?;
+    let base = match &by_goal {
+        Some((i, _)) => without_dimension(q, *i),
+        None => q.clone(),
+    };
+    let covered = tiers(store, site, &base, tz, &span, policy).await?;
     let sample = if q.sampling && policy.sample_threshold > 0 {
         let rows = rows_to_read(store, site, tz, &span, policy, &covered).await?;
         Sample::for_rows(rows, policy.sample_threshold)
     } else {
         Sample::EXACT
     };
-    let current = planned(store, site, q, tz, &span, policy, sample, &covered).await?;
+    let goals = by_goal.as_ref();
+    let current = answered(store, site, q, goals, tz, &span, policy, sample).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -358,10 +540,7 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: {
-                let covered = tiers(store, site, q, tz, &other, policy).await?;
-                planned(store, site, q, tz, &other, policy, sample, &covered).await?
-            },
+            rows: answered(store, site, q, goals, tz, &other, policy, sample).await?,
             labels: other_labels,
         });
     }

@@ -68,7 +68,7 @@ pub struct Plan {
     pub events: Statement,
     /// `d0.., visits, bounces, duration`; `None` when no metric needs sessions.
     pub sessions: Option<Statement>,
-    /// Per group, the visitors without the goal filters, for `conversion_rate`
+    /// Per group, the visitors without the goal filters, for `group_conversion_rate`
     /// (`d0.., visitors, pageviews, events`).
     pub goal_base: Option<Statement>,
     /// `d0.., engaged_ms, engaged_visitors, scroll_sum, scrolled_visitors` from engagement
@@ -154,6 +154,8 @@ impl Builder {
                 "coalesce(exit_page, '')".to_string()
             }
             Field::Column(p) => p.column().to_string(),
+            // Resolved into filters before any statement is built; never a value here.
+            Field::Goal => "''".to_string(),
             Field::Prop(key) => {
                 let k = self.text(key);
                 match self.dialect {
@@ -624,16 +626,15 @@ pub fn plan(
     tz: Tz,
     span: &Span,
 ) -> Plan {
-    use super::model::{Metric, goal_filters};
+    use super::model::{Metric, conversion_base_filters};
     let needs = |m: Metric| q.metrics.contains(&m);
     let all: Vec<&Filter> = q.filters.iter().collect();
-    let goals = goal_filters(&q.filters);
     let exit = uses_exit_page(q);
     // Every statement also groups by the site-local day (last column): counts are per day
     // and add up across days, exactly as the daily rollups keep them.
     let mut dims = q.dimensions.clone();
     dims.push(Dimension::Time(TimeBucket::Day));
-    let without_goals: Vec<&Filter> = q.filters.iter().filter(|f| !goals.contains(f)).collect();
+    let without_goals = conversion_base_filters(q);
     let at = At { site_id, tz, span };
     Plan {
         events: event_level(dialect, sample, exit, &all, &dims, at),
@@ -642,7 +643,7 @@ pub fn plan(
             .iter()
             .any(|m| m.per_session())
             .then(|| session_level(dialect, sample, exit, q, &dims, at)),
-        goal_base: needs(Metric::ConversionRate)
+        goal_base: needs(Metric::GroupConversionRate)
             .then(|| event_level(dialect, sample, exit, &without_goals, &dims, at)),
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
             .then(|| engagement_level(dialect, sample, exit, q, &dims, at)),
@@ -694,7 +695,9 @@ pub fn visit_level(q: &Query) -> bool {
         && q.filters.iter().all(visit_filter)
         && q.dimensions.iter().all(|d| match d {
             Dimension::Field(Field::Column(p)) => p.per_visit(),
-            Dimension::Field(Field::Prop(_)) | Dimension::Time(TimeBucket::Hour) => false,
+            Dimension::Field(Field::Prop(_) | Field::Goal) | Dimension::Time(TimeBucket::Hour) => {
+                false
+            }
             Dimension::Time(_) => true,
         })
 }

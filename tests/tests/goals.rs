@@ -1,0 +1,382 @@
+//! Goals, on every store: defined with `footfall goal`, answered by the Stats API
+//! (`event:goal` as a dimension and a filter, `conversion_rate`, `group_conversion_rate`),
+//! against counts the test makes itself from the visit sequences it generated: which visitors
+//! completed each goal (a pageview of a matching path, or the event with the property value),
+//! how many times, and how many visitors each source brought.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use footfall::query::model;
+use footfall::query::run::{Policy, RunError, run};
+use footfall::store::{Deadline, EventRow, Site};
+use footfall_tests::{Backend, TestStore};
+use serde_json::{Value, json};
+
+footfall_tests::all_stores!(goal_answers_match_an_independent_count);
+
+const PAGES: [&str; 7] = [
+    "/",
+    "/pricing",
+    "/blog/a",
+    "/blog/a/comments",
+    "/blog/",
+    "/checkout/41/done",
+    "/checkout/41/done/receipt",
+];
+const SOURCES: [&str; 3] = ["", "Google", "GitHub"];
+
+/// One generated event: visitor, source, name, path, props.
+struct Generated {
+    visitor: u64,
+    source: &'static str,
+    name: &'static str,
+    path: &'static str,
+    plan: Option<&'static str>,
+}
+
+fn generate() -> Vec<Generated> {
+    let mut seed = 11u64;
+    let mut next = |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    let mut out = Vec::new();
+    for visitor in 0..300u64 {
+        let source = SOURCES[next(3) as usize];
+        for i in 0..1 + next(6) {
+            let (name, plan) = match (i, next(8)) {
+                (0, _) => ("pageview", None),
+                (_, 0) => ("Signup", None),
+                (_, 1) => ("Purchase", Some("premium")),
+                (_, 2) => ("Purchase", Some("basic")),
+                _ => ("pageview", None),
+            };
+            out.push(Generated {
+                visitor,
+                source,
+                name,
+                path: PAGES[next(PAGES.len() as u64) as usize],
+                plan,
+            });
+        }
+    }
+    out
+}
+
+/// Which generated events complete each goal, by the goal's own definition (a `*` in a path
+/// is any run of characters, `/` included, as Plausible reads it).
+fn completes(goal: &str, e: &Generated) -> bool {
+    match goal {
+        "Visit /blog/*" => e.name == "pageview" && e.path.starts_with("/blog/"),
+        "Visit /checkout/*/done" => {
+            e.name == "pageview"
+                && e.path.len() >= "/checkout//done".len()
+                && e.path.starts_with("/checkout/")
+                && e.path.ends_with("/done")
+        }
+        "Signup" => e.name == "Signup",
+        "Premium purchase" => e.name == "Purchase" && e.plan == Some("premium"),
+        _ => unreachable!(),
+    }
+}
+
+const GOALS: [&str; 4] = [
+    "Visit /blog/*",
+    "Visit /checkout/*/done",
+    "Signup",
+    "Premium purchase",
+];
+
+fn footfall(env: &[(String, String)], args: &[&str]) -> String {
+    let (ok, out, err) = footfall_tests::footfall_command(env, args);
+    assert!(ok, "{args:?}: {out}{err}");
+    out
+}
+
+async fn ask(t: &TestStore, site: &Site, q: Value) -> Result<Value, RunError> {
+    let policy = Policy {
+        now: Utc::now(),
+        raw_retention_days: 30,
+        deadline: Deadline::after(std::time::Duration::from_secs(120)),
+        sample_threshold: 0,
+    };
+    let parsed = model::parse(&q).map_err(RunError::Query)?;
+    run(t.store.as_ref(), site, &parsed, &policy).await
+}
+
+fn rate(part: usize, whole: usize) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (1_000.0 * part as f64 / whole as f64).round() / 10.0
+}
+
+async fn goal_answers_match_an_independent_count(b: Backend) {
+    let t = TestStore::new(b, "goals").await;
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    for args in [
+        vec!["--page", "/blog/*"],
+        vec!["--page", "/checkout/*/done"],
+        vec!["--event", "Signup"],
+        vec![
+            "--event",
+            "Purchase",
+            "--prop",
+            "plan=premium",
+            "--name",
+            "Premium purchase",
+            "--currency",
+            "eur",
+        ],
+    ] {
+        let mut all = vec!["goal", "add", "--site", "example.org"];
+        all.extend(args);
+        assert!(footfall(&env, &all).starts_with("added goal "));
+    }
+    // Mistakes are refused with a reason, and add nothing.
+    for (args, reason) in [
+        (vec!["--page", " "], "must not be empty"),
+        (vec!["--page", "/blog/*"], "already counts this"),
+        (vec!["--page", "/x", "--name", "Signup"], "already named"),
+        (vec!["--event", "pageview"], "not a custom event"),
+        (vec!["--event", "Buy", "--currency", "EURO"], "ISO 4217"),
+    ] {
+        let mut all = vec!["goal", "add", "--site", "example.org"];
+        all.extend(args.iter().copied());
+        let (ok, _, err) = footfall_tests::footfall_command(&env, &all);
+        assert!(!ok && err.contains(reason), "{args:?}: {err}");
+    }
+    let listed = footfall(&env, &["goal", "list", "--site", "example.org"]);
+    assert_eq!(listed.lines().count(), 4, "{listed}");
+    assert!(
+        listed.contains("Premium purchase\tevent Purchase plan=premium\trevenue in EUR"),
+        "{listed}"
+    );
+
+    let site = t
+        .store
+        .meta()
+        .sites()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.domain == "example.org")
+        .unwrap();
+    let day = Utc::now().date_naive() - Duration::days(1);
+    let start = day.and_hms_opt(8, 0, 0).unwrap().and_utc().timestamp() as u32;
+    let generated = generate();
+    let rows: Vec<EventRow> = generated
+        .iter()
+        .enumerate()
+        .map(|(i, e)| EventRow {
+            site_id: site.id,
+            timestamp: start + e.visitor as u32 * 60 + i as u32 % 7,
+            name: e.name.into(),
+            hostname: "example.org".into(),
+            pathname: e.path.into(),
+            visitor_id: 10_000 + e.visitor,
+            session_id: 90_000 + e.visitor,
+            referrer_source: e.source.into(),
+            props_keys: e.plan.map(|_| vec!["plan".to_string()]).unwrap_or_default(),
+            props_values: e.plan.map(|p| vec![p.to_string()]).unwrap_or_default(),
+            scroll_depth: 255,
+            ..EventRow::default()
+        })
+        .collect();
+    t.store.insert_events(Arc::from(rows)).await.unwrap();
+
+    // The independent count.
+    let all_visitors: BTreeSet<u64> = generated.iter().map(|e| e.visitor).collect();
+    let mut converted: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    let mut completions: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &generated {
+        for g in GOALS {
+            if completes(g, e) {
+                converted.entry(g).or_default().insert(e.visitor);
+                *completions.entry(g).or_default() += 1;
+            }
+        }
+    }
+    let range = json!([day.to_string(), day.to_string()]);
+
+    // Broken down by goal: visitors, completions, share of all visitors.
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors", "events", "conversion_rate"],
+               "date_range": range, "dimensions": ["event:goal"]}),
+    )
+    .await
+    .unwrap();
+    let got: BTreeMap<String, Value> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["dimensions"][0].as_str().unwrap().to_string(),
+                r["metrics"].clone(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, Value> = GOALS
+        .iter()
+        .filter(|g| converted.contains_key(*g))
+        .map(|g| {
+            let v = converted[g].len();
+            (
+                g.to_string(),
+                json!([v, completions[g], rate(v, all_visitors.len())]),
+            )
+        })
+        .collect();
+    assert_eq!(got, want, "{answer}");
+    assert_eq!(
+        want.len(),
+        4,
+        "every goal is completed in the generated data"
+    );
+
+    // Filtered by a goal, broken down by source: the share of all visitors
+    // (`conversion_rate`) and of the source's own (`group_conversion_rate`).
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org",
+               "metrics": ["visitors", "conversion_rate", "group_conversion_rate"],
+               "date_range": range, "dimensions": ["visit:source"],
+               "filters": [["is", "event:goal", ["Signup"]]]}),
+    )
+    .await
+    .unwrap();
+    let got: BTreeMap<String, Value> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["dimensions"][0].as_str().unwrap().to_string(),
+                r["metrics"].clone(),
+            )
+        })
+        .collect();
+    let want: BTreeMap<String, Value> = SOURCES
+        .iter()
+        .filter_map(|s| {
+            let of_source: BTreeSet<u64> = generated
+                .iter()
+                .filter(|e| e.source == *s)
+                .map(|e| e.visitor)
+                .collect();
+            let signed = of_source
+                .iter()
+                .filter(|v| converted["Signup"].contains(v))
+                .count();
+            (signed > 0).then(|| {
+                (
+                    s.to_string(),
+                    json!([
+                        signed,
+                        rate(signed, all_visitors.len()),
+                        rate(signed, of_source.len())
+                    ]),
+                )
+            })
+        })
+        .collect();
+    assert_eq!(got, want, "{answer}");
+
+    // Several goals chosen by a part of their names: visitors who completed any of them.
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+               "filters": [["contains", "event:goal", ["Visit "]]]}),
+    )
+    .await
+    .unwrap();
+    let any_page: BTreeSet<u64> = converted["Visit /blog/*"]
+        .union(&converted["Visit /checkout/*/done"])
+        .copied()
+        .collect();
+    assert_eq!(answer["results"][0]["metrics"], json!([any_page.len()]));
+
+    // A goal filter with a goal breakdown lists the chosen goals only.
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+               "dimensions": ["event:goal"],
+               "filters": [["is", "event:goal", ["Signup", "Premium purchase"]]]}),
+    )
+    .await
+    .unwrap();
+    let names: Vec<&str> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["dimensions"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{answer}");
+
+    // Mistakes are named.
+    for (q, reason) in [
+        (
+            json!({"site_id": "example.org", "metrics": ["conversion_rate"], "date_range": range}),
+            "can only be queried with event:goal filters or dimensions",
+        ),
+        (
+            json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+                   "filters": [["not", ["is", "event:goal", ["Signup"]]]]}),
+            "can only be filtered at the top level",
+        ),
+        (
+            json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+                   "filters": [["is", "event:goal", ["Newsletter"]]]}),
+            "The goal `Newsletter` is not configured",
+        ),
+        (
+            json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+                   "filters": [["is_not", "event:goal", ["Signup"]]]}),
+            "only the `is` and `contains` operators",
+        ),
+        (
+            json!({"site_id": "example.org", "metrics": ["group_conversion_rate"],
+                   "date_range": range, "filters": [["is", "event:goal", ["Signup"]]]}),
+            "at least one dimension",
+        ),
+    ] {
+        let e = ask(&t, &site, q.clone()).await.unwrap_err().to_string();
+        assert!(e.contains(reason), "{q}: {e}");
+    }
+
+    // A deleted goal is gone from the answers.
+    let id = listed
+        .lines()
+        .find(|l| l.contains("\tSignup\t"))
+        .and_then(|l| l.split('\t').next())
+        .unwrap()
+        .to_string();
+    let env = t.env();
+    footfall(&env, &["goal", "delete", "--site", "example.org", &id]);
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+               "dimensions": ["event:goal"]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer["results"].as_array().unwrap().len(), 3, "{answer}");
+    // `env` lets go of DuckDB's file again for the command.
+    let (ok, _, err) = footfall_tests::footfall_command(
+        &t.env(),
+        &["goal", "delete", "--site", "example.org", &id],
+    );
+    assert!(!ok && err.contains("no goal"), "{err}");
+}
