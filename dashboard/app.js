@@ -295,6 +295,13 @@ const TOP_STATS = [
   ['visitors', 'Unique visitors'], ['visits', 'Total visits'], ['pageviews', 'Total pageviews'],
   ['views_per_visit', 'Views per visit'], ['bounce_rate', 'Bounce rate'], ['visit_duration', 'Visit duration'],
 ];
+// With a goal filter on, the top stats are the goal's conversions.
+const GOAL_STATS = [
+  ['visitors', 'Unique conversions'], ['events', 'Total conversions'], ['conversion_rate', 'Conversion rate'],
+];
+const statsFor = (filters) => (filters.some(([d]) => d === 'event:goal') ? GOAL_STATS : TOP_STATS);
+// A rate shown with its unit.
+const withUnit = (m, value) => (m === 'bounce_rate' || m === 'conversion_rate' ? `${value}%` : m === 'visit_duration' ? duration(value) : num(value));
 
 const LABELS = {
   'event:page': 'Page', 'visit:entry_page': 'Entry page', 'visit:exit_page': 'Exit page',
@@ -303,7 +310,7 @@ const LABELS = {
   'visit:utm_content': 'UTM content', 'visit:utm_term': 'UTM term',
   'visit:country': 'Country', 'visit:country_name': 'Country', 'visit:region_name': 'Region', 'visit:city_name': 'City',
   'visit:device': 'Device', 'visit:browser': 'Browser', 'visit:os': 'Operating system',
-  'event:name': 'Event',
+  'event:name': 'Event', 'event:goal': 'Goal',
 };
 // Countries are asked for by code (imported history has codes only) and named by the browser.
 const COUNTRY_NAMES = (() => {
@@ -336,7 +343,7 @@ function viewState() {
     interval = range === 'day' || (custom && days < 2) ? 'hour'
       : ['6mo', '12mo', 'year', 'all'].includes(range) || days > 92 ? 'month' : 'day';
   }
-  const metric = TOP_STATS.some(([m]) => m === q.get('metric')) ? q.get('metric') : 'visitors';
+  const metric = statsFor(filters).some(([m]) => m === q.get('metric')) ? q.get('metric') : 'visitors';
   return {
     period, from, to, range, interval, compare: q.get('compare') === '1', filters, metric,
     exact: q.get('exact') === '1', imports: q.get('imports') !== '0',
@@ -519,23 +526,58 @@ async function dashboardPage(domain) {
       panel(base, 'Locations', [['Countries', 'visit:country'], ['Regions', 'visit:region_name'], ['Cities', 'visit:city_name']]),
       panel(base, 'Devices', [['Devices', 'visit:device'], ['Browsers', 'visit:browser'], ['Operating systems', 'visit:os']]),
       eventsPanel(base, v, domain),
+      goalsPanel(base, domain),
     ),
   );
 }
 
+// Goals: unique and total conversions and the conversion rate of each; a click filters by it.
+function goalsPanel(base, domain) {
+  const body = h('div', { class: 'rows' });
+  const load = async () => {
+    const { goals } = await api(`/api/sites/${encodeURIComponent(domain)}/goals`);
+    if (!goals.length) {
+      body.replaceChildren(h('p', { class: 'muted', text: 'No goals yet: an admin adds them in the site settings.' }));
+      return;
+    }
+    const r = await query({ ...base, metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'], pagination: { limit: 100 } });
+    const max = Math.max(1, ...r.results.map((x) => x.metrics[0]));
+    body.replaceChildren(
+      h('div', { class: 'row head goals' }, h('span', { text: 'Goal' }), h('span', { text: 'Uniques' }), h('span', { text: 'Total' }), h('span', { text: 'CR' })),
+      ...(r.results.length ? r.results.map((x) =>
+        h('button', {
+          class: 'row goals',
+          title: `Filter by goal: ${x.dimensions[0]}`,
+          onclick: () => addFilter('event:goal', x.dimensions[0]),
+        },
+        h('span', { class: 'fill', 'data-w': Math.round((100 * x.metrics[0]) / max) }),
+        h('span', { class: 'label', text: x.dimensions[0] }),
+        h('span', { class: 'value', text: num(x.metrics[0]) }),
+        h('span', { class: 'value', text: num(x.metrics[1]) }),
+        h('span', { class: 'value', text: `${x.metrics[2]}%` })))
+        : [h('p', { class: 'muted', text: 'No conversions in this range.' })]),
+    );
+    for (const f of body.querySelectorAll('.fill')) f.style.width = `${f.dataset.w}%`;
+  };
+  load().catch((e) => body.replaceChildren(errorBox(e)));
+  return h('section', { class: 'card panel', 'aria-label': 'Goals' },
+    h('div', { class: 'bar' }, h('h2', { text: 'Goals' })), body);
+}
+
 function topStats(base, v) {
   const box = h('section', { class: 'stats', 'aria-label': 'Top stats' });
-  const body = { ...base, metrics: TOP_STATS.map(([m]) => m) };
+  const STATS = statsFor(v.filters);
+  const body = { ...base, metrics: STATS.map(([m]) => m) };
   // The previous period may need raw events that retention has purged (filtered questions
   // need them): then the stats show without their change.
   query({ ...body, include: { comparisons: { mode: 'previous_period' } } })
     .catch((e) => (e.status === 422 ? query(body) : Promise.reject(e)))
     .then((r) => {
-      const row = r.results[0] || { metrics: TOP_STATS.map(() => 0), comparison: null };
-      box.replaceChildren(...TOP_STATS.map(([m, text], i) => {
+      const row = r.results[0] || { metrics: STATS.map(() => 0), comparison: null };
+      box.replaceChildren(...STATS.map(([m, text], i) => {
         const value = row.metrics[i];
         const change = row.comparison ? row.comparison.change[i] : null;
-        const shown = m === 'bounce_rate' ? `${value}%` : m === 'visit_duration' ? duration(value) : num(value);
+        const points = m === 'bounce_rate' || m === 'conversion_rate';
         const better = m === 'bounce_rate' ? change < 0 : change > 0;
         return h('button', {
           class: `stat${m === v.metric ? ' selected' : ''}`,
@@ -544,9 +586,9 @@ function topStats(base, v) {
           onclick: () => go(withState({ metric: m === 'visitors' ? null : m })),
         },
         h('span', { class: 'name', text }),
-        h('span', { class: 'value', text: shown }),
+        h('span', { class: 'value', text: withUnit(m, value) }),
         change !== null && change !== 0 &&
-          h('span', { class: `change ${better ? 'up' : 'down'}`, text: `${change > 0 ? '↑' : '↓'} ${Math.abs(change)}${m === 'bounce_rate' ? ' pt' : '%'}` }));
+          h('span', { class: `change ${better ? 'up' : 'down'}`, text: `${change > 0 ? '↑' : '↓'} ${Math.abs(change)}${points ? ' pt' : '%'}` }));
       }));
     })
     .catch((e) => box.replaceChildren(errorBox(e)));
@@ -559,9 +601,11 @@ function chart(base, v) {
     'aria-label': 'Interval',
     onchange: (e) => go(withState({ interval: e.target.value })),
   }, ['hour', 'day', 'week', 'month'].map((i) => h('option', { value: i, selected: i === v.interval, text: `By ${i}` })));
-  const metricName = TOP_STATS.find(([m]) => m === v.metric)[1];
+  const metricName = statsFor(v.filters).find(([m]) => m === v.metric)[1];
+  // Over time, a conversion rate is each bucket's own.
+  const asked = v.metric === 'conversion_rate' ? 'group_conversion_rate' : v.metric;
   const draw = async () => {
-    const body = { ...base, metrics: [v.metric], dimensions: [`time:${v.interval}`], include: { time_labels: true } };
+    const body = { ...base, metrics: [asked], dimensions: [`time:${v.interval}`], include: { time_labels: true } };
     const r = await query(v.compare ? { ...body, include: { ...body.include, comparisons: { mode: 'previous_period' } } } : body)
       .catch((e) => (e.status === 422 ? query(body) : Promise.reject(e)));
     const labels = r.meta.time_labels || [];
@@ -826,7 +870,49 @@ async function settingsPage(domain) {
         },
       ),
       newShare),
+    goalsSettings(path, s.goals),
   );
+}
+
+// The site's goals: listed with Delete, and a form that adds one.
+function goalsSettings(path, initial) {
+  const list = h('div');
+  const draw = (goals) =>
+    list.replaceChildren(goals.length === 0
+      ? h('p', { class: 'muted', text: 'No goals yet.' })
+      : h('ul', { class: 'plain' }, goals.map((g) =>
+        h('li', {}, h('strong', { text: g.display_name }),
+          ` ${g.type === 'pageview' ? `pageview of ${g.path}` : `event ${g.name}`}`
+          + `${Object.entries(g.props || {}).map(([k, x]) => ` ${k}=${x}`).join('')}${g.currency ? ` (revenue in ${g.currency})` : ''} `,
+        h('button', { class: 'ghost small', text: 'Delete', 'aria-label': `Delete goal ${g.display_name}`, onclick: async () => {
+          await api(`${path}/goals/${g.id}`, { method: 'DELETE' });
+          draw((await api(`${path}/goals`)).goals);
+        } })))));
+  draw(initial || []);
+  const kind = h('select', { name: 'type', 'aria-label': 'Goal type' },
+    h('option', { value: 'pageview', text: 'Pageview' }), h('option', { value: 'event', text: 'Custom event' }));
+  return h('section', { class: 'card' },
+    h('h2', { text: 'Goals' }),
+    h('p', { class: 'muted', text: 'A goal counts a conversion: a pageview of a path (* stands for any characters, e.g. /blog/*) '
+      + 'or a custom event (e.g. Signup, Outbound Link: Click, File Download, Form: Submission).' }),
+    list,
+    form(
+      [
+        h('label', {}, h('span', { text: 'Type' }), kind),
+        field('Path or event name', { name: 'target', required: true, maxlength: 500 }),
+        field('Display name (optional)', { name: 'display_name', maxlength: 120 }),
+      ],
+      'Add goal',
+      async (data, f) => {
+        const type = data.get('type');
+        const goal = type === 'pageview' ? { type, path: data.get('target') } : { type, name: data.get('target') };
+        if (data.get('display_name')) goal.display_name = data.get('display_name');
+        const g = await api(`${path}/goals`, { method: 'POST', body: goal });
+        f.reset();
+        draw((await api(`${path}/goals`)).goals);
+        return `Added goal “${g.display_name}”.`;
+      },
+    ));
 }
 
 function copyButton(text) {

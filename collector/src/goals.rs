@@ -214,7 +214,7 @@ pub fn validate(new: NewGoal) -> Result<(String, Rule, Option<String>), GoalErro
     Ok((display_name, rule, currency))
 }
 
-/// The goals of `site_id`, oldest first.
+/// The goals of `site_id`, oldest first (by name within a second).
 pub async fn goals_of(store: &dyn Store, site_id: u32) -> Result<Vec<Goal>, StoreError> {
     let mut goals: Vec<Goal> = store
         .meta()
@@ -224,7 +224,7 @@ pub async fn goals_of(store: &dyn Store, site_id: u32) -> Result<Vec<Goal>, Stor
         .filter_map(|(_, body)| serde_json::from_str::<Goal>(&body).ok())
         .filter(|g| g.site_id == site_id)
         .collect();
-    goals.sort_by_key(|g| (g.created_at, g.id));
+    goals.sort_by(|a, b| (a.created_at, &a.display_name).cmp(&(b.created_at, &b.display_name)));
     Ok(goals)
 }
 

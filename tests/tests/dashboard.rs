@@ -802,3 +802,85 @@ async fn imported_history_is_uploaded_marked_and_can_be_hidden() {
         .await;
     d.finish("dashboard-imports-deleted").await;
 }
+
+/// The seed's rows of the Goals panel: (goal, uniques, total, conversion rate).
+async fn goal_rows(d: &Dash) -> Vec<Vec<String>> {
+    let css = "section[aria-label='Goals'] button.row";
+    d.text(css).await;
+    let rows = d
+        .js(&format!("return [...document.querySelectorAll(\"{css}\")].map(b => [...b.querySelectorAll('.label, .value')].map(s => s.textContent))"))
+        .await;
+    serde_json::from_value(rows).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goals_are_added_in_the_settings_and_shown_with_their_conversions() {
+    let d = Dash::start("dash_goals").await;
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.expect_text("section:nth-of-type(6) h2", "Goals").await;
+    d.expect_text(
+        "section:nth-of-type(6) .muted + div .muted",
+        "No goals yet.",
+    )
+    .await;
+    // A pageview goal, then a custom event goal.
+    d.fill("section:nth-of-type(6) input[name=target]", "/pricing")
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(6) p[role=status]",
+        "Added goal “Visit /pricing”.",
+    )
+    .await;
+    d.choose("Goal type", "event").await;
+    d.fill("section:nth-of-type(6) input[name=target]", "Signup")
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(6) p[role=status]",
+        "Added goal “Signup”.",
+    )
+    .await;
+    // A mistake is named and adds nothing (the form starts again at a pageview goal).
+    d.choose("Goal type", "event").await;
+    d.fill("section:nth-of-type(6) input[name=target]", "Signup")
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    let status = d.text("section:nth-of-type(6) p.status.error").await;
+    assert!(status.contains("already counts this"), "{status}");
+
+    // The seed's 4 visitors: 2 saw /pricing, 1 signed up.
+    d.open("/sites/shop.test").await;
+    let rows = goal_rows(&d).await;
+    assert_eq!(
+        rows,
+        vec![
+            vec!["Visit /pricing", "2", "2", "50%"],
+            vec!["Signup", "1", "1", "25%"]
+        ],
+        "{rows:?}"
+    );
+    d.browser.screenshot("dashboard-goals").await;
+    // A click filters by the goal: the top stats are its conversions.
+    d.click_text("section[aria-label='Goals'] button.row .label", "Signup")
+        .await;
+    d.wait_for_url("the goal filter", |u| u.contains("f=event%3Agoal%3DSignup"))
+        .await;
+    d.expect_text(".chips .chip", "Goal is Signup ✕").await;
+    d.expect_stat("visitors", "1").await;
+    d.expect_stat("conversion_rate", "25%").await;
+
+    // Deleted in the settings: gone from the panel.
+    d.open("/sites/shop.test/settings").await;
+    d.text("section:nth-of-type(6) ul.plain li").await;
+    d.click("button[aria-label='Delete goal Visit /pricing']")
+        .await;
+    d.open("/sites/shop.test").await;
+    let rows = goal_rows(&d).await;
+    assert_eq!(rows, vec![vec!["Signup", "1", "1", "25%"]], "{rows:?}");
+    d.finish("dashboard-goals-deleted").await;
+}
