@@ -2,7 +2,8 @@
 //! (`event:goal` as a dimension and a filter, `conversion_rate`, `group_conversion_rate`),
 //! against counts the test makes itself from the visit sequences it generated: which visitors
 //! completed each goal (a pageview of a matching path, or the event with the property value),
-//! how many times, and how many visitors each source brought.
+//! how many times, how many visitors each source brought, and the revenue they paid in each
+//! currency (`total_revenue`, `average_revenue`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -27,13 +28,14 @@ const PAGES: [&str; 7] = [
 ];
 const SOURCES: [&str; 3] = ["", "Google", "GitHub"];
 
-/// One generated event: visitor, source, name, path, props.
+/// One generated event: visitor, source, name, path, props, revenue (millionths, currency).
 struct Generated {
     visitor: u64,
     source: &'static str,
     name: &'static str,
     path: &'static str,
     plan: Option<&'static str>,
+    revenue: Option<(i64, &'static str)>,
 }
 
 fn generate() -> Vec<Generated> {
@@ -55,12 +57,21 @@ fn generate() -> Vec<Generated> {
                 (_, 2) => ("Purchase", Some("basic")),
                 _ => ("pageview", None),
             };
+            // Purchases carry revenue: premium ones in euros (a few in dollars), basic ones in
+            // dollars.
+            let revenue = match plan {
+                Some("premium") if next(7) == 0 => Some((5_000_000, "USD")),
+                Some("premium") => Some((1_000_000 * (10 + next(90) as i64) + 990_000, "EUR")),
+                Some(_) => Some((1_000_000 * (1 + next(9) as i64), "USD")),
+                None => None,
+            };
             out.push(Generated {
                 visitor,
                 source,
                 name,
                 path: PAGES[next(PAGES.len() as u64) as usize],
                 plan,
+                revenue,
             });
         }
     }
@@ -184,6 +195,8 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
             referrer_source: e.source.into(),
             props_keys: e.plan.map(|_| vec!["plan".to_string()]).unwrap_or_default(),
             props_values: e.plan.map(|p| vec![p.to_string()]).unwrap_or_default(),
+            revenue_micros: e.revenue.map_or(0, |r| r.0),
+            revenue_currency: e.revenue.map_or(String::new(), |r| r.1.to_string()),
             scroll_depth: 255,
             ..EventRow::default()
         })
@@ -324,6 +337,89 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         .collect();
     assert_eq!(names.len(), 2, "{answer}");
 
+    // Revenue: the goal's currency, summed over its completions in that currency (the few
+    // premium purchases paid in dollars are left out: no exchange rates here).
+    let euros: Vec<i64> = generated
+        .iter()
+        .filter(|e| completes("Premium purchase", e))
+        .filter_map(|e| e.revenue.filter(|r| r.1 == "EUR").map(|r| r.0))
+        .collect();
+    let total: i64 = euros.iter().sum();
+    assert!(euros.len() > 5 && euros.len() < completions["Premium purchase"]);
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org",
+               "metrics": ["visitors", "total_revenue", "average_revenue"],
+               "date_range": range, "filters": [["is", "event:goal", ["Premium purchase"]]]}),
+    )
+    .await
+    .unwrap();
+    let m = &answer["results"][0]["metrics"];
+    assert_eq!(m[1]["value"], json!(total as f64 / 1e6), "{answer}");
+    assert_eq!(m[1]["currency"], "EUR");
+    let whole = total / 1_000_000;
+    assert!(
+        m[1]["long"].as_str().unwrap().starts_with(&format!(
+            "€{},{:03}.",
+            whole / 1000,
+            whole % 1000
+        )),
+        "{answer}"
+    );
+    assert_eq!(
+        m[2]["value"],
+        json!((total / euros.len() as i64) as f64 / 1e6),
+        "{answer}"
+    );
+    // Broken down by goal: revenue for the revenue goal, null for the others.
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors", "total_revenue"],
+               "date_range": range, "dimensions": ["event:goal"]}),
+    )
+    .await
+    .unwrap();
+    for r in answer["results"].as_array().unwrap() {
+        let revenue = &r["metrics"][1];
+        if r["dimensions"][0] == "Premium purchase" {
+            assert_eq!(revenue["value"], json!(total as f64 / 1e6), "{answer}");
+        } else {
+            assert!(revenue.is_null(), "{answer}");
+        }
+    }
+    // Without a goal filter: every euro of the range (the one revenue goal's currency).
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["total_revenue"], "date_range": range}),
+    )
+    .await
+    .unwrap();
+    let all_euros: i64 = generated
+        .iter()
+        .filter_map(|e| e.revenue.filter(|r| r.1 == "EUR").map(|r| r.0))
+        .sum();
+    assert_eq!(
+        answer["results"][0]["metrics"][0]["value"],
+        json!(all_euros as f64 / 1e6)
+    );
+    // No revenue goal chosen: null, and `meta` says why.
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["total_revenue"], "date_range": range,
+               "filters": [["is", "event:goal", ["Signup"]]]}),
+    )
+    .await
+    .unwrap();
+    assert!(answer["results"][0]["metrics"][0].is_null(), "{answer}");
+    assert_eq!(
+        answer["meta"]["metric_warnings"]["total_revenue"]["code"],
+        "no_revenue_goals_matching"
+    );
+
     // Mistakes are named.
     for (q, reason) in [
         (
@@ -379,4 +475,52 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         &["goal", "delete", "--site", "example.org", &id],
     );
     assert!(!ok && err.contains("no goal"), "{err}");
+    // A second revenue goal in another currency: no single currency, so null and a warning.
+    footfall(
+        &t.env(),
+        &[
+            "goal",
+            "add",
+            "--site",
+            "example.org",
+            "--event",
+            "Purchase",
+            "--prop",
+            "plan=basic",
+            "--name",
+            "Basic purchase",
+            "--currency",
+            "USD",
+        ],
+    );
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["total_revenue"], "date_range": range}),
+    )
+    .await
+    .unwrap();
+    assert!(answer["results"][0]["metrics"][0].is_null(), "{answer}");
+    assert_eq!(
+        answer["meta"]["metric_warnings"]["total_revenue"]["code"],
+        "no_single_revenue_currency"
+    );
+    let dollars: i64 = generated
+        .iter()
+        .filter(|e| e.plan == Some("basic"))
+        .filter_map(|e| e.revenue.map(|r| r.0))
+        .sum();
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["total_revenue"], "date_range": range,
+               "filters": [["is", "event:goal", ["Basic purchase"]]]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["results"][0]["metrics"][0]["value"],
+        json!(dollars as f64 / 1e6),
+        "{answer}"
+    );
 }

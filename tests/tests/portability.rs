@@ -32,8 +32,16 @@ fn schema_and_statements_run_on_current_clickhouse() {
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "bounce_rate", "visit_duration", "percentage"], "date_range": "30d", "dimensions": ["visit:exit_page", "time:week"], "filters": [["is", "visit:source", ["Google"]], ["not", ["contains", "visit:entry_page", ["/x"]]], ["matches", "visit:browser", ["^Fire"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "6mo", "dimensions": ["time:week"]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "12mo", "dimensions": ["time:month"]}),
+        // A goal's conversions per page with their revenue (the currency is set as goals are
+        // resolved).
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "group_conversion_rate", "total_revenue", "average_revenue"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Purchase"]], ["is", "event:props:plan", ["premium"]]]}),
     ] {
-        let q = footfall::query::model::parse(&query).unwrap();
+        let mut q = footfall::query::model::parse(&query).unwrap();
+        if q.metrics
+            .contains(&footfall::query::model::Metric::TotalRevenue)
+        {
+            q.revenue_currency = Some("EUR".into());
+        }
         let span = footfall::query::time::resolve(&q.date_range, tz, chrono::Utc::now()).unwrap();
         // Exact, and counting one visitor in ten.
         for sample in [Sample::EXACT, Sample { divisor: 10 }] {
@@ -43,6 +51,7 @@ fn schema_and_statements_run_on_current_clickhouse() {
                 plan.sessions.as_ref(),
                 plan.goal_base.as_ref(),
                 plan.engagement.as_ref(),
+                plan.revenue.as_ref(),
             ]
             .into_iter()
             .flatten()

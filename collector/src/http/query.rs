@@ -162,6 +162,7 @@ pub async fn get_realtime(
         imports: false,
         imports_meta: false,
         resolved_goals: Vec::new(),
+        revenue_currency: None,
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

@@ -34,10 +34,12 @@ pub enum Metric {
     GroupConversionRate,
     TimeOnPage,
     ScrollDepth,
+    TotalRevenue,
+    AverageRevenue,
 }
 
 impl Metric {
-    pub const ALL: [(&'static str, Metric); 12] = [
+    pub const ALL: [(&'static str, Metric); 14] = [
         ("visitors", Metric::Visitors),
         ("visits", Metric::Visits),
         ("pageviews", Metric::Pageviews),
@@ -50,6 +52,8 @@ impl Metric {
         ("group_conversion_rate", Metric::GroupConversionRate),
         ("time_on_page", Metric::TimeOnPage),
         ("scroll_depth", Metric::ScrollDepth),
+        ("total_revenue", Metric::TotalRevenue),
+        ("average_revenue", Metric::AverageRevenue),
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,7 +86,7 @@ pub const COUNT_METRICS: [Metric; 8] = [
 ];
 
 /// Metrics of the Stats API that Footfall does not answer yet.
-const NOT_YET_METRICS: &[&str] = &["average_revenue", "total_revenue"];
+const NOT_YET_METRICS: &[&str] = &[];
 
 /// A property of an event or its visit that results can be grouped and filtered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -359,6 +363,9 @@ pub struct Query {
     /// The top-level filters that a query's `event:goal` filters and dimension were resolved
     /// into (empty until then): goal filters, as `is event:name` ones are.
     pub resolved_goals: Vec<Filter>,
+    /// The currency revenue metrics sum, from the query's revenue goals (set as goals are
+    /// resolved; `None`: no single currency, and revenue metrics are null).
+    pub revenue_currency: Option<String>,
 }
 
 /// What a query's results are compared with.
@@ -539,6 +546,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         imports,
         imports_meta: imports || imports_meta,
         resolved_goals: Vec::new(),
+        revenue_currency: None,
     })
 }
 
@@ -1000,10 +1008,6 @@ mod tests {
             (with("sampling", json!("off")), "`sampling` must be true"),
             (with("sampling", json!(0.1)), "`sampling` must be true"),
             (with("metrics", json!([])), "at least one metric"),
-            (
-                with("metrics", json!(["total_revenue"])),
-                "not supported yet",
-            ),
             (
                 with("metrics", json!(["conversion_rate"])),
                 "can only be queried with event:goal filters or dimensions",

@@ -505,6 +505,7 @@ pub async fn compute_day(
         imports: false,
         imports_meta: false,
         resolved_goals: Vec::new(),
+        revenue_currency: None,
     };
     let row =
         |dimension: &str, value: String, c: &Counts| rollup_row(site.id, day, dimension, value, c);

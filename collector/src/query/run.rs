@@ -74,6 +74,9 @@ pub struct Counts {
     pub engaged_visitors: i64,
     pub scroll_sum: i64,
     pub scrolled_visitors: i64,
+    /// Millionths of the query's revenue currency, and the events that carry them.
+    pub revenue_micros: i64,
+    pub revenue_events: i64,
 }
 
 impl Counts {
@@ -90,6 +93,8 @@ impl Counts {
         self.engaged_visitors += o.engaged_visitors;
         self.scroll_sum += o.scroll_sum;
         self.scrolled_visitors += o.scrolled_visitors;
+        self.revenue_micros += o.revenue_micros;
+        self.revenue_events += o.revenue_events;
     }
 
     /// The counts of a sample of one visitor in `divisor`, scaled up to every visitor.
@@ -107,6 +112,8 @@ impl Counts {
             &mut self.engaged_visitors,
             &mut self.scroll_sum,
             &mut self.scrolled_visitors,
+            &mut self.revenue_micros,
+            &mut self.revenue_events,
         ] {
             *v = v.saturating_mul(d);
         }
@@ -132,7 +139,64 @@ pub struct Totals {
     pub without_goals: i64,
 }
 
-fn metric_value(m: Metric, c: &Counts, totals: Totals) -> Value {
+/// An amount of money as Plausible's revenue metrics give it: `{value, currency, short,
+/// long}`, e.g. `{"value": 1234.5, "currency": "EUR", "short": "€1.2K", "long": "€1,234.50"}`.
+pub fn money(micros: i64, currency: &str) -> Value {
+    let value = micros as f64 / 1_000_000.0;
+    let symbol = match currency {
+        "USD" => "$",
+        "EUR" => "€",
+        "GBP" => "£",
+        "JPY" | "CNY" => "¥",
+        "INR" => "₹",
+        "KRW" => "₩",
+        _ => "",
+    };
+    let prefix = if symbol.is_empty() {
+        format!("{currency} ")
+    } else {
+        symbol.to_string()
+    };
+    let decimals = if matches!(currency, "JPY" | "KRW") {
+        0
+    } else {
+        2
+    };
+    let sign = if value < 0.0 { "-" } else { "" };
+    let grouped = |whole: u64| {
+        let digits = whole.to_string();
+        let mut out = String::new();
+        for (i, ch) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(ch);
+        }
+        out
+    };
+    let abs = value.abs();
+    let scaled = (abs * 10f64.powi(decimals)).round() as u64;
+    let unit = 10u64.pow(decimals as u32);
+    let long = if decimals == 0 {
+        format!("{sign}{prefix}{}", grouped(scaled))
+    } else {
+        format!(
+            "{sign}{prefix}{}.{:02}",
+            grouped(scaled / unit),
+            scaled % unit
+        )
+    };
+    let short = match [(1e9, "B"), (1e6, "M"), (1e3, "K")]
+        .into_iter()
+        .find(|(size, _)| abs >= *size)
+    {
+        Some((size, letter)) => format!("{sign}{prefix}{:.1}{letter}", abs / size),
+        None => format!("{sign}{prefix}{abs:.1}"),
+    };
+    json!({"value": value, "currency": currency, "short": short, "long": long})
+}
+
+fn metric_value(m: Metric, c: &Counts, totals: Totals, currency: Option<&str>) -> Value {
     match m {
         Metric::Visitors => json!(c.visitors),
         Metric::Visits => json!(c.visits),
@@ -152,11 +216,20 @@ fn metric_value(m: Metric, c: &Counts, totals: Totals) -> Value {
             json!(round_to(ratio(c.engaged_ms, c.engaged_visitors) / 1000.0, 0) as i64)
         }
         Metric::ScrollDepth => json!(round_to(ratio(c.scroll_sum, c.scrolled_visitors), 0) as i64),
+        Metric::TotalRevenue => currency.map_or(Value::Null, |cur| money(c.revenue_micros, cur)),
+        Metric::AverageRevenue => currency.map_or(Value::Null, |cur| {
+            let average = if c.revenue_events == 0 {
+                0
+            } else {
+                c.revenue_micros / c.revenue_events
+            };
+            money(average, cur)
+        }),
     }
 }
 
 fn change(m: Metric, now: &Value, before: &Value) -> Value {
-    let (a, b) = (now.as_f64().unwrap_or(0.0), before.as_f64().unwrap_or(0.0));
+    let (a, b) = (as_number(now), as_number(before));
     match m {
         Metric::BounceRate
         | Metric::Percentage
@@ -167,8 +240,11 @@ fn change(m: Metric, now: &Value, before: &Value) -> Value {
     }
 }
 
+/// A metric's value as a number (a revenue metric's `value`).
 fn as_number(v: &Value) -> f64 {
-    v.as_f64().unwrap_or(0.0)
+    v.as_f64()
+        .or_else(|| v.get("value").and_then(Value::as_f64))
+        .unwrap_or(0.0)
 }
 
 fn time_bucket(q: &Query) -> Option<(usize, TimeBucket)> {
@@ -205,7 +281,7 @@ pub async fn raw_counts(
     let mut groups: BTreeMap<Vec<String>, Counts> = BTreeMap::new();
     // Each statement of the plan fills its own counts from its integer columns.
     type Fill = fn(&[i64]) -> Counts;
-    let parts: [(Option<&Statement>, usize, Fill); 4] = [
+    let parts: [(Option<&Statement>, usize, Fill); 5] = [
         (Some(&plan.events), 3, |v| Counts {
             visitors: v[0],
             pageviews: v[1],
@@ -227,6 +303,11 @@ pub async fn raw_counts(
             engaged_visitors: v[1],
             scroll_sum: v[2],
             scrolled_visitors: v[3],
+            ..Counts::default()
+        }),
+        (plan.revenue.as_ref(), 2, |v| Counts {
+            revenue_micros: v[0],
+            revenue_events: v[1],
             ..Counts::default()
         }),
     ];
@@ -259,7 +340,7 @@ pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, totals: Tota
                 key,
                 q.metrics
                     .iter()
-                    .map(|m| metric_value(*m, &c, totals))
+                    .map(|m| metric_value(*m, &c, totals, q.revenue_currency.as_deref()))
                     .collect(),
             )
         })
@@ -379,6 +460,7 @@ async fn answered(
         let filter = goal.filter();
         one.filters.push(filter.clone());
         one.resolved_goals.push(filter);
+        one.revenue_currency = goal.currency.clone();
         let covered = tiers(store, site, &one, tz, span, policy).await?;
         for (mut key, values) in
             planned(store, site, &one, tz, span, policy, sample, &covered).await?
@@ -417,16 +499,31 @@ fn any_goal(goals: &[&Goal]) -> Filter {
     }
 }
 
+/// Why revenue metrics are null: Plausible's codes, with our own words.
+const NO_REVENUE_GOALS: (&str, &str) = (
+    "no_revenue_goals_matching",
+    "Revenue metrics are null: no goal of this query has a currency (add one with `footfall goal add … --currency EUR`).",
+);
+const MIXED_CURRENCIES: (&str, &str) = (
+    "no_single_revenue_currency",
+    "Revenue metrics are null: the goals of this query are in more than one currency; filter or break down by goal.",
+);
+
+/// A query with its goals resolved.
+struct Resolved {
+    query: Query,
+    /// The `event:goal` dimension's position and the goals it breaks down by.
+    by_goal: Option<(usize, Vec<Goal>)>,
+    /// Why revenue metrics are null, when they are asked for and are.
+    revenue_warning: Option<(&'static str, &'static str)>,
+}
+
 /// `q` with its `event:goal` filters resolved against the site's goals into filters on the
 /// events (noted in `resolved_goals`, as goal filters), and the goals its `event:goal`
 /// dimension breaks down by, with the dimension's position: every goal, or those its goal
 /// filters choose. An `is` filter naming a goal the site does not have is a mistake; a
 /// `contains` filter that chooses none matches nothing.
-async fn resolve_goals(
-    store: &dyn Store,
-    site: &Site,
-    q: &Query,
-) -> Result<(Query, Option<(usize, Vec<Goal>)>), RunError> {
+async fn resolve_goals(store: &dyn Store, site: &Site, q: &Query) -> Result<Resolved, RunError> {
     let at = q
         .dimensions
         .iter()
@@ -440,8 +537,16 @@ async fn resolve_goals(
             }
         )
     });
-    if at.is_none() && !filtered {
-        return Ok((q.clone(), None));
+    let revenue = q
+        .metrics
+        .iter()
+        .any(|m| matches!(m, Metric::TotalRevenue | Metric::AverageRevenue));
+    if at.is_none() && !filtered && !revenue {
+        return Ok(Resolved {
+            query: q.clone(),
+            by_goal: None,
+            revenue_warning: None,
+        });
     }
     let goals = crate::goals::goals_of(store, site.id).await?;
     let mut out = Query {
@@ -477,8 +582,25 @@ async fn resolve_goals(
         out.resolved_goals.push(any.clone());
         out.filters.push(any);
     }
+    // Revenue is summed in the one currency of the chosen revenue goals (a goal breakdown
+    // sets each goal's own).
+    let currencies: std::collections::BTreeSet<&str> = chosen_all
+        .iter()
+        .filter_map(|g| g.currency.as_deref())
+        .collect();
+    let mut revenue_warning = None;
+    match currencies.len() {
+        1 => out.revenue_currency = currencies.first().map(|c| c.to_string()),
+        0 if revenue && at.is_none() => revenue_warning = Some(NO_REVENUE_GOALS),
+        _ if revenue && at.is_none() => revenue_warning = Some(MIXED_CURRENCIES),
+        _ => {}
+    }
     let by_goal = at.map(|i| (i, chosen_all.into_iter().cloned().collect()));
-    Ok((out, by_goal))
+    Ok(Resolved {
+        query: out,
+        by_goal,
+        revenue_warning,
+    })
 }
 
 /// The range as the answer echoes it: days, or date-times in the site's zone for a partial span.
@@ -508,7 +630,11 @@ pub async fn run(
         .parse()
         .map_err(|_| StoreError::Query(format!("site {} has an invalid time zone", site.domain)))?;
     let span = resolve(&q.date_range, tz, now)?;
-    let (resolved, by_goal) = resolve_goals(store, site, q).await?;
+    let Resolved {
+        query: resolved,
+        by_goal,
+        revenue_warning,
+    } = resolve_goals(store, site, q).await?;
     let q = &resolved;
     let time = time_bucket(q);
     let time_labels = match time {
@@ -615,6 +741,20 @@ pub async fn run(
     if q.total_rows {
         meta.insert("total_rows".into(), json!(total_rows));
     }
+    if let Some((code, warning)) = revenue_warning {
+        let warnings: serde_json::Map<String, Value> = q
+            .metrics
+            .iter()
+            .filter(|m| matches!(m, Metric::TotalRevenue | Metric::AverageRevenue))
+            .map(|m| {
+                (
+                    m.name().to_string(),
+                    json!({"code": code, "warning": warning}),
+                )
+            })
+            .collect();
+        meta.insert("metric_warnings".into(), Value::Object(warnings));
+    }
     if q.imports_meta {
         let skipped = imports_skipped(store, site, q, tz, &span, policy).await?;
         meta.insert(
@@ -651,4 +791,24 @@ pub async fn run(
         query["comparison_date_range"] = range_label(&c.span, tz);
     }
     Ok(json!({"results": results, "meta": meta, "query": query}))
+}
+
+#[cfg(test)]
+mod money_tests {
+    use super::money;
+    use serde_json::json;
+
+    #[test]
+    fn money_reads_as_plausible_writes_it() {
+        assert_eq!(
+            money(96_336_315_000_000, "USD"),
+            json!({"value": 96336315.0, "currency": "USD", "short": "$96.3M", "long": "$96,336,315.00"})
+        );
+        assert_eq!(money(1_234_500_000, "EUR")["long"], "€1,234.50");
+        assert_eq!(money(1_234_500_000, "EUR")["short"], "€1.2K");
+        assert_eq!(money(12_500_000, "EUR")["short"], "€12.5");
+        assert_eq!(money(0, "DKK")["long"], "DKK 0.00");
+        assert_eq!(money(1_500_000_000, "JPY")["long"], "¥1,500");
+        assert_eq!(money(-2_000_000, "GBP")["long"], "-£2.00");
+    }
 }

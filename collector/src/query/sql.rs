@@ -74,6 +74,9 @@ pub struct Plan {
     /// `d0.., engaged_ms, engaged_visitors, scroll_sum, scrolled_visitors` from engagement
     /// events, for `time_on_page` and `scroll_depth`.
     pub engagement: Option<Statement>,
+    /// `d0.., revenue, revenue_events`: millionths of the query's revenue currency and the
+    /// events that carry them, for `total_revenue` and `average_revenue`.
+    pub revenue: Option<Statement>,
 }
 
 struct Builder {
@@ -570,6 +573,47 @@ fn engagement_level(
     nested(dialect, sample, q, dims, at, &shape)
 }
 
+/// The revenue in `currency` of the events that `filters` keep, and how many carry it.
+fn revenue_level(
+    dialect: Dialect,
+    sample: Sample,
+    exit: bool,
+    filters: &[&Filter],
+    dims: &[Dimension],
+    at: At,
+    currency: &str,
+) -> Statement {
+    let At { site_id, tz, span } = at;
+    let mut b = Builder {
+        dialect,
+        binds: Vec::new(),
+        range: (span.from, span.to),
+        visits: false,
+        sample,
+    };
+    let mut select: Vec<String> = dims
+        .iter()
+        .enumerate()
+        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
+        .collect();
+    let c = b.text(currency);
+    select.push(format!(
+        "SUM(CASE WHEN revenue_currency = {c} THEN revenue_micros ELSE 0 END) AS revenue"
+    ));
+    let c = b.text(currency);
+    select.push(format!(
+        "SUM(CASE WHEN revenue_currency = {c} AND revenue_micros <> 0 THEN 1 ELSE 0 END) AS revenue_events"
+    ));
+    let from_clause = b.from(exit, site_id, span, filters, false);
+    let where_clause = b.where_clause(site_id, span, filters, false);
+    let sql = format!(
+        "SELECT {} FROM {from_clause} {where_clause}{}",
+        select.join(", "),
+        group_by(dims.len())
+    );
+    b.finish(duckdb_labels(dialect, dims, sql))
+}
+
 /// How many events (of every kind) a site has with `from <= timestamp < to` (UTC seconds).
 /// Rows: one, the count.
 pub fn count_events(dialect: Dialect, site_id: u32, from: i64, to: i64) -> Statement {
@@ -647,6 +691,12 @@ pub fn plan(
             .then(|| event_level(dialect, sample, exit, &without_goals, &dims, at)),
         engagement: (needs(Metric::TimeOnPage) || needs(Metric::ScrollDepth))
             .then(|| engagement_level(dialect, sample, exit, q, &dims, at)),
+        revenue: match &q.revenue_currency {
+            Some(currency) if needs(Metric::TotalRevenue) || needs(Metric::AverageRevenue) => Some(
+                revenue_level(dialect, sample, exit, &all, &dims, at, currency),
+            ),
+            _ => None,
+        },
     }
 }
 
@@ -949,6 +999,7 @@ mod tests {
             ("sessions", p.sessions.as_ref()),
             ("goal_base", p.goal_base.as_ref()),
             ("engagement", p.engagement.as_ref()),
+            ("revenue", p.revenue.as_ref()),
         ] {
             if let Some(st) = st {
                 out.push_str(&format!(
@@ -984,7 +1035,7 @@ mod tests {
             ),
             (
                 "goals_engagement",
-                json!({"site_id": "a", "metrics": ["visitors", "conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]], ["is", "visit:country", ["DK"]]]}),
+                json!({"site_id": "a", "metrics": ["visitors", "group_conversion_rate", "time_on_page", "scroll_depth"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Signup"]], ["is", "visit:country", ["DK"]]]}),
             ),
             (
                 "exit_pages",
