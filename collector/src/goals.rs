@@ -2,7 +2,7 @@
 //!
 //! A goal is a pageview of a path (with wildcards: `*` and `**` are any run of characters,
 //! `/` included, as Plausible reads them today), or a custom
-//! event by name, narrowed by property values if wanted. Each has a display name, which is
+//! event by name; either narrowed by up to three property values if wanted. Each has a display name, which is
 //! how the Stats API (`event:goal`) and the dashboard name it. Goals are kept as records
 //! (kind [`GOAL_KIND`]), so every store holds them the same way, and a query resolves them
 //! into filters on the events (see [`Goal::filter`]).
@@ -29,8 +29,12 @@ pub const MAX_GOAL_PROPS: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Rule {
-    /// A pageview of a path matching `path`.
-    Pageview { path: String },
+    /// A pageview of a path matching `path`, with each of `props`.
+    Pageview {
+        path: String,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        props: BTreeMap<String, String>,
+    },
     /// A custom event named `name` whose properties include each of `props`.
     Event {
         name: String,
@@ -87,29 +91,20 @@ impl NewGoal {
         };
         let rule = match text("type")?.as_deref() {
             Some("pageview") => {
-                if o.contains_key("name") || o.contains_key("props") {
-                    return invalid("a pageview goal has a `path`, not a `name` or `props`");
+                if o.contains_key("name") {
+                    return invalid("a pageview goal has a `path`, not a `name`");
                 }
                 Rule::Pageview {
                     path: text("path")?
                         .ok_or(GoalError::Invalid("a pageview goal needs a `path`".into()))?,
+                    props: props_of(o)?,
                 }
             }
             Some("event") => {
                 if o.contains_key("path") {
                     return invalid("an event goal has a `name`, not a `path`");
                 }
-                let props = match o.get("props") {
-                    None | Some(serde_json::Value::Null) => BTreeMap::new(),
-                    Some(serde_json::Value::Object(m)) => m
-                        .iter()
-                        .map(|(k, v)| match v {
-                            serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
-                            _ => invalid(format!("the value of property `{k}` must be a string")),
-                        })
-                        .collect::<Result<_, _>>()?,
-                    Some(_) => return invalid("`props` must be an object of strings"),
-                };
+                let props = props_of(o)?;
                 Rule::Event {
                     name: text("name")?
                         .ok_or(GoalError::Invalid("an event goal needs a `name`".into()))?,
@@ -139,11 +134,40 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, GoalError> {
     Err(GoalError::Invalid(msg.into()))
 }
 
+/// A JSON goal's `props`: an object of strings, or none.
+fn props_of(
+    o: &serde_json::Map<String, serde_json::Value>,
+) -> Result<BTreeMap<String, String>, GoalError> {
+    match o.get("props") {
+        None | Some(serde_json::Value::Null) => Ok(BTreeMap::new()),
+        Some(serde_json::Value::Object(m)) => m
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => invalid(format!("the value of property `{k}` must be a string")),
+            })
+            .collect(),
+        Some(_) => invalid("`props` must be an object of strings"),
+    }
+}
+
+/// Checks a goal's property conditions.
+fn check_props(props: &BTreeMap<String, String>) -> Result<(), GoalError> {
+    if props.len() > MAX_GOAL_PROPS {
+        return invalid(format!("at most {MAX_GOAL_PROPS} property conditions"));
+    }
+    for (k, v) in props {
+        text("a property name", k, 300)?;
+        text(&format!("the value of property `{k}`"), v, 2000)?;
+    }
+    Ok(())
+}
+
 /// Plausible's default display name: `Visit /path` for a pageview goal, the event's name for
 /// an event goal.
 pub fn default_name(rule: &Rule) -> String {
     match rule {
-        Rule::Pageview { path } => format!("Visit {path}"),
+        Rule::Pageview { path, .. } => format!("Visit {path}"),
         Rule::Event { name, .. } => name.clone(),
     }
 }
@@ -164,14 +188,15 @@ fn text(what: &str, s: &str, max: usize) -> Result<(), GoalError> {
 /// Checks a new goal and gives it its final shape (display name, trimmed values).
 pub fn validate(new: NewGoal) -> Result<(String, Rule, Option<String>), GoalError> {
     let rule = match new.rule {
-        Rule::Pageview { path } => {
+        Rule::Pageview { path, props } => {
             let mut path = path.trim().to_string();
             text("the path", &path, MAX_PATTERN_CHARS)?;
             // As Plausible does: a path without its leading slash gets one.
             if !path.starts_with('/') {
                 path.insert(0, '/');
             }
-            Rule::Pageview { path }
+            check_props(&props)?;
+            Rule::Pageview { path, props }
         }
         Rule::Event { name, props } => {
             let name = name.trim().to_string();
@@ -181,13 +206,7 @@ pub fn validate(new: NewGoal) -> Result<(String, Rule, Option<String>), GoalErro
                     "`{name}` is not a custom event: make a pageview goal of a path instead"
                 ));
             }
-            if props.len() > MAX_GOAL_PROPS {
-                return invalid(format!("at most {MAX_GOAL_PROPS} property conditions"));
-            }
-            for (k, v) in &props {
-                text("a property name", k, 300)?;
-                text(&format!("the value of property `{k}`"), v, 2000)?;
-            }
+            check_props(&props)?;
             Rule::Event { name, props }
         }
     };
@@ -289,8 +308,8 @@ pub fn path_regex(pattern: &str) -> String {
 impl Goal {
     /// The events that complete the goal, as a filter.
     pub fn filter(&self) -> Filter {
-        match &self.rule {
-            Rule::Pageview { path } => {
+        let (name, page, props) = match &self.rule {
+            Rule::Pageview { path, props } => {
                 let page = if path.contains('*') {
                     Filter::Match {
                         op: Op::Matches,
@@ -304,43 +323,33 @@ impl Goal {
                         values: vec![path.clone()],
                     }
                 };
-                Filter::And(vec![
-                    Filter::Match {
-                        op: Op::Is,
-                        field: Field::Column(Property::Name),
-                        values: vec!["pageview".into()],
-                    },
-                    page,
-                ])
+                ("pageview", Some(page), props)
             }
-            Rule::Event { name, props } => {
-                let mut all = vec![Filter::Match {
-                    op: Op::Is,
-                    field: Field::Column(Property::Name),
-                    values: vec![name.clone()],
-                }];
-                all.extend(props.iter().map(|(k, v)| Filter::Match {
-                    op: Op::Is,
-                    field: Field::Prop(k.clone()),
-                    values: vec![v.clone()],
-                }));
-                Filter::And(all)
-            }
-        }
+            Rule::Event { name, props } => (name.as_str(), None, props),
+        };
+        let mut all = vec![Filter::Match {
+            op: Op::Is,
+            field: Field::Column(Property::Name),
+            values: vec![name.to_string()],
+        }];
+        all.extend(page);
+        all.extend(props.iter().map(|(k, v)| Filter::Match {
+            op: Op::Is,
+            field: Field::Prop(k.clone()),
+            values: vec![v.clone()],
+        }));
+        Filter::And(all)
     }
 
     /// How `footfall goal list` shows it.
     pub fn describe(&self) -> String {
-        let what = match &self.rule {
-            Rule::Pageview { path } => format!("pageview {path}"),
-            Rule::Event { name, props } => {
-                let mut s = format!("event {name}");
-                for (k, v) in props {
-                    s.push_str(&format!(" {k}={v}"));
-                }
-                s
-            }
+        let (mut what, props) = match &self.rule {
+            Rule::Pageview { path, props } => (format!("pageview {path}"), props),
+            Rule::Event { name, props } => (format!("event {name}"), props),
         };
+        for (k, v) in props {
+            what.push_str(&format!(" {k}={v}"));
+        }
         let currency = self
             .currency
             .as_deref()
@@ -374,9 +383,37 @@ mod tests {
     }
 
     #[test]
+    fn a_pageview_goal_with_properties_keeps_pageviews_with_them() {
+        let goal = Goal {
+            id: 1,
+            site_id: 1,
+            display_name: "Visit /pricing".into(),
+            rule: Rule::Pageview {
+                path: "/pricing".into(),
+                props: [("author".to_string(), "ann".to_string())].into(),
+            },
+            currency: None,
+            created_at: 0,
+        };
+        let Filter::And(all) = goal.filter() else {
+            panic!("{:?}", goal.filter())
+        };
+        assert_eq!(all.len(), 3);
+        assert!(all.contains(&Filter::Match {
+            op: Op::Is,
+            field: Field::Prop("author".into()),
+            values: vec!["ann".into()],
+        }));
+        assert!(goal.describe().ends_with("pageview /pricing author=ann"));
+    }
+
+    #[test]
     fn goals_are_checked() {
         let page = |p: &str| NewGoal {
-            rule: Rule::Pageview { path: p.into() },
+            rule: Rule::Pageview {
+                path: p.into(),
+                props: BTreeMap::new(),
+            },
             display_name: None,
             currency: None,
         };

@@ -383,6 +383,18 @@ impl TestStore {
         env
     }
 
+    /// The site named `domain` (it must exist).
+    pub async fn site(&self, domain: &str) -> footfall::store::Site {
+        self.store
+            .meta()
+            .sites()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.domain == domain)
+            .unwrap_or_else(|| panic!("no site {domain}"))
+    }
+
     /// Every stored event of every site, in time order. On DuckDB, while a `footfall`
     /// process holds the events file, they are read from a copy of it (and its log).
     pub async fn events(&self) -> Vec<EventRow> {
@@ -627,6 +639,20 @@ pub fn footfall_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The number next to `word` in an import's summary line (`imported 12`, `asset 3`, `read
+/// 40 lines`); 0 when the summary does not name it.
+pub fn summary_figure(summary: &str, word: &str) -> u64 {
+    summary
+        .split([',', ':', ';', '(', ')'])
+        .find_map(|part| {
+            let part = part.trim();
+            part.strip_prefix(word)
+                .or_else(|| part.strip_suffix(word).map(|p| p.trim()))
+                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Runs `footfall ARGS` with exactly `env` (nothing else of the test's environment), as a

@@ -354,19 +354,6 @@ fn corpus_user_agent_accuracy() {
     );
 }
 
-/// The figure after `word` in an import's summary line (`imported 12`, `asset 3`).
-fn summary_figure(summary: &str, word: &str) -> u64 {
-    summary
-        .split([',', ':', ';', '(', ')'])
-        .find_map(|part| {
-            let part = part.trim();
-            part.strip_prefix(word)
-                .or_else(|| part.strip_suffix(word).map(|p| p.trim()))
-                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// A real nginx log of one day (rhit's test data: 33,469 lines, with socket.io polling, JSON
 /// APIs, webhooks, scanners sending binary junk, crawlers and HTTP clients) imported as a
 /// user would, against the counts of `scripts/count_access_log.py`, which reads the log by the
@@ -403,28 +390,22 @@ async fn corpus_public_access_log() {
         "/json/*",
         log.to_str().unwrap(),
     ]);
-    let got = |k: &str| summary_figure(&out, k);
+    let got = |k: &str| footfall_tests::summary_figure(&out, k);
     println!("access-log: {}", out.lines().next().unwrap_or_default());
     println!("access-log: reason | independent count | footfall");
-    for reason in [
+    let reasons = [
         "malformed",
         "not_get",
         "not_success",
         "endpoint",
         "asset",
         "excluded",
-    ] {
+    ];
+    for reason in reasons {
         println!("access-log: {reason} | {} | {}", count(reason), got(reason));
     }
     assert_eq!(got("read"), count("lines"), "{out}");
-    for reason in [
-        "malformed",
-        "not_get",
-        "not_success",
-        "endpoint",
-        "asset",
-        "excluded",
-    ] {
+    for reason in reasons {
         assert_eq!(got(reason), count(reason), "{reason}: {out}");
     }
     // Every request for a page is either imported or dropped by the pipeline.
@@ -460,15 +441,7 @@ async fn corpus_public_access_log() {
         pipeline_dropped
     );
     assert_eq!(pipeline_dropped, count("bots"), "{out}");
-    let site = t
-        .store
-        .meta()
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.domain == "dystroy.org")
-        .unwrap();
+    let site = t.site("dystroy.org").await;
     let policy = footfall::query::run::Policy {
         now: chrono::Utc::now(),
         raw_retention_days: 30,

@@ -474,15 +474,7 @@ async fn a_property_gives_the_counts_of_its_reports(b: Backend) {
     assert_eq!(log.iter().filter(|l| *l == "429").count(), 1);
     assert!(log.contains(&"page pagePath 12".to_string()), "{log:?}");
 
-    let site = t
-        .store
-        .meta()
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.domain == "example.org")
-        .unwrap();
+    let site = t.site("example.org").await;
     let range = json!([days[0].to_string(), days[4].to_string()]);
     let q = |dims: Value, metrics: Value| {
         json!({"site_id": "example.org", "metrics": metrics, "date_range": range,

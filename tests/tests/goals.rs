@@ -2,8 +2,9 @@
 //! (`event:goal` as a dimension and a filter, `conversion_rate`, `group_conversion_rate`),
 //! against counts the test makes itself from the visit sequences it generated: which visitors
 //! completed each goal (a pageview of a matching path, or the event with the property value),
-//! how many times, how many visitors each source brought, and the revenue they paid in each
-//! currency (`total_revenue`, `average_revenue`).
+//! how many times, how many visitors each source brought, the revenue they paid in each
+//! currency (`total_revenue`, `average_revenue`), and which visits did or did not do
+//! something (`has_done`, `has_not_done`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -119,6 +120,21 @@ async fn ask(t: &TestStore, site: &Site, q: Value) -> Result<Value, RunError> {
     run(t.store.as_ref(), site, &parsed, &policy).await
 }
 
+/// An answer's rows: the first dimension's value → the metrics.
+fn by_dimension(answer: &Value) -> BTreeMap<String, Value> {
+    answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["dimensions"][0].as_str().unwrap().to_string(),
+                r["metrics"].clone(),
+            )
+        })
+        .collect()
+}
+
 fn rate(part: usize, whole: usize) -> f64 {
     if whole == 0 {
         return 0.0;
@@ -169,15 +185,7 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         "{listed}"
     );
 
-    let site = t
-        .store
-        .meta()
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.domain == "example.org")
-        .unwrap();
+    let site = t.site("example.org").await;
     let day = Utc::now().date_naive() - Duration::days(1);
     let start = day.and_hms_opt(8, 0, 0).unwrap().and_utc().timestamp() as u32;
     let generated = generate();
@@ -226,17 +234,7 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
     )
     .await
     .unwrap();
-    let got: BTreeMap<String, Value> = answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["dimensions"][0].as_str().unwrap().to_string(),
-                r["metrics"].clone(),
-            )
-        })
-        .collect();
+    let got = by_dimension(&answer);
     let want: BTreeMap<String, Value> = GOALS
         .iter()
         .filter(|g| converted.contains_key(*g))
@@ -267,17 +265,7 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
     )
     .await
     .unwrap();
-    let got: BTreeMap<String, Value> = answer["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["dimensions"][0].as_str().unwrap().to_string(),
-                r["metrics"].clone(),
-            )
-        })
-        .collect();
+    let got = by_dimension(&answer);
     let want: BTreeMap<String, Value> = SOURCES
         .iter()
         .filter_map(|s| {
@@ -420,6 +408,57 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         "no_revenue_goals_matching"
     );
 
+    // Behaviour: the visits (here one per visitor) that did, or did not, do something.
+    let pageviews_of = |who: &BTreeSet<u64>| {
+        generated
+            .iter()
+            .filter(|e| e.name == "pageview" && who.contains(&e.visitor))
+            .count()
+    };
+    let signed = &converted["Signup"];
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors", "pageviews"], "date_range": range,
+               "filters": [["has_done", ["is", "event:goal", ["Signup"]]]]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        answer["results"][0]["metrics"],
+        json!([signed.len(), pageviews_of(signed)]),
+        "{answer}"
+    );
+    let bought: BTreeSet<u64> = generated
+        .iter()
+        .filter(|e| e.name == "Purchase")
+        .map(|e| e.visitor)
+        .collect();
+    let never: BTreeSet<u64> = all_visitors.difference(&bought).copied().collect();
+    let answer = ask(
+        &t,
+        &site,
+        json!({"site_id": "example.org", "metrics": ["visitors", "pageviews"], "date_range": range,
+               "dimensions": ["visit:source"],
+               "filters": [["has_not_done", ["is", "event:name", ["Purchase"]]]]}),
+    )
+    .await
+    .unwrap();
+    let got = by_dimension(&answer);
+    let want: BTreeMap<String, Value> = SOURCES
+        .iter()
+        .map(|s| {
+            let who: BTreeSet<u64> = never
+                .iter()
+                .copied()
+                .filter(|v| generated.iter().any(|e| e.visitor == *v && e.source == *s))
+                .collect();
+            (s.to_string(), json!([who.len(), pageviews_of(&who)]))
+        })
+        .filter(|(_, m)| m[0] != json!(0))
+        .collect();
+    assert_eq!(got, want, "{answer}");
+
     // Mistakes are named.
     for (q, reason) in [
         (
@@ -440,6 +479,11 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
             json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
                    "filters": [["is_not", "event:goal", ["Signup"]]]}),
             "only the `is` and `contains` operators",
+        ),
+        (
+            json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+                   "filters": [["has_done", ["is", "visit:source", ["Google"]]]]}),
+            "can only be used with event dimension filters",
         ),
         (
             json!({"site_id": "example.org", "metrics": ["group_conversion_rate"],

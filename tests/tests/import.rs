@@ -321,18 +321,7 @@ fn import(t: &TestStore, files: &[&Path]) -> String {
     footfall(&t.env(), &args).0
 }
 
-/// The number after `word` in the summary line.
-fn figure(summary: &str, word: &str) -> u64 {
-    summary
-        .split([',', ':', ';', '(', ')'])
-        .find_map(|part| {
-            let part = part.trim();
-            part.strip_prefix(word)
-                .or_else(|| part.strip_suffix(word).map(|p| p.trim()))
-                .and_then(|rest| rest.trim().split(' ').next()?.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use footfall_tests::summary_figure as figure;
 
 async fn ask(t: &TestStore, site: &Site, q: Value) -> Value {
     let policy = Policy {
@@ -394,14 +383,7 @@ async fn google_visits(t: &TestStore, site: &Site, first: NaiveDate, last: Naive
 }
 
 async fn site(t: &TestStore) -> Site {
-    t.store
-        .meta()
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.domain == "example.org")
-        .unwrap()
+    t.site("example.org").await
 }
 
 async fn an_access_log_gives_the_counts_of_its_lines(b: Backend) {

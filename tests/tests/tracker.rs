@@ -573,5 +573,54 @@ async fn official_plausible_tracker_from_npm_is_stored_the_same() {
         "{}",
         engagement.engagement_ms
     );
+    // What the tracker sent, as goals and revenue in the Stats API.
+    let site = s.t.site("shop.test").await;
+    for (rule, currency) in [
+        (
+            footfall::goals::Rule::Event {
+                name: "Signup".into(),
+                props: [("plan".to_string(), "team".to_string())].into(),
+            },
+            Some("USD".to_string()),
+        ),
+        (
+            footfall::goals::Rule::Pageview {
+                path: "/plausible*".into(),
+                props: Default::default(),
+            },
+            None,
+        ),
+    ] {
+        let new = footfall::goals::NewGoal {
+            rule,
+            display_name: None,
+            currency,
+        };
+        footfall::goals::add(s.t.store.as_ref(), site.id, new, 0)
+            .await
+            .unwrap();
+    }
+    let q = footfall::query::model::parse(&json!({"site_id": "shop.test",
+        "metrics": ["visitors", "events", "total_revenue"], "date_range": "day",
+        "dimensions": ["event:goal"], "order_by": [["events", "desc"]]}))
+    .unwrap();
+    let policy = footfall::query::run::Policy {
+        now: chrono::Utc::now(),
+        raw_retention_days: 30,
+        deadline: footfall::store::Deadline::after(Duration::from_secs(60)),
+        sample_threshold: 0,
+    };
+    let answer = footfall::query::run::run(s.t.store.as_ref(), &site, &q, &policy)
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["results"],
+        json!([
+            {"dimensions": ["Visit /plausible*"], "metrics": [1, 2, null]},
+            {"dimensions": ["Signup"], "metrics": [1, 1,
+                {"value": 10.5, "currency": "USD", "short": "$10.5", "long": "$10.50"}]},
+        ]),
+        "{answer}"
+    );
     s.finish("tracker_plausible").await;
 }

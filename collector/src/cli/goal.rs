@@ -39,8 +39,8 @@ pub struct AddArgs {
     /// A custom event goal: the event's name, e.g. `Signup` or `Outbound Link: Click`.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
-    /// Only events with this property value (`key=value`); may be repeated.
-    #[arg(long = "prop", value_name = "KEY=VALUE", requires = "event")]
+    /// Only events with this property value (`key=value`); may be repeated (at most 3).
+    #[arg(long = "prop", value_name = "KEY=VALUE")]
     pub props: Vec<String>,
     /// How answers name the goal (default: `Visit PATH`, or the event's name).
     #[arg(long, value_name = "NAME")]
@@ -55,22 +55,20 @@ pub async fn run(config: &Config, cmd: GoalCommand) -> anyhow::Result<()> {
     match cmd {
         GoalCommand::Add(args) => {
             let site = crate::import::site_named(store.as_ref(), &args.site).await?;
+            let mut props = BTreeMap::new();
+            for p in &args.props {
+                let Some((k, v)) = p.split_once('=') else {
+                    anyhow::bail!("--prop `{p}` must be KEY=VALUE");
+                };
+                anyhow::ensure!(
+                    props.insert(k.trim().to_string(), v.to_string()).is_none(),
+                    "--prop `{}` is given twice",
+                    k.trim()
+                );
+            }
             let rule = match (args.page, args.event) {
-                (Some(path), None) => Rule::Pageview { path },
-                (None, Some(name)) => {
-                    let mut props = BTreeMap::new();
-                    for p in &args.props {
-                        let Some((k, v)) = p.split_once('=') else {
-                            anyhow::bail!("--prop `{p}` must be KEY=VALUE");
-                        };
-                        anyhow::ensure!(
-                            props.insert(k.trim().to_string(), v.to_string()).is_none(),
-                            "--prop `{}` is given twice",
-                            k.trim()
-                        );
-                    }
-                    Rule::Event { name, props }
-                }
+                (Some(path), None) => Rule::Pageview { path, props },
+                (None, Some(name)) => Rule::Event { name, props },
                 _ => anyhow::bail!("give either --page or --event"),
             };
             let goal = crate::goals::add(

@@ -231,7 +231,7 @@ fn check_patterns(filters: &[Filter]) -> Result<(), QueryError> {
             } => out.extend(values.iter().map(String::as_str)),
             Filter::Match { .. } => {}
             Filter::And(list) | Filter::Or(list) => list.iter().for_each(|f| collect(f, out)),
-            Filter::Not(inner) => collect(inner, out),
+            Filter::Not(inner) | Filter::Behaviour { inner, .. } => collect(inner, out),
         }
     }
     let mut patterns = Vec::new();
@@ -306,6 +306,13 @@ pub enum Filter {
     And(Vec<Filter>),
     Or(Vec<Filter>),
     Not(Box<Filter>),
+    /// `has_done` (`done`) / `has_not_done`: the events of visits that have (or have not),
+    /// within the query's range, an event the inner filter keeps. The inner filter reads
+    /// `event:` properties only.
+    Behaviour {
+        done: bool,
+        inner: Box<Filter>,
+    },
 }
 
 /// A date range as the client named it.
@@ -550,19 +557,33 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
     })
 }
 
-/// Whether an `event:goal` filter sits inside `and`, `or` or `not`.
+/// Whether an `event:goal` filter sits inside `and`, `or` or `not` (inside `has_done` it may).
 fn nests_goal(f: &Filter) -> bool {
     fn any_goal(f: &Filter) -> bool {
         match f {
             Filter::Match { field, .. } => *field == Field::Goal,
             Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
             Filter::Not(f) => any_goal(f),
+            Filter::Behaviour { .. } => false,
         }
     }
     match f {
-        Filter::Match { .. } => false,
+        Filter::Match { .. } | Filter::Behaviour { .. } => false,
         Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
         Filter::Not(f) => any_goal(f),
+    }
+}
+
+/// Whether a filter reads only `event:` properties (what `has_done` may wrap).
+fn events_only(f: &Filter) -> bool {
+    match f {
+        Filter::Match { field, .. } => match field {
+            Field::Column(p) => !p.per_visit(),
+            Field::Prop(_) | Field::Goal => true,
+        },
+        Filter::And(l) | Filter::Or(l) => l.iter().all(events_only),
+        Filter::Not(f) => events_only(f),
+        Filter::Behaviour { .. } => false,
     }
 }
 
@@ -774,9 +795,25 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
             }
             Ok(Filter::Match { op, field, values })
         }
-        "has_done" | "has_not_done" => err(format!("filter operator `{op}` is not supported yet")),
+        "has_done" | "has_not_done" => {
+            let [_, inner] = list.as_slice() else {
+                return err(format!(
+                    "`{op}` takes one filter: [\"{op}\", [\"is\", \"event:name\", [\"Signup\"]]]"
+                ));
+            };
+            let inner = parse_filter(inner, count)?;
+            if !events_only(&inner) {
+                return err(format!(
+                    "Invalid filters. Behavioral filters (`{op}`) can only be used with event dimension filters, and cannot be nested."
+                ));
+            }
+            Ok(Filter::Behaviour {
+                done: op == "has_done",
+                inner: Box::new(inner),
+            })
+        }
         other => err(format!(
-            "unknown filter operator `{other}`; expected is, is_not, contains, contains_not, matches, matches_not, and, or, not"
+            "unknown filter operator `{other}`; expected is, is_not, contains, contains_not, matches, matches_not, and, or, not, has_done, has_not_done"
         )),
     }
 }

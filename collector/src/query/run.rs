@@ -499,6 +499,63 @@ fn any_goal(goals: &[&Goal]) -> Filter {
     }
 }
 
+/// The filter an `event:goal` filter (`op`, `values`) stands for, and the goals it chooses.
+/// An `is` naming a goal the site does not have is a mistake; a `contains` that chooses none
+/// keeps nothing.
+fn goal_filter<'a>(
+    op: Op,
+    values: &[String],
+    goals: &'a [Goal],
+) -> Result<(Filter, Vec<&'a Goal>), RunError> {
+    if !matches!(op, Op::Is | Op::Contains) {
+        return Err(RunError::Query(QueryError(
+            "only the `is` and `contains` operators are valid for `event:goal`".into(),
+        )));
+    }
+    if op == Op::Is
+        && let Some(missing) = values
+            .iter()
+            .find(|v| !goals.iter().any(|g| g.display_name == **v))
+    {
+        return Err(RunError::Query(QueryError(format!(
+            "Invalid filters. The goal `{missing}` is not configured for this site (`footfall goal list` shows its goals)."
+        ))));
+    }
+    let chosen: Vec<&Goal> = goals
+        .iter()
+        .filter(|g| goal_chosen(op, &g.display_name, values))
+        .collect();
+    Ok((any_goal(&chosen), chosen))
+}
+
+/// `f` with the `event:goal` filters inside its `has_done` / `has_not_done` resolved into
+/// filters on the events (they are not goal filters of the query).
+fn goals_within(f: &Filter, goals: &[Goal]) -> Result<Filter, RunError> {
+    Ok(match f {
+        Filter::Match {
+            op,
+            field: Field::Goal,
+            values,
+        } => goal_filter(*op, values, goals)?.0,
+        Filter::Match { .. } => f.clone(),
+        Filter::And(l) => Filter::And(
+            l.iter()
+                .map(|f| goals_within(f, goals))
+                .collect::<Result<_, _>>()?,
+        ),
+        Filter::Or(l) => Filter::Or(
+            l.iter()
+                .map(|f| goals_within(f, goals))
+                .collect::<Result<_, _>>()?,
+        ),
+        Filter::Not(inner) => Filter::Not(Box::new(goals_within(inner, goals)?)),
+        Filter::Behaviour { done, inner } => Filter::Behaviour {
+            done: *done,
+            inner: Box::new(goals_within(inner, goals)?),
+        },
+    })
+}
+
 /// Why revenue metrics are null: Plausible's codes, with our own words.
 const NO_REVENUE_GOALS: (&str, &str) = (
     "no_revenue_goals_matching",
@@ -528,15 +585,14 @@ async fn resolve_goals(store: &dyn Store, site: &Site, q: &Query) -> Result<Reso
         .dimensions
         .iter()
         .position(|d| *d == Dimension::Field(Field::Goal));
-    let filtered = q.filters.iter().any(|f| {
-        matches!(
-            f,
-            Filter::Match {
-                field: Field::Goal,
-                ..
-            }
-        )
-    });
+    fn reads_goal(f: &Filter) -> bool {
+        match f {
+            Filter::Match { field, .. } => *field == Field::Goal,
+            Filter::And(l) | Filter::Or(l) => l.iter().any(reads_goal),
+            Filter::Not(f) | Filter::Behaviour { inner: f, .. } => reads_goal(f),
+        }
+    }
+    let filtered = q.filters.iter().any(reads_goal);
     let revenue = q
         .metrics
         .iter()
@@ -561,23 +617,10 @@ async fn resolve_goals(store: &dyn Store, site: &Site, q: &Query) -> Result<Reso
             values,
         } = f
         else {
-            out.filters.push(f.clone());
+            out.filters.push(goals_within(f, &goals)?);
             continue;
         };
-        if *op == Op::Is
-            && let Some(missing) = values
-                .iter()
-                .find(|v| !goals.iter().any(|g| g.display_name == **v))
-        {
-            return Err(RunError::Query(QueryError(format!(
-                "Invalid filters. The goal `{missing}` is not configured for this site (`footfall goal list` shows its goals)."
-            ))));
-        }
-        let chosen: Vec<&Goal> = goals
-            .iter()
-            .filter(|g| goal_chosen(*op, &g.display_name, values))
-            .collect();
-        let any = any_goal(&chosen);
+        let (any, chosen) = goal_filter(*op, values, &goals)?;
         chosen_all.retain(|g| chosen.contains(g));
         out.resolved_goals.push(any.clone());
         out.filters.push(any);

@@ -81,6 +81,8 @@ pub struct Plan {
 
 struct Builder {
     dialect: Dialect,
+    /// The site the statement reads (for subqueries that need it again).
+    site_id: u32,
     binds: Vec<Bind>,
     /// The statement's UTC range, for subqueries that need it again.
     range: (i64, i64),
@@ -97,6 +99,8 @@ fn reads_exit_page(f: &Filter) -> bool {
         Filter::Match { field, .. } => *field == Field::Column(Property::ExitPage),
         Filter::And(l) | Filter::Or(l) => l.iter().any(reads_exit_page),
         Filter::Not(f) => reads_exit_page(f),
+        // Its inner filter reads the events of its own subquery.
+        Filter::Behaviour { .. } => false,
     }
 }
 
@@ -242,6 +246,20 @@ impl Builder {
             Filter::And(list) => self.join(list, " AND "),
             Filter::Or(list) => self.join(list, " OR "),
             Filter::Not(inner) => format!("NOT ({})", self.filter(inner)),
+            Filter::Behaviour { done, inner } => {
+                // The visits of the range with such an event (no sample: the visit decides).
+                let (from, to) = self.range;
+                let site = self.int(i64::from(self.site_id));
+                let (from, to) = (self.instant(from), self.instant(to));
+                let visits = self.visits;
+                self.visits = false;
+                let cond = self.filter(inner);
+                self.visits = visits;
+                let not = if *done { "" } else { "NOT " };
+                format!(
+                    "session_id {not}IN (SELECT session_id FROM events WHERE site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name != 'engagement' AND ({cond}))"
+                )
+            }
         }
     }
 
@@ -418,9 +436,34 @@ fn event_level(
     dims: &[Dimension],
     at: At,
 ) -> Statement {
+    flat(dialect, sample, exit, filters, dims, at, |_| {
+        vec![
+            match dialect {
+                Dialect::Sqlite | Dialect::DuckDb => {
+                    "COUNT(DISTINCT visitor_id) AS visitors".into()
+                }
+                Dialect::ClickHouse => "uniqExact(visitor_id) AS visitors".into(),
+            },
+            "SUM(name = 'pageview') AS pageviews".into(),
+            "COUNT(*) AS events".into(),
+        ]
+    })
+}
+
+/// One level of aggregates (`counts`) over the events that `filters` keep, grouped by `dims`.
+fn flat(
+    dialect: Dialect,
+    sample: Sample,
+    exit: bool,
+    filters: &[&Filter],
+    dims: &[Dimension],
+    at: At,
+    counts: impl FnOnce(&mut Builder) -> Vec<String>,
+) -> Statement {
     let At { site_id, tz, span } = at;
     let mut b = Builder {
         dialect,
+        site_id,
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
@@ -431,12 +474,7 @@ fn event_level(
         .enumerate()
         .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
         .collect();
-    select.push(match dialect {
-        Dialect::Sqlite | Dialect::DuckDb => "COUNT(DISTINCT visitor_id) AS visitors".into(),
-        Dialect::ClickHouse => "uniqExact(visitor_id) AS visitors".into(),
-    });
-    select.push("SUM(name = 'pageview') AS pageviews".into());
-    select.push("COUNT(*) AS events".into());
+    select.extend(counts(&mut b));
     let from_clause = b.from(exit, site_id, span, filters, false);
     let where_clause = b.where_clause(site_id, span, filters, false);
     let sql = format!(
@@ -480,6 +518,7 @@ fn nested(
     let At { site_id, tz, span } = at;
     let mut b = Builder {
         dialect,
+        site_id,
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
@@ -583,35 +622,17 @@ fn revenue_level(
     at: At,
     currency: &str,
 ) -> Statement {
-    let At { site_id, tz, span } = at;
-    let mut b = Builder {
-        dialect,
-        binds: Vec::new(),
-        range: (span.from, span.to),
-        visits: false,
-        sample,
-    };
-    let mut select: Vec<String> = dims
-        .iter()
-        .enumerate()
-        .map(|(i, d)| format!("{} AS d{i}", b.dimension(d, tz, span)))
-        .collect();
-    let c = b.text(currency);
-    select.push(format!(
-        "SUM(CASE WHEN revenue_currency = {c} THEN revenue_micros ELSE 0 END) AS revenue"
-    ));
-    let c = b.text(currency);
-    select.push(format!(
-        "SUM(CASE WHEN revenue_currency = {c} AND revenue_micros <> 0 THEN 1 ELSE 0 END) AS revenue_events"
-    ));
-    let from_clause = b.from(exit, site_id, span, filters, false);
-    let where_clause = b.where_clause(site_id, span, filters, false);
-    let sql = format!(
-        "SELECT {} FROM {from_clause} {where_clause}{}",
-        select.join(", "),
-        group_by(dims.len())
-    );
-    b.finish(duckdb_labels(dialect, dims, sql))
+    flat(dialect, sample, exit, filters, dims, at, |b| {
+        let c = b.text(currency);
+        let total = format!(
+            "SUM(CASE WHEN revenue_currency = {c} THEN revenue_micros ELSE 0 END) AS revenue"
+        );
+        let c = b.text(currency);
+        let paid = format!(
+            "SUM(CASE WHEN revenue_currency = {c} AND revenue_micros <> 0 THEN 1 ELSE 0 END) AS revenue_events"
+        );
+        vec![total, paid]
+    })
 }
 
 /// How many events (of every kind) a site has with `from <= timestamp < to` (UTC seconds).
@@ -619,6 +640,7 @@ fn revenue_level(
 pub fn count_events(dialect: Dialect, site_id: u32, from: i64, to: i64) -> Statement {
     let mut b = Builder {
         dialect,
+        site_id,
         binds: Vec::new(),
         range: (from, to),
         visits: false,
@@ -737,6 +759,7 @@ pub fn visit_level(q: &Query) -> bool {
             }
             Filter::And(l) | Filter::Or(l) => l.iter().all(visit_filter),
             Filter::Not(f) => visit_filter(f),
+            Filter::Behaviour { .. } => false,
         }
     }
     q.metrics
@@ -772,6 +795,7 @@ pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -
     let day = span.first_day;
     let mut b = Builder {
         dialect,
+        site_id,
         binds: Vec::new(),
         range: (span.from, span.to),
         visits: false,
@@ -875,6 +899,7 @@ pub fn read_visits(
 ) -> Statement {
     let mut b = Builder {
         dialect,
+        site_id,
         binds: Vec::new(),
         range: (0, 0),
         visits: true,
