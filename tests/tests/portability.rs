@@ -32,6 +32,8 @@ fn schema_and_statements_run_on_current_clickhouse() {
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "bounce_rate", "visit_duration", "percentage"], "date_range": "30d", "dimensions": ["visit:exit_page", "time:week"], "filters": [["is", "visit:source", ["Google"]], ["not", ["contains", "visit:entry_page", ["/x"]]], ["matches", "visit:browser", ["^Fire"]]]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "6mo", "dimensions": ["time:week"]}),
         serde_json::json!({"site_id": "a", "metrics": ["visits"], "date_range": "12mo", "dimensions": ["time:month"]}),
+        // Visits that did one thing and not another.
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "visits", "bounce_rate"], "date_range": "7d", "dimensions": ["visit:source"], "filters": [["has_done", ["is", "event:name", ["Signup"]]], ["has_not_done", ["or", [["matches", "event:page", ["^/x"]], ["is", "event:props:plan", ["free"]]]]]]}),
         // A goal's conversions per page with their revenue (the currency is set as goals are
         // resolved).
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "group_conversion_rate", "total_revenue", "average_revenue"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Purchase"]], ["is", "event:props:plan", ["premium"]]]}),
