@@ -154,8 +154,39 @@ async fn ask(s: &Side, key: &str, q: &serde_json::Value) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The goals of every site: pages, the sign-ups (with their revenue), one plan's sign-ups.
+fn goals() -> Vec<footfall::goals::NewGoal> {
+    use footfall::goals::{NewGoal, Rule};
+    vec![
+        NewGoal {
+            rule: Rule::Pageview {
+                path: "/p1*".into(),
+                props: Default::default(),
+            },
+            display_name: None,
+            currency: None,
+        },
+        NewGoal {
+            rule: Rule::Event {
+                name: "Signup".into(),
+                props: Default::default(),
+            },
+            display_name: None,
+            currency: Some("EUR".into()),
+        },
+        NewGoal {
+            rule: Rule::Event {
+                name: "Signup".into(),
+                props: [("plan".to_string(), "p1".to_string())].into(),
+            },
+            display_name: Some("Signup p1".into()),
+            currency: None,
+        },
+    ]
+}
+
 /// Stats API questions over the whole run: totals, every kind of breakdown, time series,
-/// filters, and a custom event's properties.
+/// filters, a custom event's properties, and goals.
 fn questions(domain: &str) -> Vec<serde_json::Value> {
     use serde_json::json;
     let range = json!(["2026-11-16", "2026-11-21"]);
@@ -189,6 +220,11 @@ fn questions(domain: &str) -> Vec<serde_json::Value> {
         out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "pageviews", "bounce_rate"], "date_range": range, "dimensions": [dimension], "order_by": [["visitors", "desc"], [dimension, "asc"]]}));
     }
     out.push(json!({"site_id": domain, "metrics": ["visitors", "events", "conversion_rate"], "date_range": range, "dimensions": ["event:props:plan"], "filters": [["is", "event:name", ["Signup"]]], "order_by": [["visitors", "desc"], ["event:props:plan", "asc"]]}));
+    // Goals, their conversion rates and revenue, and what visits did.
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "events", "conversion_rate", "total_revenue"], "date_range": range, "dimensions": ["event:goal"], "order_by": [["visitors", "desc"], ["event:goal", "asc"]]}));
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "conversion_rate", "group_conversion_rate", "average_revenue"], "date_range": range, "dimensions": ["visit:source"], "filters": [["is", "event:goal", ["Signup"]]], "order_by": [["visitors", "desc"], ["visit:source", "asc"]]}));
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "pageviews"], "date_range": range, "dimensions": ["visit:device"], "filters": [["has_done", ["is", "event:goal", ["Signup"]]]], "order_by": [["visitors", "desc"], ["visit:device", "asc"]]}));
+    out.push(json!({"site_id": domain, "metrics": ["visitors", "bounce_rate"], "date_range": range, "filters": [["has_not_done", ["contains", "event:goal", ["Visit"]]]]}));
     out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "visit_duration"], "date_range": range, "dimensions": ["visit:device"], "filters": [["is_not", "visit:country", ["DK"]], ["contains", "event:page", ["/p1"]]], "order_by": [["visitors", "desc"], ["visit:device", "asc"]]}));
     // Visit-level questions, which closed days answer from their visit rows.
     out.push(json!({"site_id": domain, "metrics": ["visitors", "visits", "bounce_rate", "visit_duration"], "date_range": range, "dimensions": ["visit:exit_page"], "filters": [["is_not", "visit:country", ["DK"]]], "order_by": [["visitors", "desc"], ["visit:exit_page", "asc"]]}));
@@ -261,6 +297,11 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
         for s in [&a, &b, &c, &d] {
             settle(s).await;
             s.t.store.meta().add_api_key(&key.record).await.unwrap();
+            for goal in goals() {
+                footfall::goals::add(s.t.store.as_ref(), site_id, goal, 0)
+                    .await
+                    .unwrap();
+            }
         }
         for q in questions(domain) {
             let answer = ask(&a, &key.secret, &q).await;
@@ -286,7 +327,7 @@ async fn all_stores_keep_the_same_rows_and_answer_alike() {
             asked += 1;
         }
     }
-    assert_eq!(asked, 3 * 20);
+    assert_eq!(asked, 3 * 24);
     let (ra, rb, rc, rd) = (
         a.app.shutdown().await,
         b.app.shutdown().await,
