@@ -4,7 +4,8 @@
 //! completed each goal (a pageview of a matching path, or the event with the property value),
 //! how many times, how many visitors each source brought, the revenue they paid in each
 //! currency (`total_revenue`, `average_revenue`), and which visits did or did not do
-//! something (`has_done`, `has_not_done`).
+//! something (`has_done`, `has_not_done`); and funnels of goals, in sequence or strict
+//! order, per visit or per visitor-day, against a count of the generated visit sequences.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -16,7 +17,10 @@ use footfall::store::{Deadline, EventRow, Site};
 use footfall_tests::{Backend, TestStore};
 use serde_json::{Value, json};
 
-footfall_tests::all_stores!(goal_answers_match_an_independent_count);
+footfall_tests::all_stores!(
+    goal_answers_match_an_independent_count,
+    funnels_match_an_independent_count
+);
 
 const PAGES: [&str; 7] = [
     "/",
@@ -567,4 +571,193 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         json!(dollars as f64 / 1e6),
         "{answer}"
     );
+}
+
+/// What one generated event is, for the funnel test.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Home,
+    Pricing,
+    Blog,
+    Signup,
+    Purchase,
+}
+
+/// How far `events` go through `steps`: in `strict` order, the longest run of the first steps
+/// found back to back; else the longest run of the first steps found as a subsequence.
+fn funnel_depth(events: &[Step], steps: &[Step], strict: bool) -> usize {
+    if strict {
+        (1..=steps.len())
+            .rev()
+            .find(|k| events.windows(*k).any(|w| w == &steps[..*k]))
+            .unwrap_or(0)
+    } else {
+        let mut k = 0;
+        for e in events {
+            if k < steps.len() && *e == steps[k] {
+                k += 1;
+            }
+        }
+        k
+    }
+}
+
+async fn funnels_match_an_independent_count(b: Backend) {
+    let t = TestStore::new(b, "funnels").await;
+    let env = t.env();
+    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
+    for args in [
+        vec!["--page", "/pricing"],
+        vec!["--event", "Signup"],
+        vec!["--event", "Purchase"],
+    ] {
+        let mut all = vec!["goal", "add", "--site", "example.org"];
+        all.extend(args);
+        footfall(&env, &all);
+    }
+    let site = t.site("example.org").await;
+    let day = Utc::now().date_naive() - Duration::days(1);
+    let start = day.and_hms_opt(6, 0, 0).unwrap().and_utc().timestamp() as u32;
+    let mut seed = 5u64;
+    let mut next = |m: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % m
+    };
+    // visitor → (source, sessions of steps)
+    let mut visitors: Vec<(&str, Vec<Vec<Step>>)> = Vec::new();
+    let mut rows = Vec::new();
+    for v in 0..200u64 {
+        let source = SOURCES[next(3) as usize];
+        let mut sessions = Vec::new();
+        for s in 0..1 + next(3) {
+            let mut events = Vec::new();
+            for i in 0..1 + next(6) {
+                let step = match next(10) {
+                    0 | 1 => Step::Home,
+                    2..=4 => Step::Pricing,
+                    5 => Step::Blog,
+                    6..=8 => Step::Signup,
+                    _ => Step::Purchase,
+                };
+                let (name, path) = match step {
+                    Step::Home => ("pageview", "/"),
+                    Step::Pricing => ("pageview", "/pricing"),
+                    Step::Blog => ("pageview", "/blog/x"),
+                    Step::Signup => ("Signup", "/signup"),
+                    Step::Purchase => ("Purchase", "/checkout"),
+                };
+                rows.push(EventRow {
+                    site_id: site.id,
+                    timestamp: start + v as u32 * 300 + s as u32 * 90 + i as u32 * 10,
+                    name: name.into(),
+                    hostname: "example.org".into(),
+                    pathname: path.into(),
+                    visitor_id: 20_000 + v,
+                    session_id: 200_000 + v * 10 + s,
+                    referrer_source: source.into(),
+                    scroll_depth: 255,
+                    ..EventRow::default()
+                });
+                events.push(step);
+            }
+            sessions.push(events);
+        }
+        visitors.push((source, sessions));
+    }
+    t.store.insert_events(Arc::from(rows)).await.unwrap();
+
+    let steps = [Step::Pricing, Step::Signup, Step::Purchase];
+    let policy = Policy {
+        now: Utc::now(),
+        raw_retention_days: 30,
+        deadline: Deadline::after(std::time::Duration::from_secs(120)),
+        sample_threshold: 0,
+    };
+    let funnel = |order: &str, within: &str, filters: Value| {
+        json!({"site_id": "example.org", "date_range": [day.to_string(), day.to_string()],
+               "steps": ["Visit /pricing", "Signup", "Purchase"], "order": order,
+               "within": within, "filters": filters})
+    };
+    for (order, within, source) in [
+        ("sequence", "visit", None),
+        ("strict", "visit", None),
+        ("sequence", "day", None),
+        ("strict", "day", None),
+        ("sequence", "visit", Some("Google")),
+    ] {
+        // The independent count: each visitor's deepest step over their visits, or over their
+        // day's events in time order.
+        let strict = order == "strict";
+        let depths: Vec<usize> = visitors
+            .iter()
+            .filter(|(s, _)| source.is_none_or(|x| x == *s))
+            .map(|(_, sessions)| {
+                if within == "visit" {
+                    sessions
+                        .iter()
+                        .map(|e| funnel_depth(e, &steps, strict))
+                        .max()
+                        .unwrap_or(0)
+                } else {
+                    funnel_depth(&sessions.concat(), &steps, strict)
+                }
+            })
+            .collect();
+        let reaching: Vec<usize> = (1..=3)
+            .map(|k| depths.iter().filter(|d| **d >= k).count())
+            .collect();
+        let filters = match source {
+            Some(s) => json!([["is", "visit:source", [s]]]),
+            None => json!([]),
+        };
+        let q = footfall::query::funnel::parse(&funnel(order, within, filters)).unwrap();
+        let answer = footfall::query::funnel::run(t.store.as_ref(), &site, &q, &policy)
+            .await
+            .unwrap();
+        let got: Vec<usize> = answer["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["visitors"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(
+            got, reaching,
+            "{order} within {within} ({source:?}): {answer}"
+        );
+        assert!(reaching[2] > 0, "every step is reached by someone");
+        let last = &answer["steps"][2];
+        assert_eq!(last["dropoff"], json!(reaching[1] - reaching[2]));
+        assert_eq!(
+            last["conversion_rate"],
+            json!((10_000.0 * reaching[2] as f64 / reaching[0] as f64).round() / 100.0)
+        );
+    }
+    // Mistakes, and a range past raw retention, are named.
+    let purged = Utc::now().date_naive() - Duration::days(60);
+    for (body, reason) in [
+        (
+            json!({"site_id": "example.org", "date_range": "7d", "steps": ["Signup"]}),
+            "2 to 8 steps",
+        ),
+        (
+            json!({"site_id": "example.org", "date_range": "7d", "steps": ["Signup", "Newsletter"]}),
+            "step `Newsletter` is not a goal",
+        ),
+        (
+            json!({"site_id": "example.org", "date_range": [purged.to_string(), day.to_string()],
+                   "steps": ["Signup", "Purchase"]}),
+            "a funnel reads raw events",
+        ),
+    ] {
+        let e = match footfall::query::funnel::parse(&body) {
+            Err(e) => e.to_string(),
+            Ok(q) => footfall::query::funnel::run(t.store.as_ref(), &site, &q, &policy)
+                .await
+                .unwrap_err()
+                .to_string(),
+        };
+        assert!(e.contains(reason), "{body}: {e}");
+    }
 }

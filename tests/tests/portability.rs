@@ -73,6 +73,49 @@ fn schema_and_statements_run_on_current_clickhouse() {
             }
         }
     }
+    // A funnel's events: in sequence or strict order, per visit or per visitor, with a filter
+    // that reads the exit page.
+    {
+        use footfall::query::model::{Field, Filter, Op, Property};
+        let step = |name: &str| Filter::Match {
+            op: Op::Is,
+            field: Field::Column(Property::Name),
+            values: vec![name.to_string()],
+        };
+        let steps = [
+            Filter::And(vec![
+                step("pageview"),
+                Filter::Match {
+                    op: Op::Matches,
+                    field: Field::Column(Property::Page),
+                    values: vec!["^/pricing.*$".into()],
+                },
+            ]),
+            step("Signup"),
+        ];
+        let exit = Filter::Match {
+            op: Op::IsNot,
+            field: Field::Column(Property::ExitPage),
+            values: vec!["/".into()],
+        };
+        let span = footfall::query::time::resolve(
+            &footfall::query::model::DateRange::Last(7),
+            tz,
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        for (per_visit, strict) in [(true, false), (false, true)] {
+            statements.push(store.render(&footfall::query::sql::funnel_events(
+                Dialect::ClickHouse,
+                &[&exit],
+                &steps,
+                per_visit,
+                strict,
+                1,
+                &span,
+            )));
+        }
+    }
     // The rollup job's write of a day's visit rows.
     let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
     statements.push(store.render(&footfall::query::sql::write_visits(

@@ -47,6 +47,11 @@ pub const OPEN_WRITE_ROUTES: &[(&str, &str, &str)] = &[
         "/api/v2/query",
         "a read with a JSON body; API key, session or shared link",
     ),
+    (
+        "POST",
+        "/api/v2/funnel",
+        "a read with a JSON body; API key, session or shared link",
+    ),
     ("POST", "/api/auth/login", "starts a session; rate-limited"),
     (
         "POST",

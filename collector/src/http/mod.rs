@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v2/query", post(query::post_query))
+        .route("/api/v2/funnel", post(query::post_funnel))
         .route("/api/v2/realtime", get(query::get_realtime))
         .route("/api/v2/export", get(export::get_export))
         .route("/api/v2/props", get(query::get_prop_keys))

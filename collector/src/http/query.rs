@@ -97,6 +97,40 @@ pub(super) fn run_error(e: RunError) -> ApiError {
     }
 }
 
+/// `POST /api/v2/funnel`: a funnel of the site's goals (see [`crate::query::funnel`]), with
+/// the same keys, sessions and shared links as the Stats API.
+pub async fn post_funnel(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    let who = super::auth::principal(&state, &headers).await?;
+    let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
+        .await
+        .map_err(super::error::body_error)?;
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the funnel is not valid JSON: {e}")))?;
+    let Some(site_id) = json.get("site_id").and_then(Value::as_str) else {
+        return Err(ApiError::BadRequest(
+            "missing `site_id` (the site's domain)".into(),
+        ));
+    };
+    let site = super::auth::readable_site(&state, &who, site_id).await?;
+    let funnel = crate::query::funnel::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
+    let deadline = state.queries.deadline();
+    let _turn = state.queries.turn(deadline).await?;
+    let policy = Policy {
+        now: state.clock.now(),
+        raw_retention_days: state.raw_retention_days,
+        deadline,
+        sample_threshold: state.sample_threshold,
+    };
+    crate::query::funnel::run(state.store.as_ref(), &site, &funnel, &policy)
+        .await
+        .map(Json)
+        .map_err(run_error)
+}
+
 pub async fn post_query(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -2,6 +2,7 @@
 //! zone ([`time`]), SQL per store dialect ([`sql`]), and the [`run`]ner that executes a plan
 //! on a store and shapes the answer.
 
+pub mod funnel;
 pub mod model;
 pub mod rollup;
 pub mod run;

@@ -53,7 +53,7 @@ fn kind(q: &Query) -> Option<Kind> {
 }
 
 /// The first UTC instant whose raw events retention keeps.
-fn raw_from(policy: &Policy) -> i64 {
+pub(crate) fn raw_from(policy: &Policy) -> i64 {
     let today = policy.now.date_naive();
     let first = today
         .checked_sub_days(Days::new(u64::from(policy.raw_retention_days)))

@@ -567,12 +567,12 @@ const MIXED_CURRENCIES: (&str, &str) = (
 );
 
 /// A query with its goals resolved.
-struct Resolved {
-    query: Query,
+pub(crate) struct Resolved {
+    pub(crate) query: Query,
     /// The `event:goal` dimension's position and the goals it breaks down by.
-    by_goal: Option<(usize, Vec<Goal>)>,
+    pub(crate) by_goal: Option<(usize, Vec<Goal>)>,
     /// Why revenue metrics are null, when they are asked for and are.
-    revenue_warning: Option<(&'static str, &'static str)>,
+    pub(crate) revenue_warning: Option<(&'static str, &'static str)>,
 }
 
 /// `q` with its `event:goal` filters resolved against the site's goals into filters on the
@@ -580,7 +580,11 @@ struct Resolved {
 /// dimension breaks down by, with the dimension's position: every goal, or those its goal
 /// filters choose. An `is` filter naming a goal the site does not have is a mistake; a
 /// `contains` filter that chooses none matches nothing.
-async fn resolve_goals(store: &dyn Store, site: &Site, q: &Query) -> Result<Resolved, RunError> {
+pub(crate) async fn resolve_goals(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+) -> Result<Resolved, RunError> {
     let at = q
         .dimensions
         .iter()

@@ -635,6 +635,73 @@ fn revenue_level(
     })
 }
 
+/// The most events a funnel reads.
+pub const MAX_FUNNEL_EVENTS: usize = 1_000_000;
+
+/// A funnel's events: the visit (`per_visit`) or visitor each belongs to, its visitor, its
+/// time and which of `steps` it completes (bit `i` for step `i`), in order of unit and time.
+/// Without `strict`, only events that complete a step; with it, every counted event (another
+/// event between two steps breaks a strict funnel). Rows: unit and visitor as text, then
+/// timestamp and mask; at most [`MAX_FUNNEL_EVENTS`] + 1.
+pub fn funnel_events(
+    dialect: Dialect,
+    filters: &[&Filter],
+    steps: &[Filter],
+    per_visit: bool,
+    strict: bool,
+    site_id: u32,
+    span: &Span,
+) -> Statement {
+    let mut b = Builder {
+        dialect,
+        site_id,
+        binds: Vec::new(),
+        range: (span.from, span.to),
+        visits: false,
+        sample: Sample::EXACT,
+    };
+    let text = |column: &str| match dialect {
+        Dialect::ClickHouse => format!("toString({column})"),
+        Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
+        Dialect::DuckDb => format!("CAST({column} AS VARCHAR)"),
+    };
+    let unit = text(if per_visit {
+        "session_id"
+    } else {
+        "visitor_id"
+    });
+    let visitor = text("visitor_id");
+    let time = match dialect {
+        Dialect::ClickHouse => "toInt64(toUInt32(timestamp))",
+        _ => "timestamp",
+    };
+    let mask: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            format!(
+                "(CASE WHEN ({}) THEN {} ELSE 0 END)",
+                b.filter(f),
+                1u32 << i
+            )
+        })
+        .collect();
+    let any_step = Filter::Or(steps.to_vec());
+    let mut all: Vec<&Filter> = filters.to_vec();
+    if !strict {
+        all.push(&any_step);
+    }
+    let exit = all.iter().any(|f| reads_exit_page(f));
+    let from_clause = b.from(exit, site_id, span, &all, false);
+    let where_clause = b.where_clause(site_id, span, &all, false);
+    let sql = format!(
+        "SELECT {unit} AS d0, {visitor} AS d1, {time} AS t, {} AS mask FROM {from_clause} {where_clause} ORDER BY d0, t, mask LIMIT {}",
+        mask.join(" + "),
+        MAX_FUNNEL_EVENTS + 1
+    );
+    b.finish(sql)
+}
+
 /// How many events (of every kind) a site has with `from <= timestamp < to` (UTC seconds).
 /// Rows: one, the count.
 pub fn count_events(dialect: Dialect, site_id: u32, from: i64, to: i64) -> Statement {
