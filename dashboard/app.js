@@ -528,7 +528,59 @@ async function dashboardPage(domain) {
       eventsPanel(base, v, domain),
       goalsPanel(base, domain),
     ),
+    funnelPanel(base, domain),
   );
+}
+
+// A funnel of the site's goals: pick 2 to 8 steps, their order and the span they are counted
+// in; each step's visitors with the conversion from the first.
+function funnelPanel(base, domain) {
+  const box = h('div');
+  const load = async () => {
+    const { goals } = await api(`/api/sites/${encodeURIComponent(domain)}/goals`);
+    if (goals.length < 2) {
+      box.replaceChildren(h('p', { class: 'muted', text: 'A funnel needs two goals or more: an admin adds them in the site settings.' }));
+      return;
+    }
+    const names = goals.map((g) => g.display_name);
+    const pick = (i) => h('select', { 'aria-label': `Step ${i + 1}` },
+      names.map((n, j) => h('option', { value: n, text: n, selected: j === Math.min(i, names.length - 1) })));
+    const selects = [pick(0), pick(1)];
+    const steps = h('span', { class: 'steps' }, selects);
+    const order = h('select', { 'aria-label': 'Order' },
+      h('option', { value: 'sequence', text: 'In sequence' }), h('option', { value: 'strict', text: 'Strict order' }));
+    const within = h('select', { 'aria-label': 'Counted within' },
+      h('option', { value: 'visit', text: 'One visit' }), h('option', { value: 'day', text: 'The visitor’s day' }));
+    const result = h('div', { class: 'rows' });
+    const show = async () => {
+      result.replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
+      const r = await api('/api/v2/funnel', {
+        method: 'POST',
+        body: { site_id: base.site_id, date_range: base.date_range, filters: base.filters, steps: selects.map((x) => x.value), order: order.value, within: within.value },
+      });
+      const max = Math.max(1, r.steps[0].visitors);
+      result.replaceChildren(
+        h('div', { class: 'row head goals' }, h('span', { class: 'label', text: 'Step' }), h('span', { text: 'Visitors' }), h('span', { text: 'Dropoff' }), h('span', { text: 'Conv.' })),
+        ...r.steps.map((x, i) => h('div', { class: 'row goals step' },
+          h('span', { class: 'fill', 'data-w': Math.round((100 * x.visitors) / max) }),
+          h('span', { class: 'label', text: `${i + 1}. ${x.label}` }),
+          h('span', { class: 'value', text: num(x.visitors) }),
+          h('span', { class: 'value', text: i ? num(x.dropoff) : '' }),
+          h('span', { class: 'value', text: `${x.conversion_rate}%` }))),
+      );
+      for (const f of result.querySelectorAll('.fill')) f.style.width = `${f.dataset.w}%`;
+    };
+    box.replaceChildren(
+      h('div', { class: 'bar' }, steps,
+        h('button', { class: 'ghost small', text: 'Add step', onclick: () => {
+          if (selects.length < 8) { selects.push(pick(selects.length)); steps.replaceChildren(...selects); }
+        } }),
+        order, within,
+        h('button', { text: 'Show funnel', onclick: () => show().catch((e) => result.replaceChildren(errorBox(e))) })),
+      result);
+  };
+  load().catch((e) => box.replaceChildren(errorBox(e)));
+  return h('section', { class: 'card panel', 'aria-label': 'Funnel' }, h('div', { class: 'bar' }, h('h2', { text: 'Funnel' })), box);
 }
 
 // Goals: unique and total conversions and the conversion rate of each; a click filters by it.
@@ -543,7 +595,7 @@ function goalsPanel(base, domain) {
     const r = await query({ ...base, metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'], pagination: { limit: 100 } });
     const max = Math.max(1, ...r.results.map((x) => x.metrics[0]));
     body.replaceChildren(
-      h('div', { class: 'row head goals' }, h('span', { text: 'Goal' }), h('span', { text: 'Uniques' }), h('span', { text: 'Total' }), h('span', { text: 'CR' })),
+      h('div', { class: 'row head goals' }, h('span', { class: 'label', text: 'Goal' }), h('span', { text: 'Uniques' }), h('span', { text: 'Total' }), h('span', { text: 'CR' })),
       ...(r.results.length ? r.results.map((x) =>
         h('button', {
           class: 'row goals',

@@ -884,3 +884,47 @@ async fn goals_are_added_in_the_settings_and_shown_with_their_conversions() {
     assert_eq!(rows, vec![vec!["Signup", "1", "1", "25%"]], "{rows:?}");
     d.finish("dashboard-goals-deleted").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
+    let d = Dash::start("dash_funnel").await;
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    for (kind, target, name) in [
+        ("pageview", "/pricing", "Visit /pricing"),
+        ("event", "Signup", "Signup"),
+    ] {
+        d.choose("Goal type", kind).await;
+        d.fill("section:nth-of-type(6) input[name=target]", target)
+            .await;
+        d.click_text("section:nth-of-type(6) button", "Add goal")
+            .await;
+        d.expect_text(
+            "section:nth-of-type(6) p[role=status]",
+            &format!("Added goal “{name}”."),
+        )
+        .await;
+    }
+    // The seed: visitors 1 and 4 saw /pricing; visitor 4 then signed up in the same visit.
+    d.open("/sites/shop.test").await;
+    d.choose("Step 1", "Visit /pricing").await;
+    d.choose("Step 2", "Signup").await;
+    d.click_text("section[aria-label='Funnel'] button", "Show funnel")
+        .await;
+    let css = "section[aria-label='Funnel'] .row.step";
+    d.text(css).await;
+    let rows: Vec<Vec<String>> = serde_json::from_value(
+        d.js(&format!("return [...document.querySelectorAll(\"{css}\")].map(b => [...b.querySelectorAll('.label, .value')].map(s => s.textContent))"))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            vec!["1. Visit /pricing", "2", "", "100%"],
+            vec!["2. Signup", "1", "1", "50%"]
+        ],
+        "{rows:?}"
+    );
+    d.finish("dashboard-funnel").await;
+}
