@@ -803,6 +803,20 @@ async fn imported_history_is_uploaded_marked_and_can_be_hidden() {
     d.finish("dashboard-imports-deleted").await;
 }
 
+/// Adds a goal through the settings form (open on the settings page) and waits for its name.
+async fn add_goal(d: &Dash, kind: &str, target: &str, name: &str) {
+    d.choose("Goal type", kind).await;
+    d.fill("section:nth-of-type(6) input[name=target]", target)
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(6) p[role=status]",
+        &format!("Added goal “{name}”."),
+    )
+    .await;
+}
+
 /// The seed's rows of the Goals panel: (goal, uniques, total, conversion rate).
 async fn goal_rows(d: &Dash) -> Vec<Vec<String>> {
     let css = "section[aria-label='Goals'] button.row";
@@ -825,25 +839,8 @@ async fn goals_are_added_in_the_settings_and_shown_with_their_conversions() {
     )
     .await;
     // A pageview goal, then a custom event goal.
-    d.fill("section:nth-of-type(6) input[name=target]", "/pricing")
-        .await;
-    d.click_text("section:nth-of-type(6) button", "Add goal")
-        .await;
-    d.expect_text(
-        "section:nth-of-type(6) p[role=status]",
-        "Added goal “Visit /pricing”.",
-    )
-    .await;
-    d.choose("Goal type", "event").await;
-    d.fill("section:nth-of-type(6) input[name=target]", "Signup")
-        .await;
-    d.click_text("section:nth-of-type(6) button", "Add goal")
-        .await;
-    d.expect_text(
-        "section:nth-of-type(6) p[role=status]",
-        "Added goal “Signup”.",
-    )
-    .await;
+    add_goal(&d, "pageview", "/pricing", "Visit /pricing").await;
+    add_goal(&d, "event", "Signup", "Signup").await;
     // A mistake is named and adds nothing (the form starts again at a pageview goal).
     d.choose("Goal type", "event").await;
     d.fill("section:nth-of-type(6) input[name=target]", "Signup")
@@ -890,21 +887,8 @@ async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
     let d = Dash::start("dash_funnel").await;
     d.open("/sites/shop.test/settings").await;
     d.log_in(ADMIN, PASSWORD).await;
-    for (kind, target, name) in [
-        ("pageview", "/pricing", "Visit /pricing"),
-        ("event", "Signup", "Signup"),
-    ] {
-        d.choose("Goal type", kind).await;
-        d.fill("section:nth-of-type(6) input[name=target]", target)
-            .await;
-        d.click_text("section:nth-of-type(6) button", "Add goal")
-            .await;
-        d.expect_text(
-            "section:nth-of-type(6) p[role=status]",
-            &format!("Added goal “{name}”."),
-        )
-        .await;
-    }
+    add_goal(&d, "pageview", "/pricing", "Visit /pricing").await;
+    add_goal(&d, "event", "Signup", "Signup").await;
     // The seed: visitors 1 and 4 saw /pricing; visitor 4 then signed up in the same visit.
     d.open("/sites/shop.test").await;
     d.choose("Step 1", "Visit /pricing").await;

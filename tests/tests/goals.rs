@@ -113,15 +113,19 @@ fn footfall(env: &[(String, String)], args: &[&str]) -> String {
     out
 }
 
-async fn ask(t: &TestStore, site: &Site, q: Value) -> Result<Value, RunError> {
-    let policy = Policy {
+/// Now, with 30 days of raw events, exact.
+fn policy() -> Policy {
+    Policy {
         now: Utc::now(),
         raw_retention_days: 30,
         deadline: Deadline::after(std::time::Duration::from_secs(120)),
         sample_threshold: 0,
-    };
+    }
+}
+
+async fn ask(t: &TestStore, site: &Site, q: Value) -> Result<Value, RunError> {
     let parsed = model::parse(&q).map_err(RunError::Query)?;
-    run(t.store.as_ref(), site, &parsed, &policy).await
+    run(t.store.as_ref(), site, &parsed, &policy()).await
 }
 
 /// An answer's rows: the first dimension's value → the metrics.
@@ -669,12 +673,7 @@ async fn funnels_match_an_independent_count(b: Backend) {
     t.store.insert_events(Arc::from(rows)).await.unwrap();
 
     let steps = [Step::Pricing, Step::Signup, Step::Purchase];
-    let policy = Policy {
-        now: Utc::now(),
-        raw_retention_days: 30,
-        deadline: Deadline::after(std::time::Duration::from_secs(120)),
-        sample_threshold: 0,
-    };
+    let policy = policy();
     let funnel = |order: &str, within: &str, filters: Value| {
         json!({"site_id": "example.org", "date_range": [day.to_string(), day.to_string()],
                "steps": ["Visit /pricing", "Signup", "Purchase"], "order": order,

@@ -49,14 +49,7 @@ fn refused(t: &TestStore, args: &[&str]) -> String {
 }
 
 async fn site(t: &TestStore, domain: &str) -> Site {
-    t.store
-        .meta()
-        .sites()
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|s| s.domain == domain)
-        .unwrap()
+    t.site(domain).await
 }
 
 async fn ask(t: &TestStore, site: &Site, q: Value) -> Value {

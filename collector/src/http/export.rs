@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::query::run_error;
 use super::{ApiError, AppState};
 use crate::query::model;
-use crate::query::run::{Policy, run};
+use crate::query::run::run;
 
 /// Rows per file at most (the Stats API's page limit).
 const MAX_ROWS: u64 = model::MAX_LIMIT;
@@ -107,13 +107,8 @@ pub async fn get_export(
     // The 19 panels are one question: one turn and one deadline.
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
-    let policy = Policy {
-        now: state.clock.now(),
-        raw_retention_days: state.raw_retention_days,
-        deadline,
-        // An export is a record: its figures are exact, never scaled up from a sample.
-        sample_threshold: 0,
-    };
+    // An export is a record: its figures are exact, never scaled up from a sample.
+    let policy = super::query::policy(&state, deadline, 0);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);

@@ -97,6 +97,38 @@ pub(super) fn run_error(e: RunError) -> ApiError {
     }
 }
 
+/// A question posted as JSON (a query or a funnel): who asks is checked before the body is
+/// read or parsed, then the site it names.
+async fn posted(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Site, Value), ApiError> {
+    let who = super::auth::principal(state, headers).await?;
+    let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
+        .await
+        .map_err(super::error::body_error)?;
+    let json: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the question is not valid JSON: {e}")))?;
+    let Some(site_id) = json.get("site_id").and_then(Value::as_str) else {
+        return Err(ApiError::BadRequest(
+            "missing `site_id` (the site's domain)".into(),
+        ));
+    };
+    let site = super::auth::readable_site(state, &who, site_id).await?;
+    Ok((site, json))
+}
+
+/// The planner's policy for a question due at `deadline`.
+pub(super) fn policy(state: &AppState, deadline: Deadline, sample_threshold: u64) -> Policy {
+    Policy {
+        now: state.clock.now(),
+        raw_retention_days: state.raw_retention_days,
+        deadline,
+        sample_threshold,
+    }
+}
+
 /// `POST /api/v2/funnel`: a funnel of the site's goals (see [`crate::query::funnel`]), with
 /// the same keys, sessions and shared links as the Stats API.
 pub async fn post_funnel(
@@ -104,27 +136,11 @@ pub async fn post_funnel(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = super::auth::principal(&state, &headers).await?;
-    let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
-        .await
-        .map_err(super::error::body_error)?;
-    let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the funnel is not valid JSON: {e}")))?;
-    let Some(site_id) = json.get("site_id").and_then(Value::as_str) else {
-        return Err(ApiError::BadRequest(
-            "missing `site_id` (the site's domain)".into(),
-        ));
-    };
-    let site = super::auth::readable_site(&state, &who, site_id).await?;
+    let (site, json) = posted(&state, &headers, body).await?;
     let funnel = crate::query::funnel::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
-    let policy = Policy {
-        now: state.clock.now(),
-        raw_retention_days: state.raw_retention_days,
-        deadline,
-        sample_threshold: state.sample_threshold,
-    };
+    let policy = policy(&state, deadline, state.sample_threshold);
     crate::query::funnel::run(state.store.as_ref(), &site, &funnel, &policy)
         .await
         .map(Json)
@@ -136,28 +152,11 @@ pub async fn post_query(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    // Who asks is checked before the body is read or parsed.
-    let who = super::auth::principal(&state, &headers).await?;
-    let bytes = axum::body::to_bytes(body, MAX_QUERY_BYTES)
-        .await
-        .map_err(super::error::body_error)?;
-    let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::BadRequest(format!("the query is not valid JSON: {e}")))?;
-    let Some(site_id) = json.get("site_id").and_then(Value::as_str) else {
-        return Err(ApiError::BadRequest(
-            "missing `site_id` (the site's domain)".into(),
-        ));
-    };
-    let site = super::auth::readable_site(&state, &who, site_id).await?;
+    let (site, json) = posted(&state, &headers, body).await?;
     let query = model::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
-    let policy = Policy {
-        now: state.clock.now(),
-        raw_retention_days: state.raw_retention_days,
-        deadline,
-        sample_threshold: state.sample_threshold,
-    };
+    let policy = policy(&state, deadline, state.sample_threshold);
     run(state.store.as_ref(), &site, &query, &policy)
         .await
         .map(Json)

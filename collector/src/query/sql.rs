@@ -112,6 +112,23 @@ fn uses_exit_page(q: &Query) -> bool {
 }
 
 impl Builder {
+    fn new(
+        dialect: Dialect,
+        site_id: u32,
+        range: (i64, i64),
+        visits: bool,
+        sample: Sample,
+    ) -> Builder {
+        Builder {
+            dialect,
+            site_id,
+            binds: Vec::new(),
+            range,
+            visits,
+            sample,
+        }
+    }
+
     fn bind(&mut self, b: Bind) -> &'static str {
         self.binds.push(b);
         "?"
@@ -461,14 +478,7 @@ fn flat(
     counts: impl FnOnce(&mut Builder) -> Vec<String>,
 ) -> Statement {
     let At { site_id, tz, span } = at;
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (span.from, span.to),
-        visits: false,
-        sample,
-    };
+    let mut b = Builder::new(dialect, site_id, (span.from, span.to), false, sample);
     let mut select: Vec<String> = dims
         .iter()
         .enumerate()
@@ -516,14 +526,7 @@ fn nested(
     shape: &Nested,
 ) -> Statement {
     let At { site_id, tz, span } = at;
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (span.from, span.to),
-        visits: false,
-        sample,
-    };
+    let mut b = Builder::new(dialect, site_id, (span.from, span.to), false, sample);
     let n = dims.len();
     let mut inner: Vec<String> = dims
         .iter()
@@ -652,14 +655,7 @@ pub fn funnel_events(
     site_id: u32,
     span: &Span,
 ) -> Statement {
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (span.from, span.to),
-        visits: false,
-        sample: Sample::EXACT,
-    };
+    let mut b = Builder::new(dialect, site_id, (span.from, span.to), false, Sample::EXACT);
     let text = |column: &str| match dialect {
         Dialect::ClickHouse => format!("toString({column})"),
         Dialect::Sqlite => format!("CAST({column} AS TEXT)"),
@@ -705,14 +701,7 @@ pub fn funnel_events(
 /// How many events (of every kind) a site has with `from <= timestamp < to` (UTC seconds).
 /// Rows: one, the count.
 pub fn count_events(dialect: Dialect, site_id: u32, from: i64, to: i64) -> Statement {
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (from, to),
-        visits: false,
-        sample: Sample::EXACT,
-    };
+    let mut b = Builder::new(dialect, site_id, (from, to), false, Sample::EXACT);
     let site = b.int(i64::from(site_id));
     let (from, to) = (b.instant(from), b.instant(to));
     let sql = format!(
@@ -860,14 +849,7 @@ fn day_bind(b: &mut Builder, day: chrono::NaiveDate) -> String {
 /// rows carry `version`; the others replace a day's rows in one transaction instead.
 pub fn write_visits(dialect: Dialect, site_id: u32, span: &Span, version: u64) -> Statement {
     let day = span.first_day;
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (span.from, span.to),
-        visits: false,
-        sample: Sample::EXACT,
-    };
+    let mut b = Builder::new(dialect, site_id, (span.from, span.to), false, Sample::EXACT);
     // The day and version first, so their binds come before the ranges'.
     let day_value = day_bind(&mut b, day);
     let version_value = match dialect {
@@ -964,14 +946,7 @@ pub fn read_visits(
     first: chrono::NaiveDate,
     last: chrono::NaiveDate,
 ) -> Statement {
-    let mut b = Builder {
-        dialect,
-        site_id,
-        binds: Vec::new(),
-        range: (0, 0),
-        visits: true,
-        sample,
-    };
+    let mut b = Builder::new(dialect, site_id, (0, 0), true, sample);
     let fields: Vec<&Field> = q
         .dimensions
         .iter()
