@@ -150,29 +150,41 @@ fn rate(part: usize, whole: usize) -> f64 {
     (1_000.0 * part as f64 / whole as f64).round() / 10.0
 }
 
-async fn goal_answers_match_an_independent_count(b: Backend) {
-    let t = TestStore::new(b, "goals").await;
+/// A store with the site `example.org` and the goals `footfall goal add` makes of `goals`.
+async fn site_with_goals(b: Backend, test: &str, goals: &[&[&str]]) -> TestStore {
+    let t = TestStore::new(b, test).await;
     let env = t.env();
     footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
-    for args in [
-        vec!["--page", "/blog/*"],
-        vec!["--page", "/checkout/*/done"],
-        vec!["--event", "Signup"],
-        vec![
-            "--event",
-            "Purchase",
-            "--prop",
-            "plan=premium",
-            "--name",
-            "Premium purchase",
-            "--currency",
-            "eur",
-        ],
-    ] {
+    for args in goals {
         let mut all = vec!["goal", "add", "--site", "example.org"];
-        all.extend(args);
+        all.extend(args.iter());
         assert!(footfall(&env, &all).starts_with("added goal "));
     }
+    t
+}
+
+async fn goal_answers_match_an_independent_count(b: Backend) {
+    let t = site_with_goals(
+        b,
+        "goals",
+        &[
+            &["--page", "/blog/*"],
+            &["--page", "/checkout/*/done"],
+            &["--event", "Signup"],
+            &[
+                "--event",
+                "Purchase",
+                "--prop",
+                "plan=premium",
+                "--name",
+                "Premium purchase",
+                "--currency",
+                "eur",
+            ],
+        ],
+    )
+    .await;
+    let env = t.env();
     // Mistakes are refused with a reason, and add nothing.
     for (args, reason) in [
         (vec!["--page", " "], "must not be empty"),
@@ -607,18 +619,16 @@ fn funnel_depth(events: &[Step], steps: &[Step], strict: bool) -> usize {
 }
 
 async fn funnels_match_an_independent_count(b: Backend) {
-    let t = TestStore::new(b, "funnels").await;
-    let env = t.env();
-    footfall(&env, &["site", "add", "example.org", "--timezone", "UTC"]);
-    for args in [
-        vec!["--page", "/pricing"],
-        vec!["--event", "Signup"],
-        vec!["--event", "Purchase"],
-    ] {
-        let mut all = vec!["goal", "add", "--site", "example.org"];
-        all.extend(args);
-        footfall(&env, &all);
-    }
+    let t = site_with_goals(
+        b,
+        "funnels",
+        &[
+            &["--page", "/pricing"],
+            &["--event", "Signup"],
+            &["--event", "Purchase"],
+        ],
+    )
+    .await;
     let site = t.site("example.org").await;
     let day = Utc::now().date_naive() - Duration::days(1);
     let start = day.and_hms_opt(6, 0, 0).unwrap().and_utc().timestamp() as u32;
