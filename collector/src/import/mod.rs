@@ -99,9 +99,6 @@ pub struct Summary {
     /// How long the import took, and how much of it rolling up.
     pub millis: u64,
     pub rollup_millis: u64,
-    /// Whether it was told to stop before the end of its inputs (following, the normal end).
-    #[serde(default)]
-    pub stopped: bool,
     /// Rotations of a followed log that were read across.
     #[serde(default)]
     pub rotations: u64,
@@ -354,7 +351,6 @@ pub async fn import_access_log(
         run.input(path, &prefixes, job.follow && i == last, progress)
             .await?;
     }
-    run.summary.stopped = run.stopped();
     let rolling = Instant::now();
     run.roll_up_closed().await?;
     if !run.written_days.is_empty() {
@@ -572,10 +568,10 @@ impl Run {
             if !complete && follow && !self.stopped() {
                 // The end of the log for now (perhaps in the middle of a line being written).
                 self.live = true;
+                // Lines read since the last note (a batch waiting among them) are written.
                 if line.is_empty()
                     && pos.bytes > 0
-                    && (!self.batch.is_empty()
-                        || self.noted.as_ref().map(|n| n.1) != Some(pos.bytes))
+                    && self.noted.as_ref().map(|n| n.1) != Some(pos.bytes)
                     && self.last_flush.elapsed() >= FOLLOW_FLUSH
                 {
                     self.flush(&pos).await?;

@@ -415,6 +415,21 @@ async fn planned(
     covered: &Covered,
 ) -> Result<Groups, RunError> {
     let found = counts(store, site, q, tz, span, policy, sample, covered).await?;
+    let totals = totals(store, site, q, tz, span, policy, sample).await?;
+    Ok(derive(q, found, totals))
+}
+
+/// The denominators of `q`'s `percentage` and `conversion_rate` over `span`, through the
+/// planner.
+async fn totals(
+    store: &dyn Store,
+    site: &Site,
+    q: &Query,
+    tz: Tz,
+    span: &Span,
+    policy: &Policy,
+    sample: Sample,
+) -> Result<Totals, RunError> {
     let mut totals = Totals::default();
     for (base, total) in [
         (percentage_base(q), &mut totals.visitors),
@@ -426,7 +441,7 @@ async fn planned(
                 visitors_of(&counts(store, site, &base, tz, span, policy, sample, &covered).await?);
         }
     }
-    Ok(derive(q, found, totals))
+    Ok(totals)
 }
 
 /// `q` without its dimension at `i`.
@@ -438,7 +453,8 @@ fn without_dimension(q: &Query, i: usize) -> Query {
 }
 
 /// Every group of `q` over `span`; with an `event:goal` dimension (at `goals.0`), the groups of
-/// each goal in `goals.1`, counted with the goal's filter and named by it.
+/// each goal in `goals.1`, counted with the goal's filter and named by it. `covered`: the
+/// tiers already found for `q` over `span`, if any.
 #[allow(clippy::too_many_arguments)]
 async fn answered(
     store: &dyn Store,
@@ -449,22 +465,32 @@ async fn answered(
     span: &Span,
     policy: &Policy,
     sample: Sample,
+    covered: Option<&Covered>,
 ) -> Result<Groups, RunError> {
     let Some((at, goals)) = goals else {
-        let covered = tiers(store, site, q, tz, span, policy).await?;
-        return planned(store, site, q, tz, span, policy, sample, &covered).await;
+        let found;
+        let covered = match covered {
+            Some(c) => c,
+            None => {
+                found = tiers(store, site, q, tz, span, policy).await?;
+                &found
+            }
+        };
+        return planned(store, site, q, tz, span, policy, sample, covered).await;
     };
+    // Every goal's conversion rate has the same denominator: the visitors without goals.
+    let base = without_dimension(q, *at);
+    let totals = totals(store, site, &base, tz, span, policy, sample).await?;
     let mut out = Groups::new();
     for goal in goals {
-        let mut one = without_dimension(q, *at);
+        let mut one = base.clone();
         let filter = goal.filter();
         one.filters.push(filter.clone());
         one.resolved_goals.push(filter);
         one.revenue_currency = goal.currency.clone();
         let covered = tiers(store, site, &one, tz, span, policy).await?;
-        for (mut key, values) in
-            planned(store, site, &one, tz, span, policy, sample, &covered).await?
-        {
+        let found = counts(store, site, &one, tz, span, policy, sample, &covered).await?;
+        for (mut key, values) in derive(&one, found, totals) {
             // A goal breakdown lists the groups that completed the goal.
             let completed = values.iter().any(|v| as_number(v) > 0.0);
             if completed {
@@ -702,7 +728,9 @@ pub async fn run(
         Sample::EXACT
     };
     let goals = by_goal.as_ref();
-    let current = answered(store, site, q, goals, tz, &span, policy, sample).await?;
+    // Without a goal breakdown, `base` is `q`: its tiers serve the answer too.
+    let known = by_goal.is_none().then_some(&covered);
+    let current = answered(store, site, q, goals, tz, &span, policy, sample, known).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -713,7 +741,7 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: answered(store, site, q, goals, tz, &other, policy, sample).await?,
+            rows: answered(store, site, q, goals, tz, &other, policy, sample, None).await?,
             labels: other_labels,
         });
     }
