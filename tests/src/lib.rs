@@ -641,6 +641,17 @@ pub fn footfall_bin() -> PathBuf {
     bin
 }
 
+/// The planner's policy in tests that ask the Stats API: now, 30 days of raw events, a
+/// two-minute deadline, never sampled.
+pub fn policy() -> footfall::query::run::Policy {
+    footfall::query::run::Policy {
+        now: chrono::Utc::now(),
+        raw_retention_days: 30,
+        deadline: footfall::store::Deadline::after(Duration::from_secs(120)),
+        sample_threshold: 0,
+    }
+}
+
 /// The number next to `word` in an import's summary line (`imported 12`, `asset 3`, `read
 /// 40 lines`); 0 when the summary does not name it.
 pub fn summary_figure(summary: &str, word: &str) -> u64 {

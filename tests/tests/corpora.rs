@@ -442,12 +442,7 @@ async fn corpus_public_access_log() {
     );
     assert_eq!(pipeline_dropped, count("bots"), "{out}");
     let site = t.site("dystroy.org").await;
-    let policy = footfall::query::run::Policy {
-        now: chrono::Utc::now(),
-        raw_retention_days: 30,
-        deadline: footfall::store::Deadline::after(std::time::Duration::from_secs(120)),
-        sample_threshold: 0,
-    };
+    let policy = footfall_tests::policy();
     let q = serde_json::json!({"site_id": "dystroy.org", "metrics": ["visitors", "pageviews"],
         "date_range": ["2021-01-22", "2021-01-22"]});
     let answer = footfall::query::run::run(

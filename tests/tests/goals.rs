@@ -12,9 +12,9 @@ use std::sync::Arc;
 
 use chrono::{Duration, Utc};
 use footfall::query::model;
-use footfall::query::run::{Policy, RunError, run};
-use footfall::store::{Deadline, EventRow, Site};
-use footfall_tests::{Backend, TestStore};
+use footfall::query::run::{RunError, run};
+use footfall::store::{EventRow, Site};
+use footfall_tests::{Backend, TestStore, policy};
 use serde_json::{Value, json};
 
 footfall_tests::all_stores!(
@@ -111,16 +111,6 @@ fn footfall(env: &[(String, String)], args: &[&str]) -> String {
     let (ok, out, err) = footfall_tests::footfall_command(env, args);
     assert!(ok, "{args:?}: {out}{err}");
     out
-}
-
-/// Now, with 30 days of raw events, exact.
-fn policy() -> Policy {
-    Policy {
-        now: Utc::now(),
-        raw_retention_days: 30,
-        deadline: Deadline::after(std::time::Duration::from_secs(120)),
-        sample_threshold: 0,
-    }
 }
 
 async fn ask(t: &TestStore, site: &Site, q: Value) -> Result<Value, RunError> {

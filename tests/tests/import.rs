@@ -17,8 +17,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use footfall::query::model;
-use footfall::query::run::{Policy, run};
-use footfall::store::{Deadline, Site};
+use footfall::query::run::run;
+use footfall::store::Site;
 use footfall_tests::{Backend, Process, TestStore};
 use serde_json::{Value, json};
 
@@ -324,15 +324,14 @@ fn import(t: &TestStore, files: &[&Path]) -> String {
 use footfall_tests::summary_figure as figure;
 
 async fn ask(t: &TestStore, site: &Site, q: Value) -> Value {
-    let policy = Policy {
-        now: Utc::now(),
-        raw_retention_days: 30,
-        deadline: Deadline::after(std::time::Duration::from_secs(120)),
-        sample_threshold: 0,
-    };
-    run(t.store.as_ref(), site, &model::parse(&q).unwrap(), &policy)
-        .await
-        .unwrap_or_else(|e| panic!("{q}: {e}"))
+    run(
+        t.store.as_ref(),
+        site,
+        &model::parse(&q).unwrap(),
+        &footfall_tests::policy(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
 /// Per day: [visitors, visits, pageviews], as the Stats API answers.

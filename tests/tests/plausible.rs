@@ -20,19 +20,10 @@ use std::path::Path;
 use chrono::{Duration, NaiveDate, Utc};
 use footfall::query::model;
 use footfall::query::rollup::roll_up_closed_days;
-use footfall::query::run::{Policy, run};
-use footfall::store::{Deadline, EventRow, Site};
-use footfall_tests::{Backend, TestStore};
+use footfall::query::run::run;
+use footfall::store::{EventRow, Site};
+use footfall_tests::{Backend, TestStore, policy};
 use serde_json::{Value, json};
-
-fn policy() -> Policy {
-    Policy {
-        now: Utc::now(),
-        raw_retention_days: 30,
-        deadline: Deadline::after(std::time::Duration::from_secs(120)),
-        sample_threshold: 0,
-    }
-}
 
 fn footfall(t: &TestStore, args: &[&str]) -> String {
     // `env` lets go of DuckDB's file for the process.

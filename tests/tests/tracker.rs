@@ -604,12 +604,7 @@ async fn official_plausible_tracker_from_npm_is_stored_the_same() {
         "metrics": ["visitors", "events", "total_revenue"], "date_range": "day",
         "dimensions": ["event:goal"], "order_by": [["events", "desc"]]}))
     .unwrap();
-    let policy = footfall::query::run::Policy {
-        now: chrono::Utc::now(),
-        raw_retention_days: 30,
-        deadline: footfall::store::Deadline::after(Duration::from_secs(60)),
-        sample_threshold: 0,
-    };
+    let policy = footfall_tests::policy();
     let answer = footfall::query::run::run(s.t.store.as_ref(), &site, &q, &policy)
         .await
         .unwrap();
