@@ -305,7 +305,19 @@ pub fn path_regex(pattern: &str) -> String {
     format!("^{}$", literal.join(".*"))
 }
 
+/// The rollup dimension that holds each goal's daily counts, by [`Goal::rollup_key`].
+pub const ROLLUP_DIMENSION: &str = "goal";
+
 impl Goal {
+    /// The value of the goal's rows in the daily rollups: a hash of what completes it and
+    /// of its currency, not of its id or name, so that a goal deleted and added again with
+    /// the same rule finds its history, and a goal whose rule differs never takes another's.
+    pub fn rollup_key(&self) -> String {
+        let rule = serde_json::to_string(&(&self.rule, &self.currency)).unwrap_or_default();
+        let hash = blake3::hash(rule.as_bytes());
+        hash.to_hex()[..32].to_string()
+    }
+
     /// The events that complete the goal, as a filter.
     pub fn filter(&self) -> Filter {
         let (name, page, props) = match &self.rule {

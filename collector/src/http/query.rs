@@ -196,6 +196,7 @@ pub async fn get_realtime(
         imports_meta: false,
         resolved_goals: Vec::new(),
         revenue_currency: None,
+        goal_key: None,
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

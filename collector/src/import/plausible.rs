@@ -900,6 +900,7 @@ async fn table_rows(
         imports_meta: false,
         resolved_goals: Vec::new(),
         revenue_currency: None,
+        goal_key: None,
     };
     let run_err = |e: crate::query::run::RunError| ImportError::Rollup(e.to_string());
     let recent = first.max(raw_first);

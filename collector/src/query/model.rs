@@ -373,6 +373,9 @@ pub struct Query {
     /// The currency revenue metrics sum, from the query's revenue goals (set as goals are
     /// resolved; `None`: no single currency, and revenue metrics are null).
     pub revenue_currency: Option<String>,
+    /// The rollup key ([`crate::goals::Goal::rollup_key`]) of the one goal whose filter is
+    /// the query's only filter, when that is so: the daily goal rollups can answer it.
+    pub goal_key: Option<String>,
 }
 
 /// What a query's results are compared with.
@@ -554,6 +557,7 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
         imports_meta: imports || imports_meta,
         resolved_goals: Vec::new(),
         revenue_currency: None,
+        goal_key: None,
     })
 }
 

@@ -5,9 +5,15 @@
 //! across days (visitor hashes change daily), and a recomputation of a day writes the same
 //! rows again, so it is idempotent.
 //!
+//! Each goal of the site gets a row too (dimension [`crate::goals::ROLLUP_DIMENSION`], value
+//! its [`crate::goals::Goal::rollup_key`]), written even when nothing completed it, so that a
+//! goal added later is counted on the days whose raw events still exist
+//! ([`roll_up_closed_days`]) and a day without its row is known not to be counted.
+//!
 //! [`counts`] answers a query from rollups where they can: no filters, metrics among the
 //! visit and event counts, at most one dimension that is a rolled-up property or
-//! `time:day|week|month`. Closed days with rollups come from rollups, the other days (today,
+//! `time:day|week|month`; or one goal as the only filter, with conversion and revenue
+//! metrics too, over the range or by day, week or month. Closed days with rollups come from rollups, the other days (today,
 //! days not rolled up yet) from raw events. A question rollups cannot answer but whose
 //! filters and dimensions are visit properties ([`visit_level`]) reads the closed days whose
 //! visit rows are written from those rows (one per visit), the rest from raw events.
@@ -37,18 +43,43 @@ pub(crate) enum Kind {
     Property(Property),
     /// The totals rows, grouped by nothing or by a time bucket.
     Totals(Option<TimeBucket>),
+    /// The rows of one goal (by its rollup key), grouped by nothing or by a time bucket.
+    Goal(String, Option<TimeBucket>),
 }
 
+/// What a goal's rows answer besides the counts: its conversion rates (the denominators are
+/// the totals rows) and its revenue.
+const GOAL_METRICS: [Metric; 4] = [
+    Metric::ConversionRate,
+    Metric::GroupConversionRate,
+    Metric::TotalRevenue,
+    Metric::AverageRevenue,
+];
+
 fn kind(q: &Query) -> Option<Kind> {
+    let bucket = match q.dimensions.as_slice() {
+        [] => Some(None),
+        [Dimension::Time(TimeBucket::Hour)] => None,
+        [Dimension::Time(b)] => Some(Some(*b)),
+        _ => None,
+    };
+    if let (Some(key), [only], [goal]) = (
+        &q.goal_key,
+        q.filters.as_slice(),
+        q.resolved_goals.as_slice(),
+    ) && only == goal
+        && q.metrics
+            .iter()
+            .all(|m| COUNT_METRICS.contains(m) || GOAL_METRICS.contains(m))
+    {
+        return bucket.map(|b| Kind::Goal(key.clone(), b));
+    }
     if !q.filters.is_empty() || !q.metrics.iter().all(|m| COUNT_METRICS.contains(m)) {
         return None;
     }
     match q.dimensions.as_slice() {
-        [] => Some(Kind::Totals(None)),
-        [Dimension::Time(TimeBucket::Hour)] => None,
-        [Dimension::Time(b)] => Some(Kind::Totals(Some(*b))),
         [Dimension::Field(Field::Column(p))] => Some(Kind::Property(*p)),
-        _ => None,
+        _ => bucket.map(Kind::Totals),
     }
 }
 
@@ -113,15 +144,20 @@ pub(crate) async fn tiers(
         });
     }
     if let Some(kind) = kind(q) {
-        let days = store
-            .rollup_days(site.id, span.first_day, closed_to)
-            .await?;
+        let days = match &kind {
+            Kind::Goal(key, _) => goal_days(store, site.id, key, span.first_day, closed_to).await?,
+            _ => store
+                .rollup_days(site.id, span.first_day, closed_to)
+                .await?
+                .into_iter()
+                .collect(),
+        };
         let imports = if q.imports {
             answering_imports(store, site.id, &kind, span.first_day, closed_to).await?
         } else {
             Vec::new()
         };
-        return Ok(Covered::Rollups(kind, days.into_iter().collect(), imports));
+        return Ok(Covered::Rollups(kind, days, imports));
     }
     if visit_level(q) {
         // Closed days whose visit rows are written: one row per visit instead of its events.
@@ -129,6 +165,23 @@ pub(crate) async fn tiers(
         return Ok(Covered::Visits(days.into_iter().collect()));
     }
     Ok(Covered::Raw)
+}
+
+/// The days of `[first, last]` whose rollups hold the goal with rollup key `key`.
+async fn goal_days(
+    store: &dyn Store,
+    site_id: u32,
+    key: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<BTreeSet<NaiveDate>, RunError> {
+    Ok(store
+        .read_rollups(site_id, crate::goals::ROLLUP_DIMENSION, first, last)
+        .await?
+        .into_iter()
+        .filter(|r| r.value == key)
+        .map(|r| r.day)
+        .collect())
 }
 
 /// The complete imports of a site that hold rows of `kind` (totals, or the property) for some
@@ -147,6 +200,8 @@ async fn answering_imports(
         .filter(|r| match kind {
             Kind::Totals(_) => true,
             Kind::Property(p) => r.dimensions.iter().any(|d| d == p.name()),
+            // Imported history has no goals.
+            Kind::Goal(..) => false,
         })
         .map(|r| r.id)
         .collect())
@@ -179,7 +234,7 @@ pub(crate) async fn imports_skipped(
         return Ok(Some("unsupported_interval"));
     }
     Ok(match kind(q) {
-        None => Some("unsupported_query"),
+        None | Some(Kind::Goal(..)) => Some("unsupported_query"),
         Some(Kind::Property(p))
             if !in_range
                 .iter()
@@ -327,6 +382,7 @@ pub(crate) async fn counts(
             let dimension = match kind {
                 Kind::Property(p) => p.name(),
                 Kind::Totals(_) => "",
+                Kind::Goal(..) => crate::goals::ROLLUP_DIMENSION,
             };
             let mut rows = Vec::new();
             if !days.is_empty() {
@@ -334,8 +390,32 @@ pub(crate) async fn counts(
                     .read_rollups(site.id, dimension, span.first_day, closed_to)
                     .await?
                 {
-                    if days.contains(&row.day) {
+                    let wanted = match kind {
+                        Kind::Goal(key, _) => row.value == *key,
+                        _ => true,
+                    };
+                    if wanted && days.contains(&row.day) {
                         rows.push(row);
+                    }
+                }
+            }
+            if let Kind::Goal(_, bucket) = kind
+                && q.metrics.contains(&Metric::GroupConversionRate)
+                && !days.is_empty()
+            {
+                // A goal's group is a time bucket (or the range): its own visitors are the
+                // totals rows' of its days.
+                for row in store
+                    .read_rollups(site.id, "", span.first_day, closed_to)
+                    .await?
+                {
+                    if days.contains(&row.day) {
+                        let key = bucket.map(|b| bucket_start(b, row.day).to_string());
+                        let base = Counts {
+                            goal_base: counts_of(&row).visitors,
+                            ..Counts::default()
+                        };
+                        out.entry(key.into_iter().collect()).or_default().add(&base);
                     }
                 }
             }
@@ -366,28 +446,32 @@ pub(crate) async fn counts(
             for row in rows {
                 let key = match kind {
                     Kind::Property(_) => vec![row.value.clone()],
-                    Kind::Totals(None) => Vec::new(),
-                    Kind::Totals(Some(b)) => vec![bucket_start(*b, row.day).to_string()],
+                    Kind::Totals(None) | Kind::Goal(_, None) => Vec::new(),
+                    Kind::Totals(Some(b)) | Kind::Goal(_, Some(b)) => {
+                        vec![bucket_start(*b, row.day).to_string()]
+                    }
                 };
                 out.entry(key).or_default().add(&counts_of(&row));
             }
         }
     }
-    let rollups_answer = matches!(covered, Covered::Rollups(..));
     // The days the other tiers did not answer, in runs of consecutive days, from raw events.
     let raw_from = raw_from(policy);
     for run in raw_runs(tz, span, covered) {
-        if run.from < raw_from && rollups_answer {
-            // Every closed day within raw retention gets rollups (empty days too), so a day
-            // before retention without them is a day before any data: it counts nothing.
-            continue;
-        }
+        let mut run = run;
         if run.from < raw_from {
-            return Err(RunError::Purged(format!(
-                "this question needs raw events from {}, but raw events are kept for {} days; \
-                 daily rollups answer ranges without filters, broken down by at most one property or by day, week or month",
-                run.first_day, policy.raw_retention_days
-            )));
+            // The run's days before raw retention.
+            let mut first_kept = run.first_day;
+            while first_kept <= run.last_day && day_span(tz, first_kept, first_kept).from < raw_from
+            {
+                first_kept = first_kept + Days::new(1);
+            }
+            let purged = day_span(tz, run.first_day, first_kept - Days::new(1));
+            unanswered_before_retention(store, site, &purged, covered, policy).await?;
+            if first_kept > run.last_day {
+                continue;
+            }
+            run = day_span(tz, first_kept, run.last_day);
         }
         let found = raw_counts(store, site.id, q, tz, &run, policy.deadline, sample).await?;
         for (key, c) in found {
@@ -395,6 +479,40 @@ pub(crate) async fn counts(
         }
     }
     Ok(out)
+}
+
+/// Checks days before raw retention (`purged`) that no tier answers: with rollups of the
+/// question's kind, every closed day within retention got them (empty days too), so such a day is
+/// a day before any data and counts nothing, except a day rolled up before a goal was added,
+/// which holds the day's totals but not the goal. Anything else needs the raw events that
+/// retention removed.
+async fn unanswered_before_retention(
+    store: &dyn Store,
+    site: &Site,
+    purged: &Span,
+    covered: &Covered,
+    policy: &Policy,
+) -> Result<(), RunError> {
+    match covered {
+        Covered::Rollups(Kind::Goal(..), ..) => {
+            let rolled = store
+                .rollup_days(site.id, purged.first_day, purged.last_day)
+                .await?;
+            match rolled.first() {
+                None => Ok(()),
+                Some(day) => Err(RunError::Purged(format!(
+                    "this goal has no daily rollups for {day}: it was added after that day's raw events were purged (they are kept for {} days), so its conversions on that day are unknown",
+                    policy.raw_retention_days
+                ))),
+            }
+        }
+        Covered::Rollups(..) => Ok(()),
+        _ => Err(RunError::Purged(format!(
+            "this question needs raw events from {}, but raw events are kept for {} days; \
+             daily rollups answer ranges without filters (or with one goal), broken down by at most one property or by day, week or month",
+            purged.first_day, policy.raw_retention_days
+        ))),
+    }
 }
 
 /// Counts of a visit-level query (see [`visit_level`]) over the days `first..=last` from the
@@ -460,6 +578,8 @@ pub(crate) fn rollup_row(
         events: u(c.events),
         bounces: u(c.bounces),
         duration: u(c.duration),
+        revenue_micros: c.revenue_micros,
+        revenue_events: u(c.revenue_events),
     }
 }
 
@@ -472,6 +592,8 @@ pub(crate) fn counts_of(row: &RollupRow) -> Counts {
         events: i(row.events),
         bounces: i(row.bounces),
         duration: i(row.duration),
+        revenue_micros: row.revenue_micros,
+        revenue_events: i(row.revenue_events),
         ..Counts::default()
     }
 }
@@ -506,6 +628,7 @@ pub async fn compute_day(
         imports_meta: false,
         resolved_goals: Vec::new(),
         revenue_currency: None,
+        goal_key: None,
     };
     let row =
         |dimension: &str, value: String, c: &Counts| rollup_row(site.id, day, dimension, value, c);
@@ -536,8 +659,69 @@ pub async fn compute_day(
             }
         }
     }
+    let goals = crate::goals::goals_of(store, site.id).await?;
+    rows.extend(goal_rows(store, site, tz, day, &goals).await?);
     store.put_rollups(&rows).await?;
     Ok(rows.len())
+}
+
+/// The rollup rows of `goals` for one site-local day, from its raw events: one per goal,
+/// also when nothing completed it (a goal's row marks the day as counted for it).
+async fn goal_rows(
+    store: &dyn Store,
+    site: &Site,
+    tz: Tz,
+    day: NaiveDate,
+    goals: &[crate::goals::Goal],
+) -> Result<Vec<RollupRow>, RunError> {
+    let deadline = Deadline::after(ROLLUP_DAY_TIMEOUT);
+    let span = day_span(tz, day, day);
+    let mut rows = Vec::new();
+    for goal in goals {
+        let filter = goal.filter();
+        let q = Query {
+            site_id: site.domain.clone(),
+            metrics: vec![
+                Metric::Visitors,
+                Metric::Visits,
+                Metric::Pageviews,
+                Metric::Events,
+                Metric::BounceRate,
+                Metric::VisitDuration,
+                Metric::TotalRevenue,
+            ],
+            date_range: DateRange::Custom(day, day),
+            dimensions: Vec::new(),
+            filters: vec![filter.clone()],
+            order_by: Vec::new(),
+            limit: 1,
+            offset: 0,
+            total_rows: false,
+            time_labels: false,
+            comparison: None,
+            sampling: false,
+            imports: false,
+            imports_meta: false,
+            resolved_goals: vec![filter],
+            revenue_currency: goal.currency.clone(),
+            goal_key: None,
+        };
+        let mut c = Counts::default();
+        for found in raw_counts(store, site.id, &q, tz, &span, deadline, Sample::EXACT)
+            .await?
+            .values()
+        {
+            c.add(found);
+        }
+        rows.push(rollup_row(
+            site.id,
+            day,
+            crate::goals::ROLLUP_DIMENSION,
+            goal.rollup_key(),
+            &c,
+        ));
+    }
+    Ok(rows)
 }
 
 /// Writes the visit rows of one site-local day from its raw events.
@@ -595,18 +779,47 @@ pub async fn roll_up_closed_days(
             .await?
             .into_iter()
             .collect();
+        // Goals added after a day was rolled up are counted on it while its raw events last.
+        let goals = crate::goals::goals_of(store, site.id).await?;
+        let mut counted: BTreeMap<NaiveDate, BTreeSet<String>> = BTreeMap::new();
+        if !goals.is_empty() {
+            for row in store
+                .read_rollups(site.id, crate::goals::ROLLUP_DIMENSION, first, yesterday)
+                .await?
+            {
+                counted.entry(row.day).or_default().insert(row.value);
+            }
+        }
         let mut day = first;
         let mut count = 0;
         while day <= yesterday && count < max_days {
             if local_midnight(tz, day) >= complete_from {
+                let missing: Vec<crate::goals::Goal> = goals
+                    .iter()
+                    .filter(|g| {
+                        !counted
+                            .get(&day)
+                            .is_some_and(|c| c.contains(&g.rollup_key()))
+                    })
+                    .cloned()
+                    .collect();
                 if !have.contains(&day) {
                     compute_day(store, &site, tz, day).await?;
                     written.insert(day);
                     count += 1;
-                } else if !visits.contains(&day) {
-                    write_visits_of_day(store, &site, tz, day).await?;
-                    written.insert(day);
-                    count += 1;
+                } else {
+                    let mut done_now = false;
+                    if !visits.contains(&day) {
+                        write_visits_of_day(store, &site, tz, day).await?;
+                        written.insert(day);
+                        done_now = true;
+                    }
+                    if !missing.is_empty() {
+                        let rows = goal_rows(store, &site, tz, day, &missing).await?;
+                        store.put_rollups(&rows).await?;
+                        done_now = true;
+                    }
+                    count += usize::from(done_now);
                 }
             }
             day = day + Days::new(1);

@@ -452,9 +452,14 @@ fn without_dimension(q: &Query, i: usize) -> Query {
     out
 }
 
+/// The goals a goal breakdown left out, with the reason: their conversions on some day of
+/// the range are unknown (see [`RunError::Purged`]).
+type Skipped = Vec<(String, String)>;
+
 /// Every group of `q` over `span`; with an `event:goal` dimension (at `goals.0`), the groups of
-/// each goal in `goals.1`, counted with the goal's filter and named by it. `covered`: the
-/// tiers already found for `q` over `span`, if any.
+/// each goal in `goals.1`, counted with the goal's filter and named by it, and the goals
+/// left out because that is unknown for a day of `span`. `covered`: the tiers already found
+/// for `q` over `span`, if any.
 #[allow(clippy::too_many_arguments)]
 async fn answered(
     store: &dyn Store,
@@ -466,7 +471,7 @@ async fn answered(
     policy: &Policy,
     sample: Sample,
     covered: Option<&Covered>,
-) -> Result<Groups, RunError> {
+) -> Result<(Groups, Skipped), RunError> {
     let Some((at, goals)) = goals else {
         let found;
         let covered = match covered {
@@ -476,20 +481,34 @@ async fn answered(
                 &found
             }
         };
-        return planned(store, site, q, tz, span, policy, sample, covered).await;
+        let groups = planned(store, site, q, tz, span, policy, sample, covered).await?;
+        return Ok((groups, Skipped::new()));
     };
     // Every goal's conversion rate has the same denominator: the visitors without goals.
     let base = without_dimension(q, *at);
     let totals = totals(store, site, &base, tz, span, policy, sample).await?;
     let mut out = Groups::new();
+    let mut skipped = Skipped::new();
     for goal in goals {
+        // The goals listed are those the goal filters chose, so a goal's own filter keeps
+        // only events that those keep too: it stands in for them.
         let mut one = base.clone();
+        one.filters.retain(|f| !base.resolved_goals.contains(f));
         let filter = goal.filter();
         one.filters.push(filter.clone());
-        one.resolved_goals.push(filter);
+        one.resolved_goals = vec![filter];
         one.revenue_currency = goal.currency.clone();
+        one.goal_key = (one.filters.len() == 1).then(|| goal.rollup_key());
         let covered = tiers(store, site, &one, tz, span, policy).await?;
-        let found = counts(store, site, &one, tz, span, policy, sample, &covered).await?;
+        let found = match counts(store, site, &one, tz, span, policy, sample, &covered).await {
+            // A goal added after the raw events of a day it was not counted on were purged:
+            // the others still answer.
+            Err(RunError::Purged(why)) if one.goal_key.is_some() => {
+                skipped.push((goal.display_name.clone(), why));
+                continue;
+            }
+            found => found?,
+        };
         for (mut key, values) in derive(&one, found, totals) {
             // A goal breakdown lists the groups that completed the goal.
             let completed = values.iter().any(|v| as_number(v) > 0.0);
@@ -499,7 +518,7 @@ async fn answered(
             }
         }
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// Whether a goal named `name` is chosen by a filter on `event:goal` with `op` (`is` or
@@ -668,6 +687,14 @@ pub(crate) async fn resolve_goals(
         _ if revenue && at.is_none() => revenue_warning = Some(MIXED_CURRENCIES),
         _ => {}
     }
+    // One goal as the only filter: its daily rollups can answer.
+    if let ([_], [_], [goal]) = (
+        out.filters.as_slice(),
+        out.resolved_goals.as_slice(),
+        chosen_all.as_slice(),
+    ) {
+        out.goal_key = Some(goal.rollup_key());
+    }
     let by_goal = at.map(|i| (i, chosen_all.into_iter().cloned().collect()));
     Ok(Resolved {
         query: out,
@@ -730,7 +757,8 @@ pub async fn run(
     let goals = by_goal.as_ref();
     // Without a goal breakdown, `base` is `q`: its tiers serve the answer too.
     let known = by_goal.is_none().then_some(&covered);
-    let current = answered(store, site, q, goals, tz, &span, policy, sample, known).await?;
+    let (current, mut skipped) =
+        answered(store, site, q, goals, tz, &span, policy, sample, known).await?;
 
     let mut compared: Option<Compared> = None;
     if let Some(c) = &q.comparison {
@@ -741,7 +769,16 @@ pub async fn run(
         };
         compared = Some(Compared {
             span: other,
-            rows: answered(store, site, q, goals, tz, &other, policy, sample, None).await?,
+            rows: {
+                let (rows, also) =
+                    answered(store, site, q, goals, tz, &other, policy, sample, None).await?;
+                for s in also {
+                    if !skipped.iter().any(|(name, _)| *name == s.0) {
+                        skipped.push(s);
+                    }
+                }
+                rows
+            },
             labels: other_labels,
         });
     }
@@ -829,6 +866,14 @@ pub async fn run(
             })
             .collect();
         meta.insert("metric_warnings".into(), Value::Object(warnings));
+    }
+    if !skipped.is_empty() {
+        // Footfall's own: which goals a goal breakdown left out, and why.
+        let goals: serde_json::Map<String, Value> = skipped
+            .into_iter()
+            .map(|(name, why)| (name, json!(why)))
+            .collect();
+        meta.insert("goals_skipped".into(), Value::Object(goals));
     }
     if q.imports_meta {
         let skipped = imports_skipped(store, site, q, tz, &span, policy).await?;

@@ -160,6 +160,10 @@ pub struct RollupRow {
     pub events: u64,
     pub bounces: u64,
     pub duration: u64,
+    /// Goal rows only: millionths of the goal's currency its completions carried, and how
+    /// many of them carried revenue.
+    pub revenue_micros: i64,
+    pub revenue_events: u64,
 }
 
 /// When a query must be answered by: `query_timeout_secs` after it arrived. A store stops

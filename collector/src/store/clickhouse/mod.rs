@@ -46,7 +46,7 @@ const SQL_ROLLUP_DAYS: &str = "SELECT DISTINCT toUInt16(day) FROM rollups WHERE 
 /// Deletes an import's rollups (a mutation: ClickHouse finishes it in the background).
 const SQL_DELETE_ROLLUPS_OF: &str = "ALTER TABLE ? DELETE WHERE site_id = ?";
 const SQL_CLUSTER_DELETE_ROLLUPS_OF: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ?";
-const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
+const SQL_READ_ROLLUPS: &str = "SELECT site_id, toUInt16(day) AS d, dimension, value, argMax(visitors, version) AS r_visitors, argMax(visits, version) AS r_visits, argMax(pageviews, version) AS r_pageviews, argMax(events, version) AS r_events, argMax(bounces, version) AS r_bounces, argMax(duration, version) AS r_duration, argMax(revenue_micros, version) AS r_revenue_micros, argMax(revenue_events, version) AS r_revenue_events, max(version) AS r_version FROM rollups WHERE site_id = ? AND dimension = ? AND day >= toDate(?) AND day <= toDate(?) GROUP BY site_id, day, dimension, value";
 
 /// Records that a day's visit rows of this version are all written.
 const SQL_MARK_VISIT_DAY: &str =
@@ -83,6 +83,8 @@ struct RollupRecord {
     events: u64,
     bounces: u64,
     duration: u64,
+    revenue_micros: i64,
+    revenue_events: u64,
     version: u64,
 }
 
@@ -579,6 +581,8 @@ impl EventStore for ClickHouseStore {
                     events: r.events,
                     bounces: r.bounces,
                     duration: r.duration,
+                    revenue_micros: r.revenue_micros,
+                    revenue_events: r.revenue_events,
                     version,
                 })
                 .await
@@ -633,6 +637,8 @@ impl EventStore for ClickHouseStore {
                 events: r.events,
                 bounces: r.bounces,
                 duration: r.duration,
+                revenue_micros: r.revenue_micros,
+                revenue_events: r.revenue_events,
             })
             .collect())
     }
@@ -743,12 +749,13 @@ mod tests {
     #[test]
     fn schema_splits_into_statements() {
         let stmts: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
-        assert_eq!(stmts.len(), 13);
+        assert_eq!(stmts.len(), 15);
         assert!(
             stmts
                 .iter()
                 .all(|s| s.starts_with("CREATE TABLE IF NOT EXISTS")
                     || s.starts_with("ALTER TABLE events ADD COLUMN")
+                    || s.starts_with("ALTER TABLE rollups ADD COLUMN")
                     || s.starts_with("ALTER TABLE sites ADD COLUMN"))
         );
         assert!(

@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0007_visits",
         include_str!("../../../../schema/clickhouse/0007_visits.sql"),
     ),
+    (
+        8,
+        "0008_goal_rollups",
+        include_str!("../../../../schema/clickhouse/0008_goal_rollups.sql"),
+    ),
 ];
 
 pub(super) const SQL_CREATE_DATABASE: &str = "CREATE DATABASE IF NOT EXISTS ?";

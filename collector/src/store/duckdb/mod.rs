@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_visits",
         include_str!("../../../../schema/duckdb/0002_visits.sql"),
     ),
+    (
+        3,
+        "0003_goal_rollups",
+        include_str!("../../../../schema/duckdb/0003_goal_rollups.sql"),
+    ),
 ];
 
 /// Connections for the Stats API's statements (DuckDB runs each on all cores; readers see
@@ -767,7 +772,7 @@ impl EventStore for DuckDbStore {
             in_transaction(conn, |conn| {
                 let mut stmt = conn
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration, revenue_micros, revenue_events) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     )
                     .map_err(query_err)?;
                 for r in &rows {
@@ -782,6 +787,8 @@ impl EventStore for DuckDbStore {
                         r.events,
                         r.bounces,
                         r.duration,
+                        r.revenue_micros,
+                        r.revenue_events,
                     ])
                     .map_err(query_err)?;
                 }
@@ -810,7 +817,7 @@ impl EventStore for DuckDbStore {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration FROM rollups WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?",
+                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration, COALESCE(revenue_micros, 0), COALESCE(revenue_events, 0) FROM rollups WHERE site_id = ? AND dimension = ? AND day >= ? AND day <= ?",
                 )
                 .map_err(query_err)?;
             let rows = stmt
@@ -826,6 +833,8 @@ impl EventStore for DuckDbStore {
                         events: r.get(5)?,
                         bounces: r.get(6)?,
                         duration: r.get(7)?,
+                        revenue_micros: r.get(8)?,
+                        revenue_events: r.get(9)?,
                     })
                 })
                 .map_err(query_err)?;

@@ -63,6 +63,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0008_visits",
         include_str!("../../../../schema/sqlite/0008_visits.sql"),
     ),
+    (
+        9,
+        "0009_goal_rollups",
+        include_str!("../../../../schema/sqlite/0009_goal_rollups.sql"),
+    ),
 ];
 
 /// Rows deleted per retention transaction.
@@ -544,7 +549,7 @@ impl EventStore for SqliteStore {
             {
                 let mut stmt = tx
                     .prepare_cached(
-                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        "INSERT OR REPLACE INTO rollups (site_id, day, dimension, value, visitors, visits, pageviews, events, bounces, duration, revenue_micros, revenue_events) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                     )
                     .map_err(query_err)?;
                 for r in &rows {
@@ -559,6 +564,8 @@ impl EventStore for SqliteStore {
                         r.events as i64,
                         r.bounces as i64,
                         r.duration as i64,
+                        r.revenue_micros,
+                        r.revenue_events as i64,
                     ])
                     .map_err(query_err)?;
                 }
@@ -587,7 +594,7 @@ impl EventStore for SqliteStore {
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration FROM rollups WHERE site_id = ?1 AND dimension = ?2 AND day >= ?3 AND day <= ?4",
+                    "SELECT day, value, visitors, visits, pageviews, events, bounces, duration, revenue_micros, revenue_events FROM rollups WHERE site_id = ?1 AND dimension = ?2 AND day >= ?3 AND day <= ?4",
                 )
                 .map_err(query_err)?;
             let rows = stmt
@@ -603,6 +610,8 @@ impl EventStore for SqliteStore {
                         events: r.get::<_, i64>(5)? as u64,
                         bounces: r.get::<_, i64>(6)? as u64,
                         duration: r.get::<_, i64>(7)? as u64,
+                        revenue_micros: r.get(8)?,
+                        revenue_events: r.get::<_, i64>(9)? as u64,
                     })
                 })
                 .map_err(query_err)?;
