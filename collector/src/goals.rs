@@ -1,8 +1,9 @@
 //! Goals: what a site counts as a conversion.
 //!
 //! A goal is a pageview of a path (with wildcards: `*` and `**` are any run of characters,
-//! `/` included, as Plausible reads them today), or a custom
-//! event by name; either narrowed by up to three property values if wanted. Each has a display name, which is
+//! `/` included, as Plausible reads them today), a scroll past a share of such a page (from
+//! the engagement events the tracker sends as a page is left), or a custom event by name;
+//! pageview and event goals narrowed by up to three property values if wanted. Each has a display name, which is
 //! how the Stats API (`event:goal`) and the dashboard name it. Goals are kept as records
 //! (kind [`GOAL_KIND`]), so every store holds them the same way, and a query resolves them
 //! into filters on the events (see [`Goal::filter`]).
@@ -41,6 +42,13 @@ pub enum Rule {
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         props: BTreeMap<String, String>,
     },
+    /// A page matching `path` scrolled past `threshold` % (1 to 100), as a visit's
+    /// engagement events report it.
+    Scroll {
+        path: String,
+        #[serde(rename = "scroll_threshold")]
+        threshold: u8,
+    },
 }
 
 /// A goal of a site.
@@ -75,7 +83,15 @@ impl NewGoal {
         let Some(o) = v.as_object() else {
             return invalid("a goal is a JSON object");
         };
-        const KNOWN: [&str; 6] = ["type", "path", "name", "props", "display_name", "currency"];
+        const KNOWN: [&str; 7] = [
+            "type",
+            "path",
+            "name",
+            "props",
+            "display_name",
+            "currency",
+            "scroll_threshold",
+        ];
         if let Some(k) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
             return invalid(format!(
                 "unknown field `{k}`; a goal has {}",
@@ -100,6 +116,25 @@ impl NewGoal {
                     props: props_of(o)?,
                 }
             }
+            Some("scroll") => {
+                if o.contains_key("name") || o.contains_key("props") {
+                    return invalid("a scroll goal has a `path` and a `scroll_threshold` only");
+                }
+                let threshold = match o.get("scroll_threshold") {
+                    Some(serde_json::Value::Number(n)) => n
+                        .as_u64()
+                        .and_then(|n| u8::try_from(n).ok())
+                        .ok_or(GoalError::Invalid(
+                            "`scroll_threshold` must be a whole percentage, 1 to 100".into(),
+                        ))?,
+                    _ => return invalid("a scroll goal needs a `scroll_threshold` (1 to 100)"),
+                };
+                Rule::Scroll {
+                    path: text("path")?
+                        .ok_or(GoalError::Invalid("a scroll goal needs a `path`".into()))?,
+                    threshold,
+                }
+            }
             Some("event") => {
                 if o.contains_key("path") {
                     return invalid("an event goal has a `name`, not a `path`");
@@ -111,7 +146,7 @@ impl NewGoal {
                     props,
                 }
             }
-            _ => return invalid("`type` must be `pageview` or `event`"),
+            _ => return invalid("`type` must be `pageview`, `scroll` or `event`"),
         };
         Ok(NewGoal {
             rule,
@@ -168,8 +203,19 @@ fn check_props(props: &BTreeMap<String, String>) -> Result<(), GoalError> {
 pub fn default_name(rule: &Rule) -> String {
     match rule {
         Rule::Pageview { path, .. } => format!("Visit {path}"),
+        Rule::Scroll { path, threshold } => format!("Scroll {threshold}% on {path}"),
         Rule::Event { name, .. } => name.clone(),
     }
+}
+
+/// A path pattern as a goal keeps it: trimmed, with a leading `/` (as Plausible adds it).
+fn goal_path(path: String) -> Result<String, GoalError> {
+    let mut path = path.trim().to_string();
+    text("the path", &path, MAX_PATTERN_CHARS)?;
+    if !path.starts_with('/') {
+        path.insert(0, '/');
+    }
+    Ok(path)
 }
 
 fn text(what: &str, s: &str, max: usize) -> Result<(), GoalError> {
@@ -189,14 +235,20 @@ fn text(what: &str, s: &str, max: usize) -> Result<(), GoalError> {
 pub fn validate(new: NewGoal) -> Result<(String, Rule, Option<String>), GoalError> {
     let rule = match new.rule {
         Rule::Pageview { path, props } => {
-            let mut path = path.trim().to_string();
-            text("the path", &path, MAX_PATTERN_CHARS)?;
-            // As Plausible does: a path without its leading slash gets one.
-            if !path.starts_with('/') {
-                path.insert(0, '/');
-            }
+            let path = goal_path(path)?;
             check_props(&props)?;
             Rule::Pageview { path, props }
+        }
+        Rule::Scroll { path, threshold } => {
+            if !(1..=100).contains(&threshold) {
+                return invalid(format!(
+                    "a scroll threshold is a percentage from 1 to 100, not {threshold}"
+                ));
+            }
+            Rule::Scroll {
+                path: goal_path(path)?,
+                threshold,
+            }
         }
         Rule::Event { name, props } => {
             let name = name.trim().to_string();
@@ -320,24 +372,32 @@ impl Goal {
 
     /// The events that complete the goal, as a filter.
     pub fn filter(&self) -> Filter {
-        let (name, page, props) = match &self.rule {
-            Rule::Pageview { path, props } => {
-                let page = if path.contains('*') {
-                    Filter::Match {
-                        op: Op::Matches,
-                        field: Field::Column(Property::Page),
-                        values: vec![path_regex(path)],
-                    }
-                } else {
-                    Filter::Match {
-                        op: Op::Is,
-                        field: Field::Column(Property::Page),
-                        values: vec![path.clone()],
-                    }
-                };
-                ("pageview", Some(page), props)
+        let page = |path: &String| {
+            if path.contains('*') {
+                Filter::Match {
+                    op: Op::Matches,
+                    field: Field::Column(Property::Page),
+                    values: vec![path_regex(path)],
+                }
+            } else {
+                Filter::Match {
+                    op: Op::Is,
+                    field: Field::Column(Property::Page),
+                    values: vec![path.clone()],
+                }
             }
+        };
+        let (name, page, props) = match &self.rule {
+            Rule::Pageview { path, props } => ("pageview", Some(page(path)), props),
             Rule::Event { name, props } => (name.as_str(), None, props),
+            Rule::Scroll { path, threshold } => {
+                return Filter::And(vec![
+                    Filter::Scrolled {
+                        at_least: *threshold,
+                    },
+                    page(path),
+                ]);
+            }
         };
         let mut all = vec![Filter::Match {
             op: Op::Is,
@@ -355,9 +415,11 @@ impl Goal {
 
     /// How `footfall goal list` shows it.
     pub fn describe(&self) -> String {
+        let none = BTreeMap::new();
         let (mut what, props) = match &self.rule {
             Rule::Pageview { path, props } => (format!("pageview {path}"), props),
             Rule::Event { name, props } => (format!("event {name}"), props),
+            Rule::Scroll { path, threshold } => (format!("scroll {threshold}% {path}"), &none),
         };
         for (k, v) in props {
             what.push_str(&format!(" {k}={v}"));
@@ -450,5 +512,63 @@ mod tests {
         let mut with_currency = page("/x");
         with_currency.currency = Some("USD".into());
         assert!(validate(with_currency).is_err());
+    }
+
+    #[test]
+    fn scroll_goals_are_read_and_checked() {
+        let json = |v: serde_json::Value| NewGoal::from_json(&v).map(validate);
+        let (name, rule, _) = json(serde_json::json!(
+            {"type": "scroll", "path": "blog/*", "scroll_threshold": 75}
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(name, "Scroll 75% on /blog/*");
+        assert_eq!(
+            rule,
+            Rule::Scroll {
+                path: "/blog/*".into(),
+                threshold: 75
+            }
+        );
+        for (bad, reason) in [
+            (
+                serde_json::json!({"type": "scroll", "path": "/x"}),
+                "needs a `scroll_threshold`",
+            ),
+            (
+                serde_json::json!({"type": "scroll", "path": "/x", "scroll_threshold": 300}),
+                "whole percentage",
+            ),
+            (
+                serde_json::json!({"type": "scroll", "path": "/x", "scroll_threshold": 1.5}),
+                "whole percentage",
+            ),
+            (
+                serde_json::json!({"type": "scroll", "path": "/x", "scroll_threshold": 50, "props": {}}),
+                "only",
+            ),
+        ] {
+            let e = NewGoal::from_json(&bad).unwrap_err().to_string();
+            assert!(e.contains(reason), "{bad}: {e}");
+        }
+        let zero = json(serde_json::json!({"type": "scroll", "path": "/x", "scroll_threshold": 0}))
+            .unwrap()
+            .unwrap_err()
+            .to_string();
+        assert!(zero.contains("from 1 to 100"), "{zero}");
+        // The goal is its engagement events on the page, past the threshold.
+        let goal = Goal {
+            id: 1,
+            site_id: 1,
+            display_name: name,
+            rule,
+            currency: None,
+            created_at: 0,
+        };
+        let Filter::And(all) = goal.filter() else {
+            panic!()
+        };
+        assert!(all.contains(&Filter::Scrolled { at_least: 75 }));
+        assert!(goal.describe().ends_with("scroll 75% /blog/*"));
     }
 }

@@ -771,30 +771,55 @@ fn rows_over_days(
     generated: &[Generated],
     days: &[chrono::NaiveDate],
 ) -> Vec<EventRow> {
-    generated
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let day = days[(e.visitor % 3) as usize];
-            let start = day.and_hms_opt(7, 0, 0).unwrap().and_utc().timestamp() as u32;
-            EventRow {
-                site_id,
-                timestamp: start + e.visitor as u32 * 100 + i as u32 % 7,
-                name: e.name.into(),
-                hostname: "example.org".into(),
-                pathname: e.path.into(),
-                visitor_id: 10_000 + e.visitor,
-                session_id: 90_000 + e.visitor,
-                referrer_source: e.source.into(),
-                props_keys: e.plan.map(|_| vec!["plan".to_string()]).unwrap_or_default(),
-                props_values: e.plan.map(|p| vec![p.to_string()]).unwrap_or_default(),
-                revenue_micros: e.revenue.map_or(0, |r| r.0),
-                revenue_currency: e.revenue.map_or(String::new(), |r| r.1.to_string()),
-                scroll_depth: 255,
-                ..EventRow::default()
+    let mut rows = Vec::new();
+    for (i, e) in generated.iter().enumerate() {
+        let day = days[(e.visitor % 3) as usize];
+        let start = day.and_hms_opt(7, 0, 0).unwrap().and_utc().timestamp() as u32;
+        let row = EventRow {
+            site_id,
+            timestamp: start + e.visitor as u32 * 100 + i as u32 % 7,
+            name: e.name.into(),
+            hostname: "example.org".into(),
+            pathname: e.path.into(),
+            visitor_id: 10_000 + e.visitor,
+            session_id: 90_000 + e.visitor,
+            referrer_source: e.source.into(),
+            props_keys: e.plan.map(|_| vec!["plan".to_string()]).unwrap_or_default(),
+            props_values: e.plan.map(|p| vec![p.to_string()]).unwrap_or_default(),
+            revenue_micros: e.revenue.map_or(0, |r| r.0),
+            revenue_currency: e.revenue.map_or(String::new(), |r| r.1.to_string()),
+            scroll_depth: 255,
+            ..EventRow::default()
+        };
+        // A pageview's engagement reports (one or two), with their scroll.
+        if e.name == "pageview" {
+            for (k, depth) in engagement_of(i).into_iter().enumerate() {
+                rows.push(EventRow {
+                    name: "engagement".into(),
+                    timestamp: row.timestamp + 2 + k as u32,
+                    engagement_ms: 4_000,
+                    scroll_depth: depth,
+                    props_keys: Vec::new(),
+                    props_values: Vec::new(),
+                    revenue_micros: 0,
+                    revenue_currency: String::new(),
+                    ..row.clone()
+                });
             }
-        })
-        .collect()
+        }
+        rows.push(row);
+    }
+    rows
+}
+
+/// The scroll depths the engagement events of the `i`th generated event report (if it is a
+/// pageview): 255 where the page reported none.
+fn engagement_of(i: usize) -> Vec<u8> {
+    match i % 5 {
+        0 => vec![255],
+        1 => vec![(i * 37 % 101) as u8, (i * 53 % 101) as u8],
+        _ => vec![(i * 37 % 101) as u8],
+    }
 }
 
 async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend) {
@@ -815,6 +840,7 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
                 "--currency",
                 "EUR",
             ],
+            &["--page", "/blog/*", "--scroll", "50"],
         ],
     )
     .await;
@@ -826,6 +852,31 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         .insert_events(Arc::from(rows_over_days(site.id, &generated, &days)))
         .await
         .unwrap();
+    // Who scrolled past half of a blog page, each day, counted from the generated reports.
+    let scrolled_on = |day: chrono::NaiveDate| {
+        generated
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| {
+                days[(e.visitor % 3) as usize] == day
+                    && e.name == "pageview"
+                    && e.path.starts_with("/blog/")
+                    && engagement_of(*i).iter().any(|d| (50..=100).contains(d))
+            })
+            .map(|(_, e)| e.visitor)
+            .collect::<BTreeSet<u64>>()
+    };
+    let scroll_want: BTreeMap<String, Value> = days
+        .iter()
+        .map(|d| (d.to_string(), json!([scrolled_on(*d).len(), 0])))
+        .collect();
+    let scroll_q = json!({"site_id": "example.org", "metrics": ["visitors", "events"],
+        "date_range": [days[0].to_string(), days[2].to_string()], "dimensions": ["time:day"],
+        "filters": [["is", "event:goal", ["Scroll 50% on /blog/*"]]]});
+    // From raw events first: unique conversions, and no total conversions (as Plausible).
+    let answer = ask(&t, &site, scroll_q.clone()).await.unwrap();
+    assert_eq!(by_dimension(&answer), scroll_want, "{answer}");
+    assert!(scroll_want.values().all(|v| v[0] != json!(0)));
     roll_up_closed_days(t.store.as_ref(), &policy(), usize::MAX)
         .await
         .unwrap();
@@ -903,7 +954,7 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         "date_range": range, "dimensions": ["event:goal"]}))
     .await
     .unwrap();
-    let want: BTreeMap<String, Value> = GOALS
+    let mut want: BTreeMap<String, Value> = GOALS
         .iter()
         .map(|g| {
             let v: usize = days.iter().map(|d| converted_on(g, *d).len()).sum();
@@ -913,6 +964,11 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
             )
         })
         .collect();
+    let scrolled: usize = days.iter().map(|d| scrolled_on(*d).len()).sum();
+    want.insert(
+        "Scroll 50% on /blog/*".into(),
+        json!([scrolled, 0, rate(scrolled, all_visitors)]),
+    );
     assert_eq!(by_dimension(&answer), want, "{answer}");
     // The goal added after the purge is left out of the breakdown, and `meta` says why.
     let why = answer["meta"]["goals_skipped"]["Any purchase"].as_str();
@@ -920,6 +976,8 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         why.is_some_and(|w| w.contains("added after that day's raw events were purged")),
         "{answer}"
     );
+    let answer = ask_later(scroll_q.clone()).await.unwrap();
+    assert_eq!(by_dimension(&answer), scroll_want, "{answer}");
 
     // One goal, day by day: its visitors, completions and share of each day's visitors.
     let answer = ask_later(json!({"site_id": "example.org",

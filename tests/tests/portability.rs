@@ -37,8 +37,31 @@ fn schema_and_statements_run_on_current_clickhouse() {
         // A goal's conversions per page with their revenue (the currency is set as goals are
         // resolved).
         serde_json::json!({"site_id": "a", "metrics": ["visitors", "group_conversion_rate", "total_revenue", "average_revenue"], "date_range": "7d", "dimensions": ["event:page"], "filters": [["is", "event:name", ["Purchase"]], ["is", "event:props:plan", ["premium"]]]}),
+        // A scroll-depth goal's conversions by day (its filter is added below: goals resolve
+        // into it, no question names it).
+        serde_json::json!({"site_id": "a", "metrics": ["visitors", "events", "visits", "group_conversion_rate"], "date_range": "7d", "dimensions": ["time:day"], "filters": [["is", "event:name", ["scrolled"]]]}),
     ] {
         let mut q = footfall::query::model::parse(&query).unwrap();
+        if query["filters"][0][2][0] == "scrolled" {
+            use footfall::query::model::{Field, Filter, Op, Property};
+            let scroll = Filter::And(vec![
+                Filter::Scrolled { at_least: 50 },
+                Filter::Match {
+                    op: Op::Matches,
+                    field: Field::Column(Property::Page),
+                    values: vec!["^/blog/.*$".into()],
+                },
+            ]);
+            // Inside `has_done` too.
+            q.filters = vec![
+                scroll.clone(),
+                Filter::Behaviour {
+                    done: true,
+                    inner: Box::new(scroll.clone()),
+                },
+            ];
+            q.resolved_goals = vec![scroll];
+        }
         if q.metrics
             .contains(&footfall::query::model::Metric::TotalRevenue)
         {
@@ -92,6 +115,14 @@ fn schema_and_statements_run_on_current_clickhouse() {
                 },
             ]),
             step("Signup"),
+            Filter::And(vec![
+                Filter::Scrolled { at_least: 75 },
+                Filter::Match {
+                    op: Op::Is,
+                    field: Field::Column(Property::Page),
+                    values: vec!["/pricing".into()],
+                },
+            ]),
         ];
         let exit = Filter::Match {
             op: Op::IsNot,

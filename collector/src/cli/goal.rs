@@ -9,8 +9,8 @@ use crate::goals::{NewGoal, Rule};
 
 #[derive(Debug, Subcommand)]
 pub enum GoalCommand {
-    /// Add a goal: a pageview of a path (`*` within a segment, `**` across), or a custom
-    /// event, narrowed by property values if wanted.
+    /// Add a goal: a pageview of a path (`*` is any run of characters), a scroll past a
+    /// share of such a page, or a custom event; narrowed by property values if wanted.
     Add(AddArgs),
     /// List a site's goals (id, display name, what completes it).
     List {
@@ -36,13 +36,17 @@ pub struct AddArgs {
     /// A pageview goal: the path, e.g. `/signup/done` or `/blog/*`.
     #[arg(long, value_name = "PATH")]
     pub page: Option<String>,
+    /// With --page: a scroll-depth goal, a page scrolled past this percentage (1 to 100).
+    #[arg(long, value_name = "PERCENT", requires = "page", conflicts_with_all = ["props", "currency"])]
+    pub scroll: Option<u8>,
     /// A custom event goal: the event's name, e.g. `Signup` or `Outbound Link: Click`.
     #[arg(long, value_name = "NAME")]
     pub event: Option<String>,
     /// Only events with this property value (`key=value`); may be repeated (at most 3).
     #[arg(long = "prop", value_name = "KEY=VALUE")]
     pub props: Vec<String>,
-    /// How answers name the goal (default: `Visit PATH`, or the event's name).
+    /// How answers name the goal (default: `Visit PATH`, `Scroll N% on PATH`, or the event's
+    /// name).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
     /// The currency of the revenue the event carries (ISO 4217, e.g. EUR).
@@ -67,7 +71,10 @@ pub async fn run(config: &Config, cmd: GoalCommand) -> anyhow::Result<()> {
                 );
             }
             let rule = match (args.page, args.event) {
-                (Some(path), None) => Rule::Pageview { path, props },
+                (Some(path), None) => match args.scroll {
+                    Some(threshold) => Rule::Scroll { path, threshold },
+                    None => Rule::Pageview { path, props },
+                },
                 (None, Some(name)) => Rule::Event { name, props },
                 _ => anyhow::bail!("give either --page or --event"),
             };

@@ -111,13 +111,20 @@ pub fn reached(events: &[(i64, u32)], steps: usize, strict: bool) -> usize {
         if events[start].1 & 1 == 0 {
             continue;
         }
-        let mut level = 1;
+        let mut level = 0;
+        while level < steps && events[start].1 & (1 << level) != 0 {
+            level += 1;
+        }
         for &(_, mask) in &events[start + 1..] {
             if level == steps {
                 break;
             }
             if mask & (1 << level) != 0 {
-                level += 1;
+                // One event may complete several steps in a row (an engagement event that
+                // scrolled past 50 % also passed 25 %), as `windowFunnel` counts it.
+                while level < steps && mask & (1 << level) != 0 {
+                    level += 1;
+                }
             } else if strict {
                 break;
             }
@@ -258,6 +265,10 @@ mod tests {
         assert_eq!(reached(&ev(&[1, 8, 1, 2]), 3, true), 2);
         // An event can complete two steps (the same goal twice).
         assert_eq!(reached(&ev(&[1 | 4, 2, 1 | 4]), 3, false), 3);
+        // One event may complete consecutive steps at once (a scroll past 50 % passed 25 %).
+        assert_eq!(reached(&ev(&[1, 2 | 4]), 3, true), 3);
+        assert_eq!(reached(&ev(&[1 | 2, 8, 4]), 3, false), 3);
+        assert_eq!(reached(&ev(&[1 | 2, 8, 4]), 3, true), 2);
         assert!(parse(&json!({"site_id": "a", "date_range": "7d", "steps": ["x"]})).is_err());
         assert!(
             parse(

@@ -229,7 +229,7 @@ fn check_patterns(filters: &[Filter]) -> Result<(), QueryError> {
                 values,
                 ..
             } => out.extend(values.iter().map(String::as_str)),
-            Filter::Match { .. } => {}
+            Filter::Match { .. } | Filter::Scrolled { .. } => {}
             Filter::And(list) | Filter::Or(list) => list.iter().for_each(|f| collect(f, out)),
             Filter::Not(inner) | Filter::Behaviour { inner, .. } => collect(inner, out),
         }
@@ -312,6 +312,13 @@ pub enum Filter {
     Behaviour {
         done: bool,
         inner: Box<Filter>,
+    },
+    /// An engagement event that reports a scroll of at least `at_least` % of its page: what
+    /// a scroll-depth goal is made of (never parsed from a question). The events that other
+    /// filters read leave engagement events out; a query with this filter reads those it
+    /// keeps too.
+    Scrolled {
+        at_least: u8,
     },
 }
 
@@ -568,11 +575,11 @@ fn nests_goal(f: &Filter) -> bool {
             Filter::Match { field, .. } => *field == Field::Goal,
             Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
             Filter::Not(f) => any_goal(f),
-            Filter::Behaviour { .. } => false,
+            Filter::Behaviour { .. } | Filter::Scrolled { .. } => false,
         }
     }
     match f {
-        Filter::Match { .. } | Filter::Behaviour { .. } => false,
+        Filter::Match { .. } | Filter::Behaviour { .. } | Filter::Scrolled { .. } => false,
         Filter::And(l) | Filter::Or(l) => l.iter().any(any_goal),
         Filter::Not(f) => any_goal(f),
     }
@@ -588,6 +595,7 @@ fn events_only(f: &Filter) -> bool {
         Filter::And(l) | Filter::Or(l) => l.iter().all(events_only),
         Filter::Not(f) => events_only(f),
         Filter::Behaviour { .. } => false,
+        Filter::Scrolled { .. } => true,
     }
 }
 

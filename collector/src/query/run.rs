@@ -329,7 +329,10 @@ pub async fn raw_counts(
 pub fn derive(q: &Query, mut groups: BTreeMap<Vec<String>, Counts>, totals: Totals) -> Groups {
     if !q.dimensions.is_empty() {
         // Only groups with events (or, for engagement metrics, engagement) are results.
-        groups.retain(|_, c| c.events > 0 || c.visits > 0 || c.engaged_visitors > 0);
+        // (Visitors alone: a scroll-depth goal's, whose engagement events are not events.)
+        groups.retain(|_, c| {
+            c.events > 0 || c.visits > 0 || c.engaged_visitors > 0 || c.visitors > 0
+        });
     } else if groups.is_empty() {
         groups.insert(Vec::new(), Counts::default());
     }
@@ -582,7 +585,7 @@ fn goals_within(f: &Filter, goals: &[Goal]) -> Result<Filter, RunError> {
             field: Field::Goal,
             values,
         } => goal_filter(*op, values, goals)?.0,
-        Filter::Match { .. } => f.clone(),
+        Filter::Match { .. } | Filter::Scrolled { .. } => f.clone(),
         Filter::And(l) => Filter::And(
             l.iter()
                 .map(|f| goals_within(f, goals))
@@ -639,6 +642,7 @@ pub(crate) async fn resolve_goals(
             Filter::Match { field, .. } => *field == Field::Goal,
             Filter::And(l) | Filter::Or(l) => l.iter().any(reads_goal),
             Filter::Not(f) | Filter::Behaviour { inner: f, .. } => reads_goal(f),
+            Filter::Scrolled { .. } => false,
         }
     }
     let filtered = q.filters.iter().any(reads_goal);

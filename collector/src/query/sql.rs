@@ -100,8 +100,27 @@ fn reads_exit_page(f: &Filter) -> bool {
         Filter::And(l) | Filter::Or(l) => l.iter().any(reads_exit_page),
         Filter::Not(f) => reads_exit_page(f),
         // Its inner filter reads the events of its own subquery.
-        Filter::Behaviour { .. } => false,
+        Filter::Behaviour { .. } | Filter::Scrolled { .. } => false,
     }
+}
+
+/// The lowest scroll that a [`Filter::Scrolled`] among `filters` asks for (those inside
+/// `has_done` read their own subquery's events): the engagement events a statement with
+/// these filters reads besides the counted ones.
+fn scroll_floor<'a>(filters: impl IntoIterator<Item = &'a Filter>) -> Option<u8> {
+    fn walk(f: &Filter, floor: &mut Option<u8>) {
+        match f {
+            Filter::Scrolled { at_least } => {
+                *floor = Some(floor.map_or(*at_least, |n| n.min(*at_least)));
+            }
+            Filter::And(l) | Filter::Or(l) => l.iter().for_each(|f| walk(f, floor)),
+            Filter::Not(f) => walk(f, floor),
+            Filter::Match { .. } | Filter::Behaviour { .. } => {}
+        }
+    }
+    let mut floor = None;
+    filters.into_iter().for_each(|f| walk(f, &mut floor));
+    floor
 }
 
 /// Whether a query reads `visit:exit_page`, which needs the per-visit join.
@@ -263,6 +282,10 @@ impl Builder {
             Filter::And(list) => self.join(list, " AND "),
             Filter::Or(list) => self.join(list, " OR "),
             Filter::Not(inner) => format!("NOT ({})", self.filter(inner)),
+            Filter::Scrolled { at_least } => {
+                let n = self.int(i64::from(*at_least));
+                format!("name = 'engagement' AND scroll_depth >= {n} AND scroll_depth <= 100")
+            }
             Filter::Behaviour { done, inner } => {
                 // The visits of the range with such an event (no sample: the visit decides).
                 let (from, to) = self.range;
@@ -270,11 +293,12 @@ impl Builder {
                 let (from, to) = (self.instant(from), self.instant(to));
                 let visits = self.visits;
                 self.visits = false;
+                let counted = self.counted(scroll_floor([inner.as_ref()]));
                 let cond = self.filter(inner);
                 self.visits = visits;
                 let not = if *done { "" } else { "NOT " };
                 format!(
-                    "session_id {not}IN (SELECT session_id FROM events WHERE site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND name != 'engagement' AND ({cond}))"
+                    "session_id {not}IN (SELECT session_id FROM events WHERE site_id = {site} AND timestamp >= {from} AND timestamp < {to} AND {counted} AND ({cond}))"
                 )
             }
         }
@@ -376,19 +400,30 @@ impl Builder {
         let to = self.instant(span.to);
         parts.push(format!("timestamp >= {from}"));
         parts.push(format!("timestamp < {to}"));
-        parts.push(
-            if engagement {
-                "name = 'engagement'"
-            } else {
-                "name != 'engagement'"
-            }
-            .to_string(),
-        );
+        parts.push(if engagement {
+            "name = 'engagement'".to_string()
+        } else {
+            self.counted(scroll_floor(filters.iter().copied()))
+        });
         for f in filters {
             parts.push(format!("({})", self.filter(f)));
         }
         let sampled = self.sampled();
         format!("WHERE {}{sampled}", parts.join(" AND "))
+    }
+
+    /// The events a statement counts: all but engagement events, and those of them that
+    /// report a scroll of at least `scroll_floor` % when a scroll-depth goal asks for them.
+    fn counted(&mut self, scroll_floor: Option<u8>) -> String {
+        match scroll_floor {
+            None => "name != 'engagement'".to_string(),
+            Some(n) => {
+                let n = self.int(i64::from(n));
+                format!(
+                    "(name != 'engagement' OR (name = 'engagement' AND scroll_depth >= {n} AND scroll_depth <= 100))"
+                )
+            }
+        }
     }
 
     fn finish(self, sql: String) -> Statement {
@@ -453,6 +488,13 @@ fn event_level(
     dims: &[Dimension],
     at: At,
 ) -> Statement {
+    // Engagement events a scroll-depth goal reads make visitors, not events: Plausible
+    // counts no total conversions for such goals either.
+    let events = if scroll_floor(filters.iter().copied()).is_some() {
+        "SUM(name != 'engagement') AS events"
+    } else {
+        "COUNT(*) AS events"
+    };
     flat(dialect, sample, exit, filters, dims, at, |_| {
         vec![
             match dialect {
@@ -462,7 +504,7 @@ fn event_level(
                 Dialect::ClickHouse => "uniqExact(visitor_id) AS visitors".into(),
             },
             "SUM(name = 'pageview') AS pageviews".into(),
-            "COUNT(*) AS events".into(),
+            events.into(),
         ]
     })
 }
@@ -683,9 +725,17 @@ pub fn funnel_events(
         })
         .collect();
     let any_step = Filter::Or(steps.to_vec());
+    // In strict order every counted event breaks a chain, but an engagement event (read for
+    // a scroll-depth step) only counts when it completes a step.
+    let counted_or_step = Filter::Or(vec![
+        Filter::Not(Box::new(Filter::Scrolled { at_least: 0 })),
+        any_step.clone(),
+    ]);
     let mut all: Vec<&Filter> = filters.to_vec();
     if !strict {
         all.push(&any_step);
+    } else if scroll_floor(steps).is_some() {
+        all.push(&counted_or_step);
     }
     let exit = all.iter().any(|f| reads_exit_page(f));
     let from_clause = b.from(exit, site_id, span, &all, false);
@@ -815,7 +865,7 @@ pub fn visit_level(q: &Query) -> bool {
             }
             Filter::And(l) | Filter::Or(l) => l.iter().all(visit_filter),
             Filter::Not(f) => visit_filter(f),
-            Filter::Behaviour { .. } => false,
+            Filter::Behaviour { .. } | Filter::Scrolled { .. } => false,
         }
     }
     q.metrics
