@@ -583,7 +583,9 @@ function funnelPanel(base, domain) {
   return h('section', { class: 'card panel', 'aria-label': 'Funnel' }, h('div', { class: 'bar' }, h('h2', { text: 'Funnel' })), box);
 }
 
-// Goals: unique and total conversions and the conversion rate of each; a click filters by it.
+// Goals: unique and total conversions, the conversion rate and the revenue of each; a click
+// filters by it. Scroll-depth goals have no total (their engagement reports are not events), and
+// the revenue column shows when a goal has a currency.
 function goalsPanel(base, domain) {
   const body = h('div', { class: 'rows' });
   const load = async () => {
@@ -592,21 +594,27 @@ function goalsPanel(base, domain) {
       body.replaceChildren(h('p', { class: 'muted', text: 'No goals yet: an admin adds them in the site settings.' }));
       return;
     }
-    const r = await query({ ...base, metrics: ['visitors', 'events', 'conversion_rate'], dimensions: ['event:goal'], pagination: { limit: 100 } });
+    const money = goals.some((g) => g.currency);
+    const scroll = new Set(goals.filter((g) => g.type === 'scroll').map((g) => g.display_name));
+    const metrics = ['visitors', 'events', 'conversion_rate', ...(money ? ['total_revenue'] : [])];
+    const r = await query({ ...base, metrics, dimensions: ['event:goal'], pagination: { limit: 100 } });
     const max = Math.max(1, ...r.results.map((x) => x.metrics[0]));
+    const cls = `row goals${money ? ' money' : ''}`;
     body.replaceChildren(
-      h('div', { class: 'row head goals' }, h('span', { class: 'label', text: 'Goal' }), h('span', { text: 'Uniques' }), h('span', { text: 'Total' }), h('span', { text: 'CR' })),
+      h('div', { class: `${cls} head` }, h('span', { class: 'label', text: 'Goal' }), h('span', { text: 'Uniques' }), h('span', { text: 'Total' }), h('span', { text: 'CR' }),
+        ...(money ? [h('span', { text: 'Revenue' })] : [])),
       ...(r.results.length ? r.results.map((x) =>
         h('button', {
-          class: 'row goals',
+          class: cls,
           title: `Filter by goal: ${x.dimensions[0]}`,
           onclick: () => addFilter('event:goal', x.dimensions[0]),
         },
         h('span', { class: 'fill', 'data-w': Math.round((100 * x.metrics[0]) / max) }),
         h('span', { class: 'label', text: x.dimensions[0] }),
         h('span', { class: 'value', text: num(x.metrics[0]) }),
-        h('span', { class: 'value', text: num(x.metrics[1]) }),
-        h('span', { class: 'value', text: `${x.metrics[2]}%` })))
+        h('span', { class: 'value', text: scroll.has(x.dimensions[0]) ? '—' : num(x.metrics[1]) }),
+        h('span', { class: 'value', text: `${x.metrics[2]}%` }),
+        ...(money ? [h('span', { class: 'value', title: x.metrics[3]?.long || '', text: x.metrics[3]?.short || '—' })] : [])))
         : [h('p', { class: 'muted', text: 'No conversions in this range.' })]),
     );
     for (const f of body.querySelectorAll('.fill')) f.style.width = `${f.dataset.w}%`;
@@ -934,7 +942,7 @@ function goalsSettings(path, initial) {
       ? h('p', { class: 'muted', text: 'No goals yet.' })
       : h('ul', { class: 'plain' }, goals.map((g) =>
         h('li', {}, h('strong', { text: g.display_name }),
-          ` ${g.type === 'pageview' ? `pageview of ${g.path}` : `event ${g.name}`}`
+          ` ${g.type === 'pageview' ? `pageview of ${g.path}` : g.type === 'scroll' ? `scroll past ${g.scroll_threshold}% of ${g.path}` : `event ${g.name}`}`
           + `${Object.entries(g.props || {}).map(([k, x]) => ` ${k}=${x}`).join('')}${g.currency ? ` (revenue in ${g.currency})` : ''} `,
         h('button', { class: 'ghost small', text: 'Delete', 'aria-label': `Delete goal ${g.display_name}`, onclick: async () => {
           await api(`${path}/goals/${g.id}`, { method: 'DELETE' });
@@ -942,22 +950,28 @@ function goalsSettings(path, initial) {
         } })))));
   draw(initial || []);
   const kind = h('select', { name: 'type', 'aria-label': 'Goal type' },
-    h('option', { value: 'pageview', text: 'Pageview' }), h('option', { value: 'event', text: 'Custom event' }));
+    h('option', { value: 'pageview', text: 'Pageview' }), h('option', { value: 'scroll', text: 'Scroll depth' }),
+    h('option', { value: 'event', text: 'Custom event' }));
   return h('section', { class: 'card' },
     h('h2', { text: 'Goals' }),
-    h('p', { class: 'muted', text: 'A goal counts a conversion: a pageview of a path (* stands for any characters, e.g. /blog/*) '
-      + 'or a custom event (e.g. Signup, Outbound Link: Click, File Download, Form: Submission).' }),
+    h('p', { class: 'muted', text: 'A goal counts a conversion: a pageview of a path (* stands for any characters, e.g. /blog/*), '
+      + 'a scroll past a percentage of such a page, or a custom event (e.g. Signup, Outbound Link: Click, File Download, '
+      + 'Form: Submission; give a currency to sum the revenue it carries).' }),
     list,
     form(
       [
         h('label', {}, h('span', { text: 'Type' }), kind),
         field('Path or event name', { name: 'target', required: true, maxlength: 500 }),
+        field('Scroll depth, % (scroll goals)', { name: 'scroll_threshold', type: 'number', min: 1, max: 100 }),
+        field('Currency (event goals, optional)', { name: 'currency', maxlength: 3, placeholder: 'EUR' }),
         field('Display name (optional)', { name: 'display_name', maxlength: 120 }),
       ],
       'Add goal',
       async (data, f) => {
         const type = data.get('type');
-        const goal = type === 'pageview' ? { type, path: data.get('target') } : { type, name: data.get('target') };
+        const goal = type === 'event' ? { type, name: data.get('target') } : { type, path: data.get('target') };
+        if (type === 'scroll') goal.scroll_threshold = Number(data.get('scroll_threshold'));
+        if (type === 'event' && data.get('currency')) goal.currency = data.get('currency');
         if (data.get('display_name')) goal.display_name = data.get('display_name');
         const g = await api(`${path}/goals`, { method: 'POST', body: goal });
         f.reset();

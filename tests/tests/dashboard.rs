@@ -883,6 +883,100 @@ async fn goals_are_added_in_the_settings_and_shown_with_their_conversions() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scroll_and_revenue_goals_show_in_the_goals_panel() {
+    // Yesterday: visitor 1 read /article to 80 % and bought for €10; visitor 2 stopped at
+    // 30 % (and came back to 40 %); visitor 3 bought for €5.50 from the home page.
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Duration::days(1);
+    let at = |h: u32| {
+        yesterday
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp() as u32
+    };
+    let row = |visitor: u64, ts: u32, name: &str, path: &str| footfall::store::EventRow {
+        timestamp: ts,
+        name: name.into(),
+        hostname: "store.test".into(),
+        pathname: path.into(),
+        visitor_id: visitor,
+        session_id: 100 + visitor,
+        scroll_depth: 255,
+        ..footfall::store::EventRow::default()
+    };
+    let engaged = |visitor: u64, ts: u32, path: &str, depth: u8| footfall::store::EventRow {
+        engagement_ms: 5_000,
+        scroll_depth: depth,
+        ..row(visitor, ts, "engagement", path)
+    };
+    let bought = |visitor: u64, ts: u32, path: &str, micros: i64| footfall::store::EventRow {
+        revenue_micros: micros,
+        revenue_currency: "EUR".into(),
+        ..row(visitor, ts, "Purchase", path)
+    };
+    let rows = vec![
+        row(1, at(9), "pageview", "/article"),
+        engaged(1, at(9) + 60, "/article", 80),
+        bought(1, at(9) + 90, "/article", 10_000_000),
+        row(2, at(10), "pageview", "/article"),
+        engaged(2, at(10) + 30, "/article", 30),
+        engaged(2, at(10) + 50, "/article", 40),
+        row(3, at(11), "pageview", "/"),
+        bought(3, at(11) + 20, "/", 5_500_000),
+    ];
+    let d = Dash::start_with("dash_goal_kinds", &[("store.test", rows)], &[]).await;
+    d.open("/sites/store.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.choose("Goal type", "scroll").await;
+    d.fill("section:nth-of-type(6) input[name=target]", "/article")
+        .await;
+    d.fill("section:nth-of-type(6) input[name=scroll_threshold]", "50")
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(6) p[role=status]",
+        "Added goal “Scroll 50% on /article”.",
+    )
+    .await;
+    d.choose("Goal type", "event").await;
+    d.fill("section:nth-of-type(6) input[name=target]", "Purchase")
+        .await;
+    d.fill("section:nth-of-type(6) input[name=currency]", "eur")
+        .await;
+    d.click_text("section:nth-of-type(6) button", "Add goal")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(6) p[role=status]",
+        "Added goal “Purchase”.",
+    )
+    .await;
+    let listed = d
+        .js("return [...document.querySelectorAll('section:nth-of-type(6) ul.plain li')].map(l => l.textContent)")
+        .await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "Scroll 50% on /article scroll past 50% of /article Delete"),
+        "{listed}"
+    );
+
+    d.open("/sites/store.test?period=7d").await;
+    let rows = goal_rows(&d).await;
+    assert_eq!(
+        rows,
+        vec![
+            vec!["Purchase", "2", "2", "66.7%", "€15.5"],
+            vec!["Scroll 50% on /article", "1", "—", "33.3%", "—"]
+        ],
+        "{rows:?}"
+    );
+    d.finish("dashboard-goal-kinds").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
     let d = Dash::start("dash_funnel").await;
     d.open("/sites/shop.test/settings").await;
