@@ -582,6 +582,15 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
     );
 }
 
+/// A visitor of the scroll funnel: its events (name, path, scroll), and how many steps it
+/// reaches in sequence and in strict order.
+type ScrollVisit = (
+    u64,
+    &'static [(&'static str, &'static str, u8)],
+    usize,
+    usize,
+);
+
 /// What one generated event is, for the funnel test.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Step {
@@ -619,6 +628,7 @@ async fn funnels_match_an_independent_count(b: Backend) {
             &["--page", "/pricing"],
             &["--event", "Signup"],
             &["--event", "Purchase"],
+            &["--page", "/pricing", "--scroll", "50"],
         ],
     )
     .await;
@@ -736,6 +746,113 @@ async fn funnels_match_an_independent_count(b: Backend) {
             json!((10_000.0 * reaching[2] as f64 / reaching[0] as f64).round() / 100.0)
         );
     }
+    // A scroll-depth step, from engagement reports, on another day: (visitor, [(name, path,
+    // scroll)]) and how far each goes, in sequence and in strict order, through "Visit
+    // /pricing", "Scroll 50% on /pricing", "Signup".
+    let other_day = Utc::now().date_naive() - Duration::days(2);
+    let at = other_day
+        .and_hms_opt(9, 0, 0)
+        .unwrap()
+        .and_utc()
+        .timestamp() as u32;
+    let scrolled: [ScrollVisit; 5] = [
+        (
+            1,
+            &[
+                ("pageview", "/pricing", 255),
+                ("engagement", "/pricing", 80),
+                ("Signup", "/signup", 255),
+            ],
+            3,
+            3,
+        ),
+        // Not far enough: the report below the threshold is no step and breaks no chain.
+        (
+            2,
+            &[
+                ("pageview", "/pricing", 255),
+                ("engagement", "/pricing", 20),
+                ("Signup", "/signup", 255),
+            ],
+            1,
+            1,
+        ),
+        (
+            3,
+            &[
+                ("pageview", "/pricing", 255),
+                ("engagement", "/pricing", 60),
+            ],
+            2,
+            2,
+        ),
+        // Far, but on another page.
+        (
+            4,
+            &[
+                ("pageview", "/", 255),
+                ("engagement", "/", 90),
+                ("Signup", "/signup", 255),
+            ],
+            0,
+            0,
+        ),
+        // A report from another page in between breaks no strict chain either; a pageview does.
+        (
+            5,
+            &[
+                ("pageview", "/pricing", 255),
+                ("engagement", "/blog", 90),
+                ("engagement", "/pricing", 70),
+                ("pageview", "/", 255),
+                ("Signup", "/signup", 255),
+            ],
+            3,
+            2,
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (visitor, events, _, _) in &scrolled {
+        for (i, (name, path, depth)) in events.iter().enumerate() {
+            rows.push(EventRow {
+                site_id: site.id,
+                timestamp: at + *visitor as u32 * 600 + i as u32 * 10,
+                name: (*name).into(),
+                hostname: "example.org".into(),
+                pathname: (*path).into(),
+                visitor_id: 70_000 + visitor,
+                session_id: 700_000 + visitor,
+                scroll_depth: *depth,
+                ..EventRow::default()
+            });
+        }
+    }
+    t.store.insert_events(Arc::from(rows)).await.unwrap();
+    for (order, strict) in [("sequence", false), ("strict", true)] {
+        let reaching: Vec<usize> = (1..=3)
+            .map(|k| {
+                scrolled
+                    .iter()
+                    .filter(|s| if strict { s.3 >= k } else { s.2 >= k })
+                    .count()
+            })
+            .collect();
+        let body = json!({"site_id": "example.org",
+            "date_range": [other_day.to_string(), other_day.to_string()],
+            "steps": ["Visit /pricing", "Scroll 50% on /pricing", "Signup"], "order": order});
+        let q = footfall::query::funnel::parse(&body).unwrap();
+        let answer = footfall::query::funnel::run(t.store.as_ref(), &site, &q, &policy)
+            .await
+            .unwrap();
+        let got: Vec<usize> = answer["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["visitors"].as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(got, reaching, "{order}: {answer}");
+    }
+
     // Mistakes, and a range past raw retention, are named.
     let purged = Utc::now().date_naive() - Duration::days(60);
     for (body, reason) in [
