@@ -533,7 +533,9 @@ async function dashboardPage(domain) {
 }
 
 // A funnel of the site's goals: pick 2 to 8 steps, their order and the span they are counted
-// in; each step's visitors with the conversion from the first.
+// in; each step's visitors with the conversion from the first. The funnel shown is kept in the
+// URL (`funnel` per step, `forder`, `fwithin`), so a link or a reload shows it again, over the
+// range and filters chosen since.
 function funnelPanel(base, domain) {
   const box = h('div');
   const load = async () => {
@@ -543,14 +545,16 @@ function funnelPanel(base, domain) {
       return;
     }
     const names = goals.map((g) => g.display_name);
-    const pick = (i) => h('select', { 'aria-label': `Step ${i + 1}` },
-      names.map((n, j) => h('option', { value: n, text: n, selected: j === Math.min(i, names.length - 1) })));
-    const selects = [pick(0), pick(1)];
+    const q = new URLSearchParams(location.search);
+    const saved = q.getAll('funnel').filter((n) => names.includes(n)).slice(0, 8);
+    const pick = (i, chosen) => h('select', { 'aria-label': `Step ${i + 1}` },
+      names.map((n, j) => h('option', { value: n, text: n, selected: chosen ? n === chosen : j === Math.min(i, names.length - 1) })));
+    const selects = saved.length >= 2 ? saved.map((n, i) => pick(i, n)) : [pick(0), pick(1)];
     const steps = h('span', { class: 'steps' }, selects);
     const order = h('select', { 'aria-label': 'Order' },
-      h('option', { value: 'sequence', text: 'In sequence' }), h('option', { value: 'strict', text: 'Strict order' }));
+      h('option', { value: 'sequence', text: 'In sequence' }), h('option', { value: 'strict', text: 'Strict order', selected: q.get('forder') === 'strict' }));
     const within = h('select', { 'aria-label': 'Counted within' },
-      h('option', { value: 'visit', text: 'One visit' }), h('option', { value: 'day', text: 'The visitor’s day' }));
+      h('option', { value: 'visit', text: 'One visit' }), h('option', { value: 'day', text: 'The visitor’s day', selected: q.get('fwithin') === 'day' }));
     const result = h('div', { class: 'rows' });
     const show = async () => {
       result.replaceChildren(h('p', { class: 'muted', text: 'Loading…' }));
@@ -569,15 +573,20 @@ function funnelPanel(base, domain) {
           h('span', { class: 'value', text: `${x.conversion_rate}%` }))),
       );
       for (const f of result.querySelectorAll('.fill')) f.style.width = `${f.dataset.w}%`;
+      history.replaceState(null, '', withState({
+        funnel: selects.map((x) => x.value), forder: order.value === 'strict' ? 'strict' : null, fwithin: within.value === 'day' ? 'day' : null,
+      }));
     };
+    const shown = () => show().catch((e) => result.replaceChildren(errorBox(e)));
     box.replaceChildren(
       h('div', { class: 'bar' }, steps,
         h('button', { class: 'ghost small', text: 'Add step', onclick: () => {
           if (selects.length < 8) { selects.push(pick(selects.length)); steps.replaceChildren(...selects); }
         } }),
         order, within,
-        h('button', { text: 'Show funnel', onclick: () => show().catch((e) => result.replaceChildren(errorBox(e))) })),
+        h('button', { text: 'Show funnel', onclick: shown })),
       result);
+    if (saved.length >= 2) shown();
   };
   load().catch((e) => box.replaceChildren(errorBox(e)));
   return h('section', { class: 'card panel', 'aria-label': 'Funnel' }, h('div', { class: 'bar' }, h('h2', { text: 'Funnel' })), box);

@@ -805,9 +805,21 @@ async fn imported_history_is_uploaded_marked_and_can_be_hidden() {
 
 /// Adds a goal through the settings form (open on the settings page) and waits for its name.
 async fn add_goal(d: &Dash, kind: &str, target: &str, name: &str) {
+    add_goal_with(d, kind, target, &[], name).await;
+}
+
+/// The same, filling more of the form's fields (by input name) first.
+async fn add_goal_with(d: &Dash, kind: &str, target: &str, more: &[(&str, &str)], name: &str) {
     d.choose("Goal type", kind).await;
     d.fill("section:nth-of-type(6) input[name=target]", target)
         .await;
+    for (field, value) in more {
+        d.fill(
+            &format!("section:nth-of-type(6) input[name={field}]"),
+            value,
+        )
+        .await;
+    }
     d.click_text("section:nth-of-type(6) button", "Add goal")
         .await;
     d.expect_text(
@@ -927,30 +939,15 @@ async fn scroll_and_revenue_goals_show_in_the_goals_panel() {
     let d = Dash::start_with("dash_goal_kinds", &[("store.test", rows)], &[]).await;
     d.open("/sites/store.test/settings").await;
     d.log_in(ADMIN, PASSWORD).await;
-    d.choose("Goal type", "scroll").await;
-    d.fill("section:nth-of-type(6) input[name=target]", "/article")
-        .await;
-    d.fill("section:nth-of-type(6) input[name=scroll_threshold]", "50")
-        .await;
-    d.click_text("section:nth-of-type(6) button", "Add goal")
-        .await;
-    d.expect_text(
-        "section:nth-of-type(6) p[role=status]",
-        "Added goal “Scroll 50% on /article”.",
+    add_goal_with(
+        &d,
+        "scroll",
+        "/article",
+        &[("scroll_threshold", "50")],
+        "Scroll 50% on /article",
     )
     .await;
-    d.choose("Goal type", "event").await;
-    d.fill("section:nth-of-type(6) input[name=target]", "Purchase")
-        .await;
-    d.fill("section:nth-of-type(6) input[name=currency]", "eur")
-        .await;
-    d.click_text("section:nth-of-type(6) button", "Add goal")
-        .await;
-    d.expect_text(
-        "section:nth-of-type(6) p[role=status]",
-        "Added goal “Purchase”.",
-    )
-    .await;
+    add_goal_with(&d, "event", "Purchase", &[("currency", "eur")], "Purchase").await;
     let listed = d
         .js("return [...document.querySelectorAll('section:nth-of-type(6) ul.plain li')].map(l => l.textContent)")
         .await;
@@ -1004,5 +1001,20 @@ async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
         ],
         "{rows:?}"
     );
+    // The funnel is kept in the URL: the link shows it again at once.
+    let url = d
+        .wait_for_url("the funnel", |u| {
+            u.contains("funnel=Visit+%2Fpricing&funnel=Signup")
+        })
+        .await;
+    d.open("/sites/other.test").await;
+    d.open(&url).await;
+    d.text(css).await;
+    let again: Vec<Vec<String>> = serde_json::from_value(
+        d.js(&format!("return [...document.querySelectorAll(\"{css}\")].map(b => [...b.querySelectorAll('.label, .value')].map(s => s.textContent))"))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(again, rows);
     d.finish("dashboard-funnel").await;
 }

@@ -103,6 +103,28 @@ fn completes(goal: &str, e: &Generated) -> bool {
     }
 }
 
+/// `footfall goal add` arguments of the premium purchase goal (the currency in lower case:
+/// it is taken as EUR).
+const PREMIUM_GOAL: &[&str] = &[
+    "--event",
+    "Purchase",
+    "--prop",
+    "plan=premium",
+    "--name",
+    "Premium purchase",
+    "--currency",
+    "eur",
+];
+
+/// The amounts (millionths) of the generated premium purchases paid in euros.
+fn premium_euros(generated: &[Generated]) -> Vec<i64> {
+    generated
+        .iter()
+        .filter(|e| completes("Premium purchase", e))
+        .filter_map(|e| e.revenue.filter(|r| r.1 == "EUR").map(|r| r.0))
+        .collect()
+}
+
 const GOALS: [&str; 4] = [
     "Visit /blog/*",
     "Visit /checkout/*/done",
@@ -164,16 +186,7 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
             &["--page", "/blog/*"],
             &["--page", "/checkout/*/done"],
             &["--event", "Signup"],
-            &[
-                "--event",
-                "Purchase",
-                "--prop",
-                "plan=premium",
-                "--name",
-                "Premium purchase",
-                "--currency",
-                "eur",
-            ],
+            PREMIUM_GOAL,
         ],
     )
     .await;
@@ -200,29 +213,12 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
 
     let site = t.site("example.org").await;
     let day = Utc::now().date_naive() - Duration::days(1);
-    let start = day.and_hms_opt(8, 0, 0).unwrap().and_utc().timestamp() as u32;
     let generated = generate();
-    let rows: Vec<EventRow> = generated
-        .iter()
-        .enumerate()
-        .map(|(i, e)| EventRow {
-            site_id: site.id,
-            timestamp: start + e.visitor as u32 * 60 + i as u32 % 7,
-            name: e.name.into(),
-            hostname: "example.org".into(),
-            pathname: e.path.into(),
-            visitor_id: 10_000 + e.visitor,
-            session_id: 90_000 + e.visitor,
-            referrer_source: e.source.into(),
-            props_keys: e.plan.map(|_| vec!["plan".to_string()]).unwrap_or_default(),
-            props_values: e.plan.map(|p| vec![p.to_string()]).unwrap_or_default(),
-            revenue_micros: e.revenue.map_or(0, |r| r.0),
-            revenue_currency: e.revenue.map_or(String::new(), |r| r.1.to_string()),
-            scroll_depth: 255,
-            ..EventRow::default()
-        })
-        .collect();
-    t.store.insert_events(Arc::from(rows)).await.unwrap();
+    // With their engagement reports, which no count here includes.
+    t.store
+        .insert_events(Arc::from(rows_over_days(site.id, &generated, &[day])))
+        .await
+        .unwrap();
 
     // The independent count.
     let all_visitors: BTreeSet<u64> = generated.iter().map(|e| e.visitor).collect();
@@ -340,11 +336,7 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
 
     // Revenue: the goal's currency, summed over its completions in that currency (the few
     // premium purchases paid in dollars are left out: no exchange rates here).
-    let euros: Vec<i64> = generated
-        .iter()
-        .filter(|e| completes("Premium purchase", e))
-        .filter_map(|e| e.revenue.filter(|r| r.1 == "EUR").map(|r| r.0))
-        .collect();
+    let euros = premium_euros(&generated);
     let total: i64 = euros.iter().sum();
     assert!(euros.len() > 5 && euros.len() < completions["Premium purchase"]);
     let answer = ask(
@@ -620,6 +612,21 @@ fn funnel_depth(events: &[Step], steps: &[Step], strict: bool) -> usize {
     }
 }
 
+/// The visitors of each step of the funnel `body` asks for, and the whole answer.
+async fn funnel_visitors(t: &TestStore, site: &Site, body: &Value) -> (Vec<usize>, Value) {
+    let q = footfall::query::funnel::parse(body).unwrap();
+    let answer = footfall::query::funnel::run(t.store.as_ref(), site, &q, &policy())
+        .await
+        .unwrap();
+    let got = answer["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["visitors"].as_u64().unwrap() as usize)
+        .collect();
+    (got, answer)
+}
+
 async fn funnels_match_an_independent_count(b: Backend) {
     let t = site_with_goals(
         b,
@@ -724,16 +731,7 @@ async fn funnels_match_an_independent_count(b: Backend) {
             Some(s) => json!([["is", "visit:source", [s]]]),
             None => json!([]),
         };
-        let q = footfall::query::funnel::parse(&funnel(order, within, filters)).unwrap();
-        let answer = footfall::query::funnel::run(t.store.as_ref(), &site, &q, &policy)
-            .await
-            .unwrap();
-        let got: Vec<usize> = answer["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["visitors"].as_u64().unwrap() as usize)
-            .collect();
+        let (got, answer) = funnel_visitors(&t, &site, &funnel(order, within, filters)).await;
         assert_eq!(
             got, reaching,
             "{order} within {within} ({source:?}): {answer}"
@@ -840,16 +838,7 @@ async fn funnels_match_an_independent_count(b: Backend) {
         let body = json!({"site_id": "example.org",
             "date_range": [other_day.to_string(), other_day.to_string()],
             "steps": ["Visit /pricing", "Scroll 50% on /pricing", "Signup"], "order": order});
-        let q = footfall::query::funnel::parse(&body).unwrap();
-        let answer = footfall::query::funnel::run(t.store.as_ref(), &site, &q, &policy)
-            .await
-            .unwrap();
-        let got: Vec<usize> = answer["steps"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s["visitors"].as_u64().unwrap() as usize)
-            .collect();
+        let (got, answer) = funnel_visitors(&t, &site, &body).await;
         assert_eq!(got, reaching, "{order}: {answer}");
     }
 
@@ -881,8 +870,8 @@ async fn funnels_match_an_independent_count(b: Backend) {
     }
 }
 
-/// The generated events of the rollup test, spread over three days: each visitor's on day
-/// `visitor % 3` of `days`.
+/// The generated events as rows, spread over `days`: each visitor's on day `visitor % n` of
+/// the `n` days, each pageview followed by its engagement reports ([`engagement_of`]).
 fn rows_over_days(
     site_id: u32,
     generated: &[Generated],
@@ -890,7 +879,7 @@ fn rows_over_days(
 ) -> Vec<EventRow> {
     let mut rows = Vec::new();
     for (i, e) in generated.iter().enumerate() {
-        let day = days[(e.visitor % 3) as usize];
+        let day = days[(e.visitor % days.len() as u64) as usize];
         let start = day.and_hms_opt(7, 0, 0).unwrap().and_utc().timestamp() as u32;
         let row = EventRow {
             site_id,
@@ -939,6 +928,17 @@ fn engagement_of(i: usize) -> Vec<u8> {
     }
 }
 
+/// Adds a goal to `example.org` with `footfall goal add`, then runs a rollup round at
+/// `policy`'s time.
+async fn add_goal_and_roll_up(t: &TestStore, args: &[&str], policy: &footfall::query::run::Policy) {
+    let mut all = vec!["goal", "add", "--site", "example.org"];
+    all.extend(args.iter().copied());
+    footfall(&t.env(), &all);
+    footfall::query::rollup::roll_up_closed_days(t.store.as_ref(), policy, usize::MAX)
+        .await
+        .unwrap();
+}
+
 async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend) {
     use footfall::query::rollup::roll_up_closed_days;
     let t = site_with_goals(
@@ -947,16 +947,7 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         &[
             &["--page", "/blog/*"],
             &["--event", "Signup"],
-            &[
-                "--event",
-                "Purchase",
-                "--prop",
-                "plan=premium",
-                "--name",
-                "Premium purchase",
-                "--currency",
-                "EUR",
-            ],
+            PREMIUM_GOAL,
             &["--page", "/blog/*", "--scroll", "50"],
         ],
     )
@@ -999,20 +990,7 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         .unwrap();
     // A goal added after its days were rolled up is counted on them by the next round, while
     // their raw events last.
-    footfall(
-        &t.env(),
-        &[
-            "goal",
-            "add",
-            "--site",
-            "example.org",
-            "--page",
-            "/checkout/*/done",
-        ],
-    );
-    roll_up_closed_days(t.store.as_ref(), &policy(), usize::MAX)
-        .await
-        .unwrap();
+    add_goal_and_roll_up(&t, &["--page", "/checkout/*/done"], &policy()).await;
     // 60 days later the three days are long past raw retention, and purged. A goal added
     // then has nothing to be counted from.
     let mut later = policy();
@@ -1021,22 +999,12 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
         .purge_events_before(today + Duration::days(1))
         .await
         .unwrap();
-    footfall(
-        &t.env(),
-        &[
-            "goal",
-            "add",
-            "--site",
-            "example.org",
-            "--event",
-            "Purchase",
-            "--name",
-            "Any purchase",
-        ],
-    );
-    roll_up_closed_days(t.store.as_ref(), &later, usize::MAX)
-        .await
-        .unwrap();
+    add_goal_and_roll_up(
+        &t,
+        &["--event", "Purchase", "--name", "Any purchase"],
+        &later,
+    )
+    .await;
     let ask_later = |q: Value| {
         let t = &t;
         let site = &site;
@@ -1120,11 +1088,7 @@ async fn goals_are_answered_from_rollups_after_raw_events_are_purged(b: Backend)
     assert_eq!(by_dimension(&answer), want, "{answer}");
 
     // Revenue in the goal's currency, from the rollups.
-    let euros: Vec<i64> = generated
-        .iter()
-        .filter(|e| completes("Premium purchase", e))
-        .filter_map(|e| e.revenue.filter(|r| r.1 == "EUR").map(|r| r.0))
-        .collect();
+    let euros = premium_euros(&generated);
     let total: i64 = euros.iter().sum();
     let answer = ask_later(json!({"site_id": "example.org",
         "metrics": ["total_revenue", "average_revenue"], "date_range": range,

@@ -15,7 +15,7 @@ use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState};
-use crate::query::model::{self, DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
+use crate::query::model::{self, DateRange, Dimension, Field, Metric, Property, Query};
 use crate::query::run::{Policy, RunError, groups, run};
 use crate::query::time::Span;
 use crate::store::sqlite::READERS;
@@ -180,23 +180,8 @@ pub async fn get_realtime(
         partial: true,
     };
     let mut q = Query {
-        site_id: site.domain.clone(),
-        metrics: vec![Metric::Visitors],
-        date_range: DateRange::Day,
-        dimensions: Vec::new(),
-        filters: Vec::new(),
-        order_by: vec![(OrderKey::Metric(Metric::Visitors), true)],
         limit: 10,
-        offset: 0,
-        total_rows: false,
-        time_labels: false,
-        comparison: None,
-        sampling: false,
-        imports: false,
-        imports_meta: false,
-        resolved_goals: Vec::new(),
-        revenue_currency: None,
-        goal_key: None,
+        ..Query::internal(&site.domain, vec![Metric::Visitors], DateRange::Day)
     };
     // Realtime takes no turn: it reads five minutes of events, and must answer while
     // long questions hold every turn.

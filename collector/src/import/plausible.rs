@@ -24,7 +24,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use super::{ImportError, site_named, site_tz};
-use crate::query::model::{DateRange, Dimension, Field, Metric, OrderKey, Property, Query};
+use crate::query::model::{DateRange, Dimension, Field, Property, Query};
 use crate::query::rollup::{counts, counts_of, rollup_row, tiers};
 use crate::query::run::{Counts, Policy};
 use crate::query::sql::Sample;
@@ -877,30 +877,12 @@ async fn table_rows(
     let mut dimensions = vec![Dimension::Time(crate::query::model::TimeBucket::Day)];
     dimensions.extend(props.iter().map(|p| Dimension::Field(Field::Column(*p))));
     let query = |first: NaiveDate, last: NaiveDate, dimensions: Vec<Dimension>| Query {
-        site_id: site.domain.clone(),
-        metrics: vec![
-            Metric::Visitors,
-            Metric::Visits,
-            Metric::Pageviews,
-            Metric::Events,
-            Metric::BounceRate,
-            Metric::VisitDuration,
-        ],
-        date_range: DateRange::Custom(first, last),
         dimensions,
-        filters: Vec::new(),
-        order_by: vec![(OrderKey::Metric(Metric::Visitors), true)],
-        limit: u64::MAX,
-        offset: 0,
-        total_rows: false,
-        time_labels: false,
-        comparison: None,
-        sampling: false,
-        imports: false,
-        imports_meta: false,
-        resolved_goals: Vec::new(),
-        revenue_currency: None,
-        goal_key: None,
+        ..Query::internal(
+            &site.domain,
+            crate::query::rollup::ROLLED_UP.to_vec(),
+            DateRange::Custom(first, last),
+        )
     };
     let run_err = |e: crate::query::run::RunError| ImportError::Rollup(e.to_string());
     let recent = first.max(raw_first);

@@ -396,6 +396,33 @@ pub enum Comparison {
     Custom(NaiveDate, NaiveDate),
 }
 
+impl Query {
+    /// A question Footfall asks itself (rollups, imports, the realtime count): `metrics` of
+    /// `site_id` over `date_range`, ungrouped and unfiltered, every row, most visitors
+    /// first, exact.
+    pub fn internal(site_id: &str, metrics: Vec<Metric>, date_range: DateRange) -> Query {
+        Query {
+            site_id: site_id.to_string(),
+            metrics,
+            date_range,
+            dimensions: Vec::new(),
+            filters: Vec::new(),
+            order_by: vec![(OrderKey::Metric(Metric::Visitors), true)],
+            limit: u64::MAX,
+            offset: 0,
+            total_rows: false,
+            time_labels: false,
+            comparison: None,
+            sampling: false,
+            imports: false,
+            imports_meta: false,
+            resolved_goals: Vec::new(),
+            revenue_currency: None,
+            goal_key: None,
+        }
+    }
+}
+
 /// A mistake in a query, answered with 400 and this message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -30,7 +30,7 @@ use chrono::{Days, NaiveDate};
 use chrono_tz::Tz;
 
 use super::model::{
-    COUNT_METRICS, DateRange, Dimension, Field, Metric, OrderKey, Property, Query, TimeBucket,
+    COUNT_METRICS, DateRange, Dimension, Field, Metric, Property, Query, TimeBucket,
 };
 use super::run::{Counts, Policy, RunError, raw_counts};
 use super::sql::{Sample, count_events, read_visits, visit_level, write_visits};
@@ -598,6 +598,16 @@ pub(crate) fn counts_of(row: &RollupRow) -> Counts {
     }
 }
 
+/// The metrics a day's rollup rows hold (a goal's row adds its revenue).
+pub(crate) const ROLLED_UP: [Metric; 6] = [
+    Metric::Visitors,
+    Metric::Visits,
+    Metric::Pageviews,
+    Metric::Events,
+    Metric::BounceRate,
+    Metric::VisitDuration,
+];
+
 /// How long the statements that roll up one day may take together: a day is read once, in
 /// the background, so it may take far longer than a visitor's question.
 pub const ROLLUP_DAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
@@ -611,25 +621,11 @@ pub async fn compute_day(
 ) -> Result<usize, RunError> {
     let deadline = Deadline::after(ROLLUP_DAY_TIMEOUT);
     let span = day_span(tz, day, day);
-    let mut q = Query {
-        site_id: site.domain.clone(),
-        metrics: vec![Metric::Visitors, Metric::Visits],
-        date_range: DateRange::Custom(day, day),
-        dimensions: Vec::new(),
-        filters: Vec::new(),
-        order_by: vec![(OrderKey::Metric(Metric::Visitors), true)],
-        limit: 1,
-        offset: 0,
-        total_rows: false,
-        time_labels: false,
-        comparison: None,
-        sampling: false,
-        imports: false,
-        imports_meta: false,
-        resolved_goals: Vec::new(),
-        revenue_currency: None,
-        goal_key: None,
-    };
+    let mut q = Query::internal(
+        &site.domain,
+        vec![Metric::Visitors, Metric::Visits],
+        DateRange::Custom(day, day),
+    );
     let row =
         |dimension: &str, value: String, c: &Counts| rollup_row(site.id, day, dimension, value, c);
     write_visits_of_day(store, site, tz, day).await?;
@@ -680,31 +676,14 @@ async fn goal_rows(
     for goal in goals {
         let filter = goal.filter();
         let q = Query {
-            site_id: site.domain.clone(),
-            metrics: vec![
-                Metric::Visitors,
-                Metric::Visits,
-                Metric::Pageviews,
-                Metric::Events,
-                Metric::BounceRate,
-                Metric::VisitDuration,
-                Metric::TotalRevenue,
-            ],
-            date_range: DateRange::Custom(day, day),
-            dimensions: Vec::new(),
             filters: vec![filter.clone()],
-            order_by: Vec::new(),
-            limit: 1,
-            offset: 0,
-            total_rows: false,
-            time_labels: false,
-            comparison: None,
-            sampling: false,
-            imports: false,
-            imports_meta: false,
             resolved_goals: vec![filter],
             revenue_currency: goal.currency.clone(),
-            goal_key: None,
+            ..Query::internal(
+                &site.domain,
+                [&ROLLED_UP[..], &[Metric::TotalRevenue]].concat(),
+                DateRange::Custom(day, day),
+            )
         };
         let mut c = Counts::default();
         for found in raw_counts(store, site.id, &q, tz, &span, deadline, Sample::EXACT)
