@@ -9,7 +9,11 @@
 //! answer the unfiltered set, the closed days' visit rows the filtered one, raw events
 //! today), and after rollups with sampling allowed (at `FOOTFALL_BENCH_SAMPLING_THRESHOLD`
 //! rows, default the collector's 10,000,000). It prints a table: ingest rate, the best of
-//! three runs of each set, how long the rollup job took, and the store's size on disk.
+//! three runs of each set, how long the rollup job took, and the store's size on disk. With
+//! `FOOTFALL_BENCH_GOALS=N` the site has N pageview goals (`/page/1*`, `/page/2*`, …) before
+//! the rollups, which then count them too, and a second table prints how long the Goals
+//! panel's question (every goal's visitors, completions and conversion rate over 30 days)
+//! took from raw events and from the goal rollups.
 //! ClickHouse is `FOOTFALL_BENCH_CLICKHOUSE_URL` if set, else a throw-away server.
 //!
 //! At `FOOTFALL_BENCH_SQL_SEED` events or more (default 20,000,000), ClickHouse is seeded by
@@ -72,12 +76,8 @@ async fn time_dashboard(
     policy: &Policy,
     filtered: bool,
 ) -> Result<f64, String> {
-    let runs: usize = std::env::var("FOOTFALL_BENCH_RUNS")
-        .ok()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(3);
     let mut best = f64::MAX;
-    for _ in 0..runs.max(1) {
+    for _ in 0..bench_runs() {
         let start = Instant::now();
         for q in dashboard(filtered) {
             let t = Instant::now();
@@ -110,6 +110,37 @@ async fn time_dashboard(
     Ok(best)
 }
 
+/// The Goals panel's question, best of `FOOTFALL_BENCH_RUNS` runs, in ms.
+async fn time_goals(store: &dyn Store, site: &Site, policy: &Policy) -> Result<f64, String> {
+    let q = json!({"site_id": "example.com", "metrics": ["visitors", "events", "conversion_rate"],
+        "date_range": "30d", "dimensions": ["event:goal"], "pagination": {"limit": 100}});
+    let parsed = model::parse(&q).expect("valid query");
+    let mut best = f64::MAX;
+    for _ in 0..bench_runs() {
+        let start = Instant::now();
+        run(store, site, &parsed, policy)
+            .await
+            .map_err(|e| e.to_string().chars().take(40).collect::<String>())?;
+        best = best.min(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(best)
+}
+
+fn bench_runs() -> usize {
+    std::env::var("FOOTFALL_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3usize)
+        .max(1)
+}
+
+fn goal_count() -> u32 {
+    std::env::var("FOOTFALL_BENCH_GOALS")
+        .ok()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A table cell: milliseconds, or why there are none.
 fn cell(r: &Result<f64, String>) -> String {
     match r {
@@ -131,6 +162,8 @@ struct Row {
     sampled_filtered: Result<f64, String>,
     rollup_secs: f64,
     disk_mb: f64,
+    goals_raw: Result<f64, String>,
+    goals_rolled: Result<f64, String>,
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
@@ -212,6 +245,23 @@ async fn bench(
         }
     }
     let ingest_per_sec = n as f64 / started.elapsed().as_secs_f64();
+    let held = footfall::goals::goals_of(store.as_ref(), site.id)
+        .await
+        .expect("goals")
+        .len();
+    for i in held as u32 + 1..=goal_count() {
+        let goal = footfall::goals::NewGoal {
+            rule: footfall::goals::Rule::Pageview {
+                path: format!("/page/{i}*"),
+                props: Default::default(),
+            },
+            display_name: None,
+            currency: None,
+        };
+        footfall::goals::add(store.as_ref(), site.id, goal, 0)
+            .await
+            .expect("goal");
+    }
     eprintln!("{name}: {n} events stored");
     // The bench measures, it does not stop its questions: a day for all of them.
     let policy = Policy {
@@ -222,6 +272,7 @@ async fn bench(
     };
     let unfiltered = time_dashboard(store.as_ref(), &site, &policy, false).await;
     let filtered = time_dashboard(store.as_ref(), &site, &policy, true).await;
+    let goals_raw = time_goals(store.as_ref(), &site, &policy).await;
     let started = Instant::now();
     roll_up_closed_days(store.as_ref(), &policy, usize::MAX)
         .await
@@ -230,6 +281,7 @@ async fn bench(
     eprintln!("{name}: closed days rolled up in {rollup_secs:.0} s");
     let rolled = time_dashboard(store.as_ref(), &site, &policy, false).await;
     let rolled_filtered = time_dashboard(store.as_ref(), &site, &policy, true).await;
+    let goals_rolled = time_goals(store.as_ref(), &site, &policy).await;
     // The same once more with sampling allowed, at the collector's default threshold.
     let sampling = Policy {
         sample_threshold: std::env::var("FOOTFALL_BENCH_SAMPLING_THRESHOLD")
@@ -252,6 +304,8 @@ async fn bench(
         sampled_filtered,
         rollup_secs,
         disk_mb: files.map(dir_size).unwrap_or(0) as f64 / 1e6,
+        goals_raw,
+        goals_rolled,
     }
 }
 
@@ -357,7 +411,7 @@ fn main() {
         "\n| store | events | ingest (events/s) | 10 queries, 30 d, raw | filtered by source, raw | rolling up | after rollups | filtered, after rollups | sampling allowed | filtered, sampling allowed | disk (MB) |"
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for r in rows {
+    for r in &rows {
         println!(
             "| {} | {} | {:.0} | {} | {} | {:.0} s | {} | {} | {} | {} | {} |",
             r.store,
@@ -376,5 +430,21 @@ fn main() {
                 "-".into()
             }
         );
+    }
+    if goal_count() > 0 {
+        println!(
+            "\n| store | events | goals | Goals panel, 30 d, raw | Goals panel, after rollups |"
+        );
+        println!("|---|---:|---:|---:|---:|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {} | {} | {} |",
+                r.store,
+                r.events,
+                goal_count(),
+                cell(&r.goals_raw),
+                cell(&r.goals_rolled)
+            );
+        }
     }
 }
