@@ -940,7 +940,33 @@ async function settingsPage(domain) {
       ),
       newShare),
     goalsSettings(path, s.goals),
+    noticeSettings(path),
   );
+}
+
+// The privacy notice, written by the server from its configuration, to copy into the site.
+function noticeSettings(path) {
+  const text = h('textarea', { name: 'notice', rows: 14, readonly: true, 'aria-label': 'Privacy notice' });
+  const pick = (name, label, options) => h('label', {}, h('span', { text: label }),
+    h('select', { name }, options.map(([v, t]) => h('option', { value: v, text: t }))));
+  return h('section', { class: 'card' },
+    h('h2', { text: 'Privacy notice' }),
+    h('p', { class: 'muted', text: 'What Footfall records for this site, how long it keeps it and the visitors’ rights, written from this '
+      + 'server’s settings (retention, location, storage). Paste it into the site’s privacy policy; it changes when the settings do.' }),
+    form(
+      [
+        pick('lang', 'Language', [['en', 'English'], ['da', 'Danish']]),
+        pick('format', 'Format', [['md', 'Markdown'], ['html', 'HTML']]),
+        field('Who is responsible (name, address, contact)', { name: 'controller', maxlength: 500 }),
+      ],
+      'Write notice',
+      async (data) => {
+        const q = new URLSearchParams({ lang: data.get('lang'), format: data.get('format'), controller: data.get('controller') });
+        text.value = (await api(`${path}/privacy-notice?${q}`)).notice;
+        return 'Written from the current settings.';
+      },
+    ),
+    text, copyButton(() => text.value));
 }
 
 // The site's goals: listed with Delete, and a form that adds one.
@@ -990,12 +1016,13 @@ function goalsSettings(path, initial) {
     ));
 }
 
+// A button that copies `text` (or what a function of no arguments gives when clicked).
 function copyButton(text) {
   return h('button', {
     class: 'ghost small',
     text: 'Copy',
     onclick: async (e) => {
-      await navigator.clipboard.writeText(text).catch(() => {});
+      await navigator.clipboard.writeText(typeof text === 'function' ? text() : text).catch(() => {});
       e.target.textContent = 'Copied';
     },
   });

@@ -91,6 +91,13 @@ async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Resul
             .await?;
         return write.shutdown().await;
     }
+    if let Some(job) = line.trim().strip_prefix("subject ") {
+        let reply = subject(job, maintenance).await;
+        write
+            .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
+            .await?;
+        return write.shutdown().await;
+    }
     if let Some(job) = line.trim().strip_prefix("history ") {
         let reply = history(job, maintenance).await;
         write
@@ -208,6 +215,45 @@ async fn history(job: &str, maintenance: &Maintenance) -> String {
     match run_job(maintenance.store.as_ref(), limits, &job).await {
         Ok(answer) => format!("ok {answer}"),
         Err(e) => format!("error {e}"),
+    }
+}
+
+/// A data-subject request handed over by `footfall subject`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SubjectJob {
+    pub erase: bool,
+    pub subject: crate::subject::Subject,
+}
+
+/// Answers a data-subject request (`job`, JSON: a [`SubjectJob`]) with the collector's store.
+async fn subject(job: &str, maintenance: &Maintenance) -> String {
+    let job: SubjectJob = match serde_json::from_str(job) {
+        Ok(job) => job,
+        Err(e) => return format!("error the request is not valid: {e}"),
+    };
+    let store = maintenance.store.as_ref();
+    let answer = if job.erase {
+        crate::subject::erase(store, &job.subject, maintenance.clock.now()).await
+    } else {
+        crate::subject::find(store, &job.subject).await
+    };
+    match answer.map(|a| serde_json::to_string(&a)) {
+        Ok(Ok(json)) => format!("ok {json}"),
+        Ok(Err(e)) => format!("error {e}"),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Hands a data-subject request to the collector serving `data_dir`: `Ok(None)` when none
+/// is running there, else its answer.
+pub async fn ask_subject(
+    data_dir: &Path,
+    job: &SubjectJob,
+) -> anyhow::Result<Option<crate::subject::Answer>> {
+    let request = format!("subject {}", serde_json::to_string(job)?);
+    match ask(data_dir, &request).await? {
+        None => Ok(None),
+        Some(text) => Ok(Some(serde_json::from_str(&text)?)),
     }
 }
 

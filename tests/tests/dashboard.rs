@@ -187,6 +187,12 @@ impl Dash {
     }
 
     /// Chooses `value` in the select labelled `label`, once it is shown.
+    /// Chooses `value` in the select that `css` finds.
+    async fn choose_named(&self, css: &str, value: &str) {
+        self.text(css).await;
+        self.js(&format!("const s = document.querySelector(\"{css}\"); s.value = '{value}'; s.dispatchEvent(new Event('change'))")).await;
+    }
+
     async fn choose(&self, label: &str, value: &str) {
         self.text(&format!("select[aria-label='{label}']")).await;
         self.js(&format!("const s = document.querySelector(\"select[aria-label='{label}']\"); s.value = '{value}'; s.dispatchEvent(new Event('change'))")).await;
@@ -971,6 +977,45 @@ async fn scroll_and_revenue_goals_show_in_the_goals_panel() {
         "{rows:?}"
     );
     d.finish("dashboard-goal-kinds").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_privacy_notice_is_written_in_the_settings() {
+    let d = Dash::start("dash_notice").await;
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.expect_text("section:nth-of-type(7) h2", "Privacy notice")
+        .await;
+    d.choose_named("section:nth-of-type(7) select[name=lang]", "da")
+        .await;
+    d.fill(
+        "section:nth-of-type(7) input[name=controller]",
+        "Shop ApS, privacy@shop.test",
+    )
+    .await;
+    d.click_text("section:nth-of-type(7) button", "Write notice")
+        .await;
+    d.expect_text(
+        "section:nth-of-type(7) p[role=status]",
+        "Written from the current settings.",
+    )
+    .await;
+    let text: String = serde_json::from_value(
+        d.js("return document.querySelector('textarea[name=notice]').value")
+            .await,
+    )
+    .unwrap();
+    assert!(
+        text.starts_with("# Besøgsstatistik på shop.test\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Shop ApS, privacy@shop.test er dataansvarlig"),
+        "{text}"
+    );
+    // The collector's own retention (the test configuration's 30 days).
+    assert!(text.contains("med den daglige kode): 30 dage"), "{text}");
+    d.finish("dashboard-privacy-notice").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

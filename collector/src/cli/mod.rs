@@ -61,8 +61,82 @@ pub enum Command {
     Export(import::ExportCommand),
     /// Drop raw events older than the raw retention now.
     Purge,
+    /// Data-subject requests: a visitor's events, found or erased by the IP address and
+    /// user-agent they used, while that day's salt exists (48 hours).
+    #[command(subcommand)]
+    Subject(SubjectCommand),
+    /// Print the privacy notice for a site, written from this configuration.
+    PrivacyNotice(PrivacyNoticeArgs),
     /// Apply pending schema migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SubjectCommand {
+    /// Show the visitor's events (the right of access).
+    Find(SubjectArgs),
+    /// Delete the visitor's events, and count their closed days again (the right to erasure).
+    Erase(SubjectArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SubjectArgs {
+    /// The IP address the visitor used.
+    #[arg(long)]
+    pub ip: String,
+    /// The browser's user-agent string, exactly as the browser sends it.
+    #[arg(long)]
+    pub ua: String,
+    /// Only this site (its domain); every site when left out.
+    #[arg(long)]
+    pub site: Option<String>,
+}
+
+/// `footfall subject find|erase`: through the running collector when one serves the data
+/// directory (it holds the embedded store), else on the store itself.
+async fn subject(config: &Config, cmd: SubjectCommand) -> anyhow::Result<()> {
+    let (erase, args) = match cmd {
+        SubjectCommand::Find(a) => (false, a),
+        SubjectCommand::Erase(a) => (true, a),
+    };
+    let site = match args.site {
+        Some(s) => Some(site::validate_domain(&s)?),
+        None => None,
+    };
+    let subject =
+        crate::subject::Subject::new(&args.ip, &args.ua, site).map_err(|e| anyhow::anyhow!(e))?;
+    let job = crate::control::SubjectJob { erase, subject };
+    let answer = match crate::control::ask_subject(&config.data_dir, &job).await? {
+        Some(answer) => answer,
+        None => {
+            let store = open_migrated_store(config).await?;
+            let result = if erase {
+                crate::subject::erase(store.as_ref(), &job.subject, chrono::Utc::now()).await
+            } else {
+                crate::subject::find(store.as_ref(), &job.subject).await
+            };
+            result?
+        }
+    };
+    print!("{}", answer.text());
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PrivacyNoticeArgs {
+    /// The site (its domain).
+    #[arg(long)]
+    pub site: String,
+    /// The language: English or Danish.
+    #[arg(long, value_enum, default_value = "en")]
+    pub lang: crate::privacy::Lang,
+    /// Markdown, or an HTML fragment to paste into a page.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: crate::privacy::Format,
+    /// Who is responsible for the data, with an address and a contact (else a placeholder
+    /// to fill in), e.g. "Example ApS, Street 1, 8000 Aarhus C, privacy@example.com".
+    #[arg(long)]
+    pub controller: Option<String>,
 }
 
 /// Runs the parsed command line with the process environment.
@@ -81,6 +155,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(cmd) => import::run(&config, cmd).await,
         Command::Export(cmd) => import::export(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
+        Command::Subject(cmd) => subject(&config, cmd).await,
+        Command::PrivacyNotice(args) => {
+            let store = open_migrated_store(&config).await?;
+            let site = crate::import::site_named(store.as_ref(), &args.site).await?;
+            let facts = crate::privacy::Facts::from_config(
+                &config,
+                &site.domain,
+                args.controller.as_deref(),
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
+            print!("{}", crate::privacy::notice(&facts, args.lang, args.format));
+            Ok(())
+        }
         Command::Migrate => {
             if crate::control::ask(&config.data_dir, "migrate")
                 .await?

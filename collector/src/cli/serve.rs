@@ -108,6 +108,10 @@ impl App {
                 .as_ref()
                 .map(|t| blake3::hash(t.0.as_bytes())),
             queries: Arc::new(crate::http::query::QueryLimits::new(config.query_timeout)),
+            notice: Arc::new(
+                crate::privacy::Facts::from_config(config, "", None)
+                    .map_err(|e| anyhow::anyhow!(e))?,
+            ),
         };
         Ok(App {
             state,

@@ -14,6 +14,7 @@ mod goals;
 mod health;
 mod imports;
 pub mod limits;
+mod privacy;
 pub mod query;
 mod script;
 pub mod server;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub metrics_token: Option<blake3::Hash>,
     /// Deadlines and turns of the Stats API's questions.
     pub queries: Arc<query::QueryLimits>,
+    /// What the privacy notice states about this configuration (its site left empty).
+    pub notice: Arc<crate::privacy::Facts>,
 }
 
 /// The header that names why an accepted request was not stored.
@@ -139,6 +142,10 @@ fn dashboard_routes() -> Router<AppState> {
             get(goals::get_goals).post(goals::add_goal),
         )
         .route("/api/sites/{domain}/goals/{id}", delete(goals::delete_goal))
+        .route(
+            "/api/sites/{domain}/privacy-notice",
+            get(privacy::privacy_notice),
+        )
         .route(
             "/api/sites/{domain}/export/plausible",
             get(imports::export_plausible),

@@ -271,6 +271,25 @@ pub trait EventStore: EventWriter {
         to: u32,
         limit: u32,
     ) -> Result<Vec<EventRow>, StoreError>;
+    /// A visitor's raw events on a site with `from <= timestamp < to` (UTC seconds), oldest
+    /// first: a data-subject request's answer.
+    async fn visitor_events(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// Deletes those events and the visitor's visit rows, and returns once they are gone
+    /// (ClickHouse deletes by a mutation, which this waits for); the rollups of their days are
+    /// the caller's to compute again.
+    async fn erase_visitor(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<(), StoreError>;
     /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
     /// `read_events(…, 1)`: it reads one column.
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;

@@ -36,6 +36,19 @@ pub use schema::{MIGRATIONS, cluster_statements, statements};
 /// How long past a query's deadline the client waits for the server to report the timeout.
 const QUERY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
+/// A visitor's events of a site in a range (a data-subject request).
+const SQL_VISITOR_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id FROM events WHERE site_id = ? AND visitor_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp";
+/// How many of them are left while their deletion runs.
+const SQL_VISITOR_EVENTS_LEFT: &str = "SELECT count() FROM events WHERE site_id = ? AND visitor_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+/// Deletes them (a mutation), and the visitor's visit rows.
+const SQL_ERASE_VISITOR: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND visitor_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+const SQL_CLUSTER_ERASE_VISITOR: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND visitor_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+const SQL_ERASE_VISITOR_VISITS: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND visitor_id = ?";
+const SQL_CLUSTER_ERASE_VISITOR_VISITS: &str =
+    "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND visitor_id = ?";
+/// How long an erasure waits for its mutation.
+const ERASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 // `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
 const SQL_BATCH_WRITTEN: &str =
     "SELECT count() FROM events WHERE site_id = ? AND timestamp = toDateTime(?) AND batch_id = ?";
@@ -473,6 +486,88 @@ impl EventStore for ClickHouseStore {
             .fetch_all()
             .await
             .map_err(|e| self.failed(e))
+    }
+    async fn visitor_events(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.db()
+            .query(SQL_VISITOR_EVENTS)
+            .bind(site_id)
+            .bind(visitor_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))
+    }
+    async fn erase_visitor(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<(), StoreError> {
+        let (events, visits) = (self.local_table("events"), self.local_table("visits"));
+        let (erase, erase_visits) = match &self.cluster {
+            None => (
+                self.db().query(SQL_ERASE_VISITOR).bind(Identifier(&events)),
+                self.db()
+                    .query(SQL_ERASE_VISITOR_VISITS)
+                    .bind(Identifier(&visits)),
+            ),
+            Some(c) => (
+                self.db()
+                    .query(SQL_CLUSTER_ERASE_VISITOR)
+                    .bind(Identifier(&events))
+                    .bind(Identifier(c)),
+                self.db()
+                    .query(SQL_CLUSTER_ERASE_VISITOR_VISITS)
+                    .bind(Identifier(&visits))
+                    .bind(Identifier(c)),
+            ),
+        };
+        erase
+            .bind(site_id)
+            .bind(visitor_id)
+            .bind(from)
+            .bind(to)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))?;
+        erase_visits
+            .bind(site_id)
+            .bind(visitor_id)
+            .execute()
+            .await
+            .map_err(|e| self.failed(e))?;
+        // Mutations finish in the background: the answer waits until the events are gone.
+        let started = std::time::Instant::now();
+        loop {
+            let left: u64 = self
+                .db()
+                .query(SQL_VISITOR_EVENTS_LEFT)
+                .bind(site_id)
+                .bind(visitor_id)
+                .bind(from)
+                .bind(to)
+                .fetch_one()
+                .await
+                .map_err(|e| self.failed(e))?;
+            if left == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > ERASE_TIMEOUT {
+                return Err(StoreError::Query(format!(
+                    "{left} events are still being deleted after {} s; ClickHouse finishes the deletion in the background",
+                    ERASE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         let (first, n) = self

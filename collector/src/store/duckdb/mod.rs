@@ -720,6 +720,49 @@ impl EventStore for DuckDbStore {
         })
         .await
     }
+    async fn visitor_events(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ? AND visitor_id = ? AND timestamp >= ? AND timestamp < ? ORDER BY timestamp"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, visitor_id, from, to], read_row)
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+    async fn erase_visitor(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            in_transaction(conn, |conn| {
+                conn.execute(
+                    "DELETE FROM events WHERE site_id = ? AND visitor_id = ? AND timestamp >= ? AND timestamp < ?",
+                    params![site_id, visitor_id, from, to],
+                )
+                .map_err(query_err)?;
+                conn.execute(
+                    "DELETE FROM visits WHERE site_id = ? AND visitor_id = ?",
+                    params![site_id, visitor_id],
+                )
+                .map_err(query_err)?;
+                Ok(())
+            })
+        })
+        .await
+    }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         self.with_small(move |conn| {
             conn.query_row(

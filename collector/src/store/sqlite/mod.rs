@@ -496,6 +496,48 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+    async fn visitor_events(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        self.with(move |conn| {
+            let sql = format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE site_id = ?1 AND visitor_id = ?2 AND timestamp >= ?3 AND timestamp < ?4 ORDER BY timestamp"
+            );
+            let mut stmt = conn.prepare_cached(&sql).map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, visitor_id as i64, from, to], read_row)
+                .map_err(query_err)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(query_err)
+        })
+        .await
+    }
+    async fn erase_visitor(
+        &self,
+        site_id: u32,
+        visitor_id: u64,
+        from: u32,
+        to: u32,
+    ) -> Result<(), StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            tx.execute(
+                "DELETE FROM events WHERE site_id = ?1 AND visitor_id = ?2 AND timestamp >= ?3 AND timestamp < ?4",
+                params![site_id, visitor_id as i64, from, to],
+            )
+            .map_err(query_err)?;
+            tx.execute(
+                "DELETE FROM visits WHERE site_id = ?1 AND visitor_id = ?2",
+                params![site_id, visitor_id as i64],
+            )
+            .map_err(query_err)?;
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         self.with(move |conn| {
             conn.query_row(
