@@ -178,6 +178,57 @@ impl ClickHouseStore {
                 .bind(Identifier("footfall"))
                 .bind(2_147_483_649u32),
         ));
+        let (from, to) = (1_700_000_000u32, 1_700_086_400u32);
+        out.push(render(
+            self.db()
+                .query(SQL_VISITOR_EVENTS)
+                .bind(1u32)
+                .bind(u64::MAX)
+                .bind(from)
+                .bind(to),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_VISITOR_EVENTS_LEFT)
+                .bind(1u32)
+                .bind(u64::MAX)
+                .bind(from)
+                .bind(to),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_ERASE_VISITOR)
+                .bind(Identifier("events"))
+                .bind(1u32)
+                .bind(u64::MAX)
+                .bind(from)
+                .bind(to),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_CLUSTER_ERASE_VISITOR)
+                .bind(Identifier("events_local"))
+                .bind(Identifier("footfall"))
+                .bind(1u32)
+                .bind(u64::MAX)
+                .bind(from)
+                .bind(to),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_ERASE_VISITOR_VISITS)
+                .bind(Identifier("visits"))
+                .bind(1u32)
+                .bind(u64::MAX),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_CLUSTER_ERASE_VISITOR_VISITS)
+                .bind(Identifier("visits_local"))
+                .bind(Identifier("footfall"))
+                .bind(1u32)
+                .bind(u64::MAX),
+        ));
         out.push(render(
             self.db()
                 .query(SQL_SYNC_REPLICA)
