@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::admin::{site, store_error};
-use super::auth::{json_body, principal};
+use super::auth::{json_body, principal, readable_site};
 use super::{ApiError, AppState};
 use crate::goals::{Goal, GoalError, NewGoal};
 
@@ -37,10 +37,7 @@ pub async fn get_goals(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let who = principal(&state, &headers).await?;
-    let site = site(&state, &domain).await?;
-    if !who.can_read(&site) {
-        return Err(ApiError::NotFound(format!("no site `{domain}`")));
-    }
+    let site = readable_site(&state, &who, &domain).await?;
     Ok(Json(json!({"goals": list(&state, site.id).await?})))
 }
 

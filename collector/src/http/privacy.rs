@@ -7,8 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde_json::{Value, json};
 
-use super::admin::site;
-use super::auth::principal;
+use super::auth::{principal, readable_site};
 use super::{ApiError, AppState};
 use crate::privacy::{Facts, Format, Lang, notice};
 
@@ -26,10 +25,7 @@ pub async fn privacy_notice(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     let who = principal(&state, &headers).await?;
-    let site = site(&state, &domain).await?;
-    if !who.can_read(&site) {
-        return Err(ApiError::NotFound(format!("no site `{domain}`")));
-    }
+    let site = readable_site(&state, &who, &domain).await?;
     let lang = match params.lang.as_deref() {
         None => Lang::En,
         Some(l) => Lang::parse(l)
