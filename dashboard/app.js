@@ -941,6 +941,7 @@ async function settingsPage(domain) {
       newShare),
     goalsSettings(path, s.goals),
     noticeSettings(path),
+    subjectSettings(path),
   );
 }
 
@@ -967,6 +968,34 @@ function noticeSettings(path) {
       },
     ),
     text, copyButton(() => text.value));
+}
+
+// A visitor's request to see or erase their events: found by the address and user-agent they
+// used, while that day's salt exists.
+function subjectSettings(path) {
+  const out = h('pre', { class: 'subject' });
+  return h('section', { class: 'card' },
+    h('h2', { text: 'Visitor requests' }),
+    h('p', { class: 'muted', text: 'A visitor who asks what this site holds about them, or asks for it to be deleted: their events can be '
+      + 'found for 48 hours from the start of the day of the visit, by the IP address and the exact user-agent they used (a browser '
+      + 'shows its own as navigator.userAgent). After that nothing links any event to them, and the answer says so.' }),
+    form(
+      [
+        field('IP address', { name: 'ip', required: true, maxlength: 64 }),
+        field('User-agent', { name: 'ua', required: true, maxlength: 1024 }),
+        h('label', {}, h('span', { text: 'Action' }),
+          h('select', { name: 'action' }, h('option', { value: 'find', text: 'Show their events' }), h('option', { value: 'erase', text: 'Erase their events' }))),
+      ],
+      'Answer the request',
+      async (data) => {
+        const erase = data.get('action') === 'erase';
+        if (erase && !confirm('Erase this visitor’s events? This cannot be undone.')) return '';
+        const r = await api(`${path}/subject`, { method: 'POST', body: { ip: data.get('ip'), ua: data.get('ua'), erase } });
+        out.textContent = r.text;
+        return erase ? `Erased ${r.events} event(s).` : `Found ${r.events} event(s).`;
+      },
+    ),
+    out);
 }
 
 // The site's goals: listed with Delete, and a form that adds one.

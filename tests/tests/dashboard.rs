@@ -1019,6 +1019,64 @@ async fn the_privacy_notice_is_written_in_the_settings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_visitors_request_is_answered_in_the_settings() {
+    let d = Dash::start("dash_subject").await;
+    // A visit to shop.test from this machine, with a browser's user-agent.
+    let ua = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Safari/605.1.15";
+    let sent = reqwest::Client::new()
+        .post(format!("{}/api/event", d.footfall.base))
+        .header("user-agent", ua)
+        .header("content-type", "text/plain")
+        .body(r#"{"n":"pageview","u":"https://shop.test/asked-about","d":"shop.test"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202, "{:?}", sent.headers());
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.expect_text("section:nth-of-type(8) h2", "Visitor requests")
+        .await;
+    let ask = |action: &'static str| {
+        let d = &d;
+        async move {
+            d.fill("section:nth-of-type(8) input[name=ip]", "127.0.0.1")
+                .await;
+            d.fill("section:nth-of-type(8) input[name=ua]", ua).await;
+            d.choose_named("section:nth-of-type(8) select[name=action]", action)
+                .await;
+            d.js("window.confirm = () => true").await;
+            d.click_text("section:nth-of-type(8) button", "Answer the request")
+                .await;
+        }
+    };
+    // The event is written within the collector's flush interval.
+    let mut found = String::new();
+    for _ in 0..20 {
+        ask("find").await;
+        found = d.text("section:nth-of-type(8) p[role=status]").await;
+        if found == "Found 1 event(s)." {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(found, "Found 1 event(s).");
+    let text = d.text("section:nth-of-type(8) pre.subject").await;
+    assert!(text.contains("pageview shop.test/asked-about"), "{text}");
+    ask("erase").await;
+    d.expect_text(
+        "section:nth-of-type(8) p[role=status]",
+        "Erased 1 event(s).",
+    )
+    .await;
+    ask("find").await;
+    d.expect_text("section:nth-of-type(8) p[role=status]", "Found 0 event(s).")
+        .await;
+    let text = d.text("section:nth-of-type(8) pre.subject").await;
+    assert!(text.contains("GDPR Article 11"), "{text}");
+    d.finish("dashboard-visitor-request").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
     let d = Dash::start("dash_funnel").await;
     d.open("/sites/shop.test/settings").await;

@@ -30,6 +30,7 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/sites/{domain}/imports/{id}"),
     ("POST", "/api/sites/{domain}/goals"),
     ("DELETE", "/api/sites/{domain}/goals/{id}"),
+    ("POST", "/api/sites/{domain}/subject"),
     ("POST", "/api/users"),
     ("PUT", "/api/users/{email}"),
     ("DELETE", "/api/users/{email}"),

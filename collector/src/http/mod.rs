@@ -147,6 +147,10 @@ fn dashboard_routes() -> Router<AppState> {
             get(privacy::privacy_notice),
         )
         .route(
+            "/api/sites/{domain}/subject",
+            post(privacy::subject_request),
+        )
+        .route(
             "/api/sites/{domain}/export/plausible",
             get(imports::export_plausible),
         )
