@@ -168,8 +168,19 @@ pub enum SubjectError {
     Store(#[from] StoreError),
 }
 
-/// The subject's events on the days whose salts still exist.
-pub async fn find(store: &dyn Store, subject: &Subject) -> Result<Answer, SubjectError> {
+/// The subject's events of one site and UTC day, under that day's visitor hash.
+struct Matched {
+    site: crate::store::Site,
+    day: NaiveDate,
+    hash: u64,
+    events: Vec<EventRow>,
+}
+
+/// The salt days searched, and the subject's events per site and day on them.
+async fn matching(
+    store: &dyn Store,
+    subject: &Subject,
+) -> Result<(Vec<NaiveDate>, Vec<Matched>), SubjectError> {
     let sites = store.meta().sites().await?;
     let sites: Vec<_> = match &subject.site {
         None => sites,
@@ -182,34 +193,57 @@ pub async fn find(store: &dyn Store, subject: &Subject) -> Result<Answer, Subjec
         }
     };
     let salts = store.meta().salts().await?;
-    let mut found = Vec::new();
-    for site in &sites {
-        let mut events = Vec::new();
+    let mut matched = Vec::new();
+    for site in sites {
         for (day, salt) in &salts {
             let hash = visitor_id(salt, &site.domain, subject.ip, &subject.user_agent);
             let from = day_start(*day);
             let to = day_start(*day + Days::new(1));
-            events.extend(store.visitor_events(site.id, hash, from, to).await?);
-        }
-        if !events.is_empty() {
-            found.push(SiteEvents {
-                site: site.domain.clone(),
-                events,
-            });
+            let events = store.visitor_events(site.id, hash, from, to).await?;
+            if !events.is_empty() {
+                matched.push(Matched {
+                    site: site.clone(),
+                    day: *day,
+                    hash,
+                    events,
+                });
+            }
         }
     }
-    tracing::info!(
-        request = "access",
-        sites = found.len(),
-        events = found.iter().map(|s| s.events.len()).sum::<usize>(),
-        "data-subject request answered"
-    );
-    Ok(Answer {
-        days: salts.iter().map(|(d, _)| *d).collect(),
+    Ok((salts.into_iter().map(|(d, _)| d).collect(), matched))
+}
+
+/// The answer listing `matched`, one entry per site.
+fn answer_of(days: Vec<NaiveDate>, matched: &[Matched]) -> Answer {
+    let mut found: Vec<SiteEvents> = Vec::new();
+    for m in matched {
+        match found.iter_mut().find(|f| f.site == m.site.domain) {
+            Some(f) => f.events.extend(m.events.iter().cloned()),
+            None => found.push(SiteEvents {
+                site: m.site.domain.clone(),
+                events: m.events.clone(),
+            }),
+        }
+    }
+    Answer {
+        days,
         found,
         erased: false,
         recomputed: Vec::new(),
-    })
+    }
+}
+
+/// The subject's events on the days whose salts still exist.
+pub async fn find(store: &dyn Store, subject: &Subject) -> Result<Answer, SubjectError> {
+    let (days, matched) = matching(store, subject).await?;
+    let answer = answer_of(days, &matched);
+    tracing::info!(
+        request = "access",
+        sites = answer.found.len(),
+        events = answer.events(),
+        "data-subject request answered"
+    );
+    Ok(answer)
 }
 
 /// Deletes the subject's events (and their visit rows) on the days whose salts still exist,
@@ -220,47 +254,39 @@ pub async fn erase(
     subject: &Subject,
     now: DateTime<Utc>,
 ) -> Result<Answer, SubjectError> {
-    let mut answer = find(store, subject).await?;
-    let sites = store.meta().sites().await?;
-    let salts = store.meta().salts().await?;
+    let (days, matched) = matching(store, subject).await?;
+    let mut answer = answer_of(days, &matched);
+    let mut closed: BTreeSet<(u32, NaiveDate)> = BTreeSet::new();
+    for m in &matched {
+        let from = day_start(m.day);
+        store
+            .erase_visitor(m.site.id, m.hash, from, day_start(m.day + Days::new(1)))
+            .await?;
+        // The closed local days that were rolled up with these events.
+        let tz: Tz = m.site.timezone.parse().unwrap_or(chrono_tz::UTC);
+        let today = now.with_timezone(&tz).date_naive();
+        closed.extend(
+            m.events
+                .iter()
+                .filter_map(|e| DateTime::from_timestamp(i64::from(e.timestamp), 0))
+                .map(|t| t.with_timezone(&tz).date_naive())
+                .filter(|d| *d < today)
+                .map(|d| (m.site.id, d)),
+        );
+    }
     let mut recomputed = BTreeSet::new();
-    for found in &answer.found {
-        let Some(site) = sites.iter().find(|s| s.domain == found.site) else {
+    for (site_id, day) in closed {
+        let Some(site) = matched.iter().map(|m| &m.site).find(|s| s.id == site_id) else {
             continue;
         };
-        for (day, salt) in &salts {
-            let hash = visitor_id(salt, &site.domain, subject.ip, &subject.user_agent);
-            if !found.events.iter().any(|e| e.visitor_id == hash) {
-                continue;
-            }
-            store
-                .erase_visitor(
-                    site.id,
-                    hash,
-                    day_start(*day),
-                    day_start(*day + Days::new(1)),
-                )
-                .await?;
+        if store.rollup_days(site.id, day, day).await?.is_empty() {
+            continue;
         }
-        // The closed local days that were rolled up with these events.
         let tz: Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
-        let today = now.with_timezone(&tz).date_naive();
-        let days: BTreeSet<NaiveDate> = found
-            .events
-            .iter()
-            .filter_map(|e| DateTime::from_timestamp(i64::from(e.timestamp), 0))
-            .map(|t| t.with_timezone(&tz).date_naive())
-            .filter(|d| *d < today)
-            .collect();
-        for day in days {
-            if store.rollup_days(site.id, day, day).await?.is_empty() {
-                continue;
-            }
-            crate::query::rollup::compute_day(store, site, tz, day)
-                .await
-                .map_err(|e| SubjectError::Invalid(e.to_string()))?;
-            recomputed.insert(day);
-        }
+        crate::query::rollup::compute_day(store, site, tz, day)
+            .await
+            .map_err(|e| SubjectError::Invalid(e.to_string()))?;
+        recomputed.insert(day);
     }
     answer.erased = true;
     answer.recomputed = recomputed.into_iter().collect();

@@ -759,7 +759,14 @@ pub async fn roll_up_closed_days(
             .into_iter()
             .collect();
         // Goals added after a day was rolled up are counted on it while its raw events last.
-        let goals = crate::goals::goals_of(store, site.id).await?;
+        let goals: Vec<(crate::goals::Goal, String)> = crate::goals::goals_of(store, site.id)
+            .await?
+            .into_iter()
+            .map(|g| {
+                let key = g.rollup_key();
+                (g, key)
+            })
+            .collect();
         let mut counted: BTreeMap<NaiveDate, BTreeSet<String>> = BTreeMap::new();
         if !goals.is_empty() {
             for row in store
@@ -775,12 +782,8 @@ pub async fn roll_up_closed_days(
             if local_midnight(tz, day) >= complete_from {
                 let missing: Vec<crate::goals::Goal> = goals
                     .iter()
-                    .filter(|g| {
-                        !counted
-                            .get(&day)
-                            .is_some_and(|c| c.contains(&g.rollup_key()))
-                    })
-                    .cloned()
+                    .filter(|(_, key)| !counted.get(&day).is_some_and(|c| c.contains(key)))
+                    .map(|(g, _)| g.clone())
                     .collect();
                 if !have.contains(&day) {
                     compute_day(store, &site, tz, day).await?;
