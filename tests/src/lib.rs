@@ -861,6 +861,21 @@ impl OwnCluster {
         Self::script(self.dir.path(), &["drop-macros", &n.to_string()]);
     }
 
+    /// The last lines of every node's server log, for a failure message.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for n in 1..=4 {
+            for file in ["server.log", "error.log"] {
+                let path = self.dir.path().join(format!("node{n}/log/{file}"));
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                let tail = lines[lines.len().saturating_sub(15)..].join("\n");
+                out.push_str(&format!("--- node {n} {file}\n{tail}\n"));
+            }
+        }
+        out
+    }
+
     /// Restarts node `n` with its macros again.
     pub fn restore_macros(&self, n: usize) {
         Self::script(self.dir.path(), &["restore-macros", &n.to_string()]);

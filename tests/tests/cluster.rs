@@ -165,7 +165,10 @@ async fn two_collectors_on_a_cluster_lose_nothing_when_a_replica_or_a_shard_stop
         ..ch.clone()
     });
     let (one, two) = tokio::join!(setup.migrate(), other.migrate());
-    let (one, two) = (one.unwrap(), two.unwrap());
+    let (one, two) = match (one, two) {
+        (Ok(one), Ok(two)) => (one, two),
+        (one, two) => panic!("{one:?}\n{two:?}\n{}", cluster.log_tails()),
+    };
     assert!(!one.is_empty() || !two.is_empty());
     assert!(
         setup.migrate().await.unwrap().is_empty(),

@@ -34,6 +34,10 @@ use schema::*;
 pub use schema::{MIGRATIONS, cluster_statements, statements};
 
 /// How long past a query's deadline the client waits for the server to report the timeout.
+/// How long one `ON CLUSTER` migration statement waits for every host, and how many times it
+/// is sent before the migration fails.
+const DDL_TASK_TIMEOUT_SECS: &str = "60";
+const DDL_ATTEMPTS: u32 = 3;
 const QUERY_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 const SQL_READ_EVENTS: &str = "SELECT site_id, toUInt32(timestamp) AS timestamp, name, hostname, pathname, visitor_id, session_id, referrer, referrer_source, channel, utm_medium, utm_source, utm_campaign, utm_content, utm_term, browser, browser_version, os, os_version, device, country_code, region, city, screen_width, props_keys, props_values, revenue_micros, revenue_currency, interactive, engagement_ms, scroll_depth, entry_page, country_name, region_name, batch_id FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) ORDER BY timestamp LIMIT ?";
 /// A visitor's events of a site in a range (a data-subject request).
@@ -199,6 +203,51 @@ impl ClickHouseStore {
         &self.nodes[self.current.load(Ordering::Relaxed) % self.nodes.len()]
     }
 
+    /// One statement of a migration. Every statement is idempotent (`IF NOT EXISTS`, or a
+    /// column that may already be there), so an `ON CLUSTER` statement whose distributed task
+    /// was not finished by every host in time (code 159: a host restarting, or one whose DDL
+    /// worker missed the task) is sent again, as a new task, a few times before giving up.
+    async fn run_migration_statement(
+        &self,
+        name: &str,
+        client: &clickhouse::Client,
+        stmt: &str,
+    ) -> Result<(), StoreError> {
+        let distributed = self.cluster.is_some() && stmt.contains(" ON CLUSTER ");
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = if distributed {
+                client
+                    .clone()
+                    .with_setting("distributed_ddl_task_timeout", DDL_TASK_TIMEOUT_SECS)
+            } else {
+                client.clone()
+            };
+            let message = match client.query(stmt).execute().await {
+                Ok(()) => return Ok(()),
+                Err(e) => e.to_string(),
+            };
+            // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an interrupted earlier
+            // run of this migration is not an error.
+            if stmt.contains("ADD COLUMN") && message.contains("already exists") {
+                return Ok(());
+            }
+            if distributed && message.contains("Code: 159") && attempt < DDL_ATTEMPTS {
+                tracing::warn!(
+                    migration = name,
+                    attempt,
+                    "distributed DDL timed out; sending it again"
+                );
+                continue;
+            }
+            return Err(StoreError::Migration {
+                name: name.to_string(),
+                message,
+            });
+        }
+    }
+
     fn server(&self) -> &Client {
         &self.node().server
     }
@@ -313,14 +362,7 @@ impl Store for ClickHouseStore {
         for (i, stmt) in setup.iter().enumerate() {
             // The database first, on the server; then the migrations table inside it.
             let client = if i == 0 { self.server() } else { self.db() };
-            client
-                .query(stmt)
-                .execute()
-                .await
-                .map_err(|e| StoreError::Migration {
-                    name: "setup".into(),
-                    message: e.to_string(),
-                })?;
+            self.run_migration_statement("setup", client, stmt).await?;
         }
         let applied: Vec<u32> = self
             .db()
@@ -356,20 +398,7 @@ impl Store for ClickHouseStore {
                     _ => (stmt, vec![self.db()]),
                 };
                 for client in targets {
-                    match client.query(&stmt).execute().await {
-                        Ok(()) => {}
-                        // 18.16 has no ADD COLUMN IF NOT EXISTS: a column added by an
-                        // interrupted earlier run of this migration is not an error.
-                        Err(e)
-                            if stmt.contains("ADD COLUMN")
-                                && e.to_string().contains("already exists") => {}
-                        Err(e) => {
-                            return Err(StoreError::Migration {
-                                name: (*name).to_string(),
-                                message: e.to_string(),
-                            });
-                        }
-                    }
+                    self.run_migration_statement(name, client, &stmt).await?;
                 }
             }
             let row = MigrationRow {
