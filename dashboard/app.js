@@ -884,7 +884,8 @@ async function settingsPage(domain) {
           return 'Saved.';
         },
       ),
-      h('p', { class: 'muted', text: `Retention: raw events ${s.raw_retention_days} days, daily aggregates ${s.aggregate_retention_days} days (set for the whole server in its configuration).` })),
+      h('p', { class: 'muted', text: `Retention: raw events ${s.rules.raw_days} days, daily aggregates ${s.rules.aggregate_days} days `
+        + `(the server keeps at most ${s.raw_retention_days} and ${s.aggregate_retention_days}; see Retention and exclusions below).` })),
     h('section', { class: 'card' },
       h('h2', { text: 'Stats API keys' }),
       keysBox,
@@ -942,7 +943,92 @@ async function settingsPage(domain) {
     goalsSettings(path, s.goals),
     noticeSettings(path),
     subjectSettings(path),
+    rulesSettings(path, s),
+    dangerSettings(path, domain),
   );
+}
+
+// The site's own retention (shorter than the server's) and the requests it does not record.
+function rulesSettings(path, s) {
+  const r = s.rules.settings;
+  const lines = (v) => (v || []).join('\n');
+  const split = (v) => String(v || '').split(/[\s,]+/).map((x) => x.trim()).filter(Boolean);
+  const area = (label, name, value, placeholder) => h('label', {}, h('span', { text: label }),
+    h('textarea', { name, rows: 3, placeholder, text: value }));
+  const days = (label, name, value, max) => field(label, { name, type: 'number', min: 1, max, value: value ?? '', placeholder: `${max} (the server's)` });
+  return h('section', { class: 'card' },
+    h('h2', { text: 'Retention and exclusions' }),
+    h('p', { class: 'muted', text: 'Keep this site’s data for less time than the server does, and leave out requests before anything '
+      + 'is recorded or hashed: your own addresses or networks, countries, pages (* stands for any run of characters) and '
+      + 'host names other than the site’s own (e.g. staging copies). Left-out requests are counted as “excluded” in /metrics.' }),
+    form(
+      [
+        days('Keep raw events (days)', 'raw', r.raw_retention_days, s.raw_retention_days),
+        days('Keep daily totals (days)', 'aggregate', r.aggregate_retention_days, s.aggregate_retention_days),
+        area('Exclude addresses and networks', 'ips', lines(r.exclude_ips), '203.0.113.7\n10.0.0.0/8'),
+        area('Exclude countries (two-letter codes)', 'countries', lines(r.exclude_countries), 'DK US'),
+        area('Exclude pages', 'pages', lines(r.exclude_pages), '/admin/*'),
+        area('Record only these host names (empty: all)', 'hosts', lines(r.allowed_hostnames), 'example.com\n*.example.com'),
+      ],
+      'Save retention and exclusions',
+      async (data) => {
+        const n = (v) => (v === '' || v === null ? null : Number(v));
+        const saved = await api(`${path}/rules`, {
+          method: 'PUT',
+          body: {
+            raw_retention_days: n(data.get('raw')),
+            aggregate_retention_days: n(data.get('aggregate')),
+            exclude_ips: split(data.get('ips')),
+            exclude_countries: split(data.get('countries')),
+            exclude_pages: split(data.get('pages')),
+            allowed_hostnames: split(data.get('hosts')),
+          },
+        });
+        return `Saved: raw events kept ${saved.raw_days} days, daily totals ${saved.aggregate_days} days; `
+          + `${saved.settings.exclude_ips.length} address(es), ${saved.settings.exclude_countries.length} country(ies), `
+          + `${saved.settings.exclude_pages.length} page(s) excluded.`;
+      },
+    ));
+}
+
+// Purging some of the site's events, resetting its statistics, deleting it.
+function dangerSettings(path, domain) {
+  const out = h('p', { class: 'muted', role: 'status' });
+  const confirmField = () => field(`Type ${domain} to confirm`, { name: 'confirm', required: true, autocomplete: 'off' });
+  return h('section', { class: 'card danger' },
+    h('h2', { text: 'Delete data' }),
+    h('p', { class: 'muted', text: 'Purge the events of some pages (* for any run of characters), of some days, or both. Closed days whose '
+      + 'events remain are counted again without them; older days lose the pages’ rows. None of this can be undone.' }),
+    form(
+      [
+        field('Pages', { name: 'path', placeholder: '/account/*' }),
+        field('From (site’s day)', { name: 'from', type: 'date' }),
+        field('To (site’s day)', { name: 'to', type: 'date' }),
+      ],
+      'Purge',
+      async (data) => {
+        const v = (k) => data.get(k) || null;
+        const r = await api(`${path}/purge`, { method: 'POST', body: { path: v('path'), from: v('from'), to: v('to') } });
+        out.textContent = r.text;
+        return 'Purged.';
+      },
+    ),
+    h('h3', { text: 'Reset statistics' }),
+    h('p', { class: 'muted', text: 'Deletes every event, daily total and import of the site; its goals, keys, links and settings stay.' }),
+    form([confirmField()], 'Reset statistics', async (data, f) => {
+      const r = await api(`${path}/reset`, { method: 'POST', body: { confirm: data.get('confirm') } });
+      f.reset();
+      out.textContent = r.text;
+      return 'Reset.';
+    }),
+    h('h3', { text: 'Delete site' }),
+    h('p', { class: 'muted', text: 'Deletes the site with all its data, goals, API keys, shared links and viewers’ access to it.' }),
+    form([confirmField()], 'Delete site', async (data) => {
+      await api(path, { method: 'DELETE', body: { confirm: data.get('confirm') } });
+      go('/');
+      return '';
+    }),
+    out);
 }
 
 // The privacy notice, written by the server from its configuration, to copy into the site.

@@ -363,6 +363,26 @@ pub async fn revoke_share(store: &dyn Store, id: &str) -> Result<bool, AccountEr
     Ok(gone)
 }
 
+/// Revokes the shared links of a site and takes it from the viewers granted it (a deleted
+/// site); returns how many links and grants went.
+pub async fn forget_site(store: &dyn Store, site_id: u32) -> Result<(u64, u64), AccountError> {
+    let mut links = 0;
+    for link in shares(store).await? {
+        if link.site_id == site_id && revoke_share(store, &link.id).await? {
+            links += 1;
+        }
+    }
+    let mut grants = 0;
+    for mut user in users(store).await? {
+        if user.sites.contains(&site_id) {
+            user.sites.retain(|s| *s != site_id);
+            put_user(store, &user).await?;
+            grants += 1;
+        }
+    }
+    Ok((links, grants))
+}
+
 /// Browsers that may hold one shared link unlocked at once; the unlock that finds the link at
 /// the cap ends the sessions closest to expiry to make room.
 pub const MAX_SHARE_SESSIONS: usize = 100;

@@ -98,6 +98,13 @@ async fn answer(stream: UnixStream, maintenance: &Maintenance) -> std::io::Resul
             .await?;
         return write.shutdown().await;
     }
+    if let Some(job) = line.trim().strip_prefix("site ") {
+        let reply = site_job(job, maintenance).await;
+        write
+            .write_all(format!("{}\n", reply.replace('\n', " ")).as_bytes())
+            .await?;
+        return write.shutdown().await;
+    }
     if let Some(job) = line.trim().strip_prefix("history ") {
         let reply = history(job, maintenance).await;
         write
@@ -241,6 +248,67 @@ async fn subject(job: &str, maintenance: &Maintenance) -> String {
         Ok(Ok(json)) => format!("ok {json}"),
         Ok(Err(e)) => format!("error {e}"),
         Err(e) => format!("error {e}"),
+    }
+}
+
+/// What `footfall site delete|reset|purge` hands to the running collector.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SiteJob {
+    pub domain: String,
+    pub action: SiteAction,
+}
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteAction {
+    Delete,
+    Reset,
+    Purge(crate::sites::Purge),
+}
+
+/// Runs a [`SiteJob`] on the site named, with the collector's store.
+pub async fn run_site_job(
+    store: &dyn crate::store::Store,
+    job: &SiteJob,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<crate::sites::Done> {
+    let site = crate::import::site_named(store, &job.domain).await?;
+    Ok(match &job.action {
+        SiteAction::Delete => crate::sites::delete(store, &site).await?,
+        SiteAction::Reset => crate::sites::reset(store, &site).await?,
+        SiteAction::Purge(p) => crate::sites::purge(store, &site, p, now).await?,
+    })
+}
+
+async fn site_job(job: &str, maintenance: &Maintenance) -> String {
+    let job: SiteJob = match serde_json::from_str(job) {
+        Ok(job) => job,
+        Err(e) => return format!("error the request is not valid: {e}"),
+    };
+    let store = maintenance.store.as_ref();
+    match run_site_job(store, &job, maintenance.clock.now()).await {
+        Ok(done) => {
+            if matches!(job.action, SiteAction::Delete)
+                && let Ok(sites) = store.meta().sites().await
+            {
+                maintenance.pipeline.set_sites(sites);
+            }
+            format!("ok {}", serde_json::to_string(&done).unwrap_or_default())
+        }
+        Err(e) => format!("error {e}"),
+    }
+}
+
+/// Hands a [`SiteJob`] to the collector serving `data_dir`: `Ok(None)` when none is running
+/// there, else what it did.
+pub async fn ask_site(
+    data_dir: &Path,
+    job: &SiteJob,
+) -> anyhow::Result<Option<crate::sites::Done>> {
+    let request = format!("site {}", serde_json::to_string(job)?);
+    match ask(data_dir, &request).await? {
+        None => Ok(None),
+        Some(text) => Ok(Some(serde_json::from_str(&text)?)),
     }
 }
 

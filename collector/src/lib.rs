@@ -19,6 +19,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod privacy;
 pub mod query;
+pub mod sites;
 pub mod store;
 pub mod subject;
 pub mod tracker;

@@ -44,6 +44,8 @@ impl Maintenance {
         // First, and whether or not the store answers: idle visits leave memory.
         self.pipeline.sessions.sweep(self.clock.now());
         self.pipeline.set_sites(self.store.meta().sites().await?);
+        self.pipeline
+            .set_settings(crate::sites::all_settings(self.store.as_ref()).await?);
         self.refresh_salts().await?;
         self.roll_up(ROLLUP_DAYS_PER_TICK).await?;
         Ok(())
@@ -146,6 +148,16 @@ impl Maintenance {
         if rolled > 0 {
             tracing::info!(parts = rolled, before = %aggregate_cutoff, "rollups purged");
         }
+        // Sites that keep less than the server: their own retention.
+        crate::sites::enforce_retention(
+            self.store.as_ref(),
+            crate::sites::Limits {
+                raw_retention_days: self.raw_retention_days,
+                aggregate_retention_days: self.aggregate_retention_days,
+            },
+            today,
+        )
+        .await?;
         let ended = crate::accounts::purge_expired_sessions(
             self.store.as_ref(),
             self.clock.now().timestamp(),

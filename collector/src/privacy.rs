@@ -100,6 +100,15 @@ impl Facts {
 
     /// The same facts naming `controller` as responsible (checked: at most
     /// [`MAX_CONTROLLER_CHARS`], no control characters); none or blank: a placeholder.
+    /// The facts for a site that keeps its data for less than the server does.
+    pub fn for_site(self, settings: &crate::sites::SiteSettings) -> Facts {
+        Facts {
+            raw_retention_days: settings.raw_days(self.raw_retention_days),
+            aggregate_retention_days: settings.aggregate_days(self.aggregate_retention_days),
+            ..self
+        }
+    }
+
     pub fn with_controller(self, controller: Option<&str>) -> Result<Facts, String> {
         let controller = match controller.map(str::trim) {
             None | Some("") => None,

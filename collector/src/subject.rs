@@ -283,6 +283,18 @@ pub async fn erase(
             continue;
         }
         let tz: Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
+        // The day's rows go first: a value only the erased events had (a page, a country)
+        // would otherwise keep its old row.
+        store
+            .delete_rollups(
+                site.id,
+                &crate::store::RollupScope {
+                    from: day,
+                    to: day,
+                    values: None,
+                },
+            )
+            .await?;
         crate::query::rollup::compute_day(store, site, tz, day)
             .await
             .map_err(|e| SubjectError::Invalid(e.to_string()))?;

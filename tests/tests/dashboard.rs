@@ -1121,3 +1121,96 @@ async fn a_funnel_of_goals_is_drawn_from_the_chosen_steps() {
     assert_eq!(again, rows);
     d.finish("dashboard-funnel").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_exclusions_and_deletion_are_set_in_the_settings() {
+    let d = Dash::start("dash_controls").await;
+    d.open("/sites/shop.test/settings").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    let rules = "section:nth-of-type(9)";
+    d.expect_text(&format!("{rules} h2"), "Retention and exclusions")
+        .await;
+    d.fill(&format!("{rules} input[name=raw]"), "7").await;
+    // This machine's own requests (the test sends from loopback), and a page.
+    d.fill(&format!("{rules} textarea[name=ips]"), "127.0.0.0/8")
+        .await;
+    d.fill(&format!("{rules} textarea[name=pages]"), "/private/*")
+        .await;
+    d.click_text(&format!("{rules} button"), "Save retention and exclusions")
+        .await;
+    d.expect_text(
+        &format!("{rules} p[role=status]"),
+        "Saved: raw events kept 7 days, daily totals 1825 days; 1 address(es), 0 country(ies), 1 page(s) excluded.",
+    )
+    .await;
+    // A mistake is named, and the saved settings stay.
+    d.fill(&format!("{rules} textarea[name=countries]"), "Denmark")
+        .await;
+    d.click_text(&format!("{rules} button"), "Save retention and exclusions")
+        .await;
+    d.expect_text(
+        &format!("{rules} p[role=status].error"),
+        "`exclude_countries`: `Denmark` is not a two-letter country code such as DK",
+    )
+    .await;
+    // The collector applies them at once: a pageview from here is not recorded.
+    let sent = reqwest::Client::new()
+        .post(format!("{}/api/event", d.footfall.base))
+        .header(
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+        )
+        .header("content-type", "text/plain")
+        .body(r#"{"n":"pageview","u":"https://shop.test/from-the-office","d":"shop.test"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 202);
+    assert_eq!(sent.headers()["x-footfall-dropped"], "excluded");
+    // Shown again as saved.
+    d.open("/sites/shop.test/settings").await;
+    let saved: String = serde_json::from_value(
+        d.js("return document.querySelector('textarea[name=ips]').value")
+            .await,
+    )
+    .unwrap();
+    assert_eq!(saved, "127.0.0.0/8");
+    d.expect_text(
+        "section:nth-of-type(2) p.muted",
+        "Retention: raw events 7 days, daily aggregates 1825 days (the server keeps at most 30 and 1825; see Retention and exclusions below).",
+    )
+    .await;
+
+    // Deleting the site asks for its domain, then takes it with its data.
+    let danger = "section:nth-of-type(10)";
+    d.expect_text(&format!("{danger} h2"), "Delete data").await;
+    let delete_form = format!("{danger} form:nth-of-type(3)");
+    d.fill(&format!("{delete_form} input[name=confirm]"), "other.test")
+        .await;
+    d.click_text(&format!("{delete_form} button"), "Delete site")
+        .await;
+    d.expect_text(
+        &format!("{delete_form} p[role=status].error"),
+        "type the site's domain (shop.test) in `confirm` to go ahead",
+    )
+    .await;
+    let site = d.t.site("shop.test").await;
+    assert!(!d.t.events().await.iter().all(|e| e.site_id != site.id));
+    d.fill(&format!("{delete_form} input[name=confirm]"), "shop.test")
+        .await;
+    d.click_text(&format!("{delete_form} button"), "Delete site")
+        .await;
+    d.wait_for_url("the site list", |u| u == "/").await;
+    let sites: Vec<String> =
+        d.t.store
+            .meta()
+            .sites()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.domain)
+            .collect();
+    assert_eq!(sites, ["other.test"]);
+    assert!(d.t.events().await.iter().all(|e| e.site_id != site.id));
+    d.finish("dashboard-site-controls").await;
+}

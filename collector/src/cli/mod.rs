@@ -164,7 +164,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &site.domain,
                 args.controller.as_deref(),
             )
-            .map_err(|e| anyhow::anyhow!(e))?;
+            .map_err(|e| anyhow::anyhow!(e))?
+            .for_site(&crate::sites::settings_of(store.as_ref(), site.id).await?);
             print!("{}", crate::privacy::notice(&facts, args.lang, args.format));
             Ok(())
         }

@@ -22,6 +22,10 @@ use crate::store::{Site, StoreError};
 pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/sites"),
     ("PUT", "/api/sites/{domain}"),
+    ("DELETE", "/api/sites/{domain}"),
+    ("PUT", "/api/sites/{domain}/rules"),
+    ("POST", "/api/sites/{domain}/reset"),
+    ("POST", "/api/sites/{domain}/purge"),
     ("POST", "/api/sites/{domain}/keys"),
     ("DELETE", "/api/sites/{domain}/keys/{id}"),
     ("POST", "/api/sites/{domain}/shares"),
@@ -243,6 +247,12 @@ pub async fn site_settings(
         "keys": keys,
         "shares": shares,
         "imports": super::imports::list(&state, site.id).await?,
+        "rules": super::sites::settings_json(
+            &state,
+            &crate::sites::settings_of(state.store.as_ref(), site.id)
+                .await
+                .map_err(store_error)?,
+        ),
         "goals": super::goals::list(&state, site.id).await?,
         "snippet": format!("<script defer data-domain=\"{}\" src=\"{base}/js/script.js\"></script>", site.domain),
     })))

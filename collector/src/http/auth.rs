@@ -246,6 +246,15 @@ pub async fn json_body<T: for<'de> Deserialize<'de>>(
     headers: &HeaderMap,
     body: axum::body::Body,
 ) -> Result<T, ApiError> {
+    json_body_up_to(headers, body, MAX_AUTH_BODY).await
+}
+
+/// [`json_body`] for a body of at most `limit` bytes.
+pub async fn json_body_up_to<T: for<'de> Deserialize<'de>>(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<T, ApiError> {
     let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -255,7 +264,7 @@ pub async fn json_body<T: for<'de> Deserialize<'de>>(
             "send the body as application/json".into(),
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_AUTH_BODY)
+    let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(super::error::body_error)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("bad body: {e}")))

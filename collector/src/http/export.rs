@@ -108,7 +108,7 @@ pub async fn get_export(
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
     // An export is a record: its figures are exact, never scaled up from a sample.
-    let policy = super::query::policy(&state, deadline, 0);
+    let policy = super::query::policy(&state, &site, deadline, 0);
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);

@@ -18,6 +18,7 @@ mod privacy;
 pub mod query;
 mod script;
 pub mod server;
+mod sites;
 
 use std::sync::Arc;
 
@@ -127,7 +128,13 @@ fn dashboard_routes() -> Router<AppState> {
         .route("/api/auth/password", post(auth::change_password))
         .route("/api/share/unlock", post(auth::unlock_share))
         .route("/api/sites", get(admin::list_sites).post(admin::add_site))
-        .route("/api/sites/{domain}", put(admin::update_site))
+        .route(
+            "/api/sites/{domain}",
+            put(admin::update_site).delete(sites::delete),
+        )
+        .route("/api/sites/{domain}/rules", put(sites::put_rules))
+        .route("/api/sites/{domain}/reset", post(sites::reset))
+        .route("/api/sites/{domain}/purge", post(sites::purge))
         .route("/api/sites/{domain}/settings", get(admin::site_settings))
         .route("/api/sites/{domain}/keys", post(admin::create_key))
         .route("/api/sites/{domain}/keys/{id}", delete(admin::revoke_key))

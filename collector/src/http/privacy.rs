@@ -77,10 +77,14 @@ pub async fn privacy_notice(
         Some(f) => Format::parse(f)
             .ok_or_else(|| ApiError::BadRequest(format!("`format` is md or html, not `{f}`")))?,
     };
+    let settings = crate::sites::settings_of(state.store.as_ref(), site.id)
+        .await
+        .map_err(super::admin::store_error)?;
     let facts = Facts {
         site: site.domain.clone(),
         ..(*state.notice).clone()
     }
+    .for_site(&settings)
     .with_controller(params.controller.as_deref())
     .map_err(ApiError::BadRequest)?;
     Ok(Json(json!({"notice": notice(&facts, lang, format)})))

@@ -119,11 +119,19 @@ async fn posted(
     Ok((site, json))
 }
 
-/// The planner's policy for a question due at `deadline`.
-pub(super) fn policy(state: &AppState, deadline: Deadline, sample_threshold: u64) -> Policy {
+/// The planner's policy for a question about `site` due at `deadline` (the site's own raw
+/// retention, when shorter than the server's).
+pub(super) fn policy(
+    state: &AppState,
+    site: &Site,
+    deadline: Deadline,
+    sample_threshold: u64,
+) -> Policy {
     Policy {
         now: state.clock.now(),
-        raw_retention_days: state.raw_retention_days,
+        raw_retention_days: state
+            .pipeline
+            .raw_retention_days(site.id, state.raw_retention_days),
         deadline,
         sample_threshold,
     }
@@ -140,7 +148,7 @@ pub async fn post_funnel(
     let funnel = crate::query::funnel::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
-    let policy = policy(&state, deadline, state.sample_threshold);
+    let policy = policy(&state, &site, deadline, state.sample_threshold);
     crate::query::funnel::run(state.store.as_ref(), &site, &funnel, &policy)
         .await
         .map(Json)
@@ -156,7 +164,7 @@ pub async fn post_query(
     let query = model::parse(&json).map_err(|e| ApiError::BadRequest(e.0))?;
     let deadline = state.queries.deadline();
     let _turn = state.queries.turn(deadline).await?;
-    let policy = policy(&state, deadline, state.sample_threshold);
+    let policy = policy(&state, &site, deadline, state.sample_threshold);
     run(state.store.as_ref(), &site, &query, &policy)
         .await
         .map(Json)

@@ -53,6 +53,23 @@ const PREFIX_KIND: &str = "access_log_import";
 /// Record kind of the UTC days that imports wrote (so a second file of the same day is not
 /// taken for native data).
 const DAY_KIND: &str = "import_day";
+/// Forgets what access-log imports noted of a site (the prefixes read and the days
+/// written), so that its logs can be imported again once its statistics are reset.
+pub async fn forget_site(store: &dyn Store, site_id: u32) -> Result<(), crate::store::StoreError> {
+    for (id, body) in store.meta().records(PREFIX_KIND).await? {
+        if serde_json::from_str::<Prefix>(&body).is_ok_and(|p| p.site_id == site_id) {
+            store.meta().delete_record(PREFIX_KIND, &id).await?;
+        }
+    }
+    let prefix = format!("{site_id}:");
+    for (id, _) in store.meta().records(DAY_KIND).await? {
+        if id.starts_with(&prefix) {
+            store.meta().delete_record(DAY_KIND, &id).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Rows per written batch.
 const BATCH_ROWS: usize = 10_000;
 /// The first bytes of a gzip file (and of each member of nginx's multi-member ones).

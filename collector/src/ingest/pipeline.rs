@@ -22,6 +22,7 @@ use super::session::{Open, Sessions, Visit};
 use super::useragent::{ClientHints, UaParser};
 use super::visitor::{Salts, visitor_id};
 use super::{bots, ip};
+use crate::sites::{Rules, SiteSettings};
 use crate::store::{EventRow, Site};
 
 /// Why an event was deliberately not stored. Answered with 202 and a header naming it.
@@ -35,15 +36,18 @@ pub enum DropReason {
     /// No salt is held for the event's UTC day (the store has not answered since before the
     /// day's salt was due).
     NoSalt,
+    /// The site's exclusions (an address, country, page or host name) name the request.
+    Excluded,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::UnknownSite,
         DropReason::Bot,
         DropReason::SpamReferrer,
         DropReason::NoSession,
         DropReason::NoSalt,
+        DropReason::Excluded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +57,7 @@ impl DropReason {
             DropReason::SpamReferrer => "spam_referrer",
             DropReason::NoSession => "no_session",
             DropReason::NoSalt => "no_salt",
+            DropReason::Excluded => "excluded",
         }
     }
 }
@@ -86,9 +91,13 @@ pub struct Request<'a> {
 /// Sites by domain, swapped as a whole when the list changes.
 pub type SiteMap = HashMap<String, Site>;
 
+/// Each site's settings (retention, exclusions) by site id; a site without any is absent.
+pub type RuleMap = HashMap<u32, Arc<Rules>>;
+
 /// The read-mostly state the steps consult.
 pub struct Pipeline {
     pub sites: ArcSwap<SiteMap>,
+    pub rules: ArcSwap<RuleMap>,
     pub salts: ArcSwap<Option<Salts>>,
     /// Shared with imports, which run their own pipelines over the same databases.
     pub geoip: Option<Arc<GeoIp>>,
@@ -100,6 +109,7 @@ impl Pipeline {
     pub fn new(geoip: Option<Arc<GeoIp>>) -> Self {
         Self {
             sites: ArcSwap::from_pointee(SiteMap::new()),
+            rules: ArcSwap::from_pointee(RuleMap::new()),
             salts: ArcSwap::from_pointee(None),
             geoip,
             ua: UaParser::default(),
@@ -110,6 +120,31 @@ impl Pipeline {
     pub fn set_sites(&self, sites: Vec<Site>) {
         let map = sites.into_iter().map(|s| (s.domain.clone(), s)).collect();
         self.sites.store(Arc::new(map));
+    }
+
+    pub fn set_settings(&self, settings: HashMap<u32, SiteSettings>) {
+        let map = settings
+            .into_iter()
+            .map(|(id, s)| (id, Arc::new(Rules::new(s))))
+            .collect();
+        self.rules.store(Arc::new(map));
+    }
+
+    /// Days the site's raw events are kept (its own setting, else the server's).
+    pub fn raw_retention_days(&self, site_id: u32, server: u32) -> u32 {
+        self.rules
+            .load()
+            .get(&site_id)
+            .map_or(server, |r| r.settings.raw_days(server))
+    }
+
+    /// The site's settings (the defaults when it has none).
+    pub fn settings_of(&self, site_id: u32) -> SiteSettings {
+        self.rules
+            .load()
+            .get(&site_id)
+            .map(|r| r.settings.clone())
+            .unwrap_or_default()
     }
 
     pub fn set_salts(&self, salts: Salts) {
@@ -142,6 +177,20 @@ impl Pipeline {
             return Ok(Outcome::Dropped(DropReason::UnknownSite));
         }
 
+        // Step: the sites' exclusions by address, host name and page, on the full address
+        // and before anything is hashed.
+        let rules = self.rules.load();
+        let excluded_by = |site: &Site, country: Option<&str>| {
+            rules.get(&site.id).is_some_and(|r| match country {
+                None => r.excludes(req.client_ip, &page.hostname, &page.pathname),
+                Some(c) => r.excludes_country(c),
+            })
+        };
+        targets.retain(|s| !excluded_by(s, None));
+        if targets.is_empty() {
+            return Ok(Outcome::Dropped(DropReason::Excluded));
+        }
+
         // Step: bots by user-agent (cheap substring checks).
         if bots::is_bot_user_agent(req.user_agent) {
             return Ok(Outcome::Dropped(DropReason::Bot));
@@ -168,6 +217,10 @@ impl Pipeline {
             .as_ref()
             .map(|g| g.lookup(ip::truncate(req.client_ip)))
             .unwrap_or_default();
+        targets.retain(|s| !excluded_by(s, Some(&geo.country)));
+        if targets.is_empty() {
+            return Ok(Outcome::Dropped(DropReason::Excluded));
+        }
 
         // Step: visitor hash and session, per target site, under the event's own UTC day's
         // salt (never another day's: that would link visitors across days).
@@ -382,6 +435,45 @@ mod tests {
             run(&no_salt, page, CHROME, at(0)),
             Outcome::Dropped(DropReason::NoSalt)
         ));
+    }
+
+    #[test]
+    fn a_sites_exclusions_drop_before_the_hash() {
+        let p = pipeline();
+        let page = r#"{"n":"pageview","u":"https://a.org/","d":"a.org,b.org"}"#;
+        let settings =
+            |s: crate::sites::SiteSettings| [(1, s)].into_iter().collect::<HashMap<_, _>>();
+        // The test client is 2.2.3.77: its /24 excluded on a.org only, b.org still records.
+        p.set_settings(settings(crate::sites::SiteSettings {
+            exclude_ips: vec!["2.2.3.0/24".into()],
+            ..Default::default()
+        }));
+        let r = rows(run(&p, page, CHROME, at(0)));
+        assert_eq!(r.iter().map(|e| e.site_id).collect::<Vec<_>>(), vec![2]);
+        assert!(matches!(
+            run(
+                &p,
+                r#"{"n":"pageview","u":"https://a.org/","d":"a.org"}"#,
+                CHROME,
+                at(0)
+            ),
+            Outcome::Dropped(DropReason::Excluded)
+        ));
+        p.set_settings(settings(crate::sites::SiteSettings {
+            exclude_pages: vec!["/private/*".into()],
+            allowed_hostnames: vec!["a.org".into(), "*.a.org".into()],
+            ..Default::default()
+        }));
+        let one = |u: &str| format!(r#"{{"n":"pageview","u":"{u}","d":"a.org"}}"#);
+        for (url, kept) in [
+            ("https://a.org/private/x", false),
+            ("https://a.org/public", true),
+            ("https://shop.a.org/", true),
+            ("https://a.org.evil.net/", false),
+        ] {
+            let out = run(&p, &one(url), CHROME, at(0));
+            assert_eq!(matches!(out, Outcome::Accepted(_)), kept, "{url}: {out:?}");
+        }
     }
 
     #[test]

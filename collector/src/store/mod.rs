@@ -245,6 +245,72 @@ pub const MAX_RESULT_ROWS: usize = 1_000_000;
 /// write racing the deletion cannot bring an older version back.
 pub const RECORD_TOMBSTONE_SECS: u64 = 3600;
 
+/// Which of a site's raw events a deletion takes: those with `from <= timestamp < to` (UTC
+/// seconds); with `pathnames`, only the events on those paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventScope {
+    pub from: u32,
+    pub to: u32,
+    pub pathnames: Option<Vec<String>>,
+    /// The site-local days whose visit rows go too (without `pathnames`: the visits of a
+    /// day whose events all go; with them, the caller writes the days' visit rows again).
+    pub visit_days: Option<(NaiveDate, NaiveDate)>,
+}
+
+/// Which of a site's rollup rows a deletion takes: those of the days `from..=to`; with
+/// `values`, only the rows of those dimensions whose value is listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupScope {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub values: Option<(Vec<String>, Vec<String>)>,
+}
+
+impl RollupScope {
+    /// Every day a store can hold (ClickHouse's `Date` ends in 2106).
+    pub fn all() -> RollupScope {
+        RollupScope {
+            from: NaiveDate::default(),
+            to: NaiveDate::from_ymd_opt(2105, 12, 31).unwrap_or_default(),
+            values: None,
+        }
+    }
+}
+
+impl EventScope {
+    /// Every event and visit row of a site.
+    pub fn all() -> EventScope {
+        let all = RollupScope::all();
+        EventScope {
+            from: 0,
+            to: u32::MAX,
+            pathnames: None,
+            visit_days: Some((all.from, all.to)),
+        }
+    }
+}
+
+/// `values` in runs of at most `max_bytes` (and at least one value each): what fits in one
+/// statement's text.
+pub fn runs_by_bytes(values: &[String], max_bytes: usize) -> Vec<&[String]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, v) in values.iter().enumerate() {
+        if i > start && bytes + v.len() + 4 > max_bytes {
+            out.push(&values[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += v.len() + 4;
+    }
+    if start < values.len() {
+        out.push(&values[start..]);
+    }
+    out
+}
+
+/// The most values one deleting statement lists (more go in several).
+pub const DELETE_CHUNK: usize = 500;
+
 /// Writing events: all a writer of batches needs.
 #[async_trait]
 pub trait EventWriter: Send + Sync + 'static {
@@ -290,6 +356,14 @@ pub trait EventStore: EventWriter {
         from: u32,
         to: u32,
     ) -> Result<(), StoreError>;
+    /// Deletes the raw events of a site that `scope` names (and the visit rows it names),
+    /// and returns once they are gone (ClickHouse deletes by mutations, which this waits
+    /// for).
+    async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError>;
+    /// Deletes the rollup rows of a site that `scope` names, and returns once they are gone.
+    async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError>;
+    /// The distinct page paths of a site's raw events (at most [`MAX_RESULT_ROWS`]).
+    async fn event_pathnames(&self, site_id: u32) -> Result<Vec<String>, StoreError>;
     /// The time (UTC seconds) of a site's earliest raw event, if it has any. Cheaper than
     /// `read_events(…, 1)`: it reads one column.
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError>;
@@ -363,6 +437,10 @@ pub trait MetaStore: Send + Sync + 'static {
     /// Replaces the domain and time zone of the site with `site.id`; its events stay.
     /// `SiteExists` when another site has that domain; `false` when there is no such site.
     async fn update_site(&self, site: &Site) -> Result<bool, StoreError>;
+    /// Deletes the site with this id and its API keys (its events, rollups and records are
+    /// the caller's to delete first); `false` when there is no such site. Its id is not given
+    /// to a site added later.
+    async fn delete_site(&self, id: u32) -> Result<bool, StoreError>;
     /// Every salt still stored, one per day (the first written wins).
     async fn salts(&self) -> Result<Vec<(NaiveDate, Salt)>, StoreError>;
     async fn put_salt(&self, day: NaiveDate, salt: &Salt) -> Result<(), StoreError>;

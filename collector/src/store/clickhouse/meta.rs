@@ -14,6 +14,12 @@ pub(super) const SQL_SITE_LATEST: &str = "SELECT max(version) FROM sites WHERE i
 /// The record kind of site id claims.
 pub(super) const SITE_CLAIM: &str = "site-claim";
 
+/// The record kind that marks a site deleted (its id is never given again).
+pub(super) const SITE_DELETED: &str = "site-deleted";
+
+pub(super) const SQL_DELETED_SITES: &str =
+    "SELECT DISTINCT toUInt32OrZero(id) FROM records WHERE kind = ? AND deleted = 0";
+
 // When each site first took a domain.
 pub(super) const SQL_DOMAIN_CLAIMS: &str =
     "SELECT id, min(version) FROM sites WHERE domain = ? GROUP BY id ORDER BY id";
@@ -112,8 +118,10 @@ impl MetaStore for ClickHouseStore {
             .fetch_all()
             .await
             .map_err(|e| self.failed(e))?;
+        let deleted = self.deleted_sites().await?;
         Ok(rows
             .into_iter()
+            .filter(|r| !deleted.contains(&r.id))
             .map(|r| Site {
                 id: r.id,
                 domain: r.domain,
@@ -135,7 +143,14 @@ impl MetaStore for ClickHouseStore {
             if sites.iter().any(|s| s.domain == domain) {
                 return Err(StoreError::SiteExists(domain.to_string()));
             }
-            let id = (sites.iter().map(|s| s.id).max().unwrap_or(0) + 1).max(next);
+            let deleted = self.deleted_sites().await?;
+            let highest = sites
+                .iter()
+                .map(|s| s.id)
+                .chain(deleted.iter().copied())
+                .max()
+                .unwrap_or(0);
+            let id = (highest + 1).max(next);
             next = id + 1;
             let version = self.next_version();
             self.write_record(RecordRow {
@@ -295,11 +310,37 @@ impl MetaStore for ClickHouseStore {
     }
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.sync_replica("api_keys").await;
-        self.db()
+        let keys: Vec<ApiKey> = self
+            .db()
             .query(SQL_API_KEYS)
             .fetch_all()
             .await
-            .map_err(|e| self.failed(e))
+            .map_err(|e| self.failed(e))?;
+        let deleted = self.deleted_sites().await?;
+        Ok(keys
+            .into_iter()
+            .filter(|k| !deleted.contains(&k.site_id))
+            .collect())
+    }
+    async fn delete_site(&self, id: u32) -> Result<bool, StoreError> {
+        let Some(site) = self.sites().await?.into_iter().find(|s| s.id == id) else {
+            return Ok(false);
+        };
+        // Keys first, revoked (a key must not outlive its site even if the marker is lost).
+        for key in self.api_keys().await? {
+            if key.site_id == id && key.revoked == 0 {
+                self.revoke_api_key(&key.id).await?;
+            }
+        }
+        self.write_record(RecordRow {
+            kind: SITE_DELETED.into(),
+            id: id.to_string(),
+            body: site.domain,
+            deleted: 0,
+            version: self.next_version(),
+        })
+        .await?;
+        Ok(true)
     }
     async fn revoke_api_key(&self, id: &str) -> Result<bool, StoreError> {
         let Some(key) = self.api_keys().await?.into_iter().find(|k| k.id == id) else {
@@ -426,6 +467,17 @@ impl ClickHouseStore {
             version: self.next_version(),
         })
         .await
+    }
+
+    /// The ids of deleted sites.
+    pub(super) async fn deleted_sites(&self) -> Result<Vec<u32>, StoreError> {
+        self.sync_replica("records").await;
+        self.db()
+            .query(SQL_DELETED_SITES)
+            .bind(SITE_DELETED)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))
     }
 
     pub(super) async fn write_site(&self, row: SiteVersionRow) -> Result<(), StoreError> {

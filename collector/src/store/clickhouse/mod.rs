@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::Salt;
 use super::statement::{Bind, Dialect, Statement};
 use super::{
-    ApiKey, Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow,
-    Site, Store, StoreError,
+    ApiKey, Deadline, EventRow, EventScope, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore,
+    RollupRow, RollupScope, Site, Store, StoreError, runs_by_bytes,
 };
 use crate::config::ClickHouseConfig;
 use meta::*;
@@ -51,6 +51,27 @@ const SQL_ERASE_VISITOR_VISITS: &str = "ALTER TABLE ? DELETE WHERE site_id = ? A
 const SQL_CLUSTER_ERASE_VISITOR_VISITS: &str =
     "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND visitor_id = ?";
 /// How long an erasure waits for its mutation.
+// A site's deletions (see `delete_events`, `delete_rollups`): the mutation on one server and
+// on a cluster (the local table, `ON CLUSTER`), and the count that says it has finished.
+const SQL_DELETE_SITE_EVENTS: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+const SQL_CLUSTER_DELETE_SITE_EVENTS: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+const SQL_COUNT_SITE_EVENTS: &str = "SELECT count() FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?)";
+const SQL_DELETE_SITE_EVENT_PATHS: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) AND has(?, pathname)";
+const SQL_CLUSTER_DELETE_SITE_EVENT_PATHS: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) AND has(?, pathname)";
+const SQL_COUNT_SITE_EVENT_PATHS: &str = "SELECT count() FROM events WHERE site_id = ? AND timestamp >= toDateTime(?) AND timestamp < toDateTime(?) AND has(?, pathname)";
+const SQL_DELETE_SITE_DAYS: &str =
+    "ALTER TABLE ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
+const SQL_CLUSTER_DELETE_SITE_DAYS: &str =
+    "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
+const SQL_COUNT_SITE_DAYS: &str =
+    "SELECT count() FROM ? WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
+const SQL_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
+const SQL_CLUSTER_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
+const SQL_COUNT_SITE_DAY_VALUES: &str = "SELECT count() FROM rollups WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
+const SQL_EVENT_PATHNAMES: &str = "SELECT DISTINCT pathname FROM events WHERE site_id = ? LIMIT ?";
+/// The longest list of values one deleting mutation carries, in bytes (`max_query_size` is
+/// 256 KiB).
+const MUTATION_VALUES_BYTES: usize = 100_000;
 const ERASE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 // `min` of no rows is 0 in ClickHouse, so the count tells "no events" apart.
@@ -201,6 +222,47 @@ impl ClickHouseStore {
 
     fn node(&self) -> &Node {
         &self.nodes[self.current.load(Ordering::Relaxed) % self.nodes.len()]
+    }
+
+    /// A deleting mutation of `table`: `single` on one server, `cluster` (its local table,
+    /// `ON CLUSTER`) on a cluster; the condition's values still to bind.
+    fn delete_where(
+        &self,
+        table: &str,
+        single: &'static str,
+        cluster: &'static str,
+    ) -> clickhouse::query::Query {
+        let local = self.local_table(table);
+        match &self.cluster {
+            None => self.db().query(single).bind(Identifier(&local)),
+            Some(c) => self
+                .db()
+                .query(cluster)
+                .bind(Identifier(&local))
+                .bind(Identifier(c)),
+        }
+    }
+
+    /// Waits until `count` (a `SELECT count()`) answers 0: a deleting mutation has finished.
+    async fn wait_gone(
+        &self,
+        what: &str,
+        count: impl Fn() -> clickhouse::query::Query,
+    ) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            let left: u64 = count().fetch_one().await.map_err(|e| self.failed(e))?;
+            if left == 0 {
+                return Ok(());
+            }
+            if started.elapsed() > ERASE_TIMEOUT {
+                return Err(StoreError::Query(format!(
+                    "{left} {what} are still being deleted after {} s; ClickHouse finishes the deletion in the background",
+                    ERASE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
     }
 
     /// One statement of a migration. Every statement is idempotent (`IF NOT EXISTS`, or a
@@ -597,6 +659,136 @@ impl EventStore for ClickHouseStore {
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
+    }
+    async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
+        let runs: Vec<Option<&[String]>> = match &scope.pathnames {
+            None => vec![None],
+            Some(paths) => runs_by_bytes(paths, MUTATION_VALUES_BYTES)
+                .into_iter()
+                .map(Some)
+                .collect(),
+        };
+        let select = |q: clickhouse::query::Query, run: Option<&[String]>| {
+            let q = q.bind(site_id).bind(scope.from).bind(scope.to);
+            match run {
+                Some(paths) => q.bind(paths),
+                None => q,
+            }
+        };
+        for run in &runs {
+            let mutation = match run {
+                None => self.delete_where(
+                    "events",
+                    SQL_DELETE_SITE_EVENTS,
+                    SQL_CLUSTER_DELETE_SITE_EVENTS,
+                ),
+                Some(_) => self.delete_where(
+                    "events",
+                    SQL_DELETE_SITE_EVENT_PATHS,
+                    SQL_CLUSTER_DELETE_SITE_EVENT_PATHS,
+                ),
+            };
+            select(mutation, *run)
+                .execute()
+                .await
+                .map_err(|e| self.failed(e))?;
+        }
+        if let Some((first, last)) = scope.visit_days {
+            let days = |q: clickhouse::query::Query| {
+                q.bind(site_id)
+                    .bind(first.to_string())
+                    .bind(last.to_string())
+            };
+            days(self.delete_where("visits", SQL_DELETE_SITE_DAYS, SQL_CLUSTER_DELETE_SITE_DAYS))
+                .execute()
+                .await
+                .map_err(|e| self.failed(e))?;
+            self.wait_gone("visit rows", || {
+                days(
+                    self.db()
+                        .query(SQL_COUNT_SITE_DAYS)
+                        .bind(Identifier("visits")),
+                )
+            })
+            .await?;
+        }
+        for run in &runs {
+            self.wait_gone("events", || match run {
+                None => select(self.db().query(SQL_COUNT_SITE_EVENTS), None),
+                Some(_) => select(self.db().query(SQL_COUNT_SITE_EVENT_PATHS), *run),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+    async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError> {
+        let days = |q: clickhouse::query::Query| {
+            q.bind(site_id)
+                .bind(scope.from.to_string())
+                .bind(scope.to.to_string())
+        };
+        match &scope.values {
+            None => {
+                days(self.delete_where(
+                    "rollups",
+                    SQL_DELETE_SITE_DAYS,
+                    SQL_CLUSTER_DELETE_SITE_DAYS,
+                ))
+                .execute()
+                .await
+                .map_err(|e| self.failed(e))?;
+                self.wait_gone("rollups", || {
+                    days(
+                        self.db()
+                            .query(SQL_COUNT_SITE_DAYS)
+                            .bind(Identifier("rollups")),
+                    )
+                })
+                .await
+            }
+            Some((dimensions, values)) => {
+                let runs = runs_by_bytes(values, MUTATION_VALUES_BYTES);
+                for dimension in dimensions {
+                    for run in &runs {
+                        days(self.delete_where(
+                            "rollups",
+                            SQL_DELETE_SITE_DAY_VALUES,
+                            SQL_CLUSTER_DELETE_SITE_DAY_VALUES,
+                        ))
+                        .bind(dimension.as_str())
+                        .bind(*run)
+                        .execute()
+                        .await
+                        .map_err(|e| self.failed(e))?;
+                    }
+                }
+                for dimension in dimensions {
+                    for run in &runs {
+                        self.wait_gone("rollups", || {
+                            days(self.db().query(SQL_COUNT_SITE_DAY_VALUES))
+                                .bind(dimension.as_str())
+                                .bind(*run)
+                        })
+                        .await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+    async fn event_pathnames(&self, site_id: u32) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = self
+            .db()
+            .query(SQL_EVENT_PATHNAMES)
+            .bind(site_id)
+            .bind(MAX_RESULT_ROWS as u64 + 1)
+            .fetch_all()
+            .await
+            .map_err(|e| self.failed(e))?;
+        if rows.len() > MAX_RESULT_ROWS {
+            return Err(StoreError::too_many_rows());
+        }
+        Ok(rows)
     }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         let (first, n) = self

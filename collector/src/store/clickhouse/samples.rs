@@ -108,6 +108,60 @@ impl ClickHouseStore {
                     .bind(2u64),
             ),
         ]);
+        // A site's deletions, and the counts that say they finished.
+        let (from, to) = (1_700_000_000u32, 1_700_086_400u32);
+        let days = |q: clickhouse::query::Query| q.bind(1u32).bind("2026-01-01").bind("2026-01-31");
+        let paths = vec!["/a", "/b"];
+        let events = |q: &str| {
+            self.db()
+                .query(q)
+                .bind(Identifier("events"))
+                .bind(1u32)
+                .bind(from)
+                .bind(to)
+        };
+        out.push(render(events(SQL_DELETE_SITE_EVENTS)));
+        out.push(render(
+            events(SQL_DELETE_SITE_EVENT_PATHS).bind(paths.clone()),
+        ));
+        let counted = |q: &str| self.db().query(q).bind(1u32).bind(from).bind(to);
+        out.push(render(counted(SQL_COUNT_SITE_EVENTS)));
+        out.push(render(
+            counted(SQL_COUNT_SITE_EVENT_PATHS).bind(paths.clone()),
+        ));
+        for table in ["visits", "rollups"] {
+            out.push(render(days(
+                self.db()
+                    .query(SQL_DELETE_SITE_DAYS)
+                    .bind(Identifier(table)),
+            )));
+            out.push(render(days(
+                self.db().query(SQL_COUNT_SITE_DAYS).bind(Identifier(table)),
+            )));
+        }
+        out.push(render(
+            days(
+                self.db()
+                    .query(SQL_DELETE_SITE_DAY_VALUES)
+                    .bind(Identifier("rollups")),
+            )
+            .bind("event:page")
+            .bind(paths.clone()),
+        ));
+        out.push(render(
+            days(self.db().query(SQL_COUNT_SITE_DAY_VALUES))
+                .bind("event:page")
+                .bind(paths),
+        ));
+        out.push(render(
+            self.db()
+                .query(SQL_EVENT_PATHNAMES)
+                .bind(1u32)
+                .bind(1_000_001u64),
+        ));
+        out.push(render(
+            self.db().query(SQL_DELETED_SITES).bind(SITE_DELETED),
+        ));
         out
     }
 
@@ -234,6 +288,38 @@ impl ClickHouseStore {
                 .query(SQL_SYNC_REPLICA)
                 .bind(Identifier("records")),
         ));
+        // A site's deletions on a cluster.
+        let (from, to) = (1_700_000_000u32, 1_700_086_400u32);
+        let on = |table: &'static str, q: &str| {
+            self.db()
+                .query(q)
+                .bind(Identifier(table))
+                .bind(Identifier("footfall"))
+                .bind(1u32)
+        };
+        out.push(render(
+            on("events_local", SQL_CLUSTER_DELETE_SITE_EVENTS)
+                .bind(from)
+                .bind(to),
+        ));
+        out.push(render(
+            on("events_local", SQL_CLUSTER_DELETE_SITE_EVENT_PATHS)
+                .bind(from)
+                .bind(to)
+                .bind(vec!["/a", "/b"]),
+        ));
+        out.push(render(
+            on("visits_local", SQL_CLUSTER_DELETE_SITE_DAYS)
+                .bind("2026-01-01")
+                .bind("2026-01-31"),
+        ));
+        out.push(render(
+            on("rollups_local", SQL_CLUSTER_DELETE_SITE_DAY_VALUES)
+                .bind("2026-01-01")
+                .bind("2026-01-31")
+                .bind("event:page")
+                .bind(vec!["/a", "/b"]),
+        ));
         out
     }
 }
@@ -315,6 +401,9 @@ mod tests {
         let built = [
             // the planner's statements: run by tests/tests/portability.rs from query::sql::plan
             "&statement.sql",
+            // a site's deletions: SQL_DELETE_SITE_* and SQL_CLUSTER_DELETE_SITE_*, listed
+            "single",
+            "cluster",
             // the setup and migration statements, listed through setup_statements and MIGRATIONS
             "stmt",
             "&stmt",

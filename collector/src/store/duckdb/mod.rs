@@ -32,8 +32,8 @@ use chrono::{NaiveDate, Utc};
 use super::sqlite::SqliteStore;
 use super::statement::{Bind, Dialect, Statement};
 use super::{
-    Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow, Store,
-    StoreError, date_of, day_number, day_start_ts,
+    DELETE_CHUNK, Deadline, EventRow, EventScope, EventStore, EventWriter, MAX_RESULT_ROWS,
+    MetaStore, RollupRow, RollupScope, Store, StoreError, date_of, day_number, day_start_ts,
 };
 
 /// The file of events and rollups inside the data directory.
@@ -760,6 +760,107 @@ impl EventStore for DuckDbStore {
                 .map_err(query_err)?;
                 Ok(())
             })
+        })
+        .await
+    }
+    async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        self.with(move |conn| {
+            in_transaction(conn, |conn| {
+                let head = || {
+                    vec![
+                        Value::UInt(site_id),
+                        Value::UInt(scope.from),
+                        Value::UInt(scope.to),
+                    ]
+                };
+                match &scope.pathnames {
+                    None => {
+                        conn.execute(
+                            "DELETE FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ?",
+                            ::duckdb::params_from_iter(head()),
+                        )
+                        .map_err(query_err)?;
+                    }
+                    Some(paths) => {
+                        for chunk in paths.chunks(DELETE_CHUNK) {
+                            let sql = format!(
+                                "DELETE FROM events WHERE site_id = ? AND timestamp >= ? AND timestamp < ? AND pathname IN ({})",
+                                vec!["?"; chunk.len()].join(", ")
+                            );
+                            let mut binds = head();
+                            binds.extend(chunk.iter().map(|p| Value::Text(p.clone())));
+                            conn.execute(&sql, ::duckdb::params_from_iter(binds))
+                                .map_err(query_err)?;
+                        }
+                    }
+                }
+                if let Some((first, last)) = scope.visit_days {
+                    conn.execute(
+                        "DELETE FROM visits WHERE site_id = ? AND day >= ? AND day <= ?",
+                        params![site_id, day_number(first), day_number(last)],
+                    )
+                    .map_err(query_err)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+    async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        self.with(move |conn| {
+            let (from, to) = (day_number(scope.from), day_number(scope.to));
+            in_transaction(conn, |conn| {
+                match &scope.values {
+                    None => {
+                        conn.execute(
+                            "DELETE FROM rollups WHERE site_id = ? AND day >= ? AND day <= ?",
+                            params![site_id, from, to],
+                        )
+                        .map_err(query_err)?;
+                    }
+                    Some((dimensions, values)) => {
+                        for dimension in dimensions {
+                            for chunk in values.chunks(DELETE_CHUNK) {
+                                let sql = format!(
+                                    "DELETE FROM rollups WHERE site_id = ? AND day >= ? AND day <= ? AND dimension = ? AND value IN ({})",
+                                    vec!["?"; chunk.len()].join(", ")
+                                );
+                                let mut binds = vec![
+                                    Value::UInt(site_id),
+                                    Value::BigInt(from),
+                                    Value::BigInt(to),
+                                    Value::Text(dimension.clone()),
+                                ];
+                                binds.extend(chunk.iter().map(|v| Value::Text(v.clone())));
+                                conn.execute(&sql, ::duckdb::params_from_iter(binds))
+                                    .map_err(query_err)?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+    async fn event_pathnames(&self, site_id: u32) -> Result<Vec<String>, StoreError> {
+        self.with_small(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT pathname FROM events WHERE site_id = ? LIMIT ?")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, MAX_RESULT_ROWS as i64 + 1], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(query_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err)?;
+            if rows.len() > MAX_RESULT_ROWS {
+                return Err(StoreError::too_many_rows());
+            }
+            Ok(rows)
         })
         .await
     }

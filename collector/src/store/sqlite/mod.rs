@@ -16,8 +16,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::statement::{Bind, Dialect, Statement};
 use super::{
-    ApiKey, Deadline, EventRow, EventStore, EventWriter, MAX_RESULT_ROWS, MetaStore, RollupRow,
-    Site, Store, StoreError,
+    ApiKey, DELETE_CHUNK, Deadline, EventRow, EventScope, EventStore, EventWriter, MAX_RESULT_ROWS,
+    MetaStore, RollupRow, RollupScope, Site, Store, StoreError,
 };
 use super::{Salt, date_of, day_number, day_start_ts};
 
@@ -538,6 +538,102 @@ impl EventStore for SqliteStore {
         })
         .await
     }
+    async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            match &scope.pathnames {
+                None => {
+                    tx.execute(
+                        "DELETE FROM events WHERE site_id = ?1 AND timestamp >= ?2 AND timestamp < ?3",
+                        params![site_id, scope.from, scope.to],
+                    )
+                    .map_err(query_err)?;
+                }
+                Some(paths) => {
+                    for chunk in paths.chunks(DELETE_CHUNK) {
+                        let sql = format!(
+                            "DELETE FROM events WHERE site_id = ?1 AND timestamp >= ?2 AND timestamp < ?3 AND pathname IN ({})",
+                            vec!["?"; chunk.len()].join(", ")
+                        );
+                        let mut values: Vec<rusqlite::types::Value> = vec![
+                            i64::from(site_id).into(),
+                            i64::from(scope.from).into(),
+                            i64::from(scope.to).into(),
+                        ];
+                        values.extend(chunk.iter().map(|p| p.clone().into()));
+                        tx.execute(&sql, rusqlite::params_from_iter(values))
+                            .map_err(query_err)?;
+                    }
+                }
+            }
+            if let Some((first, last)) = scope.visit_days {
+                tx.execute(
+                    "DELETE FROM visits WHERE site_id = ?1 AND day >= ?2 AND day <= ?3",
+                    params![site_id, day_number(first), day_number(last)],
+                )
+                .map_err(query_err)?;
+            }
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
+    async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError> {
+        let scope = scope.clone();
+        self.with(move |conn| {
+            let (from, to) = (day_number(scope.from), day_number(scope.to));
+            let tx = conn.transaction().map_err(query_err)?;
+            match &scope.values {
+                None => {
+                    tx.execute(
+                        "DELETE FROM rollups WHERE site_id = ?1 AND day >= ?2 AND day <= ?3",
+                        params![site_id, from, to],
+                    )
+                    .map_err(query_err)?;
+                }
+                Some((dimensions, values)) => {
+                    for dimension in dimensions {
+                        for chunk in values.chunks(DELETE_CHUNK) {
+                            let sql = format!(
+                                "DELETE FROM rollups WHERE site_id = ?1 AND day >= ?2 AND day <= ?3 AND dimension = ?4 AND value IN ({})",
+                                vec!["?"; chunk.len()].join(", ")
+                            );
+                            let mut binds: Vec<rusqlite::types::Value> = vec![
+                                i64::from(site_id).into(),
+                                from.into(),
+                                to.into(),
+                                dimension.clone().into(),
+                            ];
+                            binds.extend(chunk.iter().map(|v| v.clone().into()));
+                            tx.execute(&sql, rusqlite::params_from_iter(binds))
+                                .map_err(query_err)?;
+                        }
+                    }
+                }
+            }
+            tx.commit().map_err(query_err)
+        })
+        .await
+    }
+    async fn event_pathnames(&self, site_id: u32) -> Result<Vec<String>, StoreError> {
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare("SELECT DISTINCT pathname FROM events WHERE site_id = ?1 LIMIT ?2")
+                .map_err(query_err)?;
+            let rows = stmt
+                .query_map(params![site_id, MAX_RESULT_ROWS as i64 + 1], |r| {
+                    r.get::<_, String>(0)
+                })
+                .map_err(query_err)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(query_err)?;
+            if rows.len() > MAX_RESULT_ROWS {
+                return Err(StoreError::too_many_rows());
+            }
+            Ok(rows)
+        })
+        .await
+    }
     async fn earliest_event(&self, site_id: u32) -> Result<Option<u32>, StoreError> {
         self.with(move |conn| {
             conn.query_row(
@@ -780,7 +876,8 @@ impl MetaStore for SqliteStore {
         let (domain, timezone) = (domain.to_string(), timezone.to_string());
         self.with(move |conn| {
             let result = conn.execute(
-                "INSERT INTO sites (domain, timezone, created_at) VALUES (?1, ?2, ?3)",
+                // Never the id of a deleted site (its marker record keeps it).
+                "INSERT INTO sites (id, domain, timezone, created_at) VALUES ((SELECT MAX(n) FROM (SELECT COALESCE(MAX(id), 0) AS n FROM sites UNION ALL SELECT COALESCE(MAX(CAST(id AS INTEGER)), 0) FROM records WHERE kind = 'site-deleted')) + 1, ?1, ?2, ?3)",
                 params![domain, timezone, Utc::now().timestamp()],
             );
             match result {
@@ -815,6 +912,30 @@ impl MetaStore for SqliteStore {
                 }
                 Err(e) => Err(query_err(e)),
             }
+        })
+        .await
+    }
+    async fn delete_site(&self, id: u32) -> Result<bool, StoreError> {
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(query_err)?;
+            let domain: Option<String> = tx
+                .query_row("SELECT domain FROM sites WHERE id = ?1", [id], |r| r.get(0))
+                .optional()
+                .map_err(query_err)?;
+            let Some(domain) = domain else {
+                return Ok(false);
+            };
+            tx.execute("DELETE FROM sites WHERE id = ?1", [id])
+                .map_err(query_err)?;
+            tx.execute("DELETE FROM api_keys WHERE site_id = ?1", [id])
+                .map_err(query_err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO records (kind, id, body, updated_at) VALUES ('site-deleted', ?1, ?2, ?3)",
+                params![id.to_string(), domain, Utc::now().timestamp()],
+            )
+            .map_err(query_err)?;
+            tx.commit().map_err(query_err)?;
+            Ok(true)
         })
         .await
     }
