@@ -51,7 +51,8 @@ XML
 XML
   clickhouse-server --config-file="$dir/config.xml" > "$dir/log/stdout.log" 2>&1 &
   echo $! > "$dir/pid"
-  for _ in $(seq 1 150); do
+  # Up to two minutes: a server starting while other tests load both cores can take a while.
+  for _ in $(seq 1 600); do
     if curl -fsS "http://127.0.0.1:$http/ping" >/dev/null 2>&1; then
       echo "$http" > "$dir/http_port"
       echo "export FOOTFALL_TEST_CLICKHOUSE_URL=http://127.0.0.1:$http"
@@ -59,7 +60,7 @@ XML
     fi
     sleep 0.2
   done
-  echo "clickhouse-server did not start; log:" >&2; tail -20 "$dir/log/"*.log >&2; exit 1 ;;
+  echo "clickhouse-server did not start; log:" >&2; tail -n 20 "$dir/log/"*.log >&2; exit 1 ;;
 stop)
   pid=$(cat "$dir/pid" 2>/dev/null || true)
   [ -n "$pid" ] || exit 0

@@ -169,6 +169,33 @@ async fn a_sites_exclusions_drop_requests_before_they_are_hashed(b: Backend) {
     let excluded = (cases.len() - kept.len()) as u64;
     assert_eq!(dropped(&metrics(&t).await, "excluded") - before, excluded);
 
+    // An imported access log meets the same exclusions (through the running collector).
+    let day = Utc::now() - chrono::Duration::days(3);
+    let stamp = day.format("%d/%b/%Y:12:00:00 +0000");
+    let log = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        log.path(),
+        format!(
+            "198.51.100.9 - - [{stamp}] \"GET /imported-excluded HTTP/1.1\" 200 512 \"-\" \"{CHROME}\"\n\
+             2.2.3.9 - - [{stamp}] \"GET /imported HTTP/1.1\" 200 512 \"-\" \"{CHROME}\"\n"
+        ),
+    )
+    .unwrap();
+    let out = run(
+        &env,
+        &[
+            "import",
+            "access-log",
+            "--site",
+            "example.com",
+            &log.path().display().to_string(),
+        ],
+    );
+    assert!(
+        out.contains("read 2 lines, imported 1 pageviews") && out.contains("excluded 1"),
+        "{out}"
+    );
+
     // Clearing the rules records the excluded address again.
     run(&env, &["site", "rules", "example.com", "--clear"]);
     t.app.maintenance.tick().await.unwrap();
@@ -176,8 +203,10 @@ async fn a_sites_exclusions_drop_requests_before_they_are_hashed(b: Backend) {
         json!({"n": "pageview", "u": "https://example.com/again", "d": "example.com"}).to_string();
     t.post_event("198.51.100.7", CHROME, &body).await;
     let events =
-        t.t.wait_for_events(kept.len() + 2, std::time::Duration::from_secs(30))
+        t.t.wait_for_events(kept.len() + 3, std::time::Duration::from_secs(30))
             .await;
+    assert!(events.iter().any(|e| e.pathname == "/imported"));
+    assert!(!events.iter().any(|e| e.pathname == "/imported-excluded"));
     assert!(events.iter().any(|e| e.pathname == "/again"));
     t.app.shutdown().await;
 }

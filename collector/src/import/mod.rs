@@ -311,6 +311,8 @@ pub async fn import_access_log(
         .collect();
     let pipeline = Pipeline::new(geoip);
     pipeline.set_sites(vec![site.clone()]);
+    // The site's exclusions apply to imported lines as to live requests.
+    pipeline.set_settings(crate::sites::all_settings(store.as_ref()).await?);
     let mut run = Run {
         store: store.clone(),
         site,
