@@ -51,6 +51,7 @@ async function api(path, { method = 'GET', body, raw, headers: extra = {} } = {}
   if (!r.ok) {
     const e = new Error((data && data.error) || r.statusText);
     e.status = r.status;
+    e.data = data;
     throw e;
   }
   return data;
@@ -184,6 +185,8 @@ async function route() {
       return;
     }
     header();
+    // A server that requires a second factor shows nothing else until it is set up.
+    if (me.two_factor?.required && !me.two_factor.enabled) return await accountPage();
     if (path === '/') return await sitesPage();
     if (path === '/account') return await accountPage();
     if (path === '/users') return await usersPage();
@@ -201,6 +204,11 @@ function loginPage() {
   topBar.replaceChildren();
   const next = new URLSearchParams(location.search).get('next') || '/';
   const safeNext = next.startsWith('/') && !next.startsWith('//') ? next : '/';
+  // Shown once the server asks for the second factor.
+  const code = field('Code from your authenticator app, or a recovery code', {
+    name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric', maxlength: 32,
+  });
+  code.hidden = true;
   main.replaceChildren(
     h('section', { class: 'card narrow' },
       h('h1', { text: 'Log in to Footfall' }),
@@ -208,13 +216,21 @@ function loginPage() {
         [
           field('E-mail', { name: 'email', type: 'email', autocomplete: 'username', required: true, autofocus: true }),
           field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true }),
+          code,
         ],
         'Log in',
         async (data) => {
-          me = await api('/api/auth/login', {
-            method: 'POST',
-            body: { email: data.get('email'), password: data.get('password') },
-          });
+          try {
+            me = await api('/api/auth/login', {
+              method: 'POST',
+              body: { email: data.get('email'), password: data.get('password'), code: data.get('code') || null },
+            });
+          } catch (e) {
+            if (!e.data?.two_factor) throw e;
+            code.hidden = false;
+            code.querySelector('input').focus();
+            return e.message;
+          }
           go(safeNext);
         },
       ),
@@ -241,7 +257,81 @@ function accountPage() {
         },
       ),
     ),
+    twoFactorCard(),
+    sessionsCard(),
   );
+}
+
+// Two-factor login: set up with an authenticator app, recovery codes, turning it off.
+function twoFactorCard() {
+  const tf = me.two_factor || {};
+  const box = h('div');
+  const codes = (list) => h('div', {},
+    h('p', { text: 'Your recovery codes, each good for one login without the app. Keep them somewhere safe; they are not shown again:' }),
+    h('pre', { class: 'recovery', text: list.join('\n') }), copyButton(list.join('\n')));
+  if (!tf.enabled) {
+    const setup = h('div');
+    box.append(
+      h('p', { class: tf.required ? 'status error' : 'muted', text: tf.required
+        ? 'This server requires two-factor login: set it up to go on.'
+        : 'Two-factor login is off. With it on, logging in also asks for a code from an authenticator app.' }),
+      h('button', { text: 'Set up two-factor login', onclick: async () => {
+        const s = await api('/api/auth/two-factor/setup', { method: 'POST' });
+        const qr = h('div', { class: 'qr', 'aria-label': 'QR code for your authenticator app' });
+        qr.innerHTML = s.qr_svg || '';
+        setup.replaceChildren(
+          h('p', { text: 'Scan this with your authenticator app, or type the key into it:' }),
+          qr,
+          h('p', {}, h('code', { class: 'totp-secret', text: s.secret }), ' ', copyButton(s.secret)),
+          form([field('Code from the app', { name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric', required: true, maxlength: 10 })],
+            'Turn on', async (data) => {
+              const r = await api('/api/auth/two-factor/enable', { method: 'POST', body: { code: data.get('code') } });
+              me.two_factor = { ...tf, enabled: true, recovery_codes_left: r.recovery_codes.length };
+              setup.replaceChildren(h('p', { class: 'status', text: 'Two-factor login is on. Your other sessions are logged out.' }), codes(r.recovery_codes),
+                h('a', { href: '/', text: 'Go on to your sites' }));
+              return '';
+            }));
+      } }),
+      setup);
+  } else {
+    const fresh = h('div');
+    box.append(
+      h('p', { text: `Two-factor login is on; ${tf.recovery_codes_left} recovery code(s) left.` }),
+      form([field('Code from the app', { name: 'code', autocomplete: 'one-time-code', inputmode: 'numeric', required: true, maxlength: 10 })],
+        'New recovery codes', async (data, f) => {
+          const r = await api('/api/auth/two-factor/recovery-codes', { method: 'POST', body: { code: data.get('code') } });
+          f.reset();
+          fresh.replaceChildren(codes(r.recovery_codes));
+          return 'The old recovery codes no longer work.';
+        }),
+      fresh,
+      !tf.required && form([field('Password', { name: 'password', type: 'password', autocomplete: 'current-password', required: true })],
+        'Turn off two-factor login', async (data) => {
+          await api('/api/auth/two-factor/disable', { method: 'POST', body: { password: data.get('password') } });
+          me.two_factor = { ...tf, enabled: false };
+          route();
+          return '';
+        }));
+  }
+  return h('section', { class: 'card narrow', 'aria-label': 'Two-factor login' }, h('h2', { text: 'Two-factor login' }), box);
+}
+
+// The user's login sessions, any of which they can end.
+function sessionsCard() {
+  const list = h('ul', { class: 'plain' });
+  const draw = async () => {
+    const { sessions } = await api('/api/auth/sessions');
+    list.replaceChildren(...sessions.map((s) => h('li', { class: 'session' },
+      h('code', { text: s.id }),
+      ` since ${s.created_at ? new Date(s.created_at * 1000).toLocaleString() : 'before this version'}, until ${new Date(s.expires_at * 1000).toLocaleDateString()} `,
+      s.current ? h('span', { class: 'muted', text: '(this browser)' })
+        : h('button', { class: 'ghost small', text: 'End', 'aria-label': `End session ${s.id}`, onclick: async () => {
+          await api(`/api/auth/sessions/${s.id}`, { method: 'DELETE' });
+          draw();
+        } }))));
+  };
+  draw().catch((e) => list.replaceChildren(errorBox(e)));
+  return h('section', { class: 'card narrow', 'aria-label': 'Sessions' }, h('h2', { text: 'Where you are logged in' }), list);
 }
 
 // ---------------------------------------------------------------- sites
@@ -1145,6 +1235,27 @@ function copyButton(text) {
 
 // ---------------------------------------------------------------- users
 
+// The server-wide requirement of two-factor login.
+function serverSettingsCard() {
+  const box = h('div');
+  api('/api/server/settings').then((s) => box.replaceChildren(form(
+    [h('label', { class: 'check' }, h('input', { type: 'checkbox', name: 'require', checked: s.require_two_factor }), ' Require two-factor login of every user')],
+    'Save', async (data) => {
+      await api('/api/server/settings', { method: 'PUT', body: { require_two_factor: data.get('require') === 'on' } });
+      return data.get('require') === 'on'
+        ? 'Required: users without it set it up at their next visit.'
+        : 'Not required.';
+    }))).catch((e) => box.replaceChildren(errorBox(e)));
+  const mail = h('div');
+  api('/api/server/settings').then((s) => mail.replaceChildren(s.mail.configured
+    ? h('div', {}, h('p', { class: 'muted', text: `E-mail goes through ${s.mail.server}.` }),
+      form([field('Send a test message to', { name: 'to', type: 'email', required: true })], 'Send test message',
+        async (data) => (await api('/api/server/mail-test', { method: 'POST', body: { to: data.get('to') } })).answer.replace(/^/, 'The server answered: ')))
+    : h('p', { class: 'muted', text: 'No SMTP server is configured (smtp_url, smtp_from).' }))).catch(() => {});
+  return h('section', { class: 'card narrow', 'aria-label': 'Two-factor login for everyone' }, h('h2', { text: 'Two-factor login' }), box,
+    h('h2', { text: 'E-mail' }), mail);
+}
+
 async function usersPage() {
   const [{ users }, { sites }] = await Promise.all([api('/api/users'), api('/api/sites')]);
   const siteBoxes = (chosen = []) =>
@@ -1176,6 +1287,7 @@ async function usersPage() {
                   await api(`/api/users/${encodeURIComponent(u.email)}`, { method: 'PUT', body: { role: data.get('role'), sites: data.getAll('sites') } });
                   route();
                 })))))))),
+    serverSettingsCard(),
     h('section', { class: 'card narrow' },
       h('h2', { text: 'Add a user' }),
       form(

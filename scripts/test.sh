@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
-# installs what the tests need (Debian's clickhouse-server, zookeeper, chromium and chromium-driver, the
+# installs what the tests need (Debian's clickhouse-server, zookeeper, chromium and chromium-driver, oathtool, python3-aiosmtpd, the
 # official Plausible tracker from npm, chDB in a venv, cargo-deny, cargo-fuzz),
 # checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
 # port, runs every unit and end-to-end test, stops the server again, and fuzzes each input
@@ -21,6 +21,11 @@ command -v clickhouse-server >/dev/null || missing+=(clickhouse-server clickhous
 [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+# oath-toolkit's generator: the independent source of the two-factor login tests' codes.
+command -v oathtool >/dev/null || missing+=(oathtool)
+# A real SMTP server for the e-mail tests (Debian's Python), and openssl for its certificate.
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"

@@ -20,6 +20,8 @@ use crate::store::{Store, StoreError};
 const USER: &str = "user";
 const SESSION: &str = "session";
 const SHARE: &str = "share";
+const TWO_FACTOR: &str = "two_factor";
+const SERVER: &str = "server_settings";
 
 /// How long a login lasts.
 pub const SESSION_SECS: i64 = 14 * 86_400;
@@ -81,6 +83,100 @@ pub struct Session {
     pub csrf: String,
     /// UTC seconds.
     pub expires_at: i64,
+    /// UTC seconds (0 for sessions started before it was kept).
+    #[serde(default)]
+    pub created_at: i64,
+}
+
+/// A user's two-factor login (a record of its own, beside the user's).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct TwoFactor {
+    /// The TOTP secret (base32) once set up and confirmed with a code.
+    pub secret: Option<String>,
+    /// A secret being set up: shown, not yet confirmed.
+    pub pending: Option<String>,
+    /// blake3 hashes of the recovery codes not used yet.
+    pub recovery: Vec<String>,
+    /// The last step whose code was taken (a code is taken once).
+    pub last_step: i64,
+    /// UTC seconds.
+    pub enabled_at: i64,
+}
+
+impl TwoFactor {
+    pub fn enabled(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    /// Takes a TOTP code or an unused recovery code at `now`; `true` when it matched (the
+    /// caller stores `self` then: the step or the recovery code is used up).
+    pub fn take(&mut self, code: &str, now: i64) -> bool {
+        let Some(secret) = &self.secret else {
+            return false;
+        };
+        if let Some(step) = crate::totp::verify(secret, code, now, self.last_step) {
+            self.last_step = step;
+            return true;
+        }
+        let hash = crate::totp::recovery_hash(code);
+        if code.chars().filter(char::is_ascii_alphanumeric).count() == 10
+            && let Some(i) = self
+                .recovery
+                .iter()
+                .position(|h| constant_time_eq(h, &hash))
+        {
+            self.recovery.remove(i);
+            return true;
+        }
+        false
+    }
+}
+
+/// Settings of the whole server that admins change in the dashboard.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerSettings {
+    /// Every user must log in with a second factor (those without one set it up first).
+    pub require_two_factor: bool,
+}
+
+pub async fn two_factor(store: &dyn Store, email: &str) -> Result<TwoFactor, AccountError> {
+    Ok(get(store, TWO_FACTOR, email).await?.unwrap_or_default())
+}
+
+pub async fn put_two_factor(
+    store: &dyn Store,
+    email: &str,
+    tf: &TwoFactor,
+) -> Result<(), AccountError> {
+    put(store, TWO_FACTOR, email, tf).await
+}
+
+pub async fn server_settings(store: &dyn Store) -> Result<ServerSettings, AccountError> {
+    Ok(get(store, SERVER, "auth").await?.unwrap_or_default())
+}
+
+pub async fn put_server_settings(
+    store: &dyn Store,
+    s: &ServerSettings,
+) -> Result<(), AccountError> {
+    put(store, SERVER, "auth", s).await
+}
+
+/// The live login sessions of a user, as (id, session), soonest to expire first.
+pub async fn sessions_of(
+    store: &dyn Store,
+    email: &str,
+    now: i64,
+) -> Result<Vec<(String, Session)>, AccountError> {
+    let mut out: Vec<(String, Session)> = all::<Session>(store, SESSION)
+        .await?
+        .into_iter()
+        .filter(|(_, s)| s.user.as_deref() == Some(email) && s.expires_at > now)
+        .collect();
+    out.sort_by_key(|(_, s)| s.expires_at);
+    Ok(out)
 }
 
 /// A read-only public dashboard of one site.
@@ -245,6 +341,7 @@ pub async fn put_user(store: &dyn Store, user: &User) -> Result<(), AccountError
 /// Deletes a user and ends their sessions; `false` when there was no such user.
 pub async fn delete_user(store: &dyn Store, email: &str) -> Result<bool, AccountError> {
     let gone = store.meta().delete_record(USER, email).await?;
+    store.meta().delete_record(TWO_FACTOR, email).await?;
     end_sessions(store, |s| s.user.as_deref() == Some(email), None).await?;
     Ok(gone)
 }
@@ -263,6 +360,7 @@ pub async fn start_session(
         share: share.map(str::to_string),
         csrf: random_hex(24),
         expires_at: now + lifetime,
+        created_at: now,
     };
     put(store, SESSION, &token_hash(&token), &session).await?;
     Ok((token, session))

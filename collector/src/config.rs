@@ -49,6 +49,30 @@ pub struct Config {
     /// Rows a question may read from raw events and visit rows before it counts a sample of
     /// the visitors instead; 0: never sample.
     pub sampling_threshold: u64,
+    /// Where e-mail is sent from, when it is set (see [`crate::mail`]).
+    pub smtp: Option<SmtpConfig>,
+}
+
+/// An SMTP server to send through: `smtp://user:pass@host:587?tls=required` (STARTTLS),
+/// `smtps://user:pass@host:465` (TLS from the start), or `smtp://host:25` (no TLS: only for a
+/// relay on the same machine).
+#[derive(Clone, PartialEq)]
+pub struct SmtpConfig {
+    pub url: Secret,
+    /// The sender, `Footfall <stats@example.com>` or `stats@example.com`.
+    pub from: String,
+    /// A PEM file of certificates to trust besides the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("url", &"<redacted>")
+            .field("from", &self.from)
+            .field("ca_file", &self.ca_file)
+            .finish()
+    }
 }
 
 /// The embedded stores: both keep sites, keys, accounts and salts in `footfall.db`
@@ -172,6 +196,9 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("metrics_token", None),
     ("query_timeout_secs", Some("30")),
     ("sampling_threshold", Some("10000000")),
+    ("smtp_url", None),
+    ("smtp_from", None),
+    ("smtp_ca_file", None),
 ];
 
 /// Most GeoIP files `geoip_db` may list.
@@ -291,6 +318,28 @@ impl Config {
             },
             query_timeout: Duration::from_secs(v.number("query_timeout_secs", 1, 3600)?),
             sampling_threshold: v.number("sampling_threshold", 0, 1_000_000_000_000)?,
+            smtp: match v.opt("smtp_url")?.filter(|u| !u.trim().is_empty()) {
+                None => None,
+                Some(url) => {
+                    crate::mail::check_url(&url).map_err(|m| invalid("smtp_url", m))?;
+                    let from = v
+                        .opt("smtp_from")?
+                        .filter(|f| !f.trim().is_empty())
+                        .ok_or_else(|| {
+                            invalid("smtp_from", "set the sender's address when smtp_url is set")
+                        })?;
+                    crate::mail::check_mailbox(&from).map_err(|m| invalid("smtp_from", m))?;
+                    let ca_file = v
+                        .opt("smtp_ca_file")?
+                        .filter(|f| !f.trim().is_empty())
+                        .map(PathBuf::from);
+                    Some(SmtpConfig {
+                        url: Secret(url),
+                        from,
+                        ca_file,
+                    })
+                }
+            },
         })
     }
 }

@@ -1214,3 +1214,64 @@ async fn retention_exclusions_and_deletion_are_set_in_the_settings() {
     assert!(d.t.events().await.iter().all(|e| e.site_id != site.id));
     d.finish("dashboard-site-controls").await;
 }
+
+/// The code oathtool (oath-toolkit, an independent generator) gives for `secret` at `at`.
+fn oathtool(secret: &str, at: chrono::DateTime<chrono::Utc>) -> String {
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-b", secret, "--now"])
+        .arg(at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .output()
+        .expect("oathtool (scripts/test.sh installs it)");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_factor_login_is_set_up_and_then_asked_for() {
+    let d = Dash::start("dash_two_factor").await;
+    d.open("/account").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.click_text(
+        "section[aria-label='Two-factor login'] button",
+        "Set up two-factor login",
+    )
+    .await;
+    let secret = d.text("code.totp-secret").await;
+    assert_eq!(secret.len(), 32, "{secret}");
+    let qr: bool =
+        serde_json::from_value(d.js("return !!document.querySelector('.qr svg')").await).unwrap();
+    assert!(qr, "the QR code is drawn");
+    d.fill(
+        "section[aria-label='Two-factor login'] input[name=code]",
+        &oathtool(&secret, chrono::Utc::now()),
+    )
+    .await;
+    d.click_text("section[aria-label='Two-factor login'] button", "Turn on")
+        .await;
+    let codes = d.text("pre.recovery").await;
+    assert_eq!(codes.lines().count(), 10, "{codes}");
+    // Logging in again asks for the code after the password.
+    d.click_text("#top button", "Log out").await;
+    d.wait_for_url("the login page", |u| u.starts_with("/login"))
+        .await;
+    d.fill("input[name=email]", ADMIN).await;
+    d.fill("input[name=password]", PASSWORD).await;
+    d.click("form button[type=submit]").await;
+    d.expect_text(
+        "form p[role=status]",
+        "enter the code from your authenticator app (or a recovery code)",
+    )
+    .await;
+    // The next step's code: the one it was turned on with is taken.
+    let code = oathtool(&secret, chrono::Utc::now() + chrono::Duration::seconds(30));
+    d.fill("input[name=code]", &code).await;
+    d.click("form button[type=submit]").await;
+    d.wait_for_url("to leave the login page", |u| !u.starts_with("/login"))
+        .await;
+    d.open("/account").await;
+    d.expect_text(
+        "section[aria-label='Two-factor login'] p",
+        "Two-factor login is on; 10 recovery code(s) left.",
+    )
+    .await;
+    d.finish("dashboard-two-factor").await;
+}

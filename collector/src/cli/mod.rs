@@ -67,8 +67,39 @@ pub enum Command {
     Subject(SubjectCommand),
     /// Print the privacy notice for a site, written from this configuration.
     PrivacyNotice(PrivacyNoticeArgs),
+    /// E-mail through the configured SMTP server (`smtp_url`, `smtp_from`).
+    #[command(subcommand)]
+    Mail(MailCommand),
     /// Apply pending schema migrations and exit.
     Migrate,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum MailCommand {
+    /// Send a test message and print the server's answer.
+    Test {
+        /// The address to send it to.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+/// `footfall mail test --to ADDR`.
+async fn mail(config: &Config, cmd: MailCommand) -> anyhow::Result<()> {
+    let MailCommand::Test { to } = cmd;
+    let Some(smtp) = &config.smtp else {
+        anyhow::bail!("no SMTP server is configured: set smtp_url and smtp_from");
+    };
+    let mailer = crate::mail::Mailer::new(smtp).map_err(|e| anyhow::anyhow!(e))?;
+    let answer = mailer
+        .send_test(&to)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "sent through {}; the server answered: {answer}",
+        mailer.describe
+    );
+    Ok(())
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -156,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Export(cmd) => import::export(&config, cmd).await,
         Command::Purge => purge::run(&config).await,
         Command::Subject(cmd) => subject(&config, cmd).await,
+        Command::Mail(cmd) => mail(&config, cmd).await,
         Command::PrivacyNotice(args) => {
             let store = open_migrated_store(&config).await?;
             let site = crate::import::site_named(store.as_ref(), &args.site).await?;

@@ -98,6 +98,13 @@ impl App {
             sample_threshold: config.sampling_threshold,
             aggregate_retention_days: config.aggregate_retention_days,
             login_limiter: Default::default(),
+            server_settings: Default::default(),
+            mailer: match &config.smtp {
+                None => None,
+                Some(smtp) => Some(Arc::new(
+                    crate::mail::Mailer::new(smtp).map_err(|e| anyhow::anyhow!("smtp: {e}"))?,
+                )),
+            },
             limits: Arc::new(crate::http::limits::IngestLimits::new(
                 config.rate_limit_per_ip,
                 config.rate_limit_burst,

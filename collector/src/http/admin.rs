@@ -39,6 +39,13 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/users/{email}"),
     ("DELETE", "/api/users/{email}"),
     ("POST", "/api/auth/password"),
+    ("POST", "/api/auth/two-factor/setup"),
+    ("POST", "/api/auth/two-factor/enable"),
+    ("POST", "/api/auth/two-factor/disable"),
+    ("POST", "/api/auth/two-factor/recovery-codes"),
+    ("DELETE", "/api/auth/sessions/{id}"),
+    ("PUT", "/api/server/settings"),
+    ("POST", "/api/server/mail-test"),
     ("POST", "/api/auth/logout"),
 ];
 

@@ -167,6 +167,26 @@ pub async fn session_user(
 
 /// Who made the request: 401 when no one valid.
 pub async fn principal(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let who = principal_enrolling(state, headers).await?;
+    if let Principal::User { user, .. } = &who
+        && super::two_factor::required(state).await?
+        && !accounts::two_factor(state.store.as_ref(), &user.email)
+            .await
+            .map_err(account_error)?
+            .enabled()
+    {
+        return Err(ApiError::Forbidden(
+            "this server requires two-factor login: set it up in your account first".into(),
+        ));
+    }
+    Ok(who)
+}
+
+/// [`principal`], without the server's two-factor requirement: for the calls that set it up.
+pub async fn principal_enrolling(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Principal, ApiError> {
     let store = state.store.as_ref();
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
@@ -499,14 +519,19 @@ impl LoginLimiter {
 pub struct LoginBody {
     email: String,
     password: String,
+    /// The code from an authenticator app, or a recovery code, for a user with two-factor
+    /// login.
+    #[serde(default)]
+    code: Option<String>,
 }
 
-fn me_json(user: &User, csrf: &str) -> Value {
+fn me_json(user: &User, csrf: &str, two_factor: Value) -> Value {
     json!({
         "email": user.email,
         "role": user.role,
         "sites": user.sites,
         "csrf": csrf,
+        "two_factor": two_factor,
     })
 }
 
@@ -537,6 +562,26 @@ pub async fn login(
     let Some(user) = user.filter(|_| ok) else {
         return Err(ApiError::Unauthorized("wrong e-mail or password".into()));
     };
+    // The second factor, when the user has one: a code from the app or a recovery code.
+    let mut tf = accounts::two_factor(store, &user.email)
+        .await
+        .map_err(account_error)?;
+    if tf.enabled() {
+        let Some(code) = body.code.as_deref().filter(|c| !c.trim().is_empty()) else {
+            // The password was right: asking for the code is not a failed attempt.
+            state.login_limiter.take_back(&address, t);
+            state.login_limiter.take_back(&account, t);
+            return Err(ApiError::TwoFactorRequired);
+        };
+        if code.len() > 64 || !tf.take(code, t) {
+            return Err(ApiError::Unauthorized(
+                "wrong code: enter the current code from your authenticator app, or a recovery code".into(),
+            ));
+        }
+        accounts::put_two_factor(store, &user.email, &tf)
+            .await
+            .map_err(account_error)?;
+    }
     state.login_limiter.clear(&account);
     state.login_limiter.take_back(&address, t);
     state.login_limiter.remember(&account, &address, t);
@@ -548,7 +593,11 @@ pub async fn login(
     let cookie = set_cookie(&headers, SESSION_COOKIE, &token, accounts::SESSION_SECS);
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(me_json(&user, &session.csrf)),
+        Json(me_json(
+            &user,
+            &session.csrf,
+            super::two_factor::status(&state, &user.email).await?,
+        )),
     )
         .into_response())
 }
@@ -573,7 +622,10 @@ pub async fn me(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     match session_user(&state, &headers).await? {
-        Some((user, _, csrf)) => Ok(Json(me_json(&user, &csrf))),
+        Some((user, _, csrf)) => {
+            let tf = super::two_factor::status(&state, &user.email).await?;
+            Ok(Json(me_json(&user, &csrf, tf)))
+        }
         None => Err(ApiError::Unauthorized("not logged in".into())),
     }
 }

@@ -23,6 +23,9 @@ pub enum ApiError {
     Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The password was right and the user logs in with a second factor: ask for the code.
+    #[error("enter the code from your authenticator app (or a recovery code)")]
+    TwoFactorRequired,
     #[error("too many attempts; retry in {retry_after_secs} seconds")]
     RateLimited { retry_after_secs: u32 },
     #[error("{0}")]
@@ -76,7 +79,7 @@ impl ApiError {
             ApiError::Busy { .. } | ApiError::Unavailable | ApiError::QueryTimeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized(_) | ApiError::TwoFactorRequired => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -97,8 +100,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status(), Json(json!({ "error": self.to_string() }))).into_response();
+        let body = match &self {
+            // The login form then asks for the code.
+            ApiError::TwoFactorRequired => {
+                json!({ "error": self.to_string(), "two_factor": true })
+            }
+            _ => json!({ "error": self.to_string() }),
+        };
+        let mut response = (self.status(), Json(body)).into_response();
         self.add_retry_after(&mut response);
         response
     }

@@ -19,6 +19,7 @@ pub mod query;
 mod script;
 pub mod server;
 mod sites;
+pub mod two_factor;
 
 use std::sync::Arc;
 
@@ -54,6 +55,10 @@ pub struct AppState {
     /// Days of daily rollups kept (shown in site settings).
     pub aggregate_retention_days: u32,
     pub login_limiter: Arc<auth::LoginLimiter>,
+    /// The server settings admins change (the two-factor requirement), briefly cached.
+    pub server_settings: Arc<two_factor::SettingsCache>,
+    /// The SMTP server, when one is configured.
+    pub mailer: Option<Arc<crate::mail::Mailer>>,
     pub limits: Arc<limits::IngestLimits>,
     /// The blake3 hash of the bearer token `/metrics` asks for (`metrics_token`); open when
     /// none is set.
@@ -126,6 +131,20 @@ fn dashboard_routes() -> Router<AppState> {
         .route("/api/auth/logout", post(auth::logout))
         .route("/api/auth/me", get(auth::me))
         .route("/api/auth/password", post(auth::change_password))
+        .route("/api/auth/two-factor/setup", post(two_factor::setup))
+        .route("/api/auth/two-factor/enable", post(two_factor::enable))
+        .route("/api/auth/two-factor/disable", post(two_factor::disable))
+        .route(
+            "/api/auth/two-factor/recovery-codes",
+            post(two_factor::new_recovery_codes),
+        )
+        .route("/api/auth/sessions", get(two_factor::sessions))
+        .route("/api/auth/sessions/{id}", delete(two_factor::end_session))
+        .route(
+            "/api/server/settings",
+            get(two_factor::get_server).put(two_factor::put_server),
+        )
+        .route("/api/server/mail-test", post(two_factor::mail_test))
         .route("/api/share/unlock", post(auth::unlock_share))
         .route("/api/sites", get(admin::list_sites).post(admin::add_site))
         .route(
