@@ -173,6 +173,7 @@ async function route() {
   main.replaceChildren(h('p', { class: 'loading', text: 'Loading…' }));
   try {
     if (path === '/login') return await loginPage();
+    if ((m = path.match(/^\/(invite|reset)\/([0-9a-f]{64})$/))) return linkPage(m[1], m[2]);
     if ((m = path.match(/^\/share\/([0-9a-f]{48})$/))) {
       shareToken = m[1];
       me = null;
@@ -234,6 +235,9 @@ function loginPage() {
           go(safeNext);
         },
       ),
+      h('details', { class: 'forgot' }, h('summary', { text: 'Forgot your password?' }),
+        form([field('E-mail', { name: 'email', type: 'email', required: true })], 'Send me a link',
+          async (data) => (await api('/api/auth/forgot', { method: 'POST', body: { email: data.get('email') } })).text)),
     ),
   );
 }
@@ -260,6 +264,32 @@ function accountPage() {
     twoFactorCard(),
     sessionsCard(),
   );
+}
+
+// A link from an e-mail: an invitation, or a forgotten password's reset. Either sets a password.
+function linkPage(kind, token) {
+  topBar.replaceChildren();
+  const invite = kind === 'invite';
+  main.replaceChildren(
+    h('section', { class: 'card narrow' },
+      h('h1', { text: invite ? 'Welcome to Footfall' : 'Choose a new password' }),
+      h('p', { class: 'muted', text: invite ? 'Choose your password to accept the invitation.' : 'The link works once.' }),
+      form(
+        [field('Password (at least 10 characters)', { name: 'password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true })],
+        invite ? 'Accept the invitation' : 'Set the password',
+        async (data) => {
+          const body = { token, password: data.get('password') };
+          if (invite) {
+            me = await api('/api/auth/accept-invite', { method: 'POST', body });
+            go('/');
+            return '';
+          }
+          await api('/api/auth/reset', { method: 'POST', body });
+          main.replaceChildren(h('section', { class: 'card narrow' }, h('h1', { text: 'Password changed' }),
+            h('p', {}, 'You were logged out everywhere. ', h('a', { href: '/login', text: 'Log in' }), ' with the new password.')));
+          return '';
+        },
+      )));
 }
 
 // Two-factor login: set up with an authenticator app, recovery codes, turning it off.
@@ -1048,9 +1078,8 @@ function rulesSettings(path, s) {
   const days = (label, name, value, max) => field(label, { name, type: 'number', min: 1, max, value: value ?? '', placeholder: `${max} (the server's)` });
   return h('section', { class: 'card' },
     h('h2', { text: 'Retention and exclusions' }),
-    h('p', { class: 'muted', text: 'Keep this site’s data for less time than the server does, and leave out requests before anything '
-      + 'is recorded or hashed: your own addresses or networks, countries, pages (* stands for any run of characters) and '
-      + 'host names other than the site’s own (e.g. staging copies). Left-out requests are counted as “excluded” in /metrics.' }),
+    h('p', { class: 'muted', text: 'Keep data for less time than the server does; leave out requests (before any hash) by address or '
+      + 'network, country, page (* for any characters) or host name.' }),
     form(
       [
         days('Keep raw events (days)', 'raw', r.raw_retention_days, s.raw_retention_days),
@@ -1087,8 +1116,7 @@ function dangerSettings(path, domain) {
   const confirmField = () => field(`Type ${domain} to confirm`, { name: 'confirm', required: true, autocomplete: 'off' });
   return h('section', { class: 'card danger' },
     h('h2', { text: 'Delete data' }),
-    h('p', { class: 'muted', text: 'Purge the events of some pages (* for any run of characters), of some days, or both. Closed days whose '
-      + 'events remain are counted again without them; older days lose the pages’ rows. None of this can be undone.' }),
+    h('p', { class: 'muted', text: 'Purge the events of some pages (* for any characters), of some days, or both. None of this can be undone.' }),
     form(
       [
         field('Pages', { name: 'path', placeholder: '/account/*' }),
@@ -1104,7 +1132,7 @@ function dangerSettings(path, domain) {
       },
     ),
     h('h3', { text: 'Reset statistics' }),
-    h('p', { class: 'muted', text: 'Deletes every event, daily total and import of the site; its goals, keys, links and settings stay.' }),
+    h('p', { class: 'muted', text: 'Deletes all events, totals and imports; goals, keys, links and settings stay.' }),
     form([confirmField()], 'Reset statistics', async (data, f) => {
       const r = await api(`${path}/reset`, { method: 'POST', body: { confirm: data.get('confirm') } });
       f.reset();
@@ -1112,7 +1140,7 @@ function dangerSettings(path, domain) {
       return 'Reset.';
     }),
     h('h3', { text: 'Delete site' }),
-    h('p', { class: 'muted', text: 'Deletes the site with all its data, goals, API keys, shared links and viewers’ access to it.' }),
+    h('p', { class: 'muted', text: 'Deletes the site and everything of it.' }),
     form([confirmField()], 'Delete site', async (data) => {
       await api(path, { method: 'DELETE', body: { confirm: data.get('confirm') } });
       go('/');
@@ -1288,6 +1316,15 @@ async function usersPage() {
                   route();
                 })))))))),
     serverSettingsCard(),
+    h('section', { class: 'card narrow', 'aria-label': 'Invite by e-mail' },
+      h('h2', { text: 'Invite by e-mail' }),
+      h('p', { class: 'muted', text: 'The person gets a link, valid once for an hour, to choose their password.' }),
+      form([field('E-mail', { name: 'email', type: 'email', required: true }), roleSelect(), siteBoxes()], 'Send invitation',
+        async (data, f) => {
+          const r = await api('/api/users/invite', { method: 'POST', body: { email: data.get('email'), role: data.get('role'), sites: data.getAll('sites') } });
+          f.reset();
+          return `Invitation sent to ${r.sent_to}.`;
+        })),
     h('section', { class: 'card narrow' },
       h('h2', { text: 'Add a user' }),
       form(

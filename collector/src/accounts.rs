@@ -22,6 +22,10 @@ const SESSION: &str = "session";
 const SHARE: &str = "share";
 const TWO_FACTOR: &str = "two_factor";
 const SERVER: &str = "server_settings";
+const EMAIL_TOKEN: &str = "email_token";
+
+/// How long a link sent by e-mail (an invitation, a password reset) works.
+pub const EMAIL_LINK_SECS: i64 = 3600;
 
 /// How long a login lasts.
 pub const SESSION_SECS: i64 = 14 * 86_400;
@@ -177,6 +181,49 @@ pub async fn sessions_of(
         .collect();
     out.sort_by_key(|(_, s)| s.expires_at);
     Ok(out)
+}
+
+/// What a link sent by e-mail may do, once, before it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailToken {
+    /// `invite` or `reset`.
+    pub purpose: String,
+    pub email: String,
+    /// An invitation's role and sites.
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub sites: Vec<u32>,
+    /// UTC seconds.
+    pub expires_at: i64,
+}
+
+/// Stores a link's token (its hash only) and returns the token, for the link.
+pub async fn issue_email_token(
+    store: &dyn Store,
+    token: &EmailToken,
+) -> Result<String, AccountError> {
+    let secret = random_hex(32);
+    put(store, EMAIL_TOKEN, &token_hash(&secret), token).await?;
+    Ok(secret)
+}
+
+/// Uses up a link's token: what it may do, when it is one of `purpose` and has not expired.
+/// A token is gone once tried, whatever the answer.
+pub async fn take_email_token(
+    store: &dyn Store,
+    secret: &str,
+    purpose: &str,
+    now: i64,
+) -> Result<Option<EmailToken>, AccountError> {
+    if !session_token_shape(secret) {
+        return Ok(None);
+    }
+    let id = token_hash(secret);
+    let Some(token) = get::<EmailToken>(store, EMAIL_TOKEN, &id).await? else {
+        return Ok(None);
+    };
+    store.meta().delete_record(EMAIL_TOKEN, &id).await?;
+    Ok((token.purpose == purpose && token.expires_at > now).then_some(token))
 }
 
 /// A read-only public dashboard of one site.
@@ -510,7 +557,15 @@ pub async fn make_room_for_share_session(
 
 /// Deletes expired sessions; returns how many.
 pub async fn purge_expired_sessions(store: &dyn Store, now: i64) -> Result<usize, AccountError> {
-    end_sessions(store, |s| s.expires_at <= now, None).await
+    let mut ended = end_sessions(store, |s| s.expires_at <= now, None).await?;
+    // And links sent by e-mail that were never used.
+    for (id, token) in all::<EmailToken>(store, EMAIL_TOKEN).await? {
+        if token.expires_at <= now {
+            store.meta().delete_record(EMAIL_TOKEN, &id).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]

@@ -51,6 +51,9 @@ pub struct Config {
     pub sampling_threshold: u64,
     /// Where e-mail is sent from, when it is set (see [`crate::mail`]).
     pub smtp: Option<SmtpConfig>,
+    /// The dashboard's address as its users reach it (`https://stats.example.com`): links in
+    /// e-mails point there, never to the `Host` a request claimed.
+    pub public_url: Option<String>,
 }
 
 /// An SMTP server to send through: `smtp://user:pass@host:587?tls=required` (STARTTLS),
@@ -196,6 +199,7 @@ const SETTINGS: &[(&str, Option<&str>)] = &[
     ("metrics_token", None),
     ("query_timeout_secs", Some("30")),
     ("sampling_threshold", Some("10000000")),
+    ("public_url", None),
     ("smtp_url", None),
     ("smtp_from", None),
     ("smtp_ca_file", None),
@@ -318,6 +322,10 @@ impl Config {
             },
             query_timeout: Duration::from_secs(v.number("query_timeout_secs", 1, 3600)?),
             sampling_threshold: v.number("sampling_threshold", 0, 1_000_000_000_000)?,
+            public_url: match v.opt("public_url")?.filter(|u| !u.trim().is_empty()) {
+                None => None,
+                Some(u) => Some(parse_public_url(&u).map_err(|m| invalid("public_url", m))?),
+            },
             smtp: match v.opt("smtp_url")?.filter(|u| !u.trim().is_empty()) {
                 None => None,
                 Some(url) => {
@@ -342,6 +350,22 @@ impl Config {
             },
         })
     }
+}
+
+/// `https://stats.example.com` or `https://example.com/stats`, without a trailing slash.
+fn parse_public_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host_str().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+    {
+        return Err(
+            "an http:// or https:// address of the dashboard, without query or user".into(),
+        );
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
 }
 
 fn env_name(name: &str) -> String {

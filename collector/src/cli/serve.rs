@@ -99,6 +99,7 @@ impl App {
             aggregate_retention_days: config.aggregate_retention_days,
             login_limiter: Default::default(),
             server_settings: Default::default(),
+            public_url: config.public_url.clone(),
             mailer: match &config.smtp {
                 None => None,
                 Some(smtp) => Some(Arc::new(

@@ -46,6 +46,7 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/auth/sessions/{id}"),
     ("PUT", "/api/server/settings"),
     ("POST", "/api/server/mail-test"),
+    ("POST", "/api/users/invite"),
     ("POST", "/api/auth/logout"),
 ];
 
@@ -65,6 +66,21 @@ pub const OPEN_WRITE_ROUTES: &[(&str, &str, &str)] = &[
         "a read with a JSON body; API key, session or shared link",
     ),
     ("POST", "/api/auth/login", "starts a session; rate-limited"),
+    (
+        "POST",
+        "/api/auth/accept-invite",
+        "an e-mailed invitation's single-use token; starts a session",
+    ),
+    (
+        "POST",
+        "/api/auth/forgot",
+        "asks for a reset link; rate-limited, answers alike for every address",
+    ),
+    (
+        "POST",
+        "/api/auth/reset",
+        "an e-mailed reset link's single-use token",
+    ),
     (
         "POST",
         "/api/share/unlock",
@@ -434,7 +450,7 @@ pub struct UserBody {
     sites: Vec<String>,
 }
 
-async fn site_ids(state: &AppState, domains: &[String]) -> Result<Vec<u32>, ApiError> {
+pub(super) async fn site_ids(state: &AppState, domains: &[String]) -> Result<Vec<u32>, ApiError> {
     let sites = state.store.meta().sites().await.map_err(store_error)?;
     let mut ids = Vec::new();
     for d in domains {

@@ -585,18 +585,33 @@ pub async fn login(
     state.login_limiter.clear(&account);
     state.login_limiter.take_back(&address, t);
     state.login_limiter.remember(&account, &address, t);
-    let (token, session) =
-        accounts::start_session(store, Some(&user.email), None, t, accounts::SESSION_SECS)
-            .await
-            .map_err(account_error)?;
     tracing::info!(user = %user.email, "dashboard login");
-    let cookie = set_cookie(&headers, SESSION_COOKIE, &token, accounts::SESSION_SECS);
+    logged_in(&state, &headers, &user).await
+}
+
+/// Starts a login session for `user`: the cookie, and what `/api/auth/me` answers.
+pub async fn logged_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    user: &User,
+) -> Result<Response, ApiError> {
+    let t = now(state);
+    let (token, session) = accounts::start_session(
+        state.store.as_ref(),
+        Some(&user.email),
+        None,
+        t,
+        accounts::SESSION_SECS,
+    )
+    .await
+    .map_err(account_error)?;
+    let cookie = set_cookie(headers, SESSION_COOKIE, &token, accounts::SESSION_SECS);
     Ok((
         [(header::SET_COOKIE, cookie)],
         Json(me_json(
-            &user,
+            user,
             &session.csrf,
-            super::two_factor::status(&state, &user.email).await?,
+            super::two_factor::status(state, &user.email).await?,
         )),
     )
         .into_response())

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 mod dashboard;
+mod email_links;
 mod error;
 mod event;
 mod export;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub server_settings: Arc<two_factor::SettingsCache>,
     /// The SMTP server, when one is configured.
     pub mailer: Option<Arc<crate::mail::Mailer>>,
+    /// The dashboard's address for links in e-mails (`public_url`).
+    pub public_url: Option<String>,
     pub limits: Arc<limits::IngestLimits>,
     /// The blake3 hash of the bearer token `/metrics` asks for (`metrics_token`); open when
     /// none is set.
@@ -125,6 +128,8 @@ fn dashboard_routes() -> Router<AppState> {
         .route("/users", get(private_page))
         .route("/login", get(public_page))
         .route("/share/{token}", get(public_page))
+        .route("/invite/{token}", get(public_page))
+        .route("/reset/{token}", get(public_page))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .route("/api/auth/login", post(auth::login))
@@ -145,6 +150,10 @@ fn dashboard_routes() -> Router<AppState> {
             get(two_factor::get_server).put(two_factor::put_server),
         )
         .route("/api/server/mail-test", post(two_factor::mail_test))
+        .route("/api/users/invite", post(email_links::invite))
+        .route("/api/auth/accept-invite", post(email_links::accept_invite))
+        .route("/api/auth/forgot", post(email_links::forgot))
+        .route("/api/auth/reset", post(email_links::reset))
         .route("/api/share/unlock", post(auth::unlock_share))
         .route("/api/sites", get(admin::list_sites).post(admin::add_site))
         .route(
