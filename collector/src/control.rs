@@ -258,13 +258,7 @@ pub struct SiteJob {
     pub action: SiteAction,
 }
 
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SiteAction {
-    Delete,
-    Reset,
-    Purge(crate::sites::Purge),
-}
+pub use crate::sites::Action as SiteAction;
 
 /// Runs a [`SiteJob`] on the site named, with the collector's store.
 pub async fn run_site_job(
@@ -273,11 +267,7 @@ pub async fn run_site_job(
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<crate::sites::Done> {
     let site = crate::import::site_named(store, &job.domain).await?;
-    Ok(match &job.action {
-        SiteAction::Delete => crate::sites::delete(store, &site).await?,
-        SiteAction::Reset => crate::sites::reset(store, &site).await?,
-        SiteAction::Purge(p) => crate::sites::purge(store, &site, p, now).await?,
-    })
+    Ok(crate::sites::perform(store, &site, &job.action, now).await?)
 }
 
 async fn site_job(job: &str, maintenance: &Maintenance) -> String {

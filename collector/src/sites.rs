@@ -315,6 +315,39 @@ pub struct Purge {
     pub path: Option<String>,
 }
 
+/// Deleting some or all of a site's data, as the CLI, the control socket and the settings ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Delete,
+    Reset,
+    Purge(Purge),
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Delete => "delete",
+            Action::Reset => "reset",
+            Action::Purge(_) => "purge",
+        }
+    }
+}
+
+/// Does `action` on `site`; `now` tells a purge which days are closed.
+pub async fn perform(
+    store: &dyn Store,
+    site: &Site,
+    action: &Action,
+    now: DateTime<Utc>,
+) -> Result<Done, SiteError> {
+    match action {
+        Action::Delete => delete(store, site).await,
+        Action::Reset => reset(store, site).await,
+        Action::Purge(p) => purge(store, site, p, now).await,
+    }
+}
+
 /// What a deletion, reset or purge did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {

@@ -1169,6 +1169,8 @@ async fn retention_exclusions_and_deletion_are_set_in_the_settings() {
     assert_eq!(sent.headers()["x-footfall-dropped"], "excluded");
     // Shown again as saved.
     d.open("/sites/shop.test/settings").await;
+    d.expect_text(&format!("{rules} h2"), "Retention and exclusions")
+        .await;
     let saved: String = serde_json::from_value(
         d.js("return document.querySelector('textarea[name=ips]').value")
             .await,

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::admin::{site, store_error};
 use super::auth::{json_body, json_body_up_to, principal};
 use super::{ApiError, AppState};
-use crate::sites::{Limits, Purge, SiteError, SiteSettings};
+use crate::sites::{Action, Limits, SiteError, SiteSettings};
 
 /// The largest settings body: four lists of at most 500 entries.
 const MAX_SETTINGS_BODY: usize = 512 * 1024;
@@ -80,45 +80,25 @@ fn confirmed(site: &crate::store::Site, c: &Confirm) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// `POST /api/sites/{domain}/reset`: deletes every event, visit, daily total and import.
+/// `POST /api/sites/{domain}/reset` `{"confirm": domain}`: deletes every event, visit,
+/// daily total and import.
 pub async fn reset(
     State(state): State<AppState>,
     Path(domain): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
-    let admin = who.admin(&headers)?;
-    let site = site(&state, &domain).await?;
-    let c: Confirm = json_body(&headers, body).await?;
-    confirmed(&site, &c)?;
-    let done = crate::sites::reset(state.store.as_ref(), &site)
-        .await
-        .map_err(site_error)?;
-    tracing::info!(site = %site.domain, by = %admin.email, "site statistics reset");
-    Ok(Json(json!({"done": done, "text": done.text(&site.domain)})))
+    act(&state, &domain, &headers, body, "reset").await
 }
 
-/// `DELETE /api/sites/{domain}`: the site and everything of it.
+/// `DELETE /api/sites/{domain}` `{"confirm": domain}`: the site and everything of it.
 pub async fn delete(
     State(state): State<AppState>,
     Path(domain): Path<String>,
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
-    let admin = who.admin(&headers)?;
-    let site = site(&state, &domain).await?;
-    let c: Confirm = json_body(&headers, body).await?;
-    confirmed(&site, &c)?;
-    let done = crate::sites::delete(state.store.as_ref(), &site)
-        .await
-        .map_err(site_error)?;
-    tracing::info!(site = %site.domain, by = %admin.email, "site deleted");
-    state
-        .pipeline
-        .set_sites(state.store.meta().sites().await.map_err(store_error)?);
-    Ok(Json(json!({"done": done, "text": done.text(&site.domain)})))
+    act(&state, &domain, &headers, body, "delete").await
 }
 
 /// `POST /api/sites/{domain}/purge`: `{"path": "/admin/*", "from": "2026-01-01", "to": …}`.
@@ -128,13 +108,41 @@ pub async fn purge(
     headers: HeaderMap,
     body: axum::body::Body,
 ) -> Result<Json<Value>, ApiError> {
-    let who = principal(&state, &headers).await?;
-    let admin = who.admin(&headers)?;
-    let site = site(&state, &domain).await?;
-    let p: Purge = json_body(&headers, body).await?;
-    let done = crate::sites::purge(state.store.as_ref(), &site, &p, state.clock.now())
+    act(&state, &domain, &headers, body, "purge").await
+}
+
+/// An admin's deletion of `kind` on the site: a purge names what to take, a reset or a
+/// deletion names the site again.
+async fn act(
+    state: &AppState,
+    domain: &str,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    kind: &str,
+) -> Result<Json<Value>, ApiError> {
+    let who = principal(state, headers).await?;
+    let admin = who.admin(headers)?.email.clone();
+    let site = site(state, domain).await?;
+    let action = match kind {
+        "purge" => Action::Purge(json_body(headers, body).await?),
+        _ => {
+            let c: Confirm = json_body(headers, body).await?;
+            confirmed(&site, &c)?;
+            if kind == "delete" {
+                Action::Delete
+            } else {
+                Action::Reset
+            }
+        }
+    };
+    let done = crate::sites::perform(state.store.as_ref(), &site, &action, state.clock.now())
         .await
         .map_err(site_error)?;
-    tracing::info!(site = %site.domain, by = %admin.email, "site events purged");
+    tracing::info!(site = %site.domain, by = %admin, action = action.name(), "site data deleted");
+    if action == Action::Delete {
+        state
+            .pipeline
+            .set_sites(state.store.meta().sites().await.map_err(store_error)?);
+    }
     Ok(Json(json!({"done": done, "text": done.text(&site.domain)})))
 }
