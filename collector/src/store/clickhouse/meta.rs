@@ -3,7 +3,8 @@
 
 use super::*;
 
-pub(super) const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites GROUP BY id ORDER BY id";
+// A deleted site (a `site-deleted` record, the `?`) is left out.
+pub(super) const SQL_SITES: &str = "SELECT id, argMax(domain, version) AS site_domain, argMax(timezone, version) AS site_timezone, toUInt32(min(created_at)) AS created FROM sites WHERE id NOT IN (SELECT toUInt32OrZero(id) FROM records WHERE kind = ? AND deleted = 0) GROUP BY id ORDER BY id";
 
 // The claims of one site id (see `add_site`), the first first.
 pub(super) const SQL_SITE_CLAIMS: &str =
@@ -52,7 +53,9 @@ pub(super) const SQL_RECORDS: &str = "SELECT id, latest_body FROM (SELECT id, ar
 // Grouped by id, so no record gives no row (an ungrouped aggregate would give defaults).
 pub(super) const SQL_RECORD: &str = "SELECT latest_body FROM (SELECT id, argMax(body, version) AS latest_body, argMax(deleted, version) AS gone FROM records WHERE kind = ? AND id = ? GROUP BY id) WHERE gone = 0";
 
-pub(super) const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM api_keys GROUP BY id ORDER BY created_at, id";
+// The keys of a deleted site (a `site-deleted` record, the `?`) are left out; a key's site
+// never changes, so its rows are filtered before they are grouped.
+pub(super) const SQL_API_KEYS: &str = "SELECT id, argMax(site_id, version) AS site_id, argMax(hash, version) AS hash, argMax(toUInt32(created_at), version) AS created_at, argMax(revoked, version) AS revoked FROM (SELECT id, site_id, hash, created_at, revoked, version FROM api_keys WHERE site_id NOT IN (SELECT toUInt32OrZero(id) FROM records WHERE kind = ? AND deleted = 0)) GROUP BY id ORDER BY created_at, id";
 
 pub(super) const SQL_SALTS: &str =
     "SELECT toUInt16(day) AS day, min(salt) AS salt FROM salts GROUP BY day ORDER BY day";
@@ -112,16 +115,16 @@ pub(super) struct SaltOut {
 impl MetaStore for ClickHouseStore {
     async fn sites(&self) -> Result<Vec<Site>, StoreError> {
         self.sync_replica("sites").await;
+        self.sync_replica("records").await;
         let rows: Vec<SiteRow> = self
             .db()
             .query(SQL_SITES)
+            .bind(SITE_DELETED)
             .fetch_all()
             .await
             .map_err(|e| self.failed(e))?;
-        let deleted = self.deleted_sites().await?;
         Ok(rows
             .into_iter()
-            .filter(|r| !deleted.contains(&r.id))
             .map(|r| Site {
                 id: r.id,
                 domain: r.domain,
@@ -310,17 +313,13 @@ impl MetaStore for ClickHouseStore {
     }
     async fn api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.sync_replica("api_keys").await;
-        let keys: Vec<ApiKey> = self
-            .db()
+        self.sync_replica("records").await;
+        self.db()
             .query(SQL_API_KEYS)
+            .bind(SITE_DELETED)
             .fetch_all()
             .await
-            .map_err(|e| self.failed(e))?;
-        let deleted = self.deleted_sites().await?;
-        Ok(keys
-            .into_iter()
-            .filter(|k| !deleted.contains(&k.site_id))
-            .collect())
+            .map_err(|e| self.failed(e))
     }
     async fn delete_site(&self, id: u32) -> Result<bool, StoreError> {
         let Some(site) = self.sites().await?.into_iter().find(|s| s.id == id) else {

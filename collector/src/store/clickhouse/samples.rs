@@ -17,12 +17,12 @@ impl ClickHouseStore {
         out.extend([
             SQL_PING.to_string(),
             SQL_APPLIED_MIGRATIONS.to_string(),
-            SQL_SITES.to_string(),
             SQL_SALTS.to_string(),
-            SQL_API_KEYS.to_string(),
             SQL_SHARD_MACRO.to_string(),
             render(self.server().query(SQL_CLUSTER_HOSTS).bind("footfall")),
             render(self.db().query(SQL_CLUSTER_SHARDS).bind("footfall")),
+            render(self.db().query(SQL_SITES).bind(SITE_DELETED)),
+            render(self.db().query(SQL_API_KEYS).bind(SITE_DELETED)),
             render(self.db().query(SQL_RECORDS).bind("user")),
             render(
                 self.db()
