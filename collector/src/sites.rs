@@ -661,7 +661,7 @@ pub async fn enforce_retention(
         let raw = s.raw_days(limits.raw_retention_days);
         if raw < limits.raw_retention_days {
             let cutoff = crate::maintenance::retention_cutoff(today, raw);
-            let cutoff_ts = utc_second(crate::store::day_start_ts(cutoff));
+            let cutoff_ts = crate::store::day_start_secs(cutoff);
             if store
                 .earliest_event(site.id)
                 .await?

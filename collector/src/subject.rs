@@ -197,8 +197,8 @@ async fn matching(
     for site in sites {
         for (day, salt) in &salts {
             let hash = visitor_id(salt, &site.domain, subject.ip, &subject.user_agent);
-            let from = day_start(*day);
-            let to = day_start(*day + Days::new(1));
+            let from = crate::store::day_start_secs(*day);
+            let to = crate::store::day_start_secs(*day + Days::new(1));
             let events = store.visitor_events(site.id, hash, from, to).await?;
             if !events.is_empty() {
                 matched.push(Matched {
@@ -258,9 +258,14 @@ pub async fn erase(
     let mut answer = answer_of(days, &matched);
     let mut closed: BTreeSet<(u32, NaiveDate)> = BTreeSet::new();
     for m in &matched {
-        let from = day_start(m.day);
+        let from = crate::store::day_start_secs(m.day);
         store
-            .erase_visitor(m.site.id, m.hash, from, day_start(m.day + Days::new(1)))
+            .erase_visitor(
+                m.site.id,
+                m.hash,
+                from,
+                crate::store::day_start_secs(m.day + Days::new(1)),
+            )
             .await?;
         // The closed local days that were rolled up with these events.
         let tz: Tz = m.site.timezone.parse().unwrap_or(chrono_tz::UTC);
@@ -310,14 +315,4 @@ pub async fn erase(
         "data-subject request answered"
     );
     Ok(answer)
-}
-
-fn day_start(day: NaiveDate) -> u32 {
-    u32::try_from(
-        day.and_hms_opt(0, 0, 0)
-            .unwrap_or_default()
-            .and_utc()
-            .timestamp(),
-    )
-    .unwrap_or(0)
 }

@@ -141,6 +141,11 @@ pub fn recovery_hash(code: &str) -> String {
         .to_string()
 }
 
+/// How a set of recovery codes is stored.
+pub fn recovery_hashes(codes: &[String]) -> Vec<String> {
+    codes.iter().map(|c| recovery_hash(c)).collect()
+}
+
 /// A QR code of `text` as an SVG image.
 pub fn qr_svg(text: &str) -> Option<String> {
     let code = qrcode::QrCode::new(text.as_bytes()).ok()?;

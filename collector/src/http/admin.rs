@@ -465,6 +465,20 @@ pub(super) async fn site_ids(state: &AppState, domains: &[String]) -> Result<Vec
     Ok(ids)
 }
 
+/// The address of a user to be added (an admin's form, an invitation): valid, and no user's
+/// yet.
+pub(super) async fn new_user_email(state: &AppState, raw: &str) -> Result<String, ApiError> {
+    let email = accounts::validate_email(raw).map_err(account_error)?;
+    if accounts::user(state.store.as_ref(), &email)
+        .await
+        .map_err(account_error)?
+        .is_some()
+    {
+        return Err(ApiError::BadRequest(format!("user {email} already exists")));
+    }
+    Ok(email)
+}
+
 pub async fn add_user(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -473,16 +487,8 @@ pub async fn add_user(
     let who = principal(&state, &headers).await?;
     let admin = who.admin(&headers)?.email.clone();
     let body: UserBody = json_body(&headers, body).await?;
-    let email =
-        accounts::validate_email(body.email.as_deref().unwrap_or("")).map_err(account_error)?;
+    let email = new_user_email(&state, body.email.as_deref().unwrap_or("")).await?;
     let store = state.store.as_ref();
-    if accounts::user(store, &email)
-        .await
-        .map_err(account_error)?
-        .is_some()
-    {
-        return Err(ApiError::BadRequest(format!("user {email} already exists")));
-    }
     let sites = site_ids(&state, &body.sites).await?;
     let password = body.password.unwrap_or_default();
     let password_hash = blocking(move || accounts::hash_password(&password))

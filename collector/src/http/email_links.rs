@@ -49,15 +49,8 @@ pub async fn invite(
     let who = principal(&state, &headers).await?;
     let admin = who.admin(&headers)?.email.clone();
     let b: InviteBody = json_body(&headers, body).await?;
-    let email = accounts::validate_email(&b.email).map_err(account_error)?;
+    let email = super::admin::new_user_email(&state, &b.email).await?;
     let store = state.store.as_ref();
-    if accounts::user(store, &email)
-        .await
-        .map_err(account_error)?
-        .is_some()
-    {
-        return Err(ApiError::BadRequest(format!("user {email} already exists")));
-    }
     let (mailer, public) = mail_setup(&state)?;
     let sites = super::admin::site_ids(&state, &b.sites).await?;
     let now = state.clock.now().timestamp();

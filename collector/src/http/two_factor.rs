@@ -71,21 +71,30 @@ async fn me(state: &AppState, headers: &HeaderMap) -> Result<User, ApiError> {
     Ok(who.editor(headers)?.clone())
 }
 
-/// Checks a code (or the password) under the login rate limits of the user's account.
-fn limited(state: &AppState, user: &User, check: impl FnOnce() -> bool) -> Result<(), ApiError> {
+/// The step a code from the app matches for `secret` (after `last_step`), checked under the
+/// login rate limits of the user's account.
+fn checked_step(
+    state: &AppState,
+    user: &User,
+    secret: &str,
+    code: &str,
+    last_step: i64,
+) -> Result<i64, ApiError> {
     let t = state.clock.now().timestamp();
     let account = format!("email:{}", user.email);
-    let keys = [account.clone()];
-    if let Err(retry_after_secs) = state.login_limiter.attempt(&keys, t) {
+    if let Err(retry_after_secs) = state
+        .login_limiter
+        .attempt(std::slice::from_ref(&account), t)
+    {
         return Err(ApiError::RateLimited { retry_after_secs });
     }
-    if !check() {
-        return Err(ApiError::BadRequest(
+    let step = crate::totp::verify(secret, code, t, last_step).ok_or_else(|| {
+        ApiError::BadRequest(
             "wrong code: enter the current code from your authenticator app".into(),
-        ));
-    }
+        )
+    })?;
     state.login_limiter.take_back(&account, t);
-    Ok(())
+    Ok(step)
 }
 
 /// `POST /api/auth/two-factor/setup`: a new secret to add to an authenticator app, as a QR
@@ -143,22 +152,14 @@ pub async fn enable(
             "start the set-up first: there is no secret to confirm".into(),
         ));
     };
-    let now = state.clock.now().timestamp();
-    let mut step = None;
-    limited(&state, &user, || {
-        step = crate::totp::verify(&pending, &b.code, now, 0);
-        step.is_some()
-    })?;
+    let step = checked_step(&state, &user, &pending, &b.code, 0)?;
     let codes = crate::totp::new_recovery_codes();
     tf = TwoFactor {
         secret: Some(pending),
         pending: None,
-        recovery: codes
-            .iter()
-            .map(|c| crate::totp::recovery_hash(c))
-            .collect(),
-        last_step: step.unwrap_or(0),
-        enabled_at: now,
+        recovery: crate::totp::recovery_hashes(&codes),
+        last_step: step,
+        enabled_at: state.clock.now().timestamp(),
     };
     accounts::put_two_factor(store, &user.email, &tf)
         .await
@@ -192,18 +193,9 @@ pub async fn new_recovery_codes(
     let Some(secret) = tf.secret.clone() else {
         return Err(ApiError::BadRequest("two-factor login is off".into()));
     };
-    let now = state.clock.now().timestamp();
-    let mut step = None;
-    limited(&state, &user, || {
-        step = crate::totp::verify(&secret, &b.code, now, tf.last_step);
-        step.is_some()
-    })?;
+    tf.last_step = checked_step(&state, &user, &secret, &b.code, tf.last_step)?;
     let codes = crate::totp::new_recovery_codes();
-    tf.last_step = step.unwrap_or(tf.last_step);
-    tf.recovery = codes
-        .iter()
-        .map(|c| crate::totp::recovery_hash(c))
-        .collect();
+    tf.recovery = crate::totp::recovery_hashes(&codes);
     accounts::put_two_factor(store, &user.email, &tf)
         .await
         .map_err(account_error)?;

@@ -56,6 +56,11 @@ pub(crate) fn day_start_ts(day: NaiveDate) -> i64 {
     day_number(day) * 86_400
 }
 
+/// [`day_start_ts`] as the stores' `u32` seconds (0 before 1970, the last second past 2106).
+pub(crate) fn day_start_secs(day: NaiveDate) -> u32 {
+    u32::try_from(day_start_ts(day).max(0)).unwrap_or(u32::MAX)
+}
+
 /// A 32-byte salt; its `Debug` does not show the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Salt(pub [u8; 32]);
