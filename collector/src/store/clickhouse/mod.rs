@@ -243,6 +243,33 @@ impl ClickHouseStore {
         }
     }
 
+    /// Runs a mutation or partition drop built by `build`. On a cluster it is `ON CLUSTER`:
+    /// each host's DDL worker runs it, and 18.16's worker sometimes leaves a task unclaimed
+    /// until the 180 s default timeout ("0 of them are currently active"). There the statement
+    /// waits 60 s and is sent again, as a new task, up to three times: deleting rows or a
+    /// partition a second time changes nothing.
+    async fn execute_everywhere(
+        &self,
+        what: &str,
+        build: impl Fn() -> clickhouse::query::Query,
+    ) -> Result<(), StoreError> {
+        if self.cluster.is_none() {
+            return build().execute().await.map_err(|e| self.failed(e));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let query = build().with_setting("distributed_ddl_task_timeout", DDL_TASK_TIMEOUT_SECS);
+            match query.execute().await {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < DDL_ATTEMPTS && e.to_string().contains("Code: 159") => {
+                    tracing::warn!(what, attempt, "distributed DDL timed out; sending it again");
+                }
+                Err(e) => return Err(self.failed(e)),
+            }
+        }
+    }
+
     /// Waits until `count` (a `SELECT count()`) answers 0: a deleting mutation has finished.
     async fn wait_gone(
         &self,
@@ -603,62 +630,47 @@ impl EventStore for ClickHouseStore {
         to: u32,
     ) -> Result<(), StoreError> {
         let (events, visits) = (self.local_table("events"), self.local_table("visits"));
-        let (erase, erase_visits) = match &self.cluster {
-            None => (
-                self.db().query(SQL_ERASE_VISITOR).bind(Identifier(&events)),
-                self.db()
-                    .query(SQL_ERASE_VISITOR_VISITS)
-                    .bind(Identifier(&visits)),
-            ),
-            Some(c) => (
-                self.db()
+        self.execute_everywhere("a visitor's events", || {
+            match &self.cluster {
+                None => self.db().query(SQL_ERASE_VISITOR).bind(Identifier(&events)),
+                Some(c) => self
+                    .db()
                     .query(SQL_CLUSTER_ERASE_VISITOR)
                     .bind(Identifier(&events))
                     .bind(Identifier(c)),
-                self.db()
-                    .query(SQL_CLUSTER_ERASE_VISITOR_VISITS)
-                    .bind(Identifier(&visits))
-                    .bind(Identifier(c)),
-            ),
-        };
-        erase
+            }
             .bind(site_id)
             .bind(visitor_id)
             .bind(from)
             .bind(to)
-            .execute()
-            .await
-            .map_err(|e| self.failed(e))?;
-        erase_visits
+        })
+        .await?;
+        self.execute_everywhere("a visitor's visit rows", || {
+            match &self.cluster {
+                None => self
+                    .db()
+                    .query(SQL_ERASE_VISITOR_VISITS)
+                    .bind(Identifier(&visits)),
+                Some(c) => self
+                    .db()
+                    .query(SQL_CLUSTER_ERASE_VISITOR_VISITS)
+                    .bind(Identifier(&visits))
+                    .bind(Identifier(c)),
+            }
             .bind(site_id)
             .bind(visitor_id)
-            .execute()
-            .await
-            .map_err(|e| self.failed(e))?;
+        })
+        .await?;
         // Mutations finish in the background: the answer waits until the events are gone.
-        let started = std::time::Instant::now();
-        loop {
-            let left: u64 = self
-                .db()
+        self.wait_gone("events", || {
+            self.db()
                 .query(SQL_VISITOR_EVENTS_LEFT)
                 .bind(site_id)
                 .bind(visitor_id)
                 .bind(from)
                 .bind(to)
-                .fetch_one()
-                .await
-                .map_err(|e| self.failed(e))?;
-            if left == 0 {
-                return Ok(());
-            }
-            if started.elapsed() > ERASE_TIMEOUT {
-                return Err(StoreError::Query(format!(
-                    "{left} events are still being deleted after {} s; ClickHouse finishes the deletion in the background",
-                    ERASE_TIMEOUT.as_secs()
-                )));
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        }
+        })
+        .await
     }
     async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
         let runs: Vec<Option<&[String]>> = match &scope.pathnames {
@@ -676,22 +688,22 @@ impl EventStore for ClickHouseStore {
             }
         };
         for run in &runs {
-            let mutation = match run {
-                None => self.delete_where(
-                    "events",
-                    SQL_DELETE_SITE_EVENTS,
-                    SQL_CLUSTER_DELETE_SITE_EVENTS,
-                ),
-                Some(_) => self.delete_where(
-                    "events",
-                    SQL_DELETE_SITE_EVENT_PATHS,
-                    SQL_CLUSTER_DELETE_SITE_EVENT_PATHS,
-                ),
-            };
-            select(mutation, *run)
-                .execute()
-                .await
-                .map_err(|e| self.failed(e))?;
+            self.execute_everywhere("events", || {
+                let mutation = match run {
+                    None => self.delete_where(
+                        "events",
+                        SQL_DELETE_SITE_EVENTS,
+                        SQL_CLUSTER_DELETE_SITE_EVENTS,
+                    ),
+                    Some(_) => self.delete_where(
+                        "events",
+                        SQL_DELETE_SITE_EVENT_PATHS,
+                        SQL_CLUSTER_DELETE_SITE_EVENT_PATHS,
+                    ),
+                };
+                select(mutation, *run)
+            })
+            .await?;
         }
         if let Some((first, last)) = scope.visit_days {
             let days = |q: clickhouse::query::Query| {
@@ -699,10 +711,14 @@ impl EventStore for ClickHouseStore {
                     .bind(first.to_string())
                     .bind(last.to_string())
             };
-            days(self.delete_where("visits", SQL_DELETE_SITE_DAYS, SQL_CLUSTER_DELETE_SITE_DAYS))
-                .execute()
-                .await
-                .map_err(|e| self.failed(e))?;
+            self.execute_everywhere("visit rows", || {
+                days(self.delete_where(
+                    "visits",
+                    SQL_DELETE_SITE_DAYS,
+                    SQL_CLUSTER_DELETE_SITE_DAYS,
+                ))
+            })
+            .await?;
             self.wait_gone("visit rows", || {
                 days(
                     self.db()
@@ -729,14 +745,14 @@ impl EventStore for ClickHouseStore {
         };
         match &scope.values {
             None => {
-                days(self.delete_where(
-                    "rollups",
-                    SQL_DELETE_SITE_DAYS,
-                    SQL_CLUSTER_DELETE_SITE_DAYS,
-                ))
-                .execute()
-                .await
-                .map_err(|e| self.failed(e))?;
+                self.execute_everywhere("rollups", || {
+                    days(self.delete_where(
+                        "rollups",
+                        SQL_DELETE_SITE_DAYS,
+                        SQL_CLUSTER_DELETE_SITE_DAYS,
+                    ))
+                })
+                .await?;
                 self.wait_gone("rollups", || {
                     days(
                         self.db()
@@ -750,16 +766,16 @@ impl EventStore for ClickHouseStore {
                 let runs = runs_by_bytes(values, MUTATION_VALUES_BYTES);
                 for dimension in dimensions {
                     for run in &runs {
-                        days(self.delete_where(
-                            "rollups",
-                            SQL_DELETE_SITE_DAY_VALUES,
-                            SQL_CLUSTER_DELETE_SITE_DAY_VALUES,
-                        ))
-                        .bind(dimension.as_str())
-                        .bind(*run)
-                        .execute()
-                        .await
-                        .map_err(|e| self.failed(e))?;
+                        self.execute_everywhere("rollups", || {
+                            days(self.delete_where(
+                                "rollups",
+                                SQL_DELETE_SITE_DAY_VALUES,
+                                SQL_CLUSTER_DELETE_SITE_DAY_VALUES,
+                            ))
+                            .bind(dimension.as_str())
+                            .bind(*run)
+                        })
+                        .await?;
                     }
                 }
                 for dimension in dimensions {
@@ -1023,22 +1039,21 @@ impl EventStore for ClickHouseStore {
     }
     async fn delete_rollups_of(&self, site_id: u32) -> Result<(), StoreError> {
         let local = self.local_table("rollups");
-        let query = match &self.cluster {
-            None => self
-                .db()
-                .query(SQL_DELETE_ROLLUPS_OF)
-                .bind(Identifier(&local)),
-            Some(c) => self
-                .db()
-                .query(SQL_CLUSTER_DELETE_ROLLUPS_OF)
-                .bind(Identifier(&local))
-                .bind(Identifier(c)),
-        };
-        query
+        self.execute_everywhere("an import's rollups", || {
+            match &self.cluster {
+                None => self
+                    .db()
+                    .query(SQL_DELETE_ROLLUPS_OF)
+                    .bind(Identifier(&local)),
+                Some(c) => self
+                    .db()
+                    .query(SQL_CLUSTER_DELETE_ROLLUPS_OF)
+                    .bind(Identifier(&local))
+                    .bind(Identifier(c)),
+            }
             .bind(site_id)
-            .execute()
-            .await
-            .map_err(|e| self.failed(e))
+        })
+        .await
     }
     async fn purge_rollups_before(&self, day: NaiveDate) -> Result<usize, StoreError> {
         // Whole months only: a month partition goes once all its days are before `day`.

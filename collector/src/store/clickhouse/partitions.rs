@@ -35,19 +35,18 @@ impl ClickHouseStore {
         partition: T,
     ) -> Result<(), StoreError> {
         let local = self.local_table(table);
-        let query = match &self.cluster {
-            None => self.db().query(SQL_DROP_PARTITION).bind(Identifier(&local)),
-            Some(c) => self
-                .db()
-                .query(SQL_CLUSTER_DROP_PARTITION)
-                .bind(Identifier(&local))
-                .bind(Identifier(c)),
-        };
-        query
-            .bind(partition)
-            .execute()
-            .await
-            .map_err(|e| self.failed(e))
+        self.execute_everywhere("a partition", || {
+            match &self.cluster {
+                None => self.db().query(SQL_DROP_PARTITION).bind(Identifier(&local)),
+                Some(c) => self
+                    .db()
+                    .query(SQL_CLUSTER_DROP_PARTITION)
+                    .bind(Identifier(&local))
+                    .bind(Identifier(c)),
+            }
+            .bind(&partition)
+        })
+        .await
     }
 
     /// Drops the day partitions of `table` before `day`; returns how many were dropped.
