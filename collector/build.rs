@@ -1,4 +1,5 @@
-//! Minifies the tracker (`tracker/script.js`) and the dashboard's script (`dashboard/app.js`)
+//! Minifies the tracker (`tracker/script.js`) and the dashboard's scripts (`dashboard/app.js`,
+//! `dashboard/admin.js`)
 //! into `OUT_DIR`, each with a gzip copy (the dashboard's CSS and HTML get one too), so the
 //! binary serves small files without any manual step. `tracker.rs` and `http/dashboard.rs`
 //! embed them.
@@ -21,6 +22,9 @@ fn main() {
     // The dashboard is an ES module, so its top-level names are private and mangled too.
     let dashboard = minify(&manifest.join("../dashboard/app.js"), SourceType::mjs());
     write_with_gzip(&out.join("app.min.js"), dashboard.as_bytes());
+    // The admins' pages, a second module that app.js imports when one is opened.
+    let admin = minify(&manifest.join("../dashboard/admin.js"), SourceType::mjs());
+    write_with_gzip(&out.join("admin.min.js"), admin.as_bytes());
     for file in ["app.css", "index.html"] {
         let path = manifest.join("../dashboard").join(file);
         println!("cargo:rerun-if-changed={}", path.display());

@@ -20,6 +20,7 @@ pub mod maintenance;
 pub mod metrics;
 pub mod privacy;
 pub mod query;
+pub mod reports;
 pub mod sites;
 pub mod store;
 pub mod subject;

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, Message, MultiPart, SinglePart};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, Message, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -14,6 +15,24 @@ use crate::config::SmtpConfig;
 
 /// How long one SMTP conversation may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A message to send: its text, and optionally an HTML part with one inline PNG image
+/// (`cid:chart`) and a one-click unsubscribe address (RFC 8058).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Outgoing {
+    pub subject: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The PNG the HTML shows as `cid:chart`, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chart_png: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe: Option<String>,
+}
+
+/// The Content-ID of the inline chart.
+pub const CHART_CID: &str = "chart";
 
 /// What `smtp_url` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,25 +220,69 @@ impl Mailer {
         text: &str,
         html: Option<&str>,
     ) -> Result<String, String> {
+        self.send_message(
+            to,
+            &Outgoing {
+                subject: subject.to_string(),
+                text: text.to_string(),
+                html: html.map(str::to_string),
+                ..Outgoing::default()
+            },
+        )
+        .await
+    }
+
+    /// Sends `message` to `to`: text alone, or text and HTML as alternatives, the HTML with
+    /// its inline chart as a related part; `List-Unsubscribe` and `List-Unsubscribe-Post`
+    /// when it has an unsubscribe address.
+    pub async fn send_message(&self, to: &str, message: &Outgoing) -> Result<String, String> {
         let to: Mailbox = to.trim().parse().map_err(|_| {
             format!(
                 "`{}` is not an e-mail address",
                 to.chars().take(64).collect::<String>()
             )
         })?;
-        let builder = Message::builder()
+        let mut builder = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject);
-        let message = match html {
-            None => builder.singlepart(SinglePart::plain(text.to_string())),
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-                text.to_string(),
-                html.to_string(),
-            )),
+            .subject(&message.subject);
+        if let Some(url) = &message.unsubscribe {
+            builder = builder
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                    format!("<{url}>"),
+                ))
+                .raw_header(HeaderValue::new(
+                    HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                    "List-Unsubscribe=One-Click".to_string(),
+                ));
+        }
+        let text = SinglePart::plain(message.text.clone());
+        let built = match &message.html {
+            None => builder.singlepart(text),
+            Some(html) => {
+                let html = SinglePart::html(html.clone());
+                let rich = match &message.chart_png {
+                    None => MultiPart::alternative().singlepart(text).singlepart(html),
+                    Some(png) => {
+                        use base64::Engine as _;
+                        let png = base64::engine::general_purpose::STANDARD
+                            .decode(png)
+                            .map_err(|e| format!("the chart is not base64: {e}"))?;
+                        let png_type = ContentType::parse("image/png")
+                            .map_err(|e| format!("cannot write the message: {e}"))?;
+                        MultiPart::alternative().singlepart(text).multipart(
+                            MultiPart::related().singlepart(html).singlepart(
+                                Attachment::new_inline(CHART_CID.to_string()).body(png, png_type),
+                            ),
+                        )
+                    }
+                };
+                builder.multipart(rich)
+            }
         }
         .map_err(|e| format!("cannot write the message: {e}"))?;
-        match self.transport.send(message).await {
+        match self.transport.send(built).await {
             Ok(r) => Ok(format!(
                 "{} {}",
                 r.code(),

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::ingest::pipeline::DropReason;
+use crate::reports::MailKind;
 
 /// Process-wide counters; cheap to bump from any task.
 #[derive(Debug, Default)]
@@ -31,8 +32,25 @@ pub struct Metrics {
     pub rate_limited: AtomicU64,
     /// Requests refused because too many were in flight.
     pub overloaded: AtomicU64,
+    /// Reports and alerts sent, failed attempts (each retried later), and messages given up
+    /// after the last attempt; by kind.
+    mail_sent: [AtomicU64; MailKind::ALL.len()],
+    mail_failed: [AtomicU64; MailKind::ALL.len()],
+    mail_given_up: [AtomicU64; MailKind::ALL.len()],
+    /// Messages in the store's outbox waiting for a (first or next) attempt, and messages
+    /// given up still listed there; as of the last mail round.
+    pub mail_pending: AtomicU64,
+    pub mail_undelivered: AtomicU64,
     batch_seconds: Histogram,
     request_seconds: Histogram,
+}
+
+/// What became of one attempt to send a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailOutcome {
+    Sent,
+    Failed,
+    GivenUp,
 }
 
 /// Upper bounds of the latency buckets, in seconds.
@@ -89,6 +107,16 @@ impl Metrics {
     /// Records how long an ingest request took to answer.
     pub fn observe_request(&self, d: Duration) {
         self.request_seconds.observe(d);
+    }
+
+    /// Counts a report or alert sent, an attempt that failed, or a message given up.
+    pub fn mail(&self, kind: MailKind, outcome: MailOutcome) {
+        let counters = match outcome {
+            MailOutcome::Sent => &self.mail_sent,
+            MailOutcome::Failed => &self.mail_failed,
+            MailOutcome::GivenUp => &self.mail_given_up,
+        };
+        counters[kind as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
@@ -189,6 +217,33 @@ impl Metrics {
             "Ingest requests refused with 503 because too many were in flight.",
             get(&self.overloaded),
         );
+        for (name, help, counters) in [
+            (
+                "footfall_mail_sent_total",
+                "Reports and alerts accepted by the SMTP server, by kind.",
+                &self.mail_sent,
+            ),
+            (
+                "footfall_mail_failures_total",
+                "Attempts to send a report or alert that failed (each is tried again later), by kind.",
+                &self.mail_failed,
+            ),
+            (
+                "footfall_mail_given_up_total",
+                "Reports and alerts given up after their last attempt, by kind.",
+                &self.mail_given_up,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+            for kind in MailKind::ALL {
+                let _ = writeln!(
+                    out,
+                    "{name}{{kind=\"{}\"}} {}",
+                    kind.as_str(),
+                    get(&counters[kind as usize])
+                );
+            }
+        }
         let gauge = |out: &mut String, name: &str, help: &str, value: u64| {
             let _ = writeln!(
                 out,
@@ -206,6 +261,18 @@ impl Metrics {
             "footfall_spool_bytes",
             "Bytes of spooled events not yet written to the store.",
             get(&self.spool_bytes),
+        );
+        gauge(
+            &mut out,
+            "footfall_mail_pending",
+            "Reports and alerts in the outbox waiting for an attempt (as of the last mail round).",
+            get(&self.mail_pending),
+        );
+        gauge(
+            &mut out,
+            "footfall_mail_undelivered",
+            "Reports and alerts given up and still listed in the outbox (30 days).",
+            get(&self.mail_undelivered),
         );
         self.batch_seconds.render(
             &mut out,

@@ -3,11 +3,15 @@
 Usage: server.py PORT MODE CERT KEY USER PASSWORD OUT REFUSED
 MODE is `starttls` (STARTTLS required before anything else, AUTH only after it) or
 `implicit` (TLS from the first byte, as on port 465). Every accepted message is appended to
-OUT as one JSON line (envelope and the raw message); RCPT TO REFUSED is refused with 550.
+OUT as one JSON line (envelope, the raw message, and its headers and parts as Python's
+e-mail package reads them); RCPT TO REFUSED is refused with 550.
 Prints "ready" once it listens; stops on SIGTERM.
 """
+import base64
 import json
 import signal
+from email import policy
+from email.parser import BytesParser
 import ssl
 import sys
 import threading
@@ -26,6 +30,7 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        message = BytesParser(policy=policy.default).parsebytes(envelope.content)
         with open(out, "a", encoding="utf-8") as f:
             f.write(json.dumps({
                 "mail_from": envelope.mail_from,
@@ -33,8 +38,25 @@ class Handler:
                 "tls": session.ssl is not None,
                 "authenticated": bool(session.authenticated),
                 "data": envelope.content.decode("utf-8", "replace"),
+                # The message as Python's e-mail package reads it: headers, and each part
+                # decoded (text as text, anything else as base64).
+                "headers": {k: str(v) for k, v in message.items()},
+                "body": part(message),
             }) + "\n")
         return "250 2.0.0 Ok: queued as TEST%d" % len(envelope.rcpt_tos)
+
+
+def part(p):
+    node = {"type": p.get_content_type()}
+    if p.is_multipart():
+        node["parts"] = [part(q) for q in p.iter_parts()]
+    elif p.get_content_maintype() == "text":
+        node["text"] = p.get_content()
+    else:
+        node["base64"] = base64.b64encode(p.get_content()).decode()
+    node["content_id"] = p.get("Content-ID")
+    node["disposition"] = p.get_content_disposition()
+    return node
 
 
 def authenticator(server, session, envelope, mechanism, auth_data):

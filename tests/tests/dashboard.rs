@@ -1183,8 +1183,45 @@ async fn retention_exclusions_and_deletion_are_set_in_the_settings() {
     )
     .await;
 
+    // Reports and alerts: without SMTP the section says why nothing can be sent, and saving
+    // a report shows the server's refusal.
+    let mail = "section:nth-of-type(10)";
+    d.expect_text(&format!("{mail} h2"), "Reports and alerts by e-mail")
+        .await;
+    d.expect_text(
+        &format!("{mail} p.status.error"),
+        "Nothing can be sent yet: no SMTP server is configured: set smtp_url and smtp_from.",
+    )
+    .await;
+    d.expect_text(
+        &format!("{mail} table, {mail} p.muted:last-child"),
+        "Nothing sent yet.",
+    )
+    .await;
+    d.fill(
+        &format!("{mail} textarea[name=recipients]"),
+        "ann@example.org",
+    )
+    .await;
+    d.click_text(&format!("{mail} button"), "Save reports and alerts")
+        .await;
+    d.expect_text(
+        &format!("{mail} form p[role=status]"),
+        "Saved: reports to 1, alerts to 0 address(es).",
+    )
+    .await;
+    d.js("document.querySelector('input[name=weekly]').click(); return null")
+        .await;
+    d.click_text(&format!("{mail} button"), "Save reports and alerts")
+        .await;
+    d.expect_text(
+        &format!("{mail} form p[role=status].error"),
+        "no SMTP server is configured: set smtp_url and smtp_from",
+    )
+    .await;
+
     // Deleting the site asks for its domain, then takes it with its data.
-    let danger = "section:nth-of-type(10)";
+    let danger = "section:nth-of-type(11)";
     d.expect_text(&format!("{danger} h2"), "Delete data").await;
     let delete_form = format!("{danger} form:nth-of-type(3)");
     d.fill(&format!("{delete_form} input[name=confirm]"), "other.test")

@@ -25,6 +25,7 @@ pub struct App {
     shutdown: watch::Sender<bool>,
     writer_task: JoinHandle<WriterReport>,
     maintenance_task: JoinHandle<()>,
+    reports_task: JoinHandle<()>,
 }
 
 impl App {
@@ -83,7 +84,23 @@ impl App {
             shutdown_rx.clone(),
         )
         .context("opening the spool in the data directory")?;
-        let maintenance_task = tokio::spawn(maintenance.clone().run(shutdown_rx));
+        let maintenance_task = tokio::spawn(maintenance.clone().run(shutdown_rx.clone()));
+        let mailer = match &config.smtp {
+            None => None,
+            Some(smtp) => Some(Arc::new(
+                crate::mail::Mailer::new(smtp).map_err(|e| anyhow::anyhow!("smtp: {e}"))?,
+            )),
+        };
+        let reports = Arc::new(crate::reports::Reports::new(
+            store.clone(),
+            pipeline.clone(),
+            clock.clone(),
+            mailer.clone(),
+            config.public_url.clone(),
+            config.raw_retention_days,
+            metrics.clone(),
+        ));
+        let reports_task = tokio::spawn(reports.clone().run(shutdown_rx));
         let state = AppState {
             pipeline,
             writer,
@@ -100,12 +117,7 @@ impl App {
             login_limiter: Default::default(),
             server_settings: Default::default(),
             public_url: config.public_url.clone(),
-            mailer: match &config.smtp {
-                None => None,
-                Some(smtp) => Some(Arc::new(
-                    crate::mail::Mailer::new(smtp).map_err(|e| anyhow::anyhow!("smtp: {e}"))?,
-                )),
-            },
+            mailer,
             limits: Arc::new(crate::http::limits::IngestLimits::new(
                 config.rate_limit_per_ip,
                 config.rate_limit_burst,
@@ -120,6 +132,7 @@ impl App {
                 crate::privacy::Facts::from_config(config, "", None)
                     .map_err(|e| anyhow::anyhow!(e))?,
             ),
+            reports,
         };
         Ok(App {
             state,
@@ -127,6 +140,7 @@ impl App {
             shutdown,
             writer_task,
             maintenance_task,
+            reports_task,
         })
     }
 
@@ -136,6 +150,7 @@ impl App {
         let _ = self.shutdown.send(true);
         drop(self.state);
         let _ = self.maintenance_task.await;
+        let _ = self.reports_task.await;
         self.writer_task.await.unwrap_or_default()
     }
 }

@@ -26,6 +26,9 @@ pub const STATE_CHANGING_ROUTES: &[(&str, &str)] = &[
     ("PUT", "/api/sites/{domain}/rules"),
     ("POST", "/api/sites/{domain}/reset"),
     ("POST", "/api/sites/{domain}/purge"),
+    ("PUT", "/api/sites/{domain}/mail"),
+    ("POST", "/api/sites/{domain}/mail/send"),
+    ("POST", "/api/sites/{domain}/mail/retry/{id}"),
     ("POST", "/api/sites/{domain}/keys"),
     ("DELETE", "/api/sites/{domain}/keys/{id}"),
     ("POST", "/api/sites/{domain}/shares"),
@@ -85,6 +88,11 @@ pub const OPEN_WRITE_ROUTES: &[(&str, &str, &str)] = &[
         "POST",
         "/api/share/unlock",
         "a shared link's password; rate-limited",
+    ),
+    (
+        "POST",
+        "/unsubscribe",
+        "a report's signed one-click unsubscribe link (RFC 8058); only takes its address off its list",
     ),
 ];
 

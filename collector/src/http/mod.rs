@@ -17,6 +17,7 @@ mod imports;
 pub mod limits;
 mod privacy;
 pub mod query;
+mod reports;
 mod script;
 pub mod server;
 mod sites;
@@ -70,6 +71,8 @@ pub struct AppState {
     pub queries: Arc<query::QueryLimits>,
     /// What the privacy notice states about this configuration (its site left empty).
     pub notice: Arc<crate::privacy::Facts>,
+    /// E-mailed reports and alerts.
+    pub reports: Arc<crate::reports::Reports>,
 }
 
 /// The header that names why an accepted request was not stored.
@@ -120,7 +123,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The dashboard: its pages, files, accounts and management API.
 fn dashboard_routes() -> Router<AppState> {
-    use dashboard::{app_css, app_js, private_page, public_page};
+    use dashboard::{admin_js, app_css, app_js, private_page, public_page};
     Router::new()
         .route("/", get(private_page))
         .route("/sites/{*rest}", get(private_page))
@@ -131,6 +134,7 @@ fn dashboard_routes() -> Router<AppState> {
         .route("/invite/{token}", get(public_page))
         .route("/reset/{token}", get(public_page))
         .route("/assets/app.js", get(app_js))
+        .route("/assets/admin.js", get(admin_js))
         .route("/assets/app.css", get(app_css))
         .route("/api/auth/login", post(auth::login))
         .route("/api/auth/logout", post(auth::logout))
@@ -161,6 +165,16 @@ fn dashboard_routes() -> Router<AppState> {
             put(admin::update_site).delete(sites::delete),
         )
         .route("/api/sites/{domain}/rules", put(sites::put_rules))
+        .route(
+            "/api/sites/{domain}/mail",
+            get(reports::get_mail).put(reports::put_mail),
+        )
+        .route("/api/sites/{domain}/mail/send", post(reports::send_now))
+        .route("/api/sites/{domain}/mail/retry/{id}", post(reports::retry))
+        .route(
+            "/unsubscribe",
+            get(reports::unsubscribe_page).post(reports::unsubscribe),
+        )
         .route("/api/sites/{domain}/reset", post(sites::reset))
         .route("/api/sites/{domain}/purge", post(sites::purge))
         .route("/api/sites/{domain}/settings", get(admin::site_settings))

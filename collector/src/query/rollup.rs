@@ -483,9 +483,9 @@ pub(crate) async fn counts(
 
 /// Checks days before raw retention (`purged`) that no tier answers: with rollups of the
 /// question's kind, every closed day within retention got them (empty days too), so such a day is
-/// a day before any data and counts nothing, except a day rolled up before a goal was added,
-/// which holds the day's totals but not the goal. Anything else needs the raw events that
-/// retention removed.
+/// a day before any data and counts nothing, except a day with events rolled up before a goal
+/// was added, which holds the day's totals but not the goal. Anything else needs the raw
+/// events that retention removed.
 async fn unanswered_before_retention(
     store: &dyn Store,
     site: &Site,
@@ -495,10 +495,18 @@ async fn unanswered_before_retention(
 ) -> Result<(), RunError> {
     match covered {
         Covered::Rollups(Kind::Goal(..), ..) => {
+            // A day without a single event completed no goal, whenever the goal was added.
+            let busy: BTreeSet<NaiveDate> = store
+                .read_rollups(site.id, "", purged.first_day, purged.last_day)
+                .await?
+                .into_iter()
+                .filter(|row| row.events > 0)
+                .map(|row| row.day)
+                .collect();
             let rolled = store
                 .rollup_days(site.id, purged.first_day, purged.last_day)
                 .await?;
-            match rolled.first() {
+            match rolled.iter().find(|day| busy.contains(day)) {
                 None => Ok(()),
                 Some(day) => Err(RunError::Purged(format!(
                     "this goal has no daily rollups for {day}: it was added after that day's raw events were purged (they are kept for {} days), so its conversions on that day are unknown",
