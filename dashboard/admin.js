@@ -24,7 +24,7 @@ export async function settingsPage(domain) {
   const drawShares = (shares) =>
     sharesBox.replaceChildren(
       h('ul', { class: 'plain' }, shares.map((l) =>
-        h('li', {}, h('code', { text: l.id }), ` ${l.label || ''}${l.password ? ' (password)' : ''} `,
+        h('li', {}, h('code', { text: l.id }), ` ${l.label || ''}${l.password ? ' (password)' : ''}${l.embed_origins?.length ? ` (embedded by ${l.embed_origins.join(', ')})` : ''} `,
           h('button', { class: 'ghost small', text: 'Revoke', onclick: async () => {
             await api(`${path}/shares/${l.id}`, { method: 'DELETE' });
             route();
@@ -113,12 +113,15 @@ export async function settingsPage(domain) {
         [
           field('Label', { name: 'label', maxlength: 100 }),
           field('Password (optional)', { name: 'password', type: 'password', autocomplete: 'new-password', minlength: 10 }),
+          field('Pages that may embed it (origins, optional)', { name: 'embed', placeholder: 'https://blog.example.com' }),
         ],
         'New shared link',
         async (data, f) => {
-          const l = await api(`${path}/shares`, { method: 'POST', body: { label: data.get('label'), password: data.get('password') || null } });
+          const origins = String(data.get('embed') || '').split(/[\s,]+/).filter(Boolean);
+          const l = await api(`${path}/shares`, { method: 'POST', body: { label: data.get('label'), password: data.get('password') || null, embed_origins: origins } });
           f.reset();
-          newShare.replaceChildren(h('p', { text: 'Copy the link now; it is not shown again:' }), secret(l.url));
+          newShare.replaceChildren(h('p', { text: 'Copy the link now; it is not shown again:' }), secret(l.url),
+            origins.length > 0 && secret(`<iframe src="${l.url}?embed=true&theme=system" style="width:100%;height:1600px;border:0" loading="lazy"></iframe>`));
           s.shares.push({ id: l.id, label: data.get('label'), password: !!data.get('password') });
           drawShares(s.shares);
         },

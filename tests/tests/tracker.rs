@@ -342,6 +342,45 @@ async fn custom_event_with_props_revenue_and_callback() {
 }
 
 #[tokio::test]
+async fn plausible_snippets_work_after_changing_the_host() {
+    let s = Setup::start("tracker_plausible_names").await;
+    // The classic snippet: a variant name turns hash routes and outbound links on, and the
+    // call queued on `plausible` before the script loaded is sent.
+    s.goto("shop.test", "/snippet.html#/start").await;
+    s.wait_until("the pageview and the queued Signup", |e| {
+        named(e, "pageview").len() == 1 && named(e, "Signup").len() == 1
+    })
+    .await;
+    s.js("plausible('Later', {props: {step: '2'}})").await;
+    s.click("outbound").await;
+    let events = s
+        .wait_until("the later call and the outbound click", |e| {
+            !named(e, "Later").is_empty() && !named(e, "Outbound Link: Click").is_empty()
+        })
+        .await;
+    assert_eq!(paths(&events, "pageview"), ["/snippet.html#/start"]);
+    assert_eq!(prop(named(&events, "Signup")[0], "plan"), Some("pro"));
+    assert_eq!(prop(named(&events, "Later")[0], "step"), Some("2"));
+    // The per-site script, configured by `plausible.init`.
+    s.goto("shop.test", "/init.html#/x").await;
+    s.wait_until("the per-site script's pageview", |e| {
+        paths(e, "pageview").contains(&"/init.html#/x")
+    })
+    .await;
+    s.click("outbound").await;
+    s.wait_until("its outbound click", |e| {
+        named(e, "Outbound Link: Click").len() == 2
+    })
+    .await;
+    // A name with an extension Footfall has no feature for is refused, not served half-done.
+    let r = reqwest::get(format!("{}/js/script.manual.js", s.footfall.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.finish("tracker_plausible_names").await;
+}
+
+#[tokio::test]
 async fn outbound_click_download_and_form_submission() {
     let s = Setup::start("tracker_clicks").await;
     s.goto("shop.test", "/").await;

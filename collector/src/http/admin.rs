@@ -267,7 +267,7 @@ pub async fn site_settings(
         .into_iter()
         .filter(|l| l.site_id == site.id)
         .map(|l| {
-            json!({"id": l.id, "label": l.label, "password": l.password_hash.is_some(), "created_at": l.created_at})
+            json!({"id": l.id, "label": l.label, "password": l.password_hash.is_some(), "created_at": l.created_at, "embed_origins": l.embed_origins})
         })
         .collect();
     let base = base_url(&headers);
@@ -349,6 +349,9 @@ pub struct ShareBody {
     label: String,
     #[serde(default)]
     password: Option<String>,
+    /// Origins whose pages may show the link in a frame (`?embed=true`).
+    #[serde(default)]
+    embed_origins: Vec<String>,
 }
 
 pub async fn create_share(
@@ -375,11 +378,13 @@ pub async fn create_share(
         ),
         None => None,
     };
-    let (token, link) = accounts::create_share(
+    let origins = accounts::embed_origins(&body.embed_origins).map_err(account_error)?;
+    let (token, link) = accounts::create_embeddable_share(
         state.store.as_ref(),
         site.id,
         &label,
         password_hash,
+        origins,
         state.clock.now().timestamp(),
     )
     .await

@@ -88,6 +88,11 @@ pub async fn app_css(headers: HeaderMap) -> Response {
 }
 
 fn shell(headers: &HeaderMap) -> Response {
+    shell_framed_by(headers, &[])
+}
+
+/// The shell, which the pages of `origins` may show in a frame (none: no page may).
+fn shell_framed_by(headers: &HeaderMap, origins: &[String]) -> Response {
     let gzip = headers
         .get(header::ACCEPT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -109,7 +114,29 @@ fn shell(headers: &HeaderMap) -> Response {
     ] {
         h.insert(name, HeaderValue::from_static(value));
     }
+    // Each origin was checked and written as `scheme://host[:port]` when the link was made.
+    if !origins.is_empty()
+        && let Ok(csp) = HeaderValue::from_str(&CSP.replace(
+            "frame-ancestors 'none'",
+            &format!("frame-ancestors {}", origins.join(" ")),
+        ))
+    {
+        h.insert(header::CONTENT_SECURITY_POLICY, csp);
+        h.remove(header::X_FRAME_OPTIONS);
+    }
     response
+}
+
+/// `/share/{token}`: open to anyone; framed only by the origins the link lists.
+pub async fn share_page(
+    State(state): State<AppState>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    match crate::accounts::share_by_token(state.store.as_ref(), &token).await {
+        Ok(Some(link)) => shell_framed_by(&headers, &link.embed_origins),
+        _ => shell(&headers),
+    }
 }
 
 /// `/login` and `/share/{token}`: open to anyone.

@@ -19,9 +19,11 @@ mod privacy;
 pub mod query;
 mod reports;
 mod script;
+mod script_variants;
 pub mod server;
 mod sites;
 pub mod two_factor;
+mod v1;
 
 use std::sync::Arc;
 
@@ -93,6 +95,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(events)
         .route("/js/script.js", get(script::get_script))
+        .route("/js/{file}", get(script_variants::get_variant))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -101,6 +104,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v2/realtime", get(query::get_realtime))
         .route("/api/v2/export", get(export::get_export))
         .route("/api/v2/props", get(query::get_prop_keys))
+        .route("/api/docs/query/schema.json", get(query::get_schema))
+        .route("/api/v1/stats/realtime/visitors", get(v1::realtime))
+        .route("/api/v1/stats/aggregate", get(v1::aggregate))
+        .route("/api/v1/stats/timeseries", get(v1::timeseries))
+        .route("/api/v1/stats/breakdown", get(v1::breakdown))
         .merge(dashboard_routes())
         // A body must arrive whole within its deadline, however it trickles (the request
         // head has its own, in the server).
@@ -130,7 +138,7 @@ fn dashboard_routes() -> Router<AppState> {
         .route("/account", get(private_page))
         .route("/users", get(private_page))
         .route("/login", get(public_page))
-        .route("/share/{token}", get(public_page))
+        .route("/share/{token}", get(dashboard::share_page))
         .route("/invite/{token}", get(public_page))
         .route("/reset/{token}", get(public_page))
         .route("/assets/app.js", get(app_js))

@@ -258,3 +258,8 @@ pub async fn get_prop_keys(
         .collect();
     Ok(Json(json!({ "props": props })))
 }
+
+/// `GET /api/docs/query/schema.json`: the JSON Schema of a query (open to anyone).
+pub async fn get_schema() -> Json<Value> {
+    Json(crate::query::schema::schema())
+}

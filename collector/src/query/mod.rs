@@ -6,5 +6,6 @@ pub mod funnel;
 pub mod model;
 pub mod rollup;
 pub mod run;
+pub mod schema;
 pub mod sql;
 pub mod time;
