@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use footfall::accounts::{self, Role, User};
-use footfall_tests::browser::Browser;
+use footfall_tests::browser::{Browser, PageServer};
 use footfall_tests::{Backend, Process, TestStore, seed};
 use serde_json::json;
 use thirtyfour::prelude::*;
@@ -489,6 +489,62 @@ async fn filters_ranges_and_comparison_live_in_the_url() {
         vec![("/pricing".to_string(), "1".to_string())]
     );
     d.finish("dashboard-custom-range").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_link_is_framed_only_by_the_origins_it_lists() {
+    let d = Dash::start("dash_embed").await;
+    let pages = PageServer::start(&d.footfall.base).await;
+    let store = d.t.store.as_ref();
+    let blog = format!("http://blog.test:{}", pages.port);
+    let (listed, _) = accounts::create_embeddable_share(store, 1, "blog", None, vec![blog], 0)
+        .await
+        .unwrap();
+    let (unlisted, _) = accounts::create_share(store, 1, "press", None, 0)
+        .await
+        .unwrap();
+    let frame = |host: &str, token: &str| {
+        let src = format!(
+            "{}/share/{token}?embed=true&theme=dark&background=%23102030",
+            d.footfall.base
+        );
+        let src: String = src
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
+                    (b as char).to_string()
+                }
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        pages.url(host, &format!("/frame.html?src={src}"))
+    };
+    // On the blog it lists: the dashboard, without its header, dark, on the blog's colour.
+    d.step("open the blog's page");
+    d.driver().goto(frame("blog.test", &listed)).await.unwrap();
+    d.driver().enter_frame(0).await.unwrap();
+    d.expect_stat("visitors", "4").await;
+    let look = d
+        .js("return [document.getElementById('top').children.length, document.documentElement.dataset.theme, getComputedStyle(document.body).backgroundColor]")
+        .await;
+    assert_eq!(look, json!([0, "dark", "rgb(16, 32, 48)"]));
+    d.driver().enter_default_frame().await.unwrap();
+    d.browser.screenshot("embedded").await;
+    // The same link on a page it does not list, and a link that lists no page: refused.
+    for (host, token) in [("elsewhere.test", &listed), ("blog.test", &unlisted)] {
+        d.step(&format!("open {host} framing a link"));
+        d.driver().goto(frame(host, token)).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        d.driver().enter_frame(0).await.unwrap();
+        let shown = d
+            .driver()
+            .find_all(By::Css(".stat[data-metric='visitors']"))
+            .await
+            .unwrap();
+        assert!(shown.is_empty(), "{host} shows the dashboard");
+        d.driver().enter_default_frame().await.unwrap();
+    }
+    d.finish("embedded-refused").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -301,6 +301,47 @@ fn a_test_message_goes_through_starttls_and_implicit_tls_and_refusals_are_told()
     assert!(!ok && err.contains("not an e-mail address"), "{err}");
 }
 
+/// An in-process collector on `b` that sends mail through the test server at `port` (STARTTLS
+/// and a password, trusting the test CA in `dir`), with `public_url` and an admin,
+/// `admin@example.org`, whose password is `correct horse battery`.
+async fn collector(
+    b: footfall_tests::Backend,
+    test: &str,
+    sites: &[(&str, &str)],
+    start: chrono::DateTime<chrono::Utc>,
+    (port, dir): (u16, &Path),
+    public_url: &str,
+) -> footfall_tests::TestApp {
+    use footfall::accounts::{self, Role, User};
+    use footfall::config::{Secret, SmtpConfig};
+    let ca = dir.join("ca.pem");
+    let public_url = public_url.to_string();
+    let t = footfall_tests::TestApp::start_with(b, test, sites, start, move |c| {
+        c.smtp = Some(SmtpConfig {
+            url: Secret(format!(
+                "smtp://footfall:p%40ss%20word@127.0.0.1:{port}?tls=required"
+            )),
+            from: "Footfall <stats@example.org>".into(),
+            ca_file: Some(ca),
+        });
+        c.public_url = Some(public_url);
+    })
+    .await;
+    accounts::put_user(
+        t.t.store.as_ref(),
+        &User {
+            email: "admin@example.org".into(),
+            password_hash: accounts::hash_password("correct horse battery").unwrap(),
+            role: Role::Admin,
+            sites: vec![],
+            created_at: 0,
+        },
+    )
+    .await
+    .unwrap();
+    t
+}
+
 mod links {
     //! Invitations and password resets by e-mail, through a running collector whose
     //! `smtp_url` is the test server and whose `public_url` is `https://stats.example.org`.
@@ -309,8 +350,6 @@ mod links {
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
     use chrono::Duration;
-    use footfall::accounts::{self, Role, User};
-    use footfall::config::{Secret, SmtpConfig};
     use footfall_tests::{Backend, TestApp};
     use serde_json::json;
 
@@ -400,36 +439,15 @@ mod links {
         let dir = tempfile::tempdir().unwrap();
         certificate(dir.path());
         let server = SmtpServer::start(dir.path(), "starttls");
-        let (port, ca) = (server.port, dir.path().join("ca.pem"));
-        let t = TestApp::start_with(
+        let t = collector(
             Backend::Sqlite,
             "mail_links",
             &[("shop.test", "UTC")],
             chrono::Utc::now(),
-            move |c| {
-                c.smtp = Some(SmtpConfig {
-                    url: Secret(format!(
-                        "smtp://footfall:p%40ss%20word@127.0.0.1:{port}?tls=required"
-                    )),
-                    from: "Footfall <stats@example.org>".into(),
-                    ca_file: Some(ca),
-                });
-                c.public_url = Some("https://stats.example.org".into());
-            },
+            (server.port, dir.path()),
+            "https://stats.example.org",
         )
         .await;
-        accounts::put_user(
-            t.t.store.as_ref(),
-            &User {
-                email: "admin@example.org".into(),
-                password_hash: accounts::hash_password(PASSWORD).unwrap(),
-                role: Role::Admin,
-                sites: vec![],
-                created_at: 0,
-            },
-        )
-        .await
-        .unwrap();
         let admin = login(&t, "admin@example.org", PASSWORD).await.unwrap();
 
         // An invitation: a viewer of shop.test, who chooses a password and is in.
@@ -576,9 +594,7 @@ mod reports {
     use axum::body::Body;
     use axum::http::{Request, StatusCode, header};
     use chrono::{DateTime, Duration, NaiveDate, Utc};
-    use footfall::accounts::{self, Role, User};
     use footfall::clock::Clock as _;
-    use footfall::config::{Secret, SmtpConfig};
     use footfall::reports::chart;
     use footfall::store::EventRow;
     use footfall_tests::{Backend, TestApp, both_stores};
@@ -864,37 +880,16 @@ mod reports {
     }
 
     async fn start(b: Backend, test: &str, port: u16, dir: &Path, at: &str) -> TestApp {
-        let ca = dir.join("ca.pem");
-        let t = TestApp::start_with(
+        // A public address with a slash at the end, as people write it.
+        collector(
             b,
             test,
             &[("shop.test", TZ)],
             at.parse().unwrap(),
-            move |c| {
-                c.smtp = Some(SmtpConfig {
-                    url: Secret(format!(
-                        "smtp://footfall:p%40ss%20word@127.0.0.1:{port}?tls=required"
-                    )),
-                    from: "Footfall <stats@example.org>".into(),
-                    ca_file: Some(ca),
-                });
-                c.public_url = Some("https://stats.example.org/".into());
-            },
-        )
-        .await;
-        accounts::put_user(
-            t.t.store.as_ref(),
-            &User {
-                email: "admin@example.org".into(),
-                password_hash: accounts::hash_password(PASSWORD).unwrap(),
-                role: Role::Admin,
-                sites: vec![],
-                created_at: 0,
-            },
+            (port, dir),
+            "https://stats.example.org/",
         )
         .await
-        .unwrap();
-        t
     }
 
     /// The Stats API's answer to `q` (its results).

@@ -190,6 +190,15 @@ async fn link(state: &AppState, params: &HashMap<String, String>) -> Result<Link
     })
 }
 
+/// The page of a link that cannot be used, saying why.
+fn refused(why: &str) -> (StatusCode, Html<String>) {
+    page(
+        StatusCode::BAD_REQUEST,
+        "Unsubscribe",
+        &format!("<p>{}</p>", esc(why)),
+    )
+}
+
 fn page(status: StatusCode, title: &str, body: &str) -> (StatusCode, Html<String>) {
     (
         status,
@@ -208,13 +217,7 @@ pub async fn unsubscribe_page(
 ) -> (StatusCode, Html<String>) {
     let l = match link(&state, &params).await {
         Ok(l) => l,
-        Err(why) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Unsubscribe",
-                &format!("<p>{}</p>", esc(why)),
-            );
-        }
+        Err(why) => return refused(why),
     };
     let query: String = ["site", "list", "to", "sig"]
         .iter()
@@ -249,13 +252,7 @@ pub async fn unsubscribe(
 ) -> (StatusCode, Html<String>) {
     let l = match link(&state, &params).await {
         Ok(l) => l,
-        Err(why) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "Unsubscribe",
-                &format!("<p>{}</p>", esc(why)),
-            );
-        }
+        Err(why) => return refused(why),
     };
     match remove(&state, &l).await {
         Ok(removed) => {

@@ -384,6 +384,19 @@ fn shown(metric: &str, v: &Value) -> Value {
     }
 }
 
+/// The site the request may read, its zone, and the days `period` and `date` name.
+async fn site_and_days(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<(Site, chrono_tz::Tz, (NaiveDate, NaiveDate)), V1Error> {
+    let site = site(state, headers, params).await?;
+    let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
+    let today = state.clock.now().with_timezone(&tz).date_naive();
+    let range = days(params, today)?;
+    Ok((site, tz, range))
+}
+
 /// The site's day and the range asked for, with the filters and metrics, checked in
 /// Plausible's order.
 async fn question(
@@ -392,10 +405,7 @@ async fn question(
     params: &Params,
     property: Option<&str>,
 ) -> Result<(Site, (NaiveDate, NaiveDate), Vec<Value>, Vec<String>), V1Error> {
-    let site = site(state, headers, params).await?;
-    let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let today = state.clock.now().with_timezone(&tz).date_naive();
-    let range = days(params, today)?;
+    let (site, _, range) = site_and_days(state, headers, params).await?;
     let filters = filters(state, &site, params).await?;
     let metrics = metrics(params, property, &filters)?;
     Ok((site, range, filters, metrics))
@@ -470,10 +480,7 @@ pub async fn timeseries(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<Params>,
 ) -> Result<Json<Value>, V1Error> {
-    let site = site(&state, &headers, &params).await?;
-    let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let today = state.clock.now().with_timezone(&tz).date_naive();
-    let (first, last) = days(&params, today)?;
+    let (site, tz, (first, last)) = site_and_days(&state, &headers, &params).await?;
     let period = params.get("period").map_or("30d", String::as_str);
     let bucket = match params.get("interval").map(String::as_str) {
         Some("day" | "date") => "time:day",
@@ -545,10 +552,7 @@ pub async fn breakdown(
     headers: HeaderMap,
     UrlQuery(params): UrlQuery<Params>,
 ) -> Result<Json<Value>, V1Error> {
-    let site = site(&state, &headers, &params).await?;
-    let tz: chrono_tz::Tz = site.timezone.parse().unwrap_or(chrono_tz::UTC);
-    let today = state.clock.now().with_timezone(&tz).date_naive();
-    let (first, last) = days(&params, today)?;
+    let (site, _, (first, last)) = site_and_days(&state, &headers, &params).await?;
     let property = params.get("property").map(String::as_str).ok_or_else(|| {
         bad("The `property` parameter is required. Please provide at least one property to show a breakdown by.")
     })?;
