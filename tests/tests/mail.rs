@@ -1228,15 +1228,7 @@ mod reports {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert!(body.contains("will get no more reports"), "{body}");
         assert_eq!(page(&t, "POST", &bob_link).await.0, StatusCode::OK);
-        let (_, r, _) = call(
-            &t,
-            Some(&admin),
-            "GET",
-            "/api/sites/shop.test/mail",
-            Value::Null,
-            None,
-        )
-        .await;
+        let (_, r, _) = mail_settings(&t, &admin).await;
         assert_eq!(r["settings"]["recipients"], json!(["ann@example.org"]));
         assert_eq!(r["settings"]["weekly"], json!(true));
         assert_eq!(r["outbox"].as_array().unwrap().len(), 2);
@@ -1302,15 +1294,7 @@ mod reports {
         reports.tick().await.unwrap();
         let outbox = |r: &Value| -> Vec<Value> { r["outbox"].as_array().unwrap().clone() };
         let by = |o: &[Value], to: &str| o.iter().find(|m| m["to"] == to).unwrap().clone();
-        let (_, r, _) = call(
-            &t,
-            Some(&admin),
-            "GET",
-            "/api/sites/shop.test/mail",
-            Value::Null,
-            None,
-        )
-        .await;
+        let (_, r, _) = mail_settings(&t, &admin).await;
         let now = t.clock.now().timestamp();
         for m in outbox(&r) {
             assert_eq!(m["status"], "pending", "{m}");
@@ -1339,15 +1323,7 @@ mod reports {
         reports.tick().await.unwrap();
         assert_eq!(server.received().len(), 1);
         assert_eq!(server.received()[0]["rcpt_tos"], json!(["ann@example.org"]));
-        let (_, r, _) = call(
-            &t,
-            Some(&admin),
-            "GET",
-            "/api/sites/shop.test/mail",
-            Value::Null,
-            None,
-        )
-        .await;
+        let (_, r, _) = mail_settings(&t, &admin).await;
         let ann = by(&outbox(&r), "ann@example.org");
         assert_eq!(
             (ann["status"].as_str(), ann["attempts"].as_u64()),
@@ -1367,29 +1343,13 @@ mod reports {
         for wait in [300, 900, 3600, 10_800, 21_600] {
             t.clock.advance(Duration::seconds(wait - 1));
             reports.tick().await.unwrap();
-            let (_, r, _) = call(
-                &t,
-                Some(&admin),
-                "GET",
-                "/api/sites/shop.test/mail",
-                Value::Null,
-                None,
-            )
-            .await;
+            let (_, r, _) = mail_settings(&t, &admin).await;
             let before = by(&outbox(&r), "refused@example.org")["attempts"]
                 .as_u64()
                 .unwrap();
             t.clock.advance(Duration::seconds(1));
             reports.tick().await.unwrap();
-            let (_, r, _) = call(
-                &t,
-                Some(&admin),
-                "GET",
-                "/api/sites/shop.test/mail",
-                Value::Null,
-                None,
-            )
-            .await;
+            let (_, r, _) = mail_settings(&t, &admin).await;
             let m = by(&outbox(&r), "refused@example.org");
             assert_eq!(
                 m["attempts"].as_u64().unwrap(),
@@ -1400,15 +1360,7 @@ mod reports {
         }
         t.clock.advance(Duration::seconds(43_200));
         reports.tick().await.unwrap();
-        let (_, r, _) = call(
-            &t,
-            Some(&admin),
-            "GET",
-            "/api/sites/shop.test/mail",
-            Value::Null,
-            None,
-        )
-        .await;
+        let (_, r, _) = mail_settings(&t, &admin).await;
         let given_up = by(&outbox(&r), "refused@example.org");
         assert_eq!(given_up["status"], "failed", "{given_up}");
         assert_eq!(given_up["attempts"], 8);
@@ -1497,6 +1449,22 @@ mod reports {
         )
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
+
+    /// What the settings page reads: `GET /api/sites/shop.test/mail`.
+    async fn mail_settings(
+        t: &TestApp,
+        admin: &(String, String),
+    ) -> (StatusCode, Value, Option<String>) {
+        call(
+            t,
+            Some(admin),
+            "GET",
+            "/api/sites/shop.test/mail",
+            Value::Null,
+            None,
+        )
+        .await
     }
 
     async fn put_mail(t: &TestApp, admin: &(String, String), body: Value) {
@@ -1671,15 +1639,7 @@ mod reports {
         assert!(link.contains("list=alerts"), "{link}");
         let (status, body) = page(&t, "POST", &link).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        let (_, r, _) = call(
-            &t,
-            Some(&admin),
-            "GET",
-            "/api/sites/shop.test/mail",
-            Value::Null,
-            None,
-        )
-        .await;
+        let (_, r, _) = mail_settings(&t, &admin).await;
         assert_eq!(r["settings"]["alert_recipients"], json!([]));
         assert_eq!(r["settings"]["drop_threshold"], Value::Null);
         t.clock.advance(Duration::hours(12));
