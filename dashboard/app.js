@@ -831,16 +831,42 @@ function chart(base, v) {
       const cBy = new Map(c.results.map((x) => [x.dimensions[0], x.metrics[0]]));
       series.push(labels.map((_, i) => cBy.get(cl[i]) || 0));
     }
+    // The range's notes, each on the last interval that starts on or before its day.
+    const [from, to] = [].concat(r.query.date_range).map((d) => String(d).slice(0, 10));
+    const notesPath = `/api/sites/${encodeURIComponent(base.site_id)}/annotations`;
+    const { annotations: notes } = await api(`${notesPath}?from=${from}&to=${to || from}`).catch(() => ({ annotations: [] }));
+    const at = (d) => { const i = labels.findIndex((l) => l.startsWith(d)); return i >= 0 ? i : labels.map((l) => l.slice(0, 10) <= d).lastIndexOf(true); };
+    const marks = notes.map((n) => ({ ...n, i: at(n.date) })).filter((n) => n.i >= 0);
+    const isAdmin = me && me.role === 'admin';
+    const noteForm = isAdmin && h('form', {
+      class: 'custom',
+      hidden: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        const d = new FormData(e.target);
+        await api(notesPath, { method: 'POST', body: { date: d.get('date'), text: d.get('text'), personal: d.get('personal') === 'on' } })
+          .then(draw, (err) => e.target.append(errorBox(err)));
+      },
+    },
+    h('label', {}, 'Day ', h('input', { type: 'date', name: 'date', value: to || from, required: true })),
+    h('label', {}, 'Note ', h('input', { name: 'text', maxlength: 500, required: true })),
+    h('label', { class: 'toggle' }, h('input', { type: 'checkbox', name: 'personal' }), ' Only for me'),
+    h('button', { type: 'submit', text: 'Add' }));
     box.replaceChildren(
-      h('div', { class: 'bar' }, h('h2', { text: metricName }), h('span', { class: 'grow' }), intervals),
-      plot(labels, series, v.metric),
+      h('div', { class: 'bar' }, h('h2', { text: metricName }), h('span', { class: 'grow' }),
+        isAdmin && h('button', { class: 'ghost', text: 'Add note', onclick: () => (noteForm.hidden = !noteForm.hidden) }), intervals),
+      noteForm || '',
+      plot(labels, series, v.metric, marks),
+      h('ul', { class: 'notes', 'aria-label': 'Notes' }, marks.map((n) => h('li', {},
+        h('b', { text: n.date }), ` ${n.text}${n.personal ? ' (only you)' : ''} `,
+        isAdmin && h('button', { class: 'ghost', 'aria-label': `Delete note: ${n.text}`, text: '✕', onclick: () => api(`${notesPath}/${n.id}`, { method: 'DELETE' }).then(draw) })))),
     );
   };
   draw().catch((e) => box.replaceChildren(errorBox(e)));
   return box;
 }
 
-function plot(labels, series, metric) {
+function plot(labels, series, metric, notes = []) {
   const W = 800, H = 220, L = 48, B = 24, T = 10;
   const max = Math.max(1, ...series.flat());
   const step = 10 ** Math.floor(Math.log10(max));
@@ -861,6 +887,10 @@ function plot(labels, series, metric) {
     if (labels[i] !== undefined) {
       g.append(svg('text', { x: x(i), y: H - 6, 'text-anchor': i === 0 ? 'start' : i === labels.length - 1 ? 'end' : 'middle', class: 'axis' }, labels[i].replace('T', ' ').slice(0, 16)));
     }
+  }
+  for (const n of notes) {
+    g.append(svg('line', { x1: x(n.i), x2: x(n.i), y1: T, y2: H - B, class: 'note' }),
+      svg('text', { x: x(n.i), y: T + 8, 'text-anchor': 'middle', class: 'note' }, '▾', svg('title', {}, `${n.date}: ${n.text}`)));
   }
   series.forEach((values, s) => {
     g.append(svg('polyline', { class: s ? 'line previous' : 'line', points: values.map((val, i) => `${x(i)},${y(val)}`).join(' ') }));

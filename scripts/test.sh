@@ -27,6 +27,8 @@ command -v oathtool >/dev/null || missing+=(oathtool)
 # A real SMTP server for the e-mail tests (Debian's Python), and openssl for its certificate.
 /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 command -v openssl >/dev/null || missing+=(openssl)
+# curl runs Plausible's documented Sites API examples as written (tests/tests/sites_api.rs).
+command -v curl >/dev/null || missing+=(curl)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}"
@@ -51,6 +53,13 @@ if ! "$tools/plausible-mcp/bin/python" -c 'import plausible_mcp' 2>/dev/null; th
   "$tools/plausible-mcp/bin/pip" install -q plausible-mcp==0.1.2
 fi
 export FOOTFALL_TEST_PLAUSIBLE_MCP_PYTHON="$tools/plausible-mcp/bin/python"
+# An OpenAPI validator from PyPI (openapi-spec-validator, Apache-2.0), which
+# tests/tests/sites_api.rs runs on /api/docs/openapi.json.
+if ! "$tools/openapi/bin/python" -c 'import openapi_spec_validator' 2>/dev/null; then
+  python3 -m venv "$tools/openapi"
+  "$tools/openapi/bin/pip" install -q openapi-spec-validator==0.9.0
+fi
+export FOOTFALL_TEST_OPENAPI_PYTHON="$tools/openapi/bin/python"
 # Public user-agent and crawler corpora for the accuracy tests (licences in the script).
 scripts/fetch-corpora.sh "$tools/corpora"
 export FOOTFALL_TEST_CORPORA="$tools/corpora"

@@ -207,6 +207,33 @@ pub async fn issue_email_token(
     Ok(secret)
 }
 
+/// Invitations neither accepted nor expired at `now`, with their record ids.
+pub async fn pending_invitations(
+    store: &dyn Store,
+    now: i64,
+) -> Result<Vec<(String, EmailToken)>, AccountError> {
+    Ok(all::<EmailToken>(store, EMAIL_TOKEN)
+        .await?
+        .into_iter()
+        .filter(|(_, t)| t.purpose == "invite" && t.expires_at > now)
+        .collect())
+}
+
+/// Changes the sites of a pending invitation (its record id), or drops it when none is left.
+pub async fn set_invitation_sites(
+    store: &dyn Store,
+    id: &str,
+    mut token: EmailToken,
+    sites: Vec<u32>,
+) -> Result<(), AccountError> {
+    if sites.is_empty() {
+        store.meta().delete_record(EMAIL_TOKEN, id).await?;
+        return Ok(());
+    }
+    token.sites = sites;
+    put(store, EMAIL_TOKEN, id, &token).await
+}
+
 /// Uses up a link's token: what it may do, when it is one of `purpose` and has not expired.
 /// A token is gone once tried, whatever the answer.
 pub async fn take_email_token(
@@ -241,6 +268,11 @@ pub struct SharedLink {
     /// none: no page may.
     #[serde(default)]
     pub embed_origins: Vec<String>,
+    /// For a link made through the Sites API: what its token is derived from (an HMAC under
+    /// a server key), so that asking for the same link again gives the same address, as
+    /// Plausible's API does. Links made in the dashboard have none and are shown once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_nonce: Option<String>,
 }
 
 /// Origins a shared link may be embedded in, at most.
@@ -531,9 +563,52 @@ pub async fn create_embeddable_share(
         label: label.to_string(),
         created_at: now,
         embed_origins,
+        api_nonce: None,
     };
     put(store, SHARE, &link.id, &link).await?;
     Ok((token, link))
+}
+
+/// The token of a Sites API link: 48 hex digits of an HMAC of its nonce.
+pub fn api_share_token(key: &ring::hmac::Key, nonce: &str) -> String {
+    let tag = ring::hmac::sign(key, format!("shared-link:{nonce}").as_bytes());
+    tag.as_ref()[..24]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The Sites API's shared link of `site_id` named `label`, made when there is none (a new
+/// nonce, so a revoked link's address never comes back); returns its token.
+pub async fn api_share(
+    store: &dyn Store,
+    key: &ring::hmac::Key,
+    site_id: u32,
+    label: &str,
+    now: i64,
+) -> Result<String, AccountError> {
+    if let Some(nonce) = shares(store)
+        .await?
+        .into_iter()
+        .filter(|l| l.site_id == site_id && l.label == label)
+        .find_map(|l| l.api_nonce)
+    {
+        return Ok(api_share_token(key, &nonce));
+    }
+    let nonce = random_hex(16);
+    let token = api_share_token(key, &nonce);
+    let link = SharedLink {
+        id: token[..8].to_string(),
+        site_id,
+        token_hash: token_hash(&token),
+        password_hash: None,
+        label: label.to_string(),
+        created_at: now,
+        embed_origins: Vec::new(),
+        api_nonce: Some(nonce),
+    };
+    put(store, SHARE, &link.id, &link).await?;
+    Ok(token)
 }
 
 /// The live shared link a token opens.

@@ -6,6 +6,7 @@
 //! retention in order. [`cli`] holds one module per subcommand; `main.rs` only calls it.
 
 pub mod accounts;
+pub mod annotations;
 pub mod apikey;
 pub mod cli;
 pub mod clock;

@@ -471,6 +471,35 @@ pub async fn reset(store: &dyn Store, site: &Site) -> Result<Done, SiteError> {
     Ok(done)
 }
 
+/// The record kind of a site's custom properties (its id is the site's): the event property
+/// names its staff declared, as Plausible's Sites API lists them. A JSON list, newest first.
+pub const CUSTOM_PROPS_KIND: &str = "custom_props";
+/// Most custom properties of one site, and the longest name (Plausible's limits).
+pub const MAX_CUSTOM_PROPS: usize = 300;
+pub const MAX_CUSTOM_PROP_CHARS: usize = 300;
+
+/// A site's declared custom properties, newest first.
+pub async fn custom_props(store: &dyn Store, site_id: u32) -> Result<Vec<String>, StoreError> {
+    Ok(store
+        .meta()
+        .record(CUSTOM_PROPS_KIND, &site_id.to_string())
+        .await?
+        .and_then(|body| serde_json::from_str(&body).ok())
+        .unwrap_or_default())
+}
+
+pub async fn put_custom_props(
+    store: &dyn Store,
+    site_id: u32,
+    props: &[String],
+) -> Result<(), StoreError> {
+    let body = serde_json::to_string(props).map_err(|e| StoreError::Query(e.to_string()))?;
+    store
+        .meta()
+        .put_record(CUSTOM_PROPS_KIND, &site_id.to_string(), &body)
+        .await
+}
+
 /// Deletes the site: its statistics (as [`reset`]), goals, settings, shared links, viewer
 /// grants and API keys, then the site itself. Its id is never given to another site.
 pub async fn delete(store: &dyn Store, site: &Site) -> Result<Done, SiteError> {
@@ -485,10 +514,13 @@ pub async fn delete(store: &dyn Store, site: &Site) -> Result<Done, SiteError> {
             done.goals += 1;
         }
     }
-    store
-        .meta()
-        .delete_record(SETTINGS_KIND, &site.id.to_string())
-        .await?;
+    crate::annotations::forget_site(store, site.id).await?;
+    for kind in [SETTINGS_KIND, CUSTOM_PROPS_KIND] {
+        store
+            .meta()
+            .delete_record(kind, &site.id.to_string())
+            .await?;
+    }
     let (links, grants) = crate::accounts::forget_site(store, site.id)
         .await
         .map_err(|e| SiteError::Invalid(e.to_string()))?;

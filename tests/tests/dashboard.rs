@@ -267,6 +267,24 @@ impl Dash {
             .await;
     }
 
+    /// Runs `script` until what it returns satisfies `ok`.
+    async fn wait_for_js(
+        &self,
+        what: &str,
+        script: &str,
+        ok: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let start = Instant::now();
+        loop {
+            let got = self.js(script).await;
+            if ok(&got) {
+                return got;
+            }
+            assert!(start.elapsed() < WAIT, "waiting for {what}: {got}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn finish(self, screenshot: &str) {
         self.step("screenshot");
         self.browser.screenshot(screenshot).await;
@@ -598,6 +616,83 @@ async fn a_shared_link_opens_logged_out_and_read_only() {
     d.expect_text("main .error", "this shared link is invalid or revoked")
         .await;
     d.finish("shared-link-revoked").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_on_the_chart_are_added_shown_and_shared() {
+    let d = Dash::start("dash_notes").await;
+    d.open("/sites/shop.test").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.expect_stat("visitors", &seed::VISITORS_30D.to_string())
+        .await;
+    let ago = |n: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(n))
+            .date_naive()
+            .to_string()
+    };
+    let notes = "return [...document.querySelectorAll('.chart .notes li')].map(li => li.firstChild.textContent + ' ' + li.childNodes[1].textContent.trim())";
+    let marks = "return [...document.querySelectorAll('.chart svg text.note title')].map(t => t.textContent)";
+    for (day, text, personal) in [
+        (ago(3), "Launched the pricing page", false),
+        (ago(10), "Only mine", true),
+    ] {
+        d.click_text(".chart button", "Add note").await;
+        d.js(&format!(
+            "document.querySelector('.chart input[name=date]').value = '{day}'"
+        ))
+        .await;
+        d.fill(".chart input[name=text]", text).await;
+        if personal {
+            d.click(".chart input[name=personal]").await;
+        }
+        d.click(".chart form button[type=submit]").await;
+        d.wait_for_js("the note in the list", notes, |v| {
+            v.as_array().unwrap().iter().any(|n| {
+                n == &json!(format!(
+                    "{day} {text}{}",
+                    if personal { " (only you)" } else { "" }
+                ))
+            })
+        })
+        .await;
+    }
+    // Each is marked on its day of the chart.
+    let mut shown: Vec<String> = serde_json::from_value(d.js(marks).await).unwrap();
+    shown.sort();
+    let mut want = vec![
+        format!("{}: Launched the pricing page", ago(3)),
+        format!("{}: Only mine", ago(10)),
+    ];
+    want.sort();
+    assert_eq!(shown, want);
+    let stored = footfall::annotations::list(
+        d.t.store.as_ref(),
+        1,
+        chrono::NaiveDate::MIN,
+        chrono::NaiveDate::MAX,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored.len(), 1, "the personal note is its author's only");
+    assert_eq!(stored[0].author, ADMIN);
+    d.browser.screenshot("chart-notes").await;
+
+    // A shared link shows the site-wide note, with no way to add or delete one.
+    let (token, _) = accounts::create_share(d.t.store.as_ref(), 1, "press", None, 0)
+        .await
+        .unwrap();
+    d.driver().delete_all_cookies().await.unwrap();
+    d.open(&format!("/share/{token}")).await;
+    d.wait_for_js("the shared note", notes, |v| {
+        v == &json!([format!("{} Launched the pricing page", ago(3))])
+    })
+    .await;
+    let buttons = d
+        .js("return [...document.querySelectorAll('.chart button')].map(b => b.textContent).filter(t => t === 'Add note' || t === '✕')")
+        .await;
+    assert_eq!(buttons, json!([]));
+    d.finish("chart-notes-shared").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

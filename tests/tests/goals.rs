@@ -315,6 +315,33 @@ async fn goal_answers_match_an_independent_count(b: Backend) {
         .copied()
         .collect();
     assert_eq!(answer["results"][0]["metrics"], json!([any_page.len()]));
+    // The same in any letter case, as Plausible's `case_sensitive: false` matches goal names;
+    // without the modifier, `visit ` chooses no goal.
+    for (filter, want) in [
+        (
+            json!(["contains", "event:goal", ["visit "], {"case_sensitive": false}]),
+            any_page.len(),
+        ),
+        (json!(["contains", "event:goal", ["visit "]]), 0),
+        (
+            json!(["is", "event:goal", ["SIGNUP"], {"case_sensitive": false}]),
+            converted["Signup"].len(),
+        ),
+    ] {
+        let answer = ask(
+            &t,
+            &site,
+            json!({"site_id": "example.org", "metrics": ["visitors"], "date_range": range,
+                   "filters": [filter]}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            answer["results"][0]["metrics"],
+            json!([want]),
+            "{filter}: {answer}"
+        );
+    }
 
     // A goal filter with a goal breakdown lists the chosen goals only.
     let answer = ask(

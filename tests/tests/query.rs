@@ -225,12 +225,22 @@ fn passes(e: &EventRow, f: &Value, exits: &Exits) -> bool {
         "not" => !passes(e, &list[1], exits),
         op => {
             let v = property(e, list[1].as_str().unwrap(), exits);
-            let values: Vec<&str> = list[2]
+            let any_case = list.get(3) == Some(&json!({"case_sensitive": false}));
+            let fold = |s: &str| {
+                if any_case {
+                    s.to_lowercase()
+                } else {
+                    s.to_string()
+                }
+            };
+            let v = fold(&v);
+            let values: Vec<String> = list[2]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|x| x.as_str().unwrap())
+                .map(|x| fold(x.as_str().unwrap()))
                 .collect();
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
             match op {
                 "is" => values.contains(&v.as_str()),
                 "is_not" => !values.contains(&v.as_str()),
@@ -608,6 +618,17 @@ async fn answers_match_an_independent_computation(b: Backend) {
         json!([
             ["contains", "visit:country_name", ["United"]],
             ["matches", "visit:region_name", ["^E"]]
+        ]),
+        // Case-insensitive, with letters outside ASCII (SQLite's own lower() keeps them) and
+        // regular expression characters taken literally.
+        json!([
+            ["is", "visit:city", ["LINKÖPING", "copenhagen"], {"case_sensitive": false}],
+            ["contains", "event:page", ["BLOG/", "/Do"], {"case_sensitive": false}]
+        ]),
+        json!([
+            ["is_not", "visit:browser", ["chrome"], {"case_sensitive": false}],
+            ["contains_not", "visit:region_name", ["ÖSTER", "."], {"case_sensitive": false}],
+            ["is", "visit:device", ["mobile", "Mobile"], {"case_sensitive": true}]
         ]),
     ];
     let mut queries =

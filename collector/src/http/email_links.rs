@@ -50,16 +50,32 @@ pub async fn invite(
     let admin = who.admin(&headers)?.email.clone();
     let b: InviteBody = json_body(&headers, body).await?;
     let email = super::admin::new_user_email(&state, &b.email).await?;
-    let store = state.store.as_ref();
-    let (mailer, public) = mail_setup(&state)?;
     let sites = super::admin::site_ids(&state, &b.sites).await?;
+    let answer = send_invitation(&state, &admin, &email, b.role, sites).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"sent_to": email, "answer": answer})),
+    ))
+}
+
+/// Mails `email` (checked, not yet a user) an invitation from `by` to `role` on `sites`;
+/// returns the SMTP server's answer.
+pub(super) async fn send_invitation(
+    state: &AppState,
+    by: &str,
+    email: &str,
+    role: accounts::Role,
+    sites: Vec<u32>,
+) -> Result<String, ApiError> {
+    let store = state.store.as_ref();
+    let (mailer, public) = mail_setup(state)?;
     let now = state.clock.now().timestamp();
     let token = accounts::issue_email_token(
         store,
         &EmailToken {
             purpose: "invite".into(),
-            email: email.clone(),
-            role: Some(b.role),
+            email: email.to_string(),
+            role: Some(role),
             sites,
             expires_at: now + accounts::EMAIL_LINK_SECS,
         },
@@ -68,19 +84,16 @@ pub async fn invite(
     .map_err(account_error)?;
     let link = format!("{public}/invite/{token}");
     let text = format!(
-        "{admin} invites you to read web statistics in Footfall at {public}.\n\n\
+        "{by} invites you to read web statistics in Footfall at {public}.\n\n\
          Choose your password here (the link works once, for an hour):\n{link}\n\n\
          If you did not expect this, ignore this message.\n"
     );
     let answer = mailer
-        .send(&email, "Your invitation to Footfall", &text, None)
+        .send(email, "Your invitation to Footfall", &text, None)
         .await
         .map_err(ApiError::Unprocessable)?;
-    tracing::info!(by = %admin, "invitation sent");
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"sent_to": email, "answer": answer})),
-    ))
+    tracing::info!(by = %by, "invitation sent");
+    Ok(answer)
 }
 
 #[derive(Deserialize)]

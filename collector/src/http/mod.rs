@@ -5,6 +5,7 @@
 //! it with `into_make_service_with_connect_info::<SocketAddr>()`.
 
 pub mod admin;
+mod annotations;
 pub mod auth;
 mod dashboard;
 mod email_links;
@@ -18,10 +19,12 @@ pub mod limits;
 mod privacy;
 pub mod query;
 mod reports;
+pub mod routes;
 mod script;
 mod script_variants;
 pub mod server;
 mod sites;
+mod sites_api;
 pub mod two_factor;
 mod v1;
 
@@ -29,11 +32,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{Method, header};
-use axum::routing::{delete, get, post, put};
 use tower_http::cors::{Any, CorsLayer};
 
 pub use dashboard::shipped_sizes;
 pub use error::ApiError;
+pub use routes::Routes;
 pub use script::etag_of;
 
 use crate::clock::SharedClock;
@@ -82,205 +85,627 @@ pub const DROP_HEADER: &str = "x-footfall-dropped";
 
 /// The application's routes.
 pub fn router(state: AppState) -> Router {
+    routes().into_router().with_state(state)
+}
+
+/// Every route, declared with who may call it and what it does (see [`routes::Routes`]).
+pub fn routes() -> Routes {
+    use routes::Access::{Admin, MetricsToken, Open, Reader, SitesKey};
     // Events come from any site's pages: allow any origin, never credentials.
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::POST, Method::GET, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE])
         .max_age(std::time::Duration::from_secs(86_400));
-    let events = Router::new()
-        .route("/api/event", post(event::post_event))
-        .route("/api/event.gif", get(event::get_pixel))
-        .layer(cors);
-    Router::new()
-        .merge(events)
-        .route("/js/script.js", get(script::get_script))
-        .route("/js/{file}", get(script_variants::get_variant))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/api/v2/query", post(query::post_query))
-        .route("/api/v2/funnel", post(query::post_funnel))
-        .route("/api/v2/realtime", get(query::get_realtime))
-        .route("/api/v2/export", get(export::get_export))
-        .route("/api/v2/props", get(query::get_prop_keys))
-        .route("/api/docs/query/schema.json", get(query::get_schema))
-        .route("/api/v1/stats/realtime/visitors", get(v1::realtime))
-        .route("/api/v1/stats/aggregate", get(v1::aggregate))
-        .route("/api/v1/stats/timeseries", get(v1::timeseries))
-        .route("/api/v1/stats/breakdown", get(v1::breakdown))
+    let events = Routes::new("Events")
+        .post(
+            "/api/event",
+            Open("ingest, from any site's pages"),
+            "Record a pageview or an event (Plausible's Events API body)",
+            event::post_event,
+        )
+        .get(
+            "/api/event.gif",
+            Open("ingest, from any site's pages"),
+            "Record a pageview from an image request (the no-script pixel)",
+            event::get_pixel,
+        )
+        .wrap(|r| r.layer(cors));
+    let main = Routes::new("Tracker")
+        .get(
+            "/js/script.js",
+            Open("the tracking script"),
+            "The tracking script",
+            script::get_script,
+        )
+        .get(
+            "/js/{file}",
+            Open("the tracking script"),
+            "The tracking script under Plausible's names (script.hash.outbound-links.js, pa-<id>.js, …)",
+            script_variants::get_variant,
+        )
+        .tag("Operations")
+        .get("/healthz", Open("a liveness probe"), "Liveness", health::healthz)
+        .get(
+            "/readyz",
+            Open("a readiness probe"),
+            "Readiness: the store answers",
+            health::readyz,
+        )
+        .get(
+            "/metrics",
+            MetricsToken,
+            "Prometheus metrics",
+            health::metrics,
+        )
+        .tag("Stats API v2")
+        .post(
+            "/api/v2/query",
+            Reader,
+            "Ask a question of a site's stats (Plausible's Stats API v2)",
+            query::post_query,
+        )
+        .post(
+            "/api/v2/funnel",
+            Reader,
+            "A funnel's steps and conversions",
+            query::post_funnel,
+        )
+        .get(
+            "/api/v2/realtime",
+            Reader,
+            "Visitors in the last minutes",
+            query::get_realtime,
+        )
+        .get(
+            "/api/v2/export",
+            Reader,
+            "A site's stats as a zip of CSV files, as Plausible exports them",
+            export::get_export,
+        )
+        .get(
+            "/api/v2/props",
+            Reader,
+            "The custom property names an event carried",
+            query::get_prop_keys,
+        )
+        .tag("Documentation")
+        .get(
+            "/api/docs/query/schema.json",
+            Open("documentation"),
+            "The JSON Schema of a Stats API v2 query",
+            query::get_schema,
+        )
+        .get(
+            "/api/docs/openapi.json",
+            Open("documentation"),
+            "This document",
+            get_openapi,
+        )
+        .tag("Sites API")
+        .get(
+            "/api/v1/sites",
+            SitesKey("sites:read"),
+            "Sites, newest first, paged (Plausible's Sites API)",
+            sites_api::list_sites,
+        )
+        .post(
+            "/api/v1/sites",
+            SitesKey("sites:provision"),
+            "Add a site",
+            sites_api::create_site,
+        )
+        .get(
+            "/api/v1/sites/teams",
+            SitesKey("sites:read"),
+            "The one team: this server",
+            sites_api::list_teams,
+        )
+        .put(
+            "/api/v1/sites/shared-links",
+            SitesKey("sites:provision"),
+            "The shared link of a name, made when there is none",
+            sites_api::shared_link,
+        )
+        .get(
+            "/api/v1/sites/goals",
+            SitesKey("sites:read"),
+            "A site's goals, newest first, paged",
+            sites_api::list_goals,
+        )
+        .put(
+            "/api/v1/sites/goals",
+            SitesKey("sites:provision"),
+            "The goal counting an event or a page, made when there is none",
+            sites_api::put_goal,
+        )
+        .delete(
+            "/api/v1/sites/goals/{goal_id}",
+            SitesKey("sites:provision"),
+            "Delete a goal",
+            sites_api::delete_goal,
+        )
+        .get(
+            "/api/v1/sites/custom-props",
+            SitesKey("sites:read"),
+            "A site's custom properties, alphabetical",
+            sites_api::list_props,
+        )
+        .put(
+            "/api/v1/sites/custom-props",
+            SitesKey("sites:provision"),
+            "Declare a custom property",
+            sites_api::put_prop,
+        )
+        .delete(
+            "/api/v1/sites/custom-props/{*property}",
+            SitesKey("sites:provision"),
+            "Remove a custom property",
+            sites_api::delete_prop,
+        )
+        .get(
+            "/api/v1/sites/guests",
+            SitesKey("sites:read"),
+            "A site's viewers and invitations, paged",
+            sites_api::list_guests,
+        )
+        .put(
+            "/api/v1/sites/guests",
+            SitesKey("sites:provision"),
+            "Give a viewer the site, or invite an address by e-mail",
+            sites_api::put_guest,
+        )
+        .delete(
+            "/api/v1/sites/guests/{email}",
+            SitesKey("sites:provision"),
+            "Take the site from a viewer or an invitation",
+            sites_api::delete_guest,
+        )
+        .get(
+            "/api/v1/sites/{site_id}",
+            SitesKey("sites:read"),
+            "A site, with its custom properties",
+            sites_api::get_site,
+        )
+        .put(
+            "/api/v1/sites/{site_id}",
+            SitesKey("sites:provision"),
+            "Change a site's domain",
+            sites_api::update_site,
+        )
+        .delete(
+            "/api/v1/sites/{site_id}",
+            SitesKey("sites:provision"),
+            "Delete a site and all its data",
+            sites_api::delete_site,
+        )
+        .tag("Stats API v1")
+        .get(
+            "/api/v1/stats/realtime/visitors",
+            Reader,
+            "Current visitors (Plausible's Stats API v1)",
+            v1::realtime,
+        )
+        .get(
+            "/api/v1/stats/aggregate",
+            Reader,
+            "Totals over a period (Stats API v1)",
+            v1::aggregate,
+        )
+        .get(
+            "/api/v1/stats/timeseries",
+            Reader,
+            "Totals per interval (Stats API v1)",
+            v1::timeseries,
+        )
+        .get(
+            "/api/v1/stats/breakdown",
+            Reader,
+            "Totals per value of a property (Stats API v1)",
+            v1::breakdown,
+        )
         .merge(dashboard_routes())
         // A body must arrive whole within its deadline, however it trickles (the request
         // head has its own, in the server).
-        .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
-            server::BODY_TIMEOUT,
-        ))
-        // An export archive is larger, and gets longer.
-        .merge(
-            Router::new()
-                .route(
-                    "/api/sites/{domain}/imports/plausible",
-                    post(imports::upload_plausible),
-                )
-                .layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
-                    imports::UPLOAD_TIMEOUT,
-                )),
+        .wrap(|r| {
+            r.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+                server::BODY_TIMEOUT,
+            ))
+        });
+    // An export archive is larger, and gets longer.
+    let upload = Routes::new("Imports")
+        .post(
+            "/api/sites/{domain}/imports/plausible",
+            Admin,
+            "Import a Plausible export (a zip of CSV files)",
+            imports::upload_plausible,
         )
-        .with_state(state)
+        .wrap(|r| {
+            r.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+                imports::UPLOAD_TIMEOUT,
+            ))
+        });
+    events.merge(main).merge(upload)
+}
+
+/// `GET /api/docs/openapi.json`: written once from [`routes`].
+async fn get_openapi() -> axum::Json<serde_json::Value> {
+    static DOC: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    axum::Json(DOC.get_or_init(|| routes::openapi(routes().docs())).clone())
 }
 
 /// The dashboard: its pages, files, accounts and management API.
-fn dashboard_routes() -> Router<AppState> {
+fn dashboard_routes() -> Routes {
     use dashboard::{admin_js, app_css, app_js, private_page, public_page};
-    Router::new()
-        .route("/", get(private_page))
-        .route("/sites/{*rest}", get(private_page))
-        .route("/account", get(private_page))
-        .route("/users", get(private_page))
-        .route("/login", get(public_page))
-        .route("/share/{token}", get(dashboard::share_page))
-        .route("/invite/{token}", get(public_page))
-        .route("/reset/{token}", get(public_page))
-        .route("/assets/app.js", get(app_js))
-        .route("/assets/admin.js", get(admin_js))
-        .route("/assets/app.css", get(app_css))
-        .route("/api/auth/login", post(auth::login))
-        .route("/api/auth/logout", post(auth::logout))
-        .route("/api/auth/me", get(auth::me))
-        .route("/api/auth/password", post(auth::change_password))
-        .route("/api/auth/two-factor/setup", post(two_factor::setup))
-        .route("/api/auth/two-factor/enable", post(two_factor::enable))
-        .route("/api/auth/two-factor/disable", post(two_factor::disable))
-        .route(
+    use routes::Access::{Admin, Open, Reader, Session};
+    const PAGE: routes::Access = Open("an HTML page; what it shows needs a session");
+    const FILE: routes::Access = Open("the dashboard's code");
+    Routes::new("Dashboard pages")
+        .get("/", PAGE, "The dashboard", private_page)
+        .get("/sites/{*rest}", PAGE, "A site's dashboard", private_page)
+        .get("/account", PAGE, "The account page", private_page)
+        .get("/users", PAGE, "The users page", private_page)
+        .get("/login", PAGE, "The login page", public_page)
+        .get(
+            "/share/{token}",
+            Open("a shared link: the token is the secret"),
+            "A shared link's dashboard",
+            dashboard::share_page,
+        )
+        .get("/invite/{token}", PAGE, "Accept an invitation", public_page)
+        .get("/reset/{token}", PAGE, "Choose a new password", public_page)
+        .get("/assets/app.js", FILE, "The dashboard's script", app_js)
+        .get("/assets/admin.js", FILE, "The admin pages' script", admin_js)
+        .get("/assets/app.css", FILE, "The dashboard's styles", app_css)
+        .tag("Accounts")
+        .post(
+            "/api/auth/login",
+            Open("starts a session; rate-limited"),
+            "Log in (then the second factor, when it is on)",
+            auth::login,
+        )
+        .post("/api/auth/logout", Session, "End this session", auth::logout)
+        .get("/api/auth/me", Session, "Who is logged in", auth::me)
+        .post(
+            "/api/auth/password",
+            Session,
+            "Change one's password",
+            auth::change_password,
+        )
+        .post(
+            "/api/auth/two-factor/setup",
+            Session,
+            "Start setting up two-factor login (TOTP)",
+            two_factor::setup,
+        )
+        .post(
+            "/api/auth/two-factor/enable",
+            Session,
+            "Turn two-factor login on with a first code",
+            two_factor::enable,
+        )
+        .post(
+            "/api/auth/two-factor/disable",
+            Session,
+            "Turn two-factor login off",
+            two_factor::disable,
+        )
+        .post(
             "/api/auth/two-factor/recovery-codes",
-            post(two_factor::new_recovery_codes),
+            Session,
+            "New recovery codes, shown once",
+            two_factor::new_recovery_codes,
         )
-        .route("/api/auth/sessions", get(two_factor::sessions))
-        .route("/api/auth/sessions/{id}", delete(two_factor::end_session))
-        .route(
+        .get(
+            "/api/auth/sessions",
+            Session,
+            "This account's sessions",
+            two_factor::sessions,
+        )
+        .delete(
+            "/api/auth/sessions/{id}",
+            Session,
+            "End one of this account's sessions",
+            two_factor::end_session,
+        )
+        .get(
             "/api/server/settings",
-            get(two_factor::get_server).put(two_factor::put_server),
+            Admin,
+            "The server's settings admins change",
+            two_factor::get_server,
         )
-        .route("/api/server/mail-test", post(two_factor::mail_test))
-        .route("/api/users/invite", post(email_links::invite))
-        .route("/api/auth/accept-invite", post(email_links::accept_invite))
-        .route("/api/auth/forgot", post(email_links::forgot))
-        .route("/api/auth/reset", post(email_links::reset))
-        .route("/api/share/unlock", post(auth::unlock_share))
-        .route("/api/sites", get(admin::list_sites).post(admin::add_site))
-        .route(
-            "/api/sites/{domain}",
-            put(admin::update_site).delete(sites::delete),
+        .put(
+            "/api/server/settings",
+            Admin,
+            "Change the server's settings (two-factor for everyone)",
+            two_factor::put_server,
         )
-        .route("/api/sites/{domain}/rules", put(sites::put_rules))
-        .route(
-            "/api/sites/{domain}/mail",
-            get(reports::get_mail).put(reports::put_mail),
+        .get(
+            "/api/server/keys",
+            Admin,
+            "Sites API keys (never the keys themselves)",
+            sites_api::list_keys,
         )
-        .route("/api/sites/{domain}/mail/send", post(reports::send_now))
-        .route("/api/sites/{domain}/mail/retry/{id}", post(reports::retry))
-        .route(
-            "/unsubscribe",
-            get(reports::unsubscribe_page).post(reports::unsubscribe),
+        .post(
+            "/api/server/keys",
+            Admin,
+            "Make a Sites API key with a scope (shown once)",
+            sites_api::create_key,
         )
-        .route("/api/sites/{domain}/reset", post(sites::reset))
-        .route("/api/sites/{domain}/purge", post(sites::purge))
-        .route("/api/sites/{domain}/settings", get(admin::site_settings))
-        .route("/api/sites/{domain}/keys", post(admin::create_key))
-        .route("/api/sites/{domain}/keys/{id}", delete(admin::revoke_key))
-        .route("/api/sites/{domain}/shares", post(admin::create_share))
-        .route(
-            "/api/sites/{domain}/shares/{id}",
-            delete(admin::revoke_share),
+        .delete(
+            "/api/server/keys/{id}",
+            Admin,
+            "Revoke a Sites API key",
+            sites_api::revoke_key,
         )
-        .route("/api/sites/{domain}/imports/{id}", delete(imports::delete))
-        .route(
-            "/api/sites/{domain}/goals",
-            get(goals::get_goals).post(goals::add_goal),
+        .post(
+            "/api/server/mail-test",
+            Admin,
+            "Send a test message; answers the SMTP server's reply",
+            two_factor::mail_test,
         )
-        .route("/api/sites/{domain}/goals/{id}", delete(goals::delete_goal))
-        .route(
-            "/api/sites/{domain}/privacy-notice",
-            get(privacy::privacy_notice),
+        .post(
+            "/api/users/invite",
+            Admin,
+            "Invite someone by e-mail, with a role",
+            email_links::invite,
         )
-        .route(
-            "/api/sites/{domain}/subject",
-            post(privacy::subject_request),
+        .post(
+            "/api/auth/accept-invite",
+            Open("an e-mailed invitation's single-use token; starts a session"),
+            "Accept an invitation",
+            email_links::accept_invite,
         )
-        .route(
-            "/api/sites/{domain}/export/plausible",
-            get(imports::export_plausible),
+        .post(
+            "/api/auth/forgot",
+            Open("asks for a reset link; rate-limited, answers alike for every address"),
+            "Ask for a password reset link",
+            email_links::forgot,
         )
-        .route("/api/users", get(admin::list_users).post(admin::add_user))
-        .route(
+        .post(
+            "/api/auth/reset",
+            Open("an e-mailed reset link's single-use token"),
+            "Set a new password with a reset link",
+            email_links::reset,
+        )
+        .post(
+            "/api/share/unlock",
+            Open("a shared link's password; rate-limited"),
+            "Open a password-protected shared link",
+            auth::unlock_share,
+        )
+        .get(
+            "/api/users",
+            Admin,
+            "Users and their roles",
+            admin::list_users,
+        )
+        .post("/api/users", Admin, "Add a user", admin::add_user)
+        .put(
             "/api/users/{email}",
-            put(admin::update_user).delete(admin::delete_user),
+            Admin,
+            "Change a user's role or password",
+            admin::update_user,
+        )
+        .delete(
+            "/api/users/{email}",
+            Admin,
+            "Remove a user",
+            admin::delete_user,
+        )
+        .tag("Sites")
+        .get(
+            "/api/sites",
+            Session,
+            "The sites this user (or shared link) may read",
+            admin::list_sites,
+        )
+        .post("/api/sites", Admin, "Add a site", admin::add_site)
+        .put(
+            "/api/sites/{domain}",
+            Admin,
+            "Change a site's domain or time zone",
+            admin::update_site,
+        )
+        .delete(
+            "/api/sites/{domain}",
+            Admin,
+            "Delete a site and all its data",
+            sites::delete,
+        )
+        .put(
+            "/api/sites/{domain}/rules",
+            Admin,
+            "A site's exclusions and retention",
+            sites::put_rules,
+        )
+        .post(
+            "/api/sites/{domain}/reset",
+            Admin,
+            "Delete a site's data, keeping the site",
+            sites::reset,
+        )
+        .post(
+            "/api/sites/{domain}/purge",
+            Admin,
+            "Delete a site's data by page and date",
+            sites::purge,
+        )
+        .get(
+            "/api/sites/{domain}/settings",
+            Admin,
+            "A site's settings, keys, shared links and imports",
+            admin::site_settings,
+        )
+        .post(
+            "/api/sites/{domain}/keys",
+            Admin,
+            "Make a Stats API key (shown once)",
+            admin::create_key,
+        )
+        .delete(
+            "/api/sites/{domain}/keys/{id}",
+            Admin,
+            "Revoke a Stats API key",
+            admin::revoke_key,
+        )
+        .post(
+            "/api/sites/{domain}/shares",
+            Admin,
+            "Make a shared link",
+            admin::create_share,
+        )
+        .delete(
+            "/api/sites/{domain}/shares/{id}",
+            Admin,
+            "Revoke a shared link",
+            admin::revoke_share,
+        )
+        .delete(
+            "/api/sites/{domain}/imports/{id}",
+            Admin,
+            "Delete an import",
+            imports::delete,
+        )
+        .get(
+            "/api/sites/{domain}/goals",
+            Reader,
+            "A site's goals",
+            goals::get_goals,
+        )
+        .post(
+            "/api/sites/{domain}/goals",
+            Admin,
+            "Add a goal",
+            goals::add_goal,
+        )
+        .delete(
+            "/api/sites/{domain}/goals/{id}",
+            Admin,
+            "Delete a goal",
+            goals::delete_goal,
+        )
+        .get(
+            "/api/sites/{domain}/privacy-notice",
+            Reader,
+            "The privacy notice this site's configuration allows",
+            privacy::privacy_notice,
+        )
+        .post(
+            "/api/sites/{domain}/subject",
+            Admin,
+            "A data subject's request: find or erase one visitor's events",
+            privacy::subject_request,
+        )
+        .get(
+            "/api/sites/{domain}/export/plausible",
+            Admin,
+            "Export a site's stats as Plausible's CSV files",
+            imports::export_plausible,
+        )
+        .tag("Annotations")
+        .get(
+            "/api/sites/{domain}/annotations",
+            Reader,
+            "The chart's dated notes (site-wide, and one's own personal ones)",
+            annotations::list,
+        )
+        .post(
+            "/api/sites/{domain}/annotations",
+            Admin,
+            "Add a dated note, site-wide or personal",
+            annotations::add,
+        )
+        .delete(
+            "/api/sites/{domain}/annotations/{id}",
+            Admin,
+            "Delete a note",
+            annotations::delete,
+        )
+        .tag("Reports")
+        .get(
+            "/api/sites/{domain}/mail",
+            Admin,
+            "A site's report and alert settings, and its outbox",
+            reports::get_mail,
+        )
+        .put(
+            "/api/sites/{domain}/mail",
+            Admin,
+            "Change a site's report and alert settings",
+            reports::put_mail,
+        )
+        .post(
+            "/api/sites/{domain}/mail/send",
+            Admin,
+            "Send last week's or month's report now",
+            reports::send_now,
+        )
+        .post(
+            "/api/sites/{domain}/mail/retry/{id}",
+            Admin,
+            "Try a failed message again now",
+            reports::retry,
+        )
+        .get(
+            "/unsubscribe",
+            Open("a report's signed link; the page only asks to confirm"),
+            "Confirm unsubscribing from a report",
+            reports::unsubscribe_page,
+        )
+        .post(
+            "/unsubscribe",
+            Open(
+                "a report's signed one-click unsubscribe link (RFC 8058); only takes its address off its list",
+            ),
+            "Unsubscribe (one click)",
+            reports::unsubscribe,
         )
 }
 
 #[cfg(test)]
 mod route_tests {
-    use super::admin::{OPEN_WRITE_ROUTES, STATE_CHANGING_ROUTES};
+    use super::admin::STATE_CHANGING_ROUTES;
+    use super::routes::Access;
 
-    /// Every `(METHOD, path)` the router's source declares.
-    fn declared_routes() -> Vec<(String, String)> {
-        let source = include_str!("mod.rs");
-        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
-        let method = regex::Regex::new(r"\b(get|post|put|delete|patch)\(").unwrap();
-        let mut out = Vec::new();
-        for (at, _) in code.match_indices(".route(") {
-            // The call runs to its matching parenthesis.
-            let rest = &code[at + ".route(".len()..];
-            let mut depth = 1;
-            let end = rest
-                .char_indices()
-                .find(|(_, c)| {
-                    match c {
-                        '(' => depth += 1,
-                        ')' => depth -= 1,
-                        _ => {}
-                    }
-                    depth == 0
-                })
-                .map_or(rest.len(), |(i, _)| i);
-            let call = &rest[..end];
-            let path = call.split('"').nth(1).expect("a route's path").to_string();
-            for m in method.captures_iter(call) {
-                out.push((m[1].to_ascii_uppercase(), path.clone()));
+    #[test]
+    fn every_route_that_writes_is_checked_by_the_access_tests_or_open_with_a_reason() {
+        let routes = super::routes();
+        let docs = routes.docs();
+        assert!(docs.len() > 60, "{docs:?}");
+        for doc in docs.iter().filter(|d| d.writes()) {
+            let listed = STATE_CHANGING_ROUTES
+                .iter()
+                .any(|(m, p)| *m == doc.method.as_str() && *p == doc.path);
+            match doc.access {
+                Access::Admin | Access::Session => assert!(
+                    listed,
+                    "{} {}: add it to STATE_CHANGING_ROUTES (the access tests try it)",
+                    doc.method, doc.path
+                ),
+                Access::Open(why) => {
+                    assert!(!listed && why.len() > 10, "{doc:?}")
+                }
+                // Reads with a body; the Sites API has its own scope tests.
+                Access::Reader | Access::SitesKey(_) | Access::MetricsToken => {
+                    assert!(!listed, "{doc:?}")
+                }
             }
         }
-        out
+        for (m, p) in STATE_CHANGING_ROUTES {
+            assert!(
+                docs.iter().any(|d| d.method.as_str() == *m && d.path == *p),
+                "{m} {p} is listed but not routed"
+            );
+        }
     }
 
     #[test]
-    fn every_route_that_writes_is_in_one_list_and_every_listed_route_exists() {
-        let routes = declared_routes();
-        assert!(routes.len() > 30, "{routes:?}");
-        for (method, path) in &routes {
-            if method == "GET" {
-                continue;
-            }
-            let checked = STATE_CHANGING_ROUTES
-                .iter()
-                .any(|(m, p)| m == method && p == path);
-            let open = OPEN_WRITE_ROUTES
-                .iter()
-                .any(|(m, p, _)| m == method && p == path);
-            assert!(
-                checked ^ open,
-                "{method} {path}: add it to STATE_CHANGING_ROUTES (the access tests try it) or, \
-                 with a reason, to OPEN_WRITE_ROUTES"
-            );
-        }
-        for (m, p) in STATE_CHANGING_ROUTES
-            .iter()
-            .copied()
-            .chain(OPEN_WRITE_ROUTES.iter().map(|(m, p, _)| (*m, *p)))
-        {
-            assert!(
-                routes.iter().any(|(rm, rp)| rm == m && rp == p),
-                "{m} {p} is listed but not routed"
-            );
+    fn each_method_and_path_is_declared_once() {
+        let routes = super::routes();
+        let mut seen = std::collections::HashSet::new();
+        for d in routes.docs() {
+            assert!(seen.insert((d.method.clone(), d.path)), "{d:?}");
         }
     }
 }

@@ -520,11 +520,6 @@ pub fn parse(body: &Value) -> Result<Query, QueryError> {
             "Invalid filters. Dimension `event:goal` can only be filtered at the top level.",
         );
     }
-    if filters.iter().any(|f| {
-        matches!(f, Filter::Match { field: Field::Goal, op, .. } if !matches!(op, Op::Is | Op::Contains))
-    }) {
-        return err("only the `is` and `contains` operators are valid for `event:goal`");
-    }
     let order_by = parse_order_by(obj.get("order_by"), &metrics, &dimensions)?;
     let (mut total_rows, mut time_labels, mut comparison) = (false, false, None);
     let (mut imports, mut imports_meta) = (false, false);
@@ -756,6 +751,62 @@ fn parse_dimensions(v: Option<&Value>) -> Result<Vec<Dimension>, QueryError> {
     Ok(out)
 }
 
+/// Most bytes of the values of one case-insensitive filter, together.
+pub const MAX_ANY_CASE_BYTES: usize = 2000;
+
+/// A filter's modifiers (its fourth element): `{"case_sensitive": bool}`, which only `is`,
+/// `is_not`, `contains` and `contains_not` take. Returns whether case matters.
+fn parse_modifiers(op: &str, v: &Value) -> Result<bool, QueryError> {
+    let Some(obj) = v.as_object() else {
+        return err("a filter's fourth element is its modifiers: {\"case_sensitive\": false}");
+    };
+    let mut case_sensitive = true;
+    for (key, value) in obj {
+        match (key.as_str(), value) {
+            ("case_sensitive", Value::Bool(b)) => case_sensitive = *b,
+            ("case_sensitive", _) => return err("`case_sensitive` is true or false"),
+            (other, _) => {
+                return err(format!(
+                    "unknown filter modifier `{}`; the one modifier is `case_sensitive`",
+                    other.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    if !matches!(op, "is" | "is_not" | "contains" | "contains_not") {
+        return err(format!(
+            "`{op}` takes no modifiers: `case_sensitive` applies to is, is_not, contains and contains_not (a `matches` pattern can start with (?i))"
+        ));
+    }
+    Ok(case_sensitive)
+}
+
+/// `is`/`contains` (or their negations) with `values`, in any letter case: one regular
+/// expression of the values taken literally, `(?i)` for Unicode case folding, which SQLite's
+/// REGEXP (Rust's regex), DuckDB and ClickHouse (RE2) all read alike. (Their `lower()` does
+/// not: SQLite's lowers ASCII only.) Goal filters are matched the same way, against goal
+/// names.
+fn any_case(op: Op, values: &[String]) -> Result<(Op, Vec<String>), QueryError> {
+    if values.iter().map(String::len).sum::<usize>() > MAX_ANY_CASE_BYTES {
+        return err(format!(
+            "the values of a case-insensitive filter are at most {MAX_ANY_CASE_BYTES} bytes together"
+        ));
+    }
+    let alternatives = values
+        .iter()
+        .map(|v| regex::escape(v))
+        .collect::<Vec<_>>()
+        .join("|");
+    let (op, pattern) = match op {
+        Op::Is => (Op::Matches, format!("(?i)^(?:{alternatives})$")),
+        Op::IsNot => (Op::MatchesNot, format!("(?i)^(?:{alternatives})$")),
+        Op::Contains => (Op::Matches, format!("(?i)(?:{alternatives})")),
+        Op::ContainsNot => (Op::MatchesNot, format!("(?i)(?:{alternatives})")),
+        other => return Ok((other, values.to_vec())),
+    };
+    Ok((op, vec![pattern]))
+}
+
 fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
     *count += 1;
     if *count > MAX_FILTERS {
@@ -793,15 +844,24 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
             Ok(Filter::Not(Box::new(parse_filter(inner, count)?)))
         }
         "is" | "is_not" | "contains" | "contains_not" | "matches" | "matches_not" => {
-            if list.len() == 4 {
-                return err("filter modifiers (a fourth element) are not supported yet");
-            }
-            let [_, property, values] = list.as_slice() else {
+            let case_sensitive = match list.get(3) {
+                Some(modifiers) if list.len() == 4 => parse_modifiers(op, modifiers)?,
+                _ => true,
+            };
+            let [_, property, values, ..] = list.as_slice() else {
                 return err(format!(
                     "`{op}` takes a dimension and a list of values: [\"{op}\", \"visit:country\", [\"DE\"]]"
                 ));
             };
+            if list.len() > 4 {
+                return err(format!(
+                    "`{op}` takes a dimension, a list of values and optional modifiers: [\"{op}\", \"event:page\", [\"/blog\"], {{\"case_sensitive\": false}}]"
+                ));
+            }
             let field = parse_field(as_str(property, "the dimension of a filter")?)?;
+            if field == Field::Goal && !matches!(op, "is" | "contains") {
+                return err("only the `is` and `contains` operators are valid for `event:goal`");
+            }
             let values = as_array(values, "the values of a filter")?;
             if values.is_empty() || values.len() > MAX_FILTER_VALUES {
                 return err(format!("a filter takes 1 to {MAX_FILTER_VALUES} values"));
@@ -832,6 +892,10 @@ fn parse_filter(v: &Value, count: &mut usize) -> Result<Filter, QueryError> {
                     "a regular expression is at most {MAX_PATTERN_BYTES} bytes"
                 ));
             }
+            if case_sensitive {
+                return Ok(Filter::Match { op, field, values });
+            }
+            let (op, values) = any_case(op, &values)?;
             Ok(Filter::Match { op, field, values })
         }
         "has_done" | "has_not_done" => {
@@ -1129,9 +1193,34 @@ mod tests {
             (
                 with(
                     "filters",
-                    json!([["is", "event:page", ["/"], {"case_sensitive": false}]]),
+                    json!([["matches", "event:page", ["/"], {"case_sensitive": false}]]),
                 ),
-                "modifiers",
+                "`matches` takes no modifiers",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["is", "event:page", ["/"], {"case": false}]]),
+                ),
+                "unknown filter modifier `case`",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["is", "event:page", ["/"], {"case_sensitive": "no"}]]),
+                ),
+                "true or false",
+            ),
+            (
+                with("filters", json!([["is", "event:page", ["/"], {}, {}]])),
+                "optional modifiers",
+            ),
+            (
+                with(
+                    "filters",
+                    json!([["is_not", "event:goal", ["Signup"], {"case_sensitive": false}]]),
+                ),
+                "only the `is` and `contains` operators",
             ),
             (with("dimensions", json!(["event:props:"])), "property name"),
             (
@@ -1154,6 +1243,41 @@ mod tests {
             let msg = bad(query.clone());
             assert!(msg.contains(needle), "{query}: {msg}");
         }
+    }
+
+    #[test]
+    fn case_insensitive_filters_match_their_values_literally_in_any_case() {
+        let pattern = |op: &str, values: Value| {
+            let q = parse(
+                &json!({"site_id": "a", "metrics": ["visitors"], "date_range": "7d",
+                "filters": [[op, "event:page", values, {"case_sensitive": false}]]}),
+            )
+            .unwrap();
+            let Filter::Match { op, values, .. } = &q.filters[0] else {
+                panic!("{:?}", q.filters)
+            };
+            (*op, compile_pattern(&values[0]).unwrap())
+        };
+        let (op, re) = pattern("is", json!(["/Blog", "/a.b(1)"]));
+        assert_eq!(op, Op::Matches);
+        for yes in ["/blog", "/BLOG", "/a.b(1)", "/A.B(1)"] {
+            assert!(re.is_match(yes), "{yes}");
+        }
+        for no in ["/blog/x", "/axb(1)", "x/blog", "/a.b1"] {
+            assert!(!re.is_match(no), "{no}");
+        }
+        let (op, re) = pattern("contains_not", json!(["Ä|*"]));
+        assert_eq!(op, Op::MatchesNot);
+        assert!(re.is_match("/xä|*y") && !re.is_match("/xa|*y") && !re.is_match("/ä"));
+        // With the modifier true, or without it, nothing changes.
+        let q = parse(
+            &json!({"site_id": "a", "metrics": ["visitors"], "date_range": "7d",
+            "filters": [["contains", "event:page", ["/B"], {"case_sensitive": true}]]}),
+        )
+        .unwrap();
+        assert!(
+            matches!(&q.filters[0], Filter::Match { op: Op::Contains, values, .. } if values == &["/B"])
+        );
     }
 
     #[test]

@@ -529,6 +529,11 @@ async fn answered(
 fn goal_chosen(op: Op, name: &str, values: &[String]) -> bool {
     match op {
         Op::Contains => values.iter().any(|v| name.contains(v.as_str())),
+        // A case-insensitive `is` or `contains`, as the query model writes it (a user's own
+        // `matches` on goals is refused there); compiled and sized when it was parsed.
+        Op::Matches => values
+            .iter()
+            .any(|p| super::model::compile_pattern(p).is_ok_and(|re| re.is_match(name))),
         _ => values.iter().any(|v| v == name),
     }
 }
@@ -555,7 +560,7 @@ fn goal_filter<'a>(
     values: &[String],
     goals: &'a [Goal],
 ) -> Result<(Filter, Vec<&'a Goal>), RunError> {
-    if !matches!(op, Op::Is | Op::Contains) {
+    if !matches!(op, Op::Is | Op::Contains | Op::Matches) {
         return Err(RunError::Query(QueryError(
             "only the `is` and `contains` operators are valid for `event:goal`".into(),
         )));

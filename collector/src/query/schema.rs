@@ -91,10 +91,16 @@ pub fn schema() -> Value {
         "$defs": {
             "filter": {"anyOf": [
                 {"type": "array", "minItems": 3, "maxItems": 4, "prefixItems": [
-                    {"enum": OPERATORS},
+                    {"enum": &OPERATORS[..4]},
                     property,
                     {"type": "array", "items": {"type": ["string", "integer"]}},
-                    {"type": "object", "properties": {"case_sensitive": {"type": "boolean"}}},
+                    {"type": "object", "additionalProperties": false,
+                        "properties": {"case_sensitive": {"type": "boolean", "default": true}}},
+                ]},
+                {"type": "array", "minItems": 3, "maxItems": 3, "prefixItems": [
+                    {"enum": &OPERATORS[4..]},
+                    property,
+                    {"type": "array", "items": {"type": "string"}},
                 ]},
                 {"type": "array", "prefixItems": [{"enum": ["and", "or"]}, {"type": "array", "items": {"$ref": "#/$defs/filter"}}]},
                 {"type": "array", "prefixItems": [{"const": "not"}, {"$ref": "#/$defs/filter"}]},
@@ -157,11 +163,18 @@ mod tests {
             );
         }
         for op in listed(&s["$defs"]["filter"]["anyOf"][0]["prefixItems"][0]["enum"]) {
+            for f in [
+                json!([[op, "event:page", ["/"]]]),
+                json!([[op, "event:page", ["/"], {"case_sensitive": false}]]),
+            ] {
+                assert!(parse(&query(json!({"filters": f}))).is_ok(), "{f}");
+            }
+        }
+        for op in listed(&s["$defs"]["filter"]["anyOf"][1]["prefixItems"][0]["enum"]) {
             let f = json!([[op, "event:page", ["/"]]]);
-            assert!(
-                parse(&query(json!({"filters": f}))).is_ok(),
-                "operator {op}"
-            );
+            assert!(parse(&query(json!({"filters": f}))).is_ok(), "{f}");
+            let f = json!([[op, "event:page", ["/"], {"case_sensitive": false}]]);
+            assert!(parse(&query(json!({"filters": f}))).is_err(), "{f}");
         }
         for key in s["properties"].as_object().unwrap().keys() {
             let answer = parse(&query(json!({key.as_str(): "??"})));

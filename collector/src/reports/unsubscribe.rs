@@ -16,18 +16,23 @@ const KEY_ID: &str = "unsubscribe";
 /// The signing key, drawn and stored on first use. Collectors that draw at once each read
 /// back what the store kept, so they sign alike from then on.
 pub async fn key(store: &dyn Store) -> Result<hmac::Key, StoreError> {
-    let stored = store.meta().record(KEY_KIND, KEY_ID).await?;
-    let hex = match stored {
+    server_key(store, KEY_ID).await
+}
+
+/// A server key for one purpose (`unsubscribe`, `shared-links`), drawn at random and stored
+/// on first use.
+pub async fn server_key(store: &dyn Store, purpose: &str) -> Result<hmac::Key, StoreError> {
+    let hex = match store.meta().record(KEY_KIND, purpose).await? {
         Some(hex) => hex,
         None => {
             let bytes: [u8; 32] = rand::random();
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            store.meta().put_record(KEY_KIND, KEY_ID, &hex).await?;
+            store.meta().put_record(KEY_KIND, purpose, &hex).await?;
             store
                 .meta()
-                .record(KEY_KIND, KEY_ID)
+                .record(KEY_KIND, purpose)
                 .await?
-                .ok_or_else(|| StoreError::Query("the unsubscribe key was not stored".into()))?
+                .ok_or_else(|| StoreError::Query(format!("the {purpose} key was not stored")))?
         }
     };
     Ok(hmac::Key::new(hmac::HMAC_SHA256, hex.as_bytes()))

@@ -63,12 +63,20 @@ const SQL_DELETE_SITE_DAYS: &str =
     "ALTER TABLE ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
 const SQL_CLUSTER_DELETE_SITE_DAYS: &str =
     "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
-const SQL_COUNT_SITE_DAYS: &str =
-    "SELECT count() FROM ? WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?)";
+/// Rows of a deleted day range still there; only those written before the deletion began
+/// (`version` is the writer's clock in microseconds): the rollup job may rightly compute a
+/// purged day again (a closed day within raw retention gets its totals, zero if it has no
+/// events), and those rows are new, not left over.
+const SQL_COUNT_SITE_DAYS: &str = "SELECT count() FROM ? WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND version < ?";
 const SQL_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
 const SQL_CLUSTER_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
-const SQL_COUNT_SITE_DAY_VALUES: &str = "SELECT count() FROM rollups WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
+const SQL_COUNT_SITE_DAY_VALUES: &str = "SELECT count() FROM rollups WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value) AND version < ?";
 const SQL_EVENT_PATHNAMES: &str = "SELECT DISTINCT pathname FROM events WHERE site_id = ? LIMIT ?";
+/// The version (the clock in microseconds, as `put_rollups` and `put_visits` write it) below
+/// which rows were written before a deletion began.
+fn deletion_began() -> u64 {
+    Utc::now().timestamp_micros().max(1) as u64
+}
 /// The longest list of values one deleting mutation carries, in bytes (`max_query_size` is
 /// 256 KiB).
 const MUTATION_VALUES_BYTES: usize = 100_000;
@@ -276,6 +284,8 @@ impl ClickHouseStore {
     }
 
     /// Waits until `count` (a `SELECT count()`) answers 0: a deleting mutation has finished.
+    /// Rows that may be written again while it runs are counted only up to
+    /// [`deletion_began`].
     async fn wait_gone(
         &self,
         what: &str,
@@ -683,6 +693,7 @@ impl EventStore for ClickHouseStore {
         .await
     }
     async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
+        let began = deletion_began();
         let runs: Vec<Option<&[String]>> = match &scope.pathnames {
             None => vec![None],
             Some(paths) => runs_by_bytes(paths, MUTATION_VALUES_BYTES)
@@ -735,6 +746,7 @@ impl EventStore for ClickHouseStore {
                         .query(SQL_COUNT_SITE_DAYS)
                         .bind(Identifier("visits")),
                 )
+                .bind(began)
             })
             .await?;
         }
@@ -748,6 +760,7 @@ impl EventStore for ClickHouseStore {
         Ok(())
     }
     async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError> {
+        let began = deletion_began();
         let days = |q: clickhouse::query::Query| {
             q.bind(site_id)
                 .bind(scope.from.to_string())
@@ -769,6 +782,7 @@ impl EventStore for ClickHouseStore {
                             .query(SQL_COUNT_SITE_DAYS)
                             .bind(Identifier("rollups")),
                     )
+                    .bind(began)
                 })
                 .await
             }
@@ -794,6 +808,7 @@ impl EventStore for ClickHouseStore {
                             days(self.db().query(SQL_COUNT_SITE_DAY_VALUES))
                                 .bind(dimension.as_str())
                                 .bind(*run)
+                                .bind(began)
                         })
                         .await?;
                     }
