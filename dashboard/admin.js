@@ -415,6 +415,27 @@ function serverSettingsCard() {
     h('h2', { text: 'E-mail' }), mail);
 }
 
+// Keys for Plausible's Sites API: a scope each, the key shown once.
+function sitesKeysCard() {
+  const box = h('section', { class: 'card narrow', 'aria-label': 'Sites API keys' });
+  const draw = () => api('/api/server/keys').then(({ keys }) => box.replaceChildren(
+    h('h2', { text: 'Sites API keys' }),
+    h('p', { class: 'muted', text: 'For provisioning scripts that speak Plausible\'s Sites API (/api/v1/sites).' }),
+    h('ul', {}, keys.map((k) => h('li', {}, `${k.id} · ${k.scope}${k.label ? ` · ${k.label}` : ''} `,
+      h('button', { class: 'ghost small', text: 'Revoke', onclick: () => api(`/api/server/keys/${k.id}`, { method: 'DELETE' }).then(draw) })))),
+    form([
+      field('Label', { name: 'label', maxlength: 100 }),
+      h('label', {}, h('span', { text: 'Scope' }), h('select', { name: 'scope' },
+        ['sites:read', 'sites:provision'].map((v) => h('option', { value: v, text: v })))),
+    ], 'Make a key', async (data) => {
+      const k = await api('/api/server/keys', { method: 'POST', body: { scope: data.get('scope'), label: data.get('label') } });
+      await draw();
+      box.append(h('p', { class: 'status', text: 'Shown once; copy it now: ' }, h('code', { class: 'secret', text: k.key }), copyButton(k.key)));
+    }))).catch((e) => box.replaceChildren(errorBox(e)));
+  draw();
+  return box;
+}
+
 export async function usersPage() {
   const [{ users }, { sites }] = await Promise.all([api('/api/users'), api('/api/sites')]);
   const siteBoxes = (chosen = []) =>
@@ -447,6 +468,7 @@ export async function usersPage() {
                   route();
                 })))))))),
     serverSettingsCard(),
+    sitesKeysCard(),
     h('section', { class: 'card narrow', 'aria-label': 'Invite by e-mail' },
       h('h2', { text: 'Invite by e-mail' }),
       h('p', { class: 'muted', text: 'The person gets a link, valid once for an hour, to choose their password.' }),

@@ -696,6 +696,64 @@ async fn notes_on_the_chart_are_added_shown_and_shared() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sites_api_keys_are_made_shown_once_and_revoked_on_the_users_page() {
+    let d = Dash::start("dash_sites_keys").await;
+    d.open("/users").await;
+    d.log_in(ADMIN, PASSWORD).await;
+    d.wait_for_js(
+        "the keys card",
+        "return !!document.querySelector(\"section[aria-label='Sites API keys'] input[name=label]\")",
+        |v| v == &json!(true),
+    )
+    .await;
+    d.fill(
+        "section[aria-label='Sites API keys'] input[name=label]",
+        "provisioning",
+    )
+    .await;
+    d.choose_named(
+        "section[aria-label='Sites API keys'] select[name=scope]",
+        "sites:provision",
+    )
+    .await;
+    d.click("section[aria-label='Sites API keys'] form button[type=submit]")
+        .await;
+    let key = d
+        .wait_for_js(
+            "the new key",
+            "const c = document.querySelector(\"section[aria-label='Sites API keys'] code.secret\"); return c ? c.textContent : null",
+            |v| v.as_str().is_some_and(|k| k.starts_with("ff_")),
+        )
+        .await;
+    let key = key.as_str().unwrap().to_string();
+    let listed = d
+        .js("return [...document.querySelectorAll(\"section[aria-label='Sites API keys'] li\")].map(li => li.firstChild.textContent)")
+        .await;
+    assert_eq!(
+        listed,
+        json!([format!("{} · sites:provision · provisioning ", &key[3..11])])
+    );
+    // The key lists the sites through Plausible's route, then is revoked.
+    let sites = format!(
+        "fetch('/api/v1/sites', {{headers: {{authorization: 'Bearer {key}'}}}}).then(r => r.json().then(b => done([r.status, b])))"
+    );
+    let answer = d.js_async(&sites).await;
+    assert_eq!(answer[0], 200, "{answer}");
+    assert_eq!(answer[1]["sites"].as_array().unwrap().len(), 2, "{answer}");
+    d.click_text("section[aria-label='Sites API keys'] li button", "Revoke")
+        .await;
+    d.wait_for_js(
+        "the key to go",
+        "return document.querySelectorAll(\"section[aria-label='Sites API keys'] li\").length",
+        |v| v == &json!(0),
+    )
+    .await;
+    let answer = d.js_async(&sites).await;
+    assert_eq!(answer[0], 401, "{answer}");
+    d.finish("sites-api-keys").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_is_refused_a_site_not_granted() {
     let d = Dash::start("dash_viewer").await;
     d.open("/").await;

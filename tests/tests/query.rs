@@ -92,18 +92,22 @@ fn fixture_over(start: DateTime<Utc>, days: u32, sessions: u64) -> Vec<EventRow>
                 (_, 1) => "engagement",
                 _ => "pageview",
             };
+            let page = pages[next(5) as usize];
+            if i == 0 {
+                entry = page.to_string();
+            }
             out.push(EventRow {
                 site_id,
                 timestamp: t,
                 name: name.into(),
-                hostname: "example.com".into(),
-                pathname: {
-                    let p = pages[next(5) as usize];
-                    if i == 0 {
-                        entry = p.to_string();
-                    }
-                    p.into()
-                },
+                // The blog has a host of its own: visits cross hosts.
+                hostname: if page.starts_with("/blog") {
+                    "blog.example.com"
+                } else {
+                    "example.com"
+                }
+                .into(),
+                pathname: page.into(),
                 entry_page: entry.clone(),
                 country_name: country_name.into(),
                 region_name: region_name.into(),
@@ -154,12 +158,25 @@ fn fixture_over(start: DateTime<Utc>, days: u32, sessions: u64) -> Vec<EventRow>
 
 // ---- the independent computation -------------------------------------------------------
 
-type Exits = std::collections::HashMap<u64, String>;
+/// Per visit: the path of its last pageview in the range, and the hosts of its first and
+/// last.
+type Exits = std::collections::HashMap<u64, (String, String, String)>;
 
 fn property(e: &EventRow, name: &str, exits: &Exits) -> String {
     match name {
         "visit:entry_page" => e.entry_page.clone(),
-        "visit:exit_page" => exits.get(&e.session_id).cloned().unwrap_or_default(),
+        "visit:exit_page" => exits
+            .get(&e.session_id)
+            .map(|x| x.0.clone())
+            .unwrap_or_default(),
+        "visit:entry_page_hostname" => exits
+            .get(&e.session_id)
+            .map(|x| x.1.clone())
+            .unwrap_or_default(),
+        "visit:exit_page_hostname" => exits
+            .get(&e.session_id)
+            .map(|x| x.2.clone())
+            .unwrap_or_default(),
         "visit:country_name" => e.country_name.clone(),
         "visit:region_name" => e.region_name.clone(),
         "visit:city_name" => e.city.clone(),
@@ -294,18 +311,29 @@ fn grouped(
             .date_naive();
         e.site_id == 1 && day >= from && day <= to
     };
-    // Each visit's last pageview in the range (ties: the greater path).
-    let mut last: BTreeMap<u64, (u32, String)> = BTreeMap::new();
+    // Each visit's first and last pageviews in the range (ties: by path).
+    // (timestamp, path, host) of the first and the last.
+    type Pageview = (u32, String, String);
+    let mut ends: BTreeMap<u64, (Pageview, Pageview)> = BTreeMap::new();
     for e in events
         .iter()
         .filter(|e| in_range(e) && e.name == "pageview")
     {
-        let entry = last.entry(e.session_id).or_insert((0, String::new()));
-        if (e.timestamp, &e.pathname) > (entry.0, &entry.1) {
-            *entry = (e.timestamp, e.pathname.clone());
+        let this = (e.timestamp, e.pathname.clone(), e.hostname.clone());
+        let (first, last) = ends
+            .entry(e.session_id)
+            .or_insert((this.clone(), this.clone()));
+        if (this.0, &this.1) < (first.0, &first.1) {
+            *first = this.clone();
+        }
+        if (this.0, &this.1) > (last.0, &last.1) {
+            *last = this;
         }
     }
-    let exits: Exits = last.into_iter().map(|(s, (_, p))| (s, p)).collect();
+    let exits: Exits = ends
+        .into_iter()
+        .map(|(s, (first, last))| (s, (last.1, first.2, last.2)))
+        .collect();
     let mut groups: BTreeMap<Vec<String>, G> = BTreeMap::new();
     for e in events {
         if !in_range(e)
@@ -549,6 +577,8 @@ async fn answers_match_an_independent_computation(b: Backend) {
     let dimensions = [
         "event:page",
         "event:hostname",
+        "visit:entry_page_hostname",
+        "visit:exit_page_hostname",
         "event:name",
         "visit:source",
         "visit:referrer",
@@ -614,6 +644,10 @@ async fn answers_match_an_independent_computation(b: Backend) {
         json!([
             ["is", "visit:exit_page", ["/docs", "/"]],
             ["is_not", "visit:entry_page", ["/pricing"]]
+        ]),
+        json!([
+            ["is", "visit:entry_page_hostname", ["blog.example.com"]],
+            ["contains_not", "visit:exit_page_hostname", ["BLOG"], {"case_sensitive": false}]
         ]),
         json!([
             ["contains", "visit:country_name", ["United"]],

@@ -112,13 +112,17 @@ pub enum Property {
     City,
     EntryPage,
     ExitPage,
+    /// The host of the visit's first pageview in the range.
+    EntryHostname,
+    /// The host of the visit's last pageview in the range.
+    ExitHostname,
     CountryName,
     RegionName,
     CityName,
 }
 
 impl Property {
-    pub const ALL: [(&'static str, Property); 24] = [
+    pub const ALL: [(&'static str, Property); 26] = [
         ("event:page", Property::Page),
         ("event:hostname", Property::Hostname),
         ("event:name", Property::Name),
@@ -140,6 +144,8 @@ impl Property {
         ("visit:city", Property::City),
         ("visit:entry_page", Property::EntryPage),
         ("visit:exit_page", Property::ExitPage),
+        ("visit:entry_page_hostname", Property::EntryHostname),
+        ("visit:exit_page_hostname", Property::ExitHostname),
         ("visit:country_name", Property::CountryName),
         ("visit:region_name", Property::RegionName),
         ("visit:city_name", Property::CityName),
@@ -155,7 +161,30 @@ impl Property {
     /// Whether the property belongs to the visit (the same for all of a visit's events, or,
     /// for the exit page, its last pageview's), so the visit rows hold it.
     pub fn per_visit(self) -> bool {
-        !matches!(self, Property::Page | Property::Hostname | Property::Name)
+        !matches!(
+            self,
+            Property::Page
+                | Property::Hostname
+                | Property::Name
+                | Property::EntryHostname
+                | Property::ExitHostname
+        )
+    }
+
+    /// Whether closed days keep the property's counts in their rollups. The entry and exit
+    /// hosts came later: days rolled up before have no rows for them, so they are always
+    /// counted from raw events (and need raw retention).
+    pub fn rolled_up(self) -> bool {
+        !matches!(self, Property::EntryHostname | Property::ExitHostname)
+    }
+
+    /// Whether the property is found per visit from its pageviews in the range (joined in,
+    /// not stored on the event).
+    pub fn joined(self) -> bool {
+        matches!(
+            self,
+            Property::ExitPage | Property::EntryHostname | Property::ExitHostname
+        )
     }
 
     /// The events column holding the property.
@@ -181,8 +210,10 @@ impl Property {
             Property::Region => "region",
             Property::City | Property::CityName => "city",
             Property::EntryPage => "entry_page",
-            // Not stored: the last pageview of the visit, joined in by the planner.
+            // Not stored: from the visit's first and last pageviews, joined in by the planner.
             Property::ExitPage => "exit_page",
+            Property::EntryHostname => "entry_hostname",
+            Property::ExitHostname => "exit_hostname",
             Property::CountryName => "country_name",
             Property::RegionName => "region_name",
         }
@@ -253,9 +284,6 @@ fn check_patterns(filters: &[Filter]) -> Result<(), QueryError> {
     }
     Ok(())
 }
-
-/// Dimensions of the Stats API that Footfall does not answer yet.
-const NOT_YET_DIMENSIONS: &[&str] = &["visit:entry_page_hostname", "visit:exit_page_hostname"];
 
 /// Time buckets, cut in the site's time zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -715,9 +743,6 @@ fn parse_field(name: &str) -> Result<Field, QueryError> {
             ));
         }
         return Ok(Field::Prop(key.to_string()));
-    }
-    if NOT_YET_DIMENSIONS.contains(&name) {
-        return err(format!("dimension `{name}` is not supported yet"));
     }
     err(format!("unknown dimension `{name}`"))
 }

@@ -78,7 +78,8 @@ fn kind(q: &Query) -> Option<Kind> {
         return None;
     }
     match q.dimensions.as_slice() {
-        [Dimension::Field(Field::Column(p))] => Some(Kind::Property(*p)),
+        [Dimension::Field(Field::Column(p))] if p.rolled_up() => Some(Kind::Property(*p)),
+        [Dimension::Field(_)] => None,
         _ => bucket.map(Kind::Totals),
     }
 }
@@ -646,7 +647,7 @@ pub async fn compute_day(
         String::new(),
         &totals.values().next().copied().unwrap_or_default(),
     ));
-    for (_, p) in Property::ALL {
+    for (_, p) in Property::ALL.into_iter().filter(|(_, p)| p.rolled_up()) {
         q.dimensions = vec![Dimension::Field(Field::Column(p))];
         let counts = if p.per_visit() {
             visit_counts(store, site.id, &q, day, day, deadline, Sample::EXACT).await?

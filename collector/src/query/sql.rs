@@ -93,10 +93,11 @@ struct Builder {
     sample: Sample,
 }
 
-/// Whether a filter reads `visit:exit_page`.
+/// Whether a filter reads a property found per visit from its pageviews (`visit:exit_page`,
+/// `visit:entry_page_hostname`, `visit:exit_page_hostname`).
 fn reads_exit_page(f: &Filter) -> bool {
     match f {
-        Filter::Match { field, .. } => *field == Field::Column(Property::ExitPage),
+        Filter::Match { field, .. } => matches!(field, Field::Column(p) if p.joined()),
         Filter::And(l) | Filter::Or(l) => l.iter().any(reads_exit_page),
         Filter::Not(f) => reads_exit_page(f),
         // Its inner filter reads the events of its own subquery.
@@ -123,10 +124,12 @@ fn scroll_floor<'a>(filters: impl IntoIterator<Item = &'a Filter>) -> Option<u8>
     floor
 }
 
-/// Whether a query reads `visit:exit_page`, which needs the per-visit join.
+/// Whether a query reads a property found per visit (see [`reads_exit_page`]), which needs
+/// the per-visit join.
 fn uses_exit_page(q: &Query) -> bool {
     q.dimensions
-        .contains(&Dimension::Field(Field::Column(Property::ExitPage)))
+        .iter()
+        .any(|d| matches!(d, Dimension::Field(Field::Column(p)) if p.joined()))
         || q.filters.iter().any(reads_exit_page)
 }
 
@@ -192,9 +195,24 @@ impl Builder {
                     "coalesce((SELECT x.pathname FROM events x INDEXED BY events_site_session WHERE x.site_id = events.site_id AND x.session_id = events.session_id AND x.name = 'pageview' AND x.timestamp >= {from} AND x.timestamp < {to} ORDER BY x.timestamp DESC, x.pathname DESC LIMIT 1), '')"
                 )
             }
+            // The host of the visit's first or last pageview in the range, found the same way.
+            Field::Column(p @ (Property::EntryHostname | Property::ExitHostname))
+                if self.dialect == Dialect::Sqlite =>
+            {
+                let (from, to) = self.range;
+                let (from, to) = (self.int(from), self.int(to));
+                let order = if *p == Property::EntryHostname {
+                    "ASC"
+                } else {
+                    "DESC"
+                };
+                format!(
+                    "coalesce((SELECT x.hostname FROM events x INDEXED BY events_site_session WHERE x.site_id = events.site_id AND x.session_id = events.session_id AND x.name = 'pageview' AND x.timestamp >= {from} AND x.timestamp < {to} ORDER BY x.timestamp {order}, x.pathname {order} LIMIT 1), '')"
+                )
+            }
             // A visit without a pageview in the range has no row in the joined exits.
-            Field::Column(Property::ExitPage) if self.dialect == Dialect::DuckDb => {
-                "coalesce(exit_page, '')".to_string()
+            Field::Column(p) if p.joined() && self.dialect == Dialect::DuckDb => {
+                format!("coalesce({}, '')", p.column())
             }
             Field::Column(p) => p.column().to_string(),
             // Resolved into filters before any statement is built; never a value here.
@@ -379,10 +397,10 @@ impl Builder {
         }
         match self.dialect {
             Dialect::DuckDb => format!(
-                "events LEFT JOIN (SELECT session_id, max({{'t': timestamp, 'p': pathname}}).p AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING (session_id)"
+                "events LEFT JOIN (SELECT session_id, max({{'t': timestamp, 'p': pathname}}).p AS exit_page, max({{'t': timestamp, 'p': pathname, 'h': hostname}}).h AS exit_hostname, min({{'t': timestamp, 'p': pathname, 'h': hostname}}).h AS entry_hostname FROM events WHERE {visits} GROUP BY session_id) AS exits USING (session_id)"
             ),
             _ => format!(
-                "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
+                "events ANY LEFT JOIN (SELECT session_id, argMax(pathname, (timestamp, pathname)) AS exit_page, argMax(hostname, (timestamp, pathname)) AS exit_hostname, argMin(hostname, (timestamp, pathname)) AS entry_hostname FROM events WHERE {visits} GROUP BY session_id) AS exits USING session_id"
             ),
         }
     }

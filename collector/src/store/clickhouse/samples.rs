@@ -135,9 +135,10 @@ impl ClickHouseStore {
                     .query(SQL_DELETE_SITE_DAYS)
                     .bind(Identifier(table)),
             )));
-            out.push(render(days(
-                self.db().query(SQL_COUNT_SITE_DAYS).bind(Identifier(table)),
-            )));
+            out.push(render(
+                days(self.db().query(SQL_COUNT_SITE_DAYS).bind(Identifier(table)))
+                    .bind(1_700_000_000_000_000u64),
+            ));
         }
         out.push(render(
             days(
@@ -151,7 +152,8 @@ impl ClickHouseStore {
         out.push(render(
             days(self.db().query(SQL_COUNT_SITE_DAY_VALUES))
                 .bind("event:page")
-                .bind(paths),
+                .bind(paths)
+                .bind(1_700_000_000_000_000u64),
         ));
         out.push(render(
             self.db()
