@@ -304,14 +304,7 @@ pub fn routes() -> Routes {
             "Totals per value of a property (Stats API v1)",
             v1::breakdown,
         )
-        .merge(dashboard_routes())
-        // A body must arrive whole within its deadline, however it trickles (the request
-        // head has its own, in the server).
-        .wrap(|r| {
-            r.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
-                server::BODY_TIMEOUT,
-            ))
-        });
+        .merge(dashboard_routes());
     // An export archive is larger, and gets longer.
     let upload = Routes::new("Imports")
         .post(
@@ -325,7 +318,16 @@ pub fn routes() -> Routes {
                 imports::UPLOAD_TIMEOUT,
             ))
         });
-    events.merge(main).merge(upload)
+    events
+        .merge(main)
+        // A body must arrive whole within its deadline, however it trickles (the request
+        // head has its own, in the server); events included.
+        .wrap(|r| {
+            r.layer(tower_http::timeout::RequestBodyDeadlineLayer::new(
+                server::BODY_TIMEOUT,
+            ))
+        })
+        .merge(upload)
 }
 
 /// `GET /api/docs/openapi.json`: written once from [`routes`].

@@ -16,7 +16,7 @@ use crate::sites::{Action, Limits, SiteError, SiteSettings};
 /// The largest settings body: four lists of at most 500 entries.
 const MAX_SETTINGS_BODY: usize = 512 * 1024;
 
-fn site_error(e: SiteError) -> ApiError {
+pub(super) fn site_error(e: SiteError) -> ApiError {
     match e {
         SiteError::Invalid(m) => ApiError::BadRequest(m),
         SiteError::Store(e) => store_error(e),

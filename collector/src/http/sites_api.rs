@@ -189,6 +189,13 @@ impl Params {
         }
     }
 
+    /// A text parameter without which Plausible refuses `what` (its words).
+    fn required(&self, name: &str, what: &str) -> Result<String, ApiError> {
+        self.text(name).ok_or_else(|| {
+            ApiError::BadRequest(format!("Parameter `{name}` is required to {what}"))
+        })
+    }
+
     fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)
     }
@@ -468,10 +475,7 @@ pub async fn delete_site(
         state.clock.now(),
     )
     .await
-    .map_err(|e| match e {
-        crate::sites::SiteError::Invalid(m) => ApiError::BadRequest(m),
-        crate::sites::SiteError::Store(e) => store_error(e),
-    })?;
+    .map_err(super::sites::site_error)?;
     reload_sites(&state).await?;
     tracing::info!(site = %site.domain, by = %who.name(), "site deleted through the Sites API");
     Ok(Json(json!({"deleted": true})))
@@ -486,12 +490,10 @@ pub async fn shared_link(
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::read(req).await?;
     let (who, site) = site_for(&state, &headers, &params, Scope::SitesProvision).await?;
-    let Some(name) = params.text("name") else {
-        return Err(ApiError::BadRequest(
-            "Parameter `name` is required to create a shared link".into(),
-        ));
-    };
-    let name = name.trim().to_string();
+    let name = params
+        .required("name", "create a shared link")?
+        .trim()
+        .to_string();
     if name.is_empty() {
         return Err(ApiError::BadRequest("can't be blank".into()));
     }
@@ -559,8 +561,6 @@ pub async fn put_goal(
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::read(req).await?;
     let (who, site) = site_for(&state, &headers, &params, Scope::SitesProvision).await?;
-    let required =
-        |p: &str| ApiError::BadRequest(format!("Parameter `{p}` is required to create a goal"));
     let props = match params.0.get("custom_props") {
         None | Some(Value::Null) => Default::default(),
         Some(Value::Object(o)) => o
@@ -578,19 +578,14 @@ pub async fn put_goal(
             ));
         }
     };
-    let rule = match params.text("goal_type").as_deref() {
-        None => return Err(required("goal_type")),
-        Some("event") => Rule::Event {
-            name: params
-                .text("event_name")
-                .map(|n| n.trim().to_string())
-                .ok_or_else(|| required("event_name"))?,
+    let goal = "create a goal";
+    let rule = match params.required("goal_type", goal)?.as_str() {
+        "event" => Rule::Event {
+            name: params.required("event_name", goal)?.trim().to_string(),
             props,
         },
-        Some("page") => {
-            let path = params
-                .text("page_path")
-                .ok_or_else(|| required("page_path"))?;
+        "page" => {
+            let path = params.required("page_path", goal)?;
             let path = path.trim();
             Rule::Pageview {
                 path: if path.starts_with('/') {
@@ -601,7 +596,7 @@ pub async fn put_goal(
                 props,
             }
         }
-        Some(other) => {
+        other => {
             return Err(ApiError::BadRequest(format!(
                 "Parameter `goal_type` is `event` or `page`, not `{}`",
                 other.chars().take(40).collect::<String>()
@@ -687,12 +682,10 @@ pub async fn put_prop(
 ) -> Result<Json<Value>, ApiError> {
     let params = Params::read(req).await?;
     let (who, site) = site_for(&state, &headers, &params, Scope::SitesProvision).await?;
-    let Some(property) = params.text("property") else {
-        return Err(ApiError::BadRequest(
-            "Parameter `property` is required to create a custom property".into(),
-        ));
-    };
-    let property = property.trim().to_string();
+    let property = params
+        .required("property", "create a custom property")?
+        .trim()
+        .to_string();
     let chars = property.chars().count();
     if chars == 0 || chars > crate::sites::MAX_CUSTOM_PROP_CHARS {
         return Err(ApiError::BadRequest(
@@ -823,11 +816,7 @@ pub async fn put_guest(
             ));
         }
     }
-    let Some(raw) = params.text("email") else {
-        return Err(ApiError::BadRequest(
-            "Parameter `email` is required to create guest".into(),
-        ));
-    };
+    let raw = params.required("email", "create guest")?;
     let email = accounts::validate_email(&raw).map_err(account_error)?;
     let store = state.store.as_ref();
     if let Some(mut user) = accounts::user(store, &email).await.map_err(account_error)? {
