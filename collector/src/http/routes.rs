@@ -198,10 +198,12 @@ pub fn openapi(docs: &[RouteDoc]) -> Value {
     }
     // Its references point into itself; here it sits under components.
     rebase_refs(&mut query, "#/$defs/", "#/components/schemas/Query/$defs/");
-    let mut tags: Vec<&str> = docs.iter().map(|d| d.tag).collect();
-    tags.dedup();
     let mut seen = std::collections::HashSet::new();
-    tags.retain(|t| seen.insert(*t));
+    let tags: Vec<&str> = docs
+        .iter()
+        .map(|d| d.tag)
+        .filter(|t| seen.insert(*t))
+        .collect();
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -72,9 +72,10 @@ const SQL_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? DELETE WHERE site_id = ?
 const SQL_CLUSTER_DELETE_SITE_DAY_VALUES: &str = "ALTER TABLE ? ON CLUSTER ? DELETE WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value)";
 const SQL_COUNT_SITE_DAY_VALUES: &str = "SELECT count() FROM rollups WHERE site_id = ? AND day >= toDate(?) AND day <= toDate(?) AND dimension = ? AND has(?, value) AND version < ?";
 const SQL_EVENT_PATHNAMES: &str = "SELECT DISTINCT pathname FROM events WHERE site_id = ? LIMIT ?";
-/// The version (the clock in microseconds, as `put_rollups` and `put_visits` write it) below
-/// which rows were written before a deletion began.
-fn deletion_began() -> u64 {
+/// A rollup row's version: the writer's clock in microseconds. Taken when a deletion begins,
+/// it is the version below which rows were written before it (visit rows carry the same
+/// clock, from `query::rollup`).
+fn clock_version() -> u64 {
     Utc::now().timestamp_micros().max(1) as u64
 }
 /// The longest list of values one deleting mutation carries, in bytes (`max_query_size` is
@@ -284,8 +285,8 @@ impl ClickHouseStore {
     }
 
     /// Waits until `count` (a `SELECT count()`) answers 0: a deleting mutation has finished.
-    /// Rows that may be written again while it runs are counted only up to
-    /// [`deletion_began`].
+    /// Rows that may be written again while it runs are counted only up to the
+    /// [`clock_version`] taken when the deletion began.
     async fn wait_gone(
         &self,
         what: &str,
@@ -693,7 +694,7 @@ impl EventStore for ClickHouseStore {
         .await
     }
     async fn delete_events(&self, site_id: u32, scope: &EventScope) -> Result<(), StoreError> {
-        let began = deletion_began();
+        let began = clock_version();
         let runs: Vec<Option<&[String]>> = match &scope.pathnames {
             None => vec![None],
             Some(paths) => runs_by_bytes(paths, MUTATION_VALUES_BYTES)
@@ -760,7 +761,7 @@ impl EventStore for ClickHouseStore {
         Ok(())
     }
     async fn delete_rollups(&self, site_id: u32, scope: &RollupScope) -> Result<(), StoreError> {
-        let began = deletion_began();
+        let began = clock_version();
         let days = |q: clickhouse::query::Query| {
             q.bind(site_id)
                 .bind(scope.from.to_string())
@@ -919,7 +920,7 @@ impl EventStore for ClickHouseStore {
         if rows.is_empty() {
             return Ok(());
         }
-        let version = Utc::now().timestamp_micros().max(1) as u64;
+        let version = clock_version();
         let mut insert = self
             .db()
             .insert::<RollupRecord>("rollups")
